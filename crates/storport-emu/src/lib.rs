@@ -1,0 +1,1 @@
+//! storemu: an emulated Storport port driver.

@@ -1,0 +1,2 @@
+//! The `storemu` command.
+fn main() {}

@@ -1,0 +1,191 @@
+//! Storport, SRB and kernel constants (storport.h, srb.h, scsi.h, wdm.h).
+
+use crate::types::{NTSTATUS, POOL_FLAGS, ULONG};
+
+/// `INTERFACE_TYPE::Internal`, the bus type of a virtual miniport.
+pub const INTERFACE_TYPE_INTERNAL: ULONG = 0;
+
+/// `STOR_FEATURE_VIRTUAL_MINIPORT` (`HW_INITIALIZATION_DATA.FeatureSupport`).
+pub const STOR_FEATURE_VIRTUAL_MINIPORT: ULONG = 0x0000_0001;
+
+/// `STOR_MAP_NO_BUFFERS`.
+pub const STOR_MAP_NO_BUFFERS: u8 = 0;
+/// `STOR_MAP_ALL_BUFFERS`.
+pub const STOR_MAP_ALL_BUFFERS: u8 = 1;
+/// `STOR_MAP_NON_READ_WRITE_BUFFERS`.
+pub const STOR_MAP_NON_READ_WRITE_BUFFERS: u8 = 2;
+/// `STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE`: `DataBuffer` is a system address.
+pub const STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE: u8 = 3;
+
+/// `SP_RETURN_NOT_FOUND` (HwFindAdapter).
+pub const SP_RETURN_NOT_FOUND: ULONG = 0;
+/// `SP_RETURN_FOUND`.
+pub const SP_RETURN_FOUND: ULONG = 1;
+/// `SP_RETURN_ERROR`.
+pub const SP_RETURN_ERROR: ULONG = 2;
+/// `SP_RETURN_BAD_CONFIG`.
+pub const SP_RETURN_BAD_CONFIG: ULONG = 3;
+
+/// `SCSI_ADAPTER_CONTROL_TYPE` values.
+pub mod adapter_control {
+    use crate::types::ULONG;
+    /// `ScsiQuerySupportedControlTypes`.
+    pub const QUERY_SUPPORTED_CONTROL_TYPES: ULONG = 0;
+    /// `ScsiStopAdapter`.
+    pub const STOP_ADAPTER: ULONG = 1;
+    /// `ScsiRestartAdapter`.
+    pub const RESTART_ADAPTER: ULONG = 2;
+    /// `ScsiSetBootConfig`.
+    pub const SET_BOOT_CONFIG: ULONG = 3;
+    /// `ScsiSetRunningConfig`.
+    pub const SET_RUNNING_CONFIG: ULONG = 4;
+    /// `ScsiAdapterControlSuccess`.
+    pub const SUCCESS: ULONG = 0;
+    /// `ScsiAdapterControlUnsuccessful`.
+    pub const UNSUCCESSFUL: ULONG = 1;
+}
+
+/// `SCSI_NOTIFICATION_TYPE` values (`StorPortNotification`).
+pub mod notification {
+    use crate::types::ULONG;
+    /// `RequestComplete`: the port owns the SRB afterwards.
+    pub const REQUEST_COMPLETE: ULONG = 0;
+    /// `NextRequest`.
+    pub const NEXT_REQUEST: ULONG = 1;
+    /// `NextLuRequest`.
+    pub const NEXT_LU_REQUEST: ULONG = 2;
+    /// `ResetDetected`.
+    pub const RESET_DETECTED: ULONG = 3;
+    /// `RequestTimerCall`.
+    pub const REQUEST_TIMER_CALL: ULONG = 6;
+    /// `BusChangeDetected`.
+    pub const BUS_CHANGE_DETECTED: ULONG = 7;
+}
+
+/// `SRB_FUNCTION_*` (srb.h).
+pub mod srb_function {
+    /// `SRB_FUNCTION_EXECUTE_SCSI`.
+    pub const EXECUTE_SCSI: u8 = 0x00;
+    /// `SRB_FUNCTION_IO_CONTROL`.
+    pub const IO_CONTROL: u8 = 0x02;
+    /// `SRB_FUNCTION_SHUTDOWN`.
+    pub const SHUTDOWN: u8 = 0x07;
+    /// `SRB_FUNCTION_FLUSH`.
+    pub const FLUSH: u8 = 0x08;
+    /// `SRB_FUNCTION_ABORT_COMMAND`.
+    pub const ABORT_COMMAND: u8 = 0x10;
+    /// `SRB_FUNCTION_RESET_BUS`.
+    pub const RESET_BUS: u8 = 0x12;
+    /// `SRB_FUNCTION_RESET_DEVICE`.
+    pub const RESET_DEVICE: u8 = 0x13;
+    /// `SRB_FUNCTION_WMI`.
+    pub const WMI: u8 = 0x17;
+    /// `SRB_FUNCTION_RESET_LOGICAL_UNIT`.
+    pub const RESET_LOGICAL_UNIT: u8 = 0x20;
+    /// `SRB_FUNCTION_POWER`.
+    pub const POWER: u8 = 0x24;
+    /// `SRB_FUNCTION_PNP`.
+    pub const PNP: u8 = 0x25;
+}
+
+/// `SRB_STATUS_*` (srb.h).
+pub mod srb_status {
+    /// `SRB_STATUS_PENDING`: never a legal completion status.
+    pub const PENDING: u8 = 0x00;
+    /// `SRB_STATUS_SUCCESS`.
+    pub const SUCCESS: u8 = 0x01;
+    /// `SRB_STATUS_ABORTED`.
+    pub const ABORTED: u8 = 0x02;
+    /// `SRB_STATUS_ERROR`.
+    pub const ERROR: u8 = 0x04;
+    /// `SRB_STATUS_BUSY`.
+    pub const BUSY: u8 = 0x05;
+    /// `SRB_STATUS_INVALID_REQUEST`.
+    pub const INVALID_REQUEST: u8 = 0x06;
+    /// `SRB_STATUS_INVALID_PATH_ID`.
+    pub const INVALID_PATH_ID: u8 = 0x07;
+    /// `SRB_STATUS_NO_DEVICE`.
+    pub const NO_DEVICE: u8 = 0x08;
+    /// `SRB_STATUS_SELECTION_TIMEOUT`.
+    pub const SELECTION_TIMEOUT: u8 = 0x0A;
+    /// `SRB_STATUS_BUS_RESET`.
+    pub const BUS_RESET: u8 = 0x0E;
+    /// `SRB_STATUS_DATA_OVERRUN` (also reported for underruns).
+    pub const DATA_OVERRUN: u8 = 0x12;
+    /// `SRB_STATUS_INVALID_LUN`.
+    pub const INVALID_LUN: u8 = 0x20;
+    /// `SRB_STATUS_INVALID_TARGET_ID`.
+    pub const INVALID_TARGET_ID: u8 = 0x21;
+    /// `SRB_STATUS_BAD_FUNCTION`.
+    pub const BAD_FUNCTION: u8 = 0x22;
+    /// `SRB_STATUS_INTERNAL_ERROR`.
+    pub const INTERNAL_ERROR: u8 = 0x30;
+    /// `SRB_STATUS_QUEUE_FROZEN` flag bit.
+    pub const QUEUE_FROZEN: u8 = 0x40;
+    /// `SRB_STATUS_AUTOSENSE_VALID` flag bit.
+    pub const AUTOSENSE_VALID: u8 = 0x80;
+}
+
+/// `SRB_FLAGS_*` (srb.h).
+pub mod srb_flags {
+    use crate::types::ULONG;
+    /// `SRB_FLAGS_DISABLE_AUTOSENSE`.
+    pub const DISABLE_AUTOSENSE: ULONG = 0x0000_0020;
+    /// `SRB_FLAGS_DATA_IN`.
+    pub const DATA_IN: ULONG = 0x0000_0040;
+    /// `SRB_FLAGS_DATA_OUT`.
+    pub const DATA_OUT: ULONG = 0x0000_0080;
+    /// `SRB_FLAGS_NO_DATA_TRANSFER`.
+    pub const NO_DATA_TRANSFER: ULONG = 0x0000_0000;
+}
+
+/// SCSI status bytes (scsi.h).
+pub mod scsi_status {
+    /// `SCSISTAT_GOOD`.
+    pub const GOOD: u8 = 0x00;
+    /// `SCSISTAT_CHECK_CONDITION`.
+    pub const CHECK_CONDITION: u8 = 0x02;
+    /// `SCSISTAT_BUSY`.
+    pub const BUSY: u8 = 0x08;
+}
+
+/// `MINIPORT_REG_SZ`: string, converted to ANSI on read and to Unicode on write.
+pub const MINIPORT_REG_SZ: ULONG = 1;
+/// `MINIPORT_REG_BINARY`.
+pub const MINIPORT_REG_BINARY: ULONG = 3;
+/// `MINIPORT_REG_DWORD`.
+pub const MINIPORT_REG_DWORD: ULONG = 4;
+/// `MINIPORT_REG_MULTI_SZ`.
+pub const MINIPORT_REG_MULTI_SZ: ULONG = 7;
+/// `REG_QWORD`: storport.h defines no `MINIPORT_REG_QWORD`; the miniport
+/// types share the `REG_*` numbering, so this is `REG_QWORD`'s number.
+pub const MINIPORT_REG_QWORD: ULONG = 11;
+
+/// `PASSIVE_LEVEL`.
+pub const PASSIVE_LEVEL: u8 = 0;
+/// `APC_LEVEL`.
+pub const APC_LEVEL: u8 = 1;
+/// `DISPATCH_LEVEL`.
+pub const DISPATCH_LEVEL: u8 = 2;
+
+/// `POOL_FLAG_NON_PAGED` (`ExAllocatePool2`).
+pub const POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x0000_0000_0000_0040;
+/// `POOL_FLAG_UNINITIALIZED`: the pool does not zero the allocation.
+pub const POOL_FLAG_UNINITIALIZED: POOL_FLAGS = 0x0000_0000_0000_0002;
+
+/// `STATUS_SUCCESS`.
+pub const STATUS_SUCCESS: NTSTATUS = 0;
+/// `STATUS_INVALID_PARAMETER`.
+pub const STATUS_INVALID_PARAMETER: NTSTATUS = 0xC000_000D_u32.cast_signed();
+/// `STATUS_REVISION_MISMATCH`: returned by `StorPortInitialize` for a bad
+/// `HwInitializationDataSize`.
+pub const STATUS_REVISION_MISMATCH: NTSTATUS = 0xC000_0059_u32.cast_signed();
+/// `STATUS_NO_MEMORY`.
+pub const STATUS_NO_MEMORY: NTSTATUS = 0xC000_0017_u32.cast_signed();
+/// `STATUS_INSUFFICIENT_RESOURCES`.
+pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000_009A_u32.cast_signed();
+
+/// `DRIVER_VERIFIER_DETECTED_VIOLATION` bug check.
+pub const BUGCHECK_DRIVER_VERIFIER_DETECTED_VIOLATION: ULONG = 0xC4;
+/// `SCSI_VERIFIER_DETECTED_VIOLATION` bug check (Storport verification).
+pub const BUGCHECK_SCSI_VERIFIER_DETECTED_VIOLATION: ULONG = 0xF1;

@@ -1,0 +1,9 @@
+//! vstor: a Storport virtual miniport exposing RAM-backed SCSI disks.
+#![cfg_attr(not(test), no_std)]
+
+mod miniport;
+
+pub use miniport::driver_entry;
+
+// The safe layer also supplies the kernel runtime (panic handler).
+extern crate storport;
