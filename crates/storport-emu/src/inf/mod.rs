@@ -1,0 +1,1 @@
+//! inf (under construction).

@@ -1,0 +1,1 @@
+//! port (under construction).

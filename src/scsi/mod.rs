@@ -1,0 +1,1 @@
+//! SCSI disk logic: pure, no FFI (under construction).
