@@ -19,7 +19,9 @@ const KERNEL_MODULES: &[&str] = &["storport.sys", "ntoskrnl.exe", "hal.dll"];
 const MAX_IMAGE_BYTES: usize = 64 * 1024;
 
 fn package_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("vstor")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("vstor")
 }
 
 fn sys_path() -> PathBuf {
@@ -73,7 +75,10 @@ fn image_is_an_amd64_pe32_plus_native_driver() {
     let image = read_image();
     let file = parse(&image);
     let nt = file.nt_headers();
-    assert_eq!(nt.file_header().machine.get(LE), pe::IMAGE_FILE_MACHINE_AMD64);
+    assert_eq!(
+        nt.file_header().machine.get(LE),
+        pe::IMAGE_FILE_MACHINE_AMD64
+    );
     let optional = nt.optional_header();
     assert_eq!(optional.magic.get(LE), pe::IMAGE_NT_OPTIONAL_HDR64_MAGIC);
     assert_eq!(
@@ -87,9 +92,16 @@ fn image_is_an_amd64_pe32_plus_native_driver() {
 fn image_is_marked_wdm_driver_nx_and_relocatable() {
     let image = read_image();
     let file = parse(&image);
-    let characteristics = file.nt_headers().optional_header().dll_characteristics.get(LE);
+    let characteristics = file
+        .nt_headers()
+        .optional_header()
+        .dll_characteristics
+        .get(LE);
     for (flag, name) in [
-        (pe::IMAGE_DLLCHARACTERISTICS_WDM_DRIVER, "WDM_DRIVER (link with /DRIVER:WDM)"),
+        (
+            pe::IMAGE_DLLCHARACTERISTICS_WDM_DRIVER,
+            "WDM_DRIVER (link with /DRIVER:WDM)",
+        ),
         (pe::IMAGE_DLLCHARACTERISTICS_NX_COMPAT, "NX_COMPAT"),
         (pe::IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE, "DYNAMIC_BASE"),
     ] {
@@ -105,10 +117,17 @@ fn image_is_marked_wdm_driver_nx_and_relocatable() {
 fn entry_point_is_driver_entry() {
     let image = read_image();
     let file = parse(&image);
-    let entry_rva = file.nt_headers().optional_header().address_of_entry_point.get(LE);
+    let entry_rva = file
+        .nt_headers()
+        .optional_header()
+        .address_of_entry_point
+        .get(LE);
     let pdb_path = sys_path().with_extension("pdb");
     let pdb_file = std::fs::File::open(&pdb_path).unwrap_or_else(|error| {
-        panic!("cannot open {}: {error}; the build writes it beside the .sys", pdb_path.display())
+        panic!(
+            "cannot open {}: {error}; the build writes it beside the .sys",
+            pdb_path.display()
+        )
     });
     let mut pdb = pdb::PDB::open(pdb_file).expect("vstor.pdb is a valid PDB");
     let address_map = pdb.address_map().expect("PDB address map");
@@ -140,18 +159,26 @@ fn imports_come_only_from_kernel_modules() {
     let mut descriptors = table.descriptors().expect("import descriptors");
     let mut modules = Vec::new();
     while let Some(descriptor) = descriptors.next().expect("import descriptor") {
-        let name = table.name(descriptor.name.get(LE)).expect("import module name");
+        let name = table
+            .name(descriptor.name.get(LE))
+            .expect("import module name");
         modules.push(String::from_utf8_lossy(name).into_owned());
     }
     assert!(!modules.is_empty(), "no import descriptors");
     for module in &modules {
         assert!(
-            KERNEL_MODULES.iter().any(|allowed| module.eq_ignore_ascii_case(allowed)),
+            KERNEL_MODULES
+                .iter()
+                .any(|allowed| module.eq_ignore_ascii_case(allowed)),
             "vstor.sys imports from {module}, which is not a kernel module \
              (allowed: {KERNEL_MODULES:?})"
         );
     }
-    assert!(modules.iter().any(|module| module.eq_ignore_ascii_case("storport.sys")));
+    assert!(
+        modules
+            .iter()
+            .any(|module| module.eq_ignore_ascii_case("storport.sys"))
+    );
 }
 
 #[test]
@@ -161,7 +188,10 @@ fn pe_checksum_is_correct() {
     let stored = file.nt_headers().optional_header().check_sum.get(LE);
     let computed = pe_checksum(&image, checksum_field_offset(&image));
     assert_ne!(stored, 0, "the PE checksum is not set (link with /RELEASE)");
-    assert_eq!(stored, computed, "stored PE checksum {stored:#x}, computed {computed:#x}");
+    assert_eq!(
+        stored, computed,
+        "stored PE checksum {stored:#x}, computed {computed:#x}"
+    );
 }
 
 #[test]
@@ -183,7 +213,11 @@ fn image_is_under_64_kib() {
     let image = read_image();
     let file = parse(&image);
     let size_of_image = file.nt_headers().optional_header().size_of_image.get(LE);
-    assert!(image.len() < MAX_IMAGE_BYTES, "file is {} bytes", image.len());
+    assert!(
+        image.len() < MAX_IMAGE_BYTES,
+        "file is {} bytes",
+        image.len()
+    );
     assert!(
         usize::try_from(size_of_image).expect("fits") < MAX_IMAGE_BYTES,
         "SizeOfImage is {size_of_image} bytes"
@@ -194,7 +228,10 @@ fn image_is_under_64_kib() {
 fn package_holds_the_inf() {
     let inf = std::fs::read_to_string(package_dir().join("vstor.inf"))
         .expect("the package folder holds vstor.inf next to vstor.sys");
-    assert!(inf.contains("root\\vstor"), "the INF installs the root\\vstor device");
+    assert!(
+        inf.contains("root\\vstor"),
+        "the INF installs the root\\vstor device"
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ pub const STOR_MAP_NON_READ_WRITE_BUFFERS: u8 = 2;
 /// `STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE`: `DataBuffer` is a system address.
 pub const STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE: u8 = 3;
 
-/// `SP_RETURN_NOT_FOUND` (HwFindAdapter).
+/// `SP_RETURN_NOT_FOUND` (`HwFindAdapter`).
 pub const SP_RETURN_NOT_FOUND: ULONG = 0;
 /// `SP_RETURN_FOUND`.
 pub const SP_RETURN_FOUND: ULONG = 1;

@@ -10,8 +10,8 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::imports::{IMPORTS, Import};
 
-const UNBOUND: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
-static TABLE: [AtomicPtr<c_void>; IMPORTS.len()] = [UNBOUND; IMPORTS.len()];
+static TABLE: [AtomicPtr<c_void>; IMPORTS.len()] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; IMPORTS.len()];
 
 /// Binds every import to the address `resolve(module, name)` returns.
 ///

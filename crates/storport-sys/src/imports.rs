@@ -67,9 +67,9 @@ macro_rules! imports {
             #[cfg(not(target_os = "windows"))]
             pub unsafe extern "win64" fn $name($($arg: $ty),*) $(-> $ret)? {
                 let address = crate::host::address(Import::$name);
-                // SAFETY: `host::address` returns a non-null address that the
-                // binder promised is a function with this import's signature.
                 let f: unsafe extern "win64" fn($($ty),*) $(-> $ret)? =
+                    // SAFETY: `host::address` returns a non-null address that the
+                    // binder promised is a function with this import's signature.
                     unsafe { core::mem::transmute::<*const core::ffi::c_void, _>(address) };
                 // SAFETY: the caller upholds the routine's contract.
                 unsafe { f($($arg),*) }
@@ -171,6 +171,7 @@ pub unsafe extern "win64" fn StorPortNotification(
 /// `format` and `argument` must satisfy `DbgPrint`'s printf contract; the
 /// import must have been bound with [`crate::host::bind`].
 #[cfg(not(target_os = "windows"))]
+#[must_use]
 pub unsafe extern "win64" fn DbgPrint(format: *const u8, argument: *const u8) -> NTSTATUS {
     let address = crate::host::address(Import::DbgPrint);
     // SAFETY: the binder promised a win64 `DbgPrint`.

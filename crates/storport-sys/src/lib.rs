@@ -17,7 +17,7 @@
 //!
 //! vstor targets x64 Windows only. Every function and function-pointer type
 //! is spelled `extern "win64"`, which is exactly `extern "system"` on
-//! `x86_64-pc-windows-msvc`; on an x86_64 Linux host the same spelling keeps
+//! `x86_64-pc-windows-msvc`; on an `x86_64` Linux host the same spelling keeps
 //! the Windows calling convention, so code built for the host (unit tests,
 //! the emulator's in-process mode) calls and is called exactly as the kernel
 //! would.

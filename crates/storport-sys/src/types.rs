@@ -22,8 +22,9 @@ pub type POOL_FLAGS = u64;
 /// `HwInitialize` — `PHW_INITIALIZE`.
 pub type PHW_INITIALIZE = Option<unsafe extern "win64" fn(device_extension: PVOID) -> BOOLEAN>;
 /// `HwStartIo` — `PHW_STARTIO`.
-pub type PHW_STARTIO =
-    Option<unsafe extern "win64" fn(device_extension: PVOID, srb: *mut SCSI_REQUEST_BLOCK) -> BOOLEAN>;
+pub type PHW_STARTIO = Option<
+    unsafe extern "win64" fn(device_extension: PVOID, srb: *mut SCSI_REQUEST_BLOCK) -> BOOLEAN,
+>;
 /// `HwResetBus` — `PHW_RESET_BUS`.
 pub type PHW_RESET_BUS =
     Option<unsafe extern "win64" fn(device_extension: PVOID, path_id: ULONG) -> BOOLEAN>;
@@ -41,7 +42,11 @@ pub type PVIRTUAL_HW_FIND_ADAPTER = Option<
 >;
 /// `HwAdapterControl` — `PHW_ADAPTER_CONTROL`; returns `SCSI_ADAPTER_CONTROL_STATUS`.
 pub type PHW_ADAPTER_CONTROL = Option<
-    unsafe extern "win64" fn(device_extension: PVOID, control_type: ULONG, parameters: PVOID) -> ULONG,
+    unsafe extern "win64" fn(
+        device_extension: PVOID,
+        control_type: ULONG,
+        parameters: PVOID,
+    ) -> ULONG,
 >;
 /// `HwFreeAdapterResources` — `PHW_FREE_ADAPTER_RESOURCES`.
 pub type PHW_FREE_ADAPTER_RESOURCES = Option<unsafe extern "win64" fn(device_extension: PVOID)>;
@@ -56,7 +61,7 @@ pub type PVOID_ROUTINE = Option<unsafe extern "win64" fn()>;
 
 /// `HW_INITIALIZATION_DATA`, the Windows 8+ Storport version (0xD0 bytes).
 ///
-/// Source: storport.h, "HW_INITIALIZATION_DATA structure (storport.h)".
+/// Source: storport.h, "`HW_INITIALIZATION_DATA` structure (storport.h)".
 /// Virtual miniports pass this structure with
 /// `FeatureSupport |= STOR_FEATURE_VIRTUAL_MINIPORT`, and its `HwFindAdapter`
 /// slot holds a [`PVIRTUAL_HW_FIND_ADAPTER`].
@@ -144,7 +149,7 @@ pub struct HW_INITIALIZATION_DATA {
 /// `VIRTUAL_HW_INITIALIZATION_DATA` (0xB0 bytes): the prefix of
 /// [`HW_INITIALIZATION_DATA`] up to `HwCleanupTracing`.
 ///
-/// Source: storport.h, "VIRTUAL_HW_INITIALIZATION_DATA structure (storport.h)".
+/// Source: storport.h, "`VIRTUAL_HW_INITIALIZATION_DATA` structure (storport.h)".
 /// Kept for miniports written against pre-Windows 8 headers; vstor itself
 /// registers with [`HW_INITIALIZATION_DATA`].
 #[repr(C)]
@@ -230,7 +235,7 @@ pub struct MEMORY_REGION {
 
 /// `PORT_CONFIGURATION_INFORMATION`, the Storport version (0xE0 bytes on x64).
 ///
-/// Source: storport.h, "PORT_CONFIGURATION_INFORMATION structure (storport.h)".
+/// Source: storport.h, "`PORT_CONFIGURATION_INFORMATION` structure (storport.h)".
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct PORT_CONFIGURATION_INFORMATION {
@@ -246,9 +251,9 @@ pub struct PORT_CONFIGURATION_INFORMATION {
     pub BusInterruptVector: ULONG,
     /// `KINTERRUPT_MODE`.
     pub InterruptMode: ULONG,
-    /// Largest transfer the adapter takes, in bytes (SDV StorPortFindAdapter).
+    /// Largest transfer the adapter takes, in bytes (SDV `StorPortFindAdapter`).
     pub MaximumTransferLength: ULONG,
-    /// Largest number of physical breaks (SDV StorPortFindAdapter).
+    /// Largest number of physical breaks (SDV `StorPortFindAdapter`).
     pub NumberOfPhysicalBreaks: ULONG,
     /// DMA channel.
     pub DmaChannel: ULONG,
@@ -348,7 +353,7 @@ pub struct PORT_CONFIGURATION_INFORMATION {
     pub DumpRegion: MEMORY_REGION,
     /// Requested dump buffer size.
     pub RequestedDumpBufferSize: ULONG,
-    /// Must be TRUE for virtual miniports (SDV StorPortVirtualDevice2).
+    /// Must be TRUE for virtual miniports (SDV `StorPortVirtualDevice2`).
     pub VirtualDevice: BOOLEAN,
     /// Dump mode.
     pub DumpMode: UCHAR,
@@ -368,7 +373,7 @@ pub struct PORT_CONFIGURATION_INFORMATION {
 
 /// `SCSI_REQUEST_BLOCK` (0x58 bytes on x64).
 ///
-/// Source: srb.h / storport.h, "SCSI_REQUEST_BLOCK structure (srb.h)".
+/// Source: srb.h / storport.h, "`SCSI_REQUEST_BLOCK` structure (srb.h)".
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SCSI_REQUEST_BLOCK {
@@ -405,7 +410,7 @@ pub struct SCSI_REQUEST_BLOCK {
     /// Sense buffer.
     pub SenseInfoBuffer: PVOID,
     /// Next SRB.
-    pub NextSrb: *mut SCSI_REQUEST_BLOCK,
+    pub NextSrb: *mut Self,
     /// Original IRP.
     pub OriginalRequest: PVOID,
     /// Per-SRB miniport extension.
@@ -420,7 +425,7 @@ pub struct SCSI_REQUEST_BLOCK {
 
 /// `SCSI_SUPPORTED_CONTROL_TYPE_LIST` (header; the list has `MaxControlType` entries).
 ///
-/// Source: storport.h, "SCSI_SUPPORTED_CONTROL_TYPE_LIST structure (storport.h)".
+/// Source: storport.h, "`SCSI_SUPPORTED_CONTROL_TYPE_LIST` structure (storport.h)".
 #[repr(C)]
 pub struct SCSI_SUPPORTED_CONTROL_TYPE_LIST {
     /// Number of entries in `SupportedTypeList`, set by the port.
