@@ -2,6 +2,7 @@
 #![cfg_attr(not(test), no_std)]
 
 mod miniport;
+pub mod config;
 pub mod scsi;
 
 pub use miniport::driver_entry;
