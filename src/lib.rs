@@ -1,8 +1,8 @@
 //! vstor: a Storport virtual miniport exposing RAM-backed SCSI disks.
 #![cfg_attr(not(test), no_std)]
 
-mod miniport;
 pub mod config;
+mod miniport;
 pub mod scsi;
 
 pub use miniport::driver_entry;

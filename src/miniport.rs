@@ -1,7 +1,6 @@
 //! Registration with Storport and the adapter callbacks.
 
 use core::ffi::c_void;
-use core::mem::size_of;
 
 use storport_sys::{
     DRIVER_OBJECT, HW_INITIALIZATION_DATA, INTERFACE_TYPE_INTERNAL, NTSTATUS,
@@ -24,7 +23,8 @@ pub unsafe fn driver_entry(
     registry_path: *mut UNICODE_STRING,
 ) -> NTSTATUS {
     let mut init = HW_INITIALIZATION_DATA {
-        HwInitializationDataSize: size_of::<HW_INITIALIZATION_DATA>() as u32,
+        HwInitializationDataSize: u32::try_from(core::mem::size_of::<HW_INITIALIZATION_DATA>())
+            .unwrap_or(u32::MAX),
         AdapterInterfaceType: INTERFACE_TYPE_INTERNAL,
         HwInitialize: Some(hw_initialize),
         HwStartIo: Some(hw_start_io),
@@ -102,11 +102,14 @@ unsafe extern "win64" fn hw_find_adapter(
     SP_RETURN_FOUND
 }
 
-unsafe extern "win64" fn hw_initialize(_device_extension: *mut c_void) -> u8 {
+const unsafe extern "win64" fn hw_initialize(_device_extension: *mut c_void) -> u8 {
     1
 }
 
-unsafe extern "win64" fn hw_start_io(device_extension: *mut c_void, srb: *mut SCSI_REQUEST_BLOCK) -> u8 {
+unsafe extern "win64" fn hw_start_io(
+    device_extension: *mut c_void,
+    srb: *mut SCSI_REQUEST_BLOCK,
+) -> u8 {
     // SAFETY: Storport hands the miniport a valid SRB it owns until completion.
     unsafe { (*srb).SrbStatus = srb_status::NO_DEVICE };
     // SAFETY: completing an SRB Storport gave to this adapter, once.
@@ -120,7 +123,7 @@ unsafe extern "win64" fn hw_start_io(device_extension: *mut c_void, srb: *mut SC
     1
 }
 
-unsafe extern "win64" fn hw_reset_bus(_device_extension: *mut c_void, _path_id: u32) -> u8 {
+const unsafe extern "win64" fn hw_reset_bus(_device_extension: *mut c_void, _path_id: u32) -> u8 {
     1
 }
 
@@ -139,16 +142,16 @@ unsafe extern "win64" fn hw_adapter_control(
             adapter_control::RESTART_ADAPTER,
         ] {
             if supported < max {
+                // SAFETY: `list` is the port's list for this control type.
+                let entries = unsafe { &raw mut (*list).SupportedTypeList }.cast::<u8>();
                 // SAFETY: the list has MaxControlType entries and `supported` is below it.
-                unsafe {
-                    *(&raw mut (*list).SupportedTypeList)
-                        .cast::<u8>()
-                        .add(supported as usize) = 1;
-                }
+                let entry = unsafe { entries.add(supported as usize) };
+                // SAFETY: `entry` is inside the list.
+                unsafe { entry.write(1) };
             }
         }
     }
     adapter_control::SUCCESS
 }
 
-unsafe extern "win64" fn hw_free_adapter_resources(_device_extension: *mut c_void) {}
+const unsafe extern "win64" fn hw_free_adapter_resources(_device_extension: *mut c_void) {}

@@ -1,2 +1,6 @@
 //! The `storemu` command.
-fn main() {}
+
+fn main() {
+    eprintln!("storemu: the run command is not available in this build.");
+    std::process::exit(64);
+}
