@@ -1,0 +1,406 @@
+//! The SCSI request block as start-io sees it: [`Srb`], a handle that is
+//! completed exactly once.
+//!
+//! After `StorPortNotification(RequestComplete)` the port owns the SRB again;
+//! completing it twice is Storport's bug check 0xF1 parameter 0x2004.
+//! [`Srb::complete`] consumes the handle, so a second completion does not
+//! compile:
+//!
+//! ```compile_fail,E0382
+//! use storport::{Srb, SrbStatus};
+//! fn twice(srb: Srb<'_>) {
+//!     srb.complete(SrbStatus::SUCCESS);
+//!     srb.complete(SrbStatus::SUCCESS);
+//! }
+//! ```
+//!
+//! ```
+//! use storport::{Srb, SrbStatus};
+//! fn once(srb: Srb<'_>) {
+//!     srb.complete(SrbStatus::SUCCESS);
+//! }
+//! ```
+//!
+//! # Not completing
+//!
+//! A handle dropped without [`Srb::complete`] would leave the request
+//! hanging until Storport's timeout resets the bus. The handle cannot
+//! outlive start-io (its lifetime is the call's), so a dropped handle is
+//! always such a loss: `Drop` completes it with
+//! [`SrbStatus::INTERNAL_ERROR`] and reports it through `DbgPrint`, and the
+//! emulator's verifier reports the status. `#[must_use]` catches the
+//! simplest case at compile time.
+
+use core::ffi::c_void;
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+use storport_sys::{SCSI_REQUEST_BLOCK, notification, srb_flags, srb_function, srb_status};
+
+/// The `SRB_FUNCTION_*` of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SrbFunction {
+    /// `SRB_FUNCTION_EXECUTE_SCSI`: run the CDB.
+    ExecuteScsi,
+    /// `SRB_FUNCTION_IO_CONTROL`.
+    IoControl,
+    /// `SRB_FUNCTION_SHUTDOWN`.
+    Shutdown,
+    /// `SRB_FUNCTION_FLUSH`.
+    Flush,
+    /// `SRB_FUNCTION_ABORT_COMMAND`.
+    AbortCommand,
+    /// `SRB_FUNCTION_RESET_BUS`.
+    ResetBus,
+    /// `SRB_FUNCTION_RESET_DEVICE`.
+    ResetDevice,
+    /// `SRB_FUNCTION_WMI`.
+    Wmi,
+    /// `SRB_FUNCTION_RESET_LOGICAL_UNIT`.
+    ResetLogicalUnit,
+    /// `SRB_FUNCTION_POWER`.
+    Power,
+    /// `SRB_FUNCTION_PNP`.
+    Pnp,
+    /// Any other function code.
+    Other(u8),
+}
+
+impl SrbFunction {
+    /// Decodes `SCSI_REQUEST_BLOCK.Function`.
+    #[must_use]
+    pub const fn from_raw(function: u8) -> Self {
+        match function {
+            srb_function::EXECUTE_SCSI => Self::ExecuteScsi,
+            srb_function::IO_CONTROL => Self::IoControl,
+            srb_function::SHUTDOWN => Self::Shutdown,
+            srb_function::FLUSH => Self::Flush,
+            srb_function::ABORT_COMMAND => Self::AbortCommand,
+            srb_function::RESET_BUS => Self::ResetBus,
+            srb_function::RESET_DEVICE => Self::ResetDevice,
+            srb_function::WMI => Self::Wmi,
+            srb_function::RESET_LOGICAL_UNIT => Self::ResetLogicalUnit,
+            srb_function::POWER => Self::Power,
+            srb_function::PNP => Self::Pnp,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// The status a request completes with (`SRB_STATUS_*`, with the
+/// autosense-valid and queue-frozen bits).
+///
+/// There is no `PENDING`: completing with it is SDV's `StorPortStatusPending`
+/// violation, so no value of this type is pending.
+///
+/// ```
+/// use storport::SrbStatus;
+/// assert_eq!(SrbStatus::ERROR.with_autosense_valid().to_raw(), 0x84);
+/// assert_eq!(SrbStatus::from_raw(0x00), None);
+/// assert_eq!(SrbStatus::from_raw(0x01), Some(SrbStatus::SUCCESS));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SrbStatus(u8);
+
+impl SrbStatus {
+    /// `SRB_STATUS_SUCCESS`.
+    pub const SUCCESS: Self = Self(srb_status::SUCCESS);
+    /// `SRB_STATUS_ABORTED`.
+    pub const ABORTED: Self = Self(srb_status::ABORTED);
+    /// `SRB_STATUS_ERROR`.
+    pub const ERROR: Self = Self(srb_status::ERROR);
+    /// `SRB_STATUS_BUSY`.
+    pub const BUSY: Self = Self(srb_status::BUSY);
+    /// `SRB_STATUS_INVALID_REQUEST`.
+    pub const INVALID_REQUEST: Self = Self(srb_status::INVALID_REQUEST);
+    /// `SRB_STATUS_INVALID_PATH_ID`.
+    pub const INVALID_PATH_ID: Self = Self(srb_status::INVALID_PATH_ID);
+    /// `SRB_STATUS_NO_DEVICE`.
+    pub const NO_DEVICE: Self = Self(srb_status::NO_DEVICE);
+    /// `SRB_STATUS_SELECTION_TIMEOUT`.
+    pub const SELECTION_TIMEOUT: Self = Self(srb_status::SELECTION_TIMEOUT);
+    /// `SRB_STATUS_BUS_RESET`.
+    pub const BUS_RESET: Self = Self(srb_status::BUS_RESET);
+    /// `SRB_STATUS_DATA_OVERRUN` (also used for underruns).
+    pub const DATA_OVERRUN: Self = Self(srb_status::DATA_OVERRUN);
+    /// `SRB_STATUS_INVALID_LUN`.
+    pub const INVALID_LUN: Self = Self(srb_status::INVALID_LUN);
+    /// `SRB_STATUS_INVALID_TARGET_ID`.
+    pub const INVALID_TARGET_ID: Self = Self(srb_status::INVALID_TARGET_ID);
+    /// `SRB_STATUS_BAD_FUNCTION`.
+    pub const BAD_FUNCTION: Self = Self(srb_status::BAD_FUNCTION);
+    /// `SRB_STATUS_INTERNAL_ERROR`.
+    pub const INTERNAL_ERROR: Self = Self(srb_status::INTERNAL_ERROR);
+
+    const FLAGS: u8 = srb_status::AUTOSENSE_VALID | srb_status::QUEUE_FROZEN;
+
+    /// A status from its byte; `None` for `SRB_STATUS_PENDING` (a code of
+    /// zero, with or without flag bits).
+    #[must_use]
+    pub const fn from_raw(status: u8) -> Option<Self> {
+        if status & !Self::FLAGS == srb_status::PENDING {
+            None
+        } else {
+            Some(Self(status))
+        }
+    }
+
+    /// The status byte.
+    #[must_use]
+    pub const fn to_raw(self) -> u8 {
+        self.0
+    }
+
+    /// The same status with `SRB_STATUS_AUTOSENSE_VALID`: the sense buffer
+    /// holds sense data.
+    #[must_use]
+    pub const fn with_autosense_valid(self) -> Self {
+        Self(self.0 | srb_status::AUTOSENSE_VALID)
+    }
+}
+
+impl fmt::Debug for SrbStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SrbStatus({:#04x})", self.0)
+    }
+}
+
+/// A request handed to start-io: read its CDB and addresses, fill its
+/// buffers, then [`complete`](Self::complete) it.
+///
+/// # Invariants
+///
+/// `srb` is the SRB Storport passed to the start-io call this handle lives
+/// in (`'a` ends with it), not yet completed; `device_extension` is that
+/// call's; `buffer_bytes` is the SRB's `DataTransferLength` when start-io
+/// began, and `DataBuffer` is a system address valid for that many bytes
+/// (the layer registers with `STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE`).
+#[must_use = "an SRB must be completed with `Srb::complete`; dropping it completes it with SRB_STATUS_INTERNAL_ERROR"]
+pub struct Srb<'a> {
+    device_extension: NonNull<c_void>,
+    request: NonNull<SCSI_REQUEST_BLOCK>,
+    buffer_bytes: u32,
+    _call: PhantomData<&'a mut SCSI_REQUEST_BLOCK>,
+}
+
+impl Srb<'_> {
+    /// Wraps the SRB of one start-io call.
+    ///
+    /// # Safety
+    ///
+    /// `srb` must be the SRB Storport passed to the running start-io call
+    /// with `device_extension`, not completed yet, with a data buffer mapped
+    /// to a system address; the handle must not outlive the call.
+    pub(crate) const unsafe fn new(
+        device_extension: NonNull<c_void>,
+        srb: NonNull<SCSI_REQUEST_BLOCK>,
+    ) -> Self {
+        // SAFETY: the caller promised a live SRB that this call owns.
+        let buffer_bytes = unsafe { srb.as_ref() }.DataTransferLength;
+        // INVARIANT: the caller's promise, with the length read just now.
+        Self {
+            device_extension,
+            request: srb,
+            buffer_bytes,
+            _call: PhantomData,
+        }
+    }
+
+    const fn raw(&self) -> &SCSI_REQUEST_BLOCK {
+        // SAFETY: by the type invariant the SRB is live and owned by this
+        // handle; the shared borrow of `self` keeps it unaliased by `raw_mut`.
+        unsafe { self.request.as_ref() }
+    }
+
+    const fn raw_mut(&mut self) -> &mut SCSI_REQUEST_BLOCK {
+        // SAFETY: as in `raw`, and `&mut self` makes this the only view.
+        unsafe { self.request.as_mut() }
+    }
+
+    /// The request's function.
+    #[must_use]
+    pub const fn function(&self) -> SrbFunction {
+        SrbFunction::from_raw(self.raw().Function)
+    }
+
+    /// The bus (`PathId`).
+    #[must_use]
+    pub const fn path_id(&self) -> u8 {
+        self.raw().PathId
+    }
+
+    /// The target (`TargetId`).
+    #[must_use]
+    pub const fn target_id(&self) -> u8 {
+        self.raw().TargetId
+    }
+
+    /// The logical unit (`Lun`).
+    #[must_use]
+    pub const fn lun(&self) -> u8 {
+        self.raw().Lun
+    }
+
+    /// The CDB: `CdbLength` bytes (at most 16).
+    #[must_use]
+    pub fn cdb(&self) -> &[u8] {
+        let raw = self.raw();
+        let length = usize::from(raw.CdbLength).min(raw.Cdb.len());
+        &raw.Cdb[..length]
+    }
+
+    /// `SRB_FLAGS_*`.
+    #[must_use]
+    pub const fn flags(&self) -> u32 {
+        self.raw().SrbFlags
+    }
+
+    /// The data buffer's length in bytes, as the request arrived.
+    #[must_use]
+    pub const fn buffer_bytes(&self) -> u32 {
+        self.buffer_bytes
+    }
+
+    /// The bytes the request reports as transferred (`DataTransferLength`).
+    #[must_use]
+    pub const fn data_transfer_length(&self) -> u32 {
+        self.raw().DataTransferLength
+    }
+
+    /// Reports `bytes` as transferred (an underrun when below the buffer
+    /// length). The length cannot grow past the buffer: a larger value is
+    /// clamped to it, so the port never copies past the data buffer.
+    pub fn set_data_transfer_length(&mut self, bytes: u32) {
+        let length = bytes.min(self.buffer_bytes);
+        self.raw_mut().DataTransferLength = length;
+    }
+
+    /// The data buffer as a slice of `len` bytes, if `flag` is set.
+    fn data(&self, flag: u32) -> Option<(NonNull<u8>, usize)> {
+        let raw = self.raw();
+        if raw.SrbFlags & flag == 0 || self.buffer_bytes == 0 {
+            return None;
+        }
+        let data = NonNull::new(raw.DataBuffer.cast::<u8>())?;
+        Some((data, self.buffer_bytes as usize))
+    }
+
+    /// The buffer to fill for a device-to-host transfer
+    /// (`SRB_FLAGS_DATA_IN`); empty when the request has no such data.
+    pub fn data_in_mut(&mut self) -> &mut [u8] {
+        match self.data(srb_flags::DATA_IN) {
+            // SAFETY: by the type invariant the buffer is mapped for
+            // `buffer_bytes` and belongs to this request until completion;
+            // `&mut self` makes the slice the only view.
+            Some((data, length)) => unsafe {
+                core::slice::from_raw_parts_mut(data.as_ptr(), length)
+            },
+            None => &mut [],
+        }
+    }
+
+    /// The data of a host-to-device transfer (`SRB_FLAGS_DATA_OUT`); empty
+    /// when the request has no such data.
+    #[must_use]
+    pub fn data_out(&self) -> &[u8] {
+        match self.data(srb_flags::DATA_OUT) {
+            // SAFETY: as in `data_in_mut`; the shared borrow of `self` rules
+            // out a simultaneous `data_in_mut`.
+            Some((data, length)) => unsafe { core::slice::from_raw_parts(data.as_ptr(), length) },
+            None => &[],
+        }
+    }
+
+    /// The autosense buffer (`SenseInfoBuffer`, `SenseInfoBufferLength`
+    /// bytes); empty when there is none or autosense is disabled.
+    pub fn sense_mut(&mut self) -> &mut [u8] {
+        let raw = self.raw();
+        let length = usize::from(raw.SenseInfoBufferLength);
+        let disabled = raw.SrbFlags & srb_flags::DISABLE_AUTOSENSE != 0;
+        match NonNull::new(raw.SenseInfoBuffer.cast::<u8>()) {
+            // SAFETY: the port supplies a sense buffer of
+            // `SenseInfoBufferLength` bytes with the SRB, owned by the
+            // request until completion; `&mut self` makes this the only view.
+            Some(sense) if length > 0 && !disabled => unsafe {
+                core::slice::from_raw_parts_mut(sense.as_ptr(), length)
+            },
+            _ => &mut [],
+        }
+    }
+
+    /// Sets the SCSI status byte (`ScsiStatus`), e.g. 0x02 CHECK CONDITION.
+    pub const fn set_scsi_status(&mut self, status: u8) {
+        self.raw_mut().ScsiStatus = status;
+    }
+
+    /// Completes the request with `status`
+    /// (`StorPortNotification(RequestComplete)`). The port owns the SRB
+    /// afterwards, so the handle is consumed.
+    pub fn complete(self, status: SrbStatus) {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        this.finish(status);
+    }
+
+    fn finish(&mut self, status: SrbStatus) {
+        self.raw_mut().SrbStatus = status.to_raw();
+        // SAFETY: the SRB is this start-io call's and not yet completed (the
+        // type invariant); `complete` consumes the handle and `Drop` runs
+        // only for a handle that was not completed, so this happens once.
+        unsafe {
+            storport_sys::StorPortNotification(
+                notification::REQUEST_COMPLETE,
+                self.device_extension.as_ptr(),
+                self.request.as_ptr().cast::<c_void>(),
+            );
+        }
+    }
+}
+
+impl Drop for Srb<'_> {
+    fn drop(&mut self) {
+        crate::debug_print!(
+            "storport: an SRB (function {:#04x}, CDB opcode {:#04x}) was dropped without \
+             completion; completing it with SRB_STATUS_INTERNAL_ERROR\n",
+            self.raw().Function,
+            self.cdb().first().copied().unwrap_or(0)
+        );
+        self.finish(SrbStatus::INTERNAL_ERROR);
+    }
+}
+
+impl fmt::Debug for Srb<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Srb")
+            .field("function", &self.function())
+            .field("path_id", &self.path_id())
+            .field("target_id", &self.target_id())
+            .field("lun", &self.lun())
+            .field("cdb", &self.cdb())
+            .field("buffer_bytes", &self.buffer_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SrbFunction, SrbStatus};
+
+    #[test]
+    fn pending_is_not_a_completion_status() {
+        assert_eq!(SrbStatus::from_raw(0x00), None);
+        assert_eq!(SrbStatus::from_raw(0x80), None);
+        assert_eq!(SrbStatus::from_raw(0xC0), None);
+        assert_eq!(
+            SrbStatus::from_raw(0x84),
+            Some(SrbStatus::ERROR.with_autosense_valid())
+        );
+    }
+
+    #[test]
+    fn functions_decode() {
+        assert_eq!(SrbFunction::from_raw(0x00), SrbFunction::ExecuteScsi);
+        assert_eq!(SrbFunction::from_raw(0x25), SrbFunction::Pnp);
+        assert_eq!(SrbFunction::from_raw(0x99), SrbFunction::Other(0x99));
+    }
+}

@@ -1,0 +1,441 @@
+//! The `extern "win64"` trampolines Storport calls, one set per [`Miniport`]
+//! type, and the device-extension slot the adapter state lives in.
+//!
+//! Every trampoline trusts Storport's calling contract — the arguments are
+//! the ones the documentation describes, and the callbacks of one adapter
+//! run in the documented order — and turns it into the safe trait's types.
+
+use core::ffi::{CStr, c_void};
+use core::marker::PhantomData;
+use core::mem::{MaybeUninit, align_of, offset_of, size_of};
+use core::ptr::NonNull;
+
+use storport_sys::{
+    BOOLEAN, HW_INITIALIZATION_DATA, INTERFACE_TYPE_INTERNAL, PORT_CONFIGURATION_INFORMATION,
+    PVOID, SCSI_REQUEST_BLOCK, SCSI_SUPPORTED_CONTROL_TYPE_LIST, SP_RETURN_ERROR, SP_RETURN_FOUND,
+    STOR_FEATURE_VIRTUAL_MINIPORT, STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE, ULONG,
+    adapter_control,
+};
+
+use crate::miniport::{
+    AdapterControl, ConfigInfo, ControlStatus, FindAdapterContext, Miniport, SupportedControlTypes,
+};
+use crate::registry::Registry;
+use crate::srb::{Srb, SrbStatus};
+
+/// The alignment Storport guarantees for a device extension (it comes from
+/// nonpaged pool; 8 bytes is the documented minimum this layer relies on).
+const EXTENSION_ALIGN: usize = 8;
+
+/// `AdapterSlot::state` once find-adapter has stored the adapter.
+const LIVE: u32 = u32::from_le_bytes(*b"LIVE");
+/// `AdapterSlot::state` before find-adapter succeeds and after the adapter
+/// is dropped (any value but [`LIVE`] means "no adapter").
+const EMPTY: u32 = 0;
+
+/// The device extension's contents: the adapter, and whether it is there.
+#[repr(C)]
+struct AdapterSlot<A> {
+    state: u32,
+    adapter: MaybeUninit<A>,
+}
+
+/// A field of the structure at `base`, `offset` bytes in; no memory is
+/// touched.
+fn field<T, U>(base: NonNull<T>, offset: usize) -> NonNull<U> {
+    base.cast::<u8>()
+        .map_addr(|address| address.saturating_add(offset))
+        .cast()
+}
+
+/// The slot's `state` field.
+fn state_of<A>(slot: NonNull<AdapterSlot<A>>) -> NonNull<u32> {
+    field(slot, offset_of!(AdapterSlot<A>, state))
+}
+
+/// The slot's `adapter` field.
+fn adapter_of<A>(slot: NonNull<AdapterSlot<A>>) -> NonNull<A> {
+    field(slot, offset_of!(AdapterSlot<A>, adapter))
+}
+
+/// The trampolines and init data for miniport `T`.
+pub struct MiniportVTable<T: Miniport>(PhantomData<T>);
+
+impl<T: Miniport> MiniportVTable<T> {
+    /// Bytes of padding needed to align the slot inside an extension that
+    /// is only [`EXTENSION_ALIGN`]-aligned.
+    const SLOT_PADDING: usize =
+        align_of::<AdapterSlot<T::Adapter>>().saturating_sub(EXTENSION_ALIGN);
+
+    /// `DeviceExtensionSize`: the slot, plus room to align it.
+    const DEVICE_EXTENSION_SIZE: ULONG = {
+        let bytes = size_of::<AdapterSlot<T::Adapter>>() + Self::SLOT_PADDING;
+        assert!(
+            bytes <= u32::MAX as usize,
+            "the adapter state does not fit a device extension"
+        );
+        #[expect(clippy::cast_possible_truncation, reason = "checked on the line above")]
+        let size = bytes as ULONG;
+        size
+    };
+
+    /// The `HW_INITIALIZATION_DATA` that registers `T` as a virtual miniport.
+    pub const fn init_data() -> HW_INITIALIZATION_DATA {
+        HW_INITIALIZATION_DATA {
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "0xD0 bytes, pinned by storport-sys's layout checks"
+            )]
+            HwInitializationDataSize: size_of::<HW_INITIALIZATION_DATA>() as ULONG,
+            AdapterInterfaceType: INTERFACE_TYPE_INTERNAL,
+            HwInitialize: Some(Self::initialize),
+            HwStartIo: Some(Self::start_io),
+            HwInterrupt: None,
+            HwFindAdapter: Some(Self::find_adapter),
+            HwResetBus: Some(Self::reset_bus),
+            HwDmaStarted: None,
+            HwAdapterState: None,
+            DeviceExtensionSize: Self::DEVICE_EXTENSION_SIZE,
+            SpecificLuExtensionSize: 0,
+            SrbExtensionSize: 0,
+            NumberOfAccessRanges: 0,
+            Reserved: core::ptr::null_mut(),
+            MapBuffers: STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE,
+            NeedPhysicalAddresses: 0,
+            TaggedQueuing: 1,
+            AutoRequestSense: 1,
+            MultipleRequestPerLu: 1,
+            ReceiveEvent: 0,
+            VendorIdLength: 0,
+            VendorId: core::ptr::null_mut(),
+            PortVersionFlags: 0,
+            DeviceIdLength: 0,
+            DeviceId: core::ptr::null_mut(),
+            HwAdapterControl: if T::HAS_ADAPTER_CONTROL {
+                Some(Self::adapter_control)
+            } else {
+                None
+            },
+            HwBuildIo: None,
+            HwFreeAdapterResources: Some(Self::free_adapter_resources),
+            HwProcessServiceRequest: None,
+            HwCompleteServiceIrp: None,
+            HwInitializeTracing: None,
+            HwCleanupTracing: None,
+            HwTracingEnabled: None,
+            FeatureSupport: STOR_FEATURE_VIRTUAL_MINIPORT,
+            SrbTypeFlags: 0,
+            AddressTypeFlags: 0,
+            Reserved1: 0,
+            HwUnitControl: None,
+        }
+    }
+
+    /// The slot inside the device extension, aligned for the adapter.
+    fn slot(extension: NonNull<c_void>) -> NonNull<AdapterSlot<T::Adapter>> {
+        let align = align_of::<AdapterSlot<T::Adapter>>();
+        let address = extension.as_ptr() as usize;
+        let offset = address.next_multiple_of(align) - address;
+        // The offset is at most SLOT_PADDING, which DEVICE_EXTENSION_SIZE
+        // includes, so the slot stays inside the extension.
+        field(extension, offset)
+    }
+
+    /// The adapter, if find-adapter stored one.
+    ///
+    /// # Safety
+    ///
+    /// `extension` must be a device extension of this miniport (at least
+    /// [`Self::DEVICE_EXTENSION_SIZE`] bytes, [`EXTENSION_ALIGN`]-aligned)
+    /// on which find-adapter has run, and free-adapter-resources must not
+    /// run for it while the reference lives.
+    unsafe fn adapter<'a>(extension: NonNull<c_void>) -> Option<&'a T::Adapter> {
+        let slot = Self::slot(extension);
+        // SAFETY: the slot is inside the extension, and find-adapter wrote
+        // its state before any other callback could run.
+        let state = unsafe { state_of(slot).read() };
+        if state != LIVE {
+            return None;
+        }
+        // SAFETY: LIVE is stored only after the adapter was written, and
+        // the adapter is dropped only by free-adapter-resources, which the
+        // caller rules out for `'a`.
+        Some(unsafe { adapter_of(slot).as_ref() })
+    }
+
+    /// `HwFindAdapter` (virtual, seven arguments).
+    ///
+    /// # Safety
+    ///
+    /// Storport's contract: `device_extension` is this adapter's extension
+    /// of `DeviceExtensionSize` bytes, `config_info` is valid and exclusive
+    /// for the call, `argument_string` is NULL or NUL-terminated, and the
+    /// call runs at `PASSIVE_LEVEL` before any other callback of the adapter.
+    unsafe extern "win64" fn find_adapter(
+        device_extension: PVOID,
+        _hw_context: PVOID,
+        _bus_information: PVOID,
+        _lower_device: PVOID,
+        argument_string: *mut i8,
+        config_info: *mut PORT_CONFIGURATION_INFORMATION,
+        _again: *mut BOOLEAN,
+    ) -> ULONG {
+        let (Some(extension), Some(mut config)) =
+            (NonNull::new(device_extension), NonNull::new(config_info))
+        else {
+            return SP_RETURN_ERROR;
+        };
+        let slot = Self::slot(extension);
+        // SAFETY: the slot lies inside the extension (see `slot`), which
+        // the port gave this call; no other callback runs yet.
+        unsafe { state_of(slot).write(EMPTY) };
+        // SAFETY: the port passes a valid ConfigInfo, exclusively, for the call.
+        let raw_config = unsafe { config.as_mut() };
+        force_virtual_config(raw_config);
+        let argument_string = if argument_string.is_null() {
+            None
+        } else {
+            // SAFETY: a non-NULL ArgumentString is NUL-terminated and lives
+            // for the call.
+            Some(unsafe { CStr::from_ptr(argument_string) })
+        };
+        // SAFETY: find-adapter runs at PASSIVE_LEVEL with this extension,
+        // and `registry` is dropped before this call returns.
+        let mut registry = unsafe { Registry::new(extension) };
+        let mut context = FindAdapterContext {
+            config: ConfigInfo { raw: raw_config },
+            registry: &mut registry,
+            argument_string,
+        };
+        let result = T::find_adapter(&mut context);
+        force_virtual_config(context.config.raw);
+        match result {
+            Ok(adapter) => {
+                // SAFETY: as for the state above; the slot is aligned for
+                // the adapter.
+                unsafe { adapter_of(slot).write(adapter) };
+                // SAFETY: as above; LIVE follows the write of the adapter.
+                unsafe { state_of(slot).write(LIVE) };
+                SP_RETURN_FOUND
+            }
+            Err(error) => error.to_raw(),
+        }
+    }
+
+    /// `HwInitialize`.
+    ///
+    /// # Safety
+    ///
+    /// Storport's contract: called with the adapter's extension after
+    /// find-adapter.
+    unsafe extern "win64" fn initialize(device_extension: PVOID) -> BOOLEAN {
+        let Some(extension) = NonNull::new(device_extension) else {
+            return 0;
+        };
+        // SAFETY: the port calls this after find-adapter and not alongside
+        // free-adapter-resources.
+        unsafe { Self::adapter(extension) }.map_or(0, |adapter| T::initialize(adapter).into())
+    }
+
+    /// `HwStartIo`.
+    ///
+    /// # Safety
+    ///
+    /// Storport's contract: the adapter's extension after a successful
+    /// start, and an SRB this call owns until it is completed, with buffers
+    /// mapped as `MapBuffers` asked.
+    unsafe extern "win64" fn start_io(
+        device_extension: PVOID,
+        srb: *mut SCSI_REQUEST_BLOCK,
+    ) -> BOOLEAN {
+        let (Some(extension), Some(srb)) = (NonNull::new(device_extension), NonNull::new(srb))
+        else {
+            return 0;
+        };
+        // SAFETY: the port hands this call a live SRB of this adapter, with
+        // system-mapped buffers; the handle does not outlive the call.
+        let srb = unsafe { Srb::new(extension, srb) };
+        // SAFETY: start-io runs only while the adapter is started.
+        match unsafe { Self::adapter(extension) } {
+            Some(adapter) => T::start_io(adapter, srb),
+            None => srb.complete(SrbStatus::NO_DEVICE),
+        }
+        1
+    }
+
+    /// `HwResetBus`.
+    ///
+    /// # Safety
+    ///
+    /// Storport's contract: the adapter's extension after find-adapter.
+    unsafe extern "win64" fn reset_bus(device_extension: PVOID, path_id: ULONG) -> BOOLEAN {
+        let Some(extension) = NonNull::new(device_extension) else {
+            return 0;
+        };
+        // PathId is a UCHAR in every SRB; the upper bits carry nothing.
+        let path_id = (path_id & 0xFF) as u8;
+        // SAFETY: reset-bus runs only while the adapter is started.
+        unsafe { Self::adapter(extension) }
+            .map_or(0, |adapter| T::reset_bus(adapter, path_id).into())
+    }
+
+    /// `HwAdapterControl`.
+    ///
+    /// # Safety
+    ///
+    /// Storport's contract: the adapter's extension after find-adapter;
+    /// for `ScsiQuerySupportedControlTypes`, `parameters` is a
+    /// `SCSI_SUPPORTED_CONTROL_TYPE_LIST` with `MaxControlType` entries; the
+    /// query, boot-config and running-config types run at `PASSIVE_LEVEL`.
+    unsafe extern "win64" fn adapter_control(
+        device_extension: PVOID,
+        control_type: ULONG,
+        parameters: PVOID,
+    ) -> ULONG {
+        let unsuccessful = ControlStatus::Unsuccessful.to_raw();
+        let Some(extension) = NonNull::new(device_extension) else {
+            return unsuccessful;
+        };
+        // SAFETY: adapter control comes only after find-adapter, never
+        // alongside free-adapter-resources.
+        let Some(adapter) = (unsafe { Self::adapter(extension) }) else {
+            return unsuccessful;
+        };
+        // SAFETY: used only in the PASSIVE_LEVEL cases below, and dropped
+        // before this call returns.
+        let mut registry = unsafe { Registry::new(extension) };
+        let control = match control_type {
+            adapter_control::QUERY_SUPPORTED_CONTROL_TYPES => {
+                let Some(list) =
+                    NonNull::new(parameters.cast::<SCSI_SUPPORTED_CONTROL_TYPE_LIST>())
+                else {
+                    return unsuccessful;
+                };
+                // SAFETY: for this type Parameters is the port's list.
+                let max = unsafe {
+                    field::<_, ULONG>(
+                        list,
+                        offset_of!(SCSI_SUPPORTED_CONTROL_TYPE_LIST, MaxControlType),
+                    )
+                    .read()
+                };
+                // SAFETY: the port's list holds MaxControlType one-byte
+                // flags from SupportedTypeList on, exclusively ours for the
+                // call.
+                let flags = unsafe {
+                    core::slice::from_raw_parts_mut(
+                        field::<_, u8>(
+                            list,
+                            offset_of!(SCSI_SUPPORTED_CONTROL_TYPE_LIST, SupportedTypeList),
+                        )
+                        .as_ptr(),
+                        max as usize,
+                    )
+                };
+                AdapterControl::QuerySupportedControlTypes {
+                    supported: SupportedControlTypes::new(flags),
+                    registry: &mut registry,
+                }
+            }
+            adapter_control::STOP_ADAPTER => AdapterControl::Stop,
+            adapter_control::RESTART_ADAPTER => AdapterControl::Restart,
+            adapter_control::SET_BOOT_CONFIG => AdapterControl::SetBootConfig {
+                registry: &mut registry,
+            },
+            adapter_control::SET_RUNNING_CONFIG => AdapterControl::SetRunningConfig {
+                registry: &mut registry,
+            },
+            other => AdapterControl::Other(other),
+        };
+        T::adapter_control(adapter, control).to_raw()
+    }
+
+    /// `HwFreeAdapterResources`: drops the adapter.
+    ///
+    /// # Safety
+    ///
+    /// Storport's contract: the adapter's extension, once, with no other
+    /// callback of the adapter running or to come.
+    unsafe extern "win64" fn free_adapter_resources(device_extension: PVOID) {
+        let Some(extension) = NonNull::new(device_extension) else {
+            return;
+        };
+        let slot = Self::slot(extension);
+        // SAFETY: the slot is inside the extension, and no other callback
+        // of the adapter runs now.
+        let state = unsafe { state_of(slot).read() };
+        if state != LIVE {
+            return;
+        }
+        // SAFETY: as above.
+        unsafe { state_of(slot).write(EMPTY) };
+        // SAFETY: the state was LIVE, so the adapter is initialised; EMPTY
+        // now keeps it from being dropped or used again.
+        unsafe { adapter_of(slot).drop_in_place() };
+    }
+}
+
+/// The configuration every virtual miniport of this layer declares:
+/// `VirtualDevice` (SDV `StorPortVirtualDevice2`) and system-mapped data
+/// buffers, which [`Srb`]'s slices rely on.
+const fn force_virtual_config(config: &mut PORT_CONFIGURATION_INFORMATION) {
+    config.VirtualDevice = 1;
+    config.MapBuffers = STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE;
+}
+
+#[cfg(test)]
+mod tests {
+    use core::ffi::c_void;
+    use core::ptr::NonNull;
+    use std::vec;
+
+    use super::{EXTENSION_ALIGN, MiniportVTable};
+    use crate::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+
+    #[repr(align(64))]
+    struct Wide(#[expect(dead_code, reason = "only its alignment matters")] u8);
+
+    struct Driver;
+    impl Miniport for Driver {
+        type Adapter = Wide;
+        fn find_adapter(_: &mut FindAdapterContext<'_>) -> Result<Wide, FindAdapterError> {
+            Err(FindAdapterError::NotFound)
+        }
+        fn start_io(_: &Wide, srb: Srb<'_>) {
+            srb.complete(SrbStatus::NO_DEVICE);
+        }
+        fn reset_bus(_: &Wide, _: u8) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn an_over_aligned_adapter_fits_an_eight_byte_aligned_extension() {
+        let size = MiniportVTable::<Driver>::DEVICE_EXTENSION_SIZE as usize;
+        assert_eq!(size, 128 + 64 - EXTENSION_ALIGN);
+        let mut backing = vec![0_u64; size / 8 + 16];
+        for start in 0..8 {
+            let extension = NonNull::new(backing[start..].as_mut_ptr().cast::<c_void>()).unwrap();
+            let slot = MiniportVTable::<Driver>::slot(extension);
+            assert_eq!(slot.as_ptr() as usize % 64, 0);
+            let end = slot.as_ptr() as usize + 128;
+            assert!(end <= extension.as_ptr() as usize + size);
+        }
+    }
+
+    #[test]
+    fn init_data_registers_a_virtual_miniport() {
+        let data = MiniportVTable::<Driver>::init_data();
+        assert_eq!(data.HwInitializationDataSize, 0xD0);
+        assert_eq!(data.AdapterInterfaceType, 0);
+        assert_eq!(data.FeatureSupport & 1, 1);
+        assert_eq!(data.MapBuffers, 3);
+        assert!(data.HwFindAdapter.is_some() && data.HwInitialize.is_some());
+        assert!(data.HwStartIo.is_some() && data.HwResetBus.is_some());
+        assert!(data.HwFreeAdapterResources.is_some());
+        assert!(
+            data.HwAdapterControl.is_none(),
+            "the driver implements no adapter control"
+        );
+    }
+}
