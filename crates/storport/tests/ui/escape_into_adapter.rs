@@ -1,0 +1,34 @@
+//! The registry buffer must not be stored in the adapter state, which
+//! outlives find-adapter and is shared with start-io.
+use storport::registry::RegistryBuffer;
+use storport::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+
+struct Driver;
+
+struct Adapter {
+    settings: RegistryBuffer<'static>,
+}
+
+impl Miniport for Driver {
+    type Adapter = Adapter;
+
+    fn find_adapter(context: &mut FindAdapterContext<'_>) -> Result<Adapter, FindAdapterError> {
+        let settings = context
+            .registry()
+            .open(64)
+            .map_err(|_| FindAdapterError::Error)?;
+        Ok(Adapter { settings })
+    }
+
+    fn start_io(_: &Adapter, srb: Srb<'_>) {
+        srb.complete(SrbStatus::NO_DEVICE);
+    }
+
+    fn reset_bus(_: &Adapter, _: u8) -> bool {
+        true
+    }
+}
+
+fn main() {
+    let _ = core::mem::size_of::<Driver>();
+}

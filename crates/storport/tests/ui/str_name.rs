@@ -1,0 +1,13 @@
+//! Value names are NUL-terminated: a `&str` is not accepted.
+use storport::registry::{Registry, Scope};
+
+fn read(registry: &mut Registry) {
+    let Ok(mut buffer) = registry.open(16) else {
+        return;
+    };
+    let _ = buffer.read_dword(Scope::Global, "DiskCount");
+}
+
+fn main() {
+    let _: fn(&mut Registry) = read;
+}
