@@ -1,1 +1,195 @@
-//! SCSI disk logic: pure, no FFI (under construction).
+//! SCSI disk logic: CDB decoding, sense data, INQUIRY/VPD and mode pages, LBA arithmetic.
+//!
+//! Pure and FFI-free: `core` only, no allocation, no `unsafe`, no panics on any input. It runs
+//! inside `HwStartIo` at `DISPATCH_LEVEL`, concurrently on several processors with no lock held,
+//! so everything here works through `&self`; the little per-disk state there is (the caching
+//! page's WCE bit, a sense deferred while autosense is off) lives in atomics.
+//!
+//! # How the driver uses it
+//!
+//! ```text
+//! let disk = Disk::new(DiskConfig { .. })?;           // find-adapter, PASSIVE_LEVEL
+//! // HwStartIo, any IRQL up to DISPATCH_LEVEL:
+//! let outcome = srb::start_io(&adapter, Srb { function, address, cdb, data, autosense });
+//! // copy `outcome.sense` into the SRB's sense buffer, set SrbStatus = outcome.srb_status,
+//! // ScsiStatus = outcome.scsi_status, DataTransferLength = outcome.transferred; complete.
+//! ```
+//!
+//! - [`Disk::new`] checks a [`DiskConfig`] (identity strings, block size, capacity, limits).
+//! - [`Disk::execute`] runs one CDB against a [`BlockStore`] and returns an [`Outcome`].
+//! - [`srb::start_io`] is the SRB-function level: it routes `EXECUTE_SCSI` to the addressed
+//!   disk, answers resets, abort, flush, shutdown, Plug and Play and power, refuses the rest, and reports
+//!   missing targets and LUNs with the SRB status Storport expects.
+//!
+//! # Data buffers and lengths (decisions)
+//!
+//! The caller says the direction from the SRB flags ([`DataBuffer`]). A data-in command given a
+//! non-empty data-out buffer, or the reverse, completes with `SRB_STATUS_INVALID_REQUEST` and
+//! touches nothing; [`DataBuffer::None`] behaves as an empty buffer of the right direction.
+//!
+//! - Commands with an ALLOCATION LENGTH (INQUIRY, MODE SENSE, REQUEST SENSE, READ CAPACITY,
+//!   REPORT LUNS, GET LBA STATUS): the device returns `min(response, allocation length)` bytes
+//!   and that is not an error (SPC-4 §4.2.5.6). A data buffer shorter than that is a normal
+//!   truncation too: the bytes that fit are returned with `SRB_STATUS_SUCCESS` and
+//!   `transferred` set, so Storport reports the residual.
+//! - Commands with a TRANSFER LENGTH or PARAMETER LIST LENGTH (READ, WRITE, VERIFY with
+//!   BYTCHK, WRITE SAME, UNMAP, MODE SELECT): a data buffer shorter than the CDB asks for is a
+//!   host error reported as `SRB_STATUS_DATA_OVERRUN` (Storport's status for overrun *and*
+//!   underrun) with `transferred` = bytes actually moved. A READ copies what fits; anything that
+//!   writes moves nothing, so a short buffer never leaves a half-written block behind. A larger
+//!   buffer is fine: only the bytes the CDB names are used and `transferred` says how many.
+//! - A request moving more than [`Limits::max_transfer_bytes`] (1 MiB by default, the adapter's
+//!   `MaximumTransferLength`, reported as MAXIMUM TRANSFER LENGTH in VPD page B0h) ends in
+//!   CHECK CONDITION, ILLEGAL REQUEST, INVALID FIELD IN CDB pointing at the length field, as
+//!   SBC-3 §5.x (READ(10) ... WRITE(16)) requires.
+//! - A CDB shorter than its operation code's group size is a malformed SRB:
+//!   `SRB_STATUS_INVALID_REQUEST`. Bytes past the group size are ignored.
+//!
+//! Errors are CHECK CONDITION with fixed-format sense (response code 70h) and
+//! `SRB_STATUS_ERROR | SRB_STATUS_AUTOSENSE_VALID`. With [`Autosense::Disabled`] the sense is
+//! kept instead and returned by the next REQUEST SENSE (SPC-4 §5.12).
+
+mod config;
+mod disk;
+mod inquiry;
+mod io;
+mod mode;
+mod reply;
+mod sense;
+pub mod srb;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{BlockSize, ConfigError, DiskConfig, Identity, Limits};
+pub use disk::{Disk, Request, op};
+pub use sense::{FieldPointer, SenseData, SenseDetail, asc, sense_key};
+pub use srb::LunSet;
+
+/// `SRB_STATUS_*` values (srb.h) this module completes requests with.
+///
+/// Kept here rather than taken from `storport-sys` so the module stays FFI-free; the numbers
+/// are the ABI's and must not change.
+pub mod srb_status {
+    /// `SRB_STATUS_SUCCESS`.
+    pub const SUCCESS: u8 = 0x01;
+    /// `SRB_STATUS_ERROR`: here always a CHECK CONDITION.
+    pub const ERROR: u8 = 0x04;
+    /// `SRB_STATUS_INVALID_REQUEST`: unsupported SRB function or malformed SRB.
+    pub const INVALID_REQUEST: u8 = 0x06;
+    /// `SRB_STATUS_NO_DEVICE`: no such path or target.
+    pub const NO_DEVICE: u8 = 0x08;
+    /// `SRB_STATUS_DATA_OVERRUN`: also used for underruns (see the module notes).
+    pub const DATA_OVERRUN: u8 = 0x12;
+    /// `SRB_STATUS_INVALID_LUN`: the target exists, the LUN does not.
+    pub const INVALID_LUN: u8 = 0x20;
+    /// `SRB_STATUS_AUTOSENSE_VALID`: flag bit, sense data was returned with the SRB.
+    pub const AUTOSENSE_VALID: u8 = 0x80;
+}
+
+/// SCSI status byte values (SAM-5 §5.3).
+pub mod scsi_status {
+    /// GOOD.
+    pub const GOOD: u8 = 0x00;
+    /// CHECK CONDITION: sense data describes the error.
+    pub const CHECK_CONDITION: u8 = 0x02;
+}
+
+/// The logical unit's medium, addressed in bytes.
+///
+/// The disk only calls these with ranges inside its capacity (`byte_offset + len <=
+/// block_count * block_size`, no overflow), always in whole blocks, at most
+/// [`Limits::max_transfer_bytes`] per call for `read`/`write` and at most
+/// [`Limits::max_unmap_bytes`] or [`Limits::max_write_same_bytes`] per call for `zero`.
+///
+/// Implementations are called concurrently from several processors at `DISPATCH_LEVEL`
+/// without any lock held by the caller. They must be free of data races in Rust's sense
+/// (atomics, or a spin lock that does not wait at raised IRQL for long), must not allocate or
+/// block, and must not panic. Concurrent overlapping writes may interleave at any granularity
+/// the implementation documents; SCSI gives no ordering between concurrent commands.
+pub trait BlockStore {
+    /// Fills `out` with the bytes stored at `byte_offset..byte_offset + out.len()`.
+    fn read(&self, byte_offset: u64, out: &mut [u8]);
+    /// Stores `data` at `byte_offset..byte_offset + data.len()`.
+    fn write(&self, byte_offset: u64, data: &[u8]);
+    /// Makes `byte_offset..byte_offset + len` read back as zeros (UNMAP, WRITE SAME with a
+    /// zero block). The disk reports LBPRZ = 1, so this must really zero the range.
+    fn zero(&self, byte_offset: u64, len: u64);
+    /// Makes earlier writes durable (SYNCHRONIZE CACHE, FUA, SRB flush and shutdown). RAM has
+    /// nothing to do, hence the default.
+    fn flush(&self) {}
+}
+
+/// The SRB's data buffer, with the direction taken from the SRB flags.
+#[derive(Debug)]
+pub enum DataBuffer<'a> {
+    /// No data transfer (`SRB_FLAGS_NO_DATA_TRANSFER` or a zero `DataTransferLength`).
+    None,
+    /// `SRB_FLAGS_DATA_IN`: the device fills it.
+    In(&'a mut [u8]),
+    /// `SRB_FLAGS_DATA_OUT`: the device reads it.
+    Out(&'a [u8]),
+}
+
+/// Whether sense data goes back with the failed command or waits for REQUEST SENSE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Autosense {
+    /// The SRB has a sense buffer: return sense in [`Outcome::sense`].
+    Enabled,
+    /// `SRB_FLAGS_DISABLE_AUTOSENSE` or no sense buffer: keep it for REQUEST SENSE.
+    Disabled,
+}
+
+/// What the caller writes back into the SRB before completing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "the SRB must be completed with this outcome"]
+pub struct Outcome {
+    /// `SrbStatus`, including [`srb_status::AUTOSENSE_VALID`] when `sense` is set.
+    pub srb_status: u8,
+    /// `ScsiStatus`.
+    pub scsi_status: u8,
+    /// Sense data for the SRB's sense buffer (fixed format, see [`SenseData::fixed`]).
+    pub sense: Option<SenseData>,
+    /// Bytes actually moved through the data buffer: the new `DataTransferLength`.
+    pub transferred: u32,
+}
+
+impl Outcome {
+    /// GOOD status with `transferred` bytes moved.
+    pub fn good(transferred: usize) -> Self {
+        Self {
+            srb_status: srb_status::SUCCESS,
+            scsi_status: scsi_status::GOOD,
+            sense: None,
+            transferred: u32::try_from(transferred).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The data buffer did not hold what the CDB asked for; `transferred` bytes were moved.
+    pub fn data_overrun(transferred: usize) -> Self {
+        Self {
+            srb_status: srb_status::DATA_OVERRUN,
+            ..Self::good(transferred)
+        }
+    }
+
+    /// An SRB-level status with no SCSI status, sense or data.
+    pub const fn srb(srb_status: u8) -> Self {
+        Self {
+            srb_status,
+            scsi_status: scsi_status::GOOD,
+            sense: None,
+            transferred: 0,
+        }
+    }
+
+    /// CHECK CONDITION with autosense.
+    pub const fn check(sense: SenseData) -> Self {
+        Self {
+            srb_status: srb_status::ERROR | srb_status::AUTOSENSE_VALID,
+            scsi_status: scsi_status::CHECK_CONDITION,
+            sense: Some(sense),
+            transferred: 0,
+        }
+    }
+}

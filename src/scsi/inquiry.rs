@@ -1,0 +1,139 @@
+//! INQUIRY: standard data and the vital product data pages (SPC-4 §6.6, §7.8; SBC-3 §6.6).
+
+use super::DataBuffer;
+use super::disk::{Disk, Handled};
+use super::reply::{Cdb, Reply, data_in};
+use super::sense::SenseData;
+
+/// VPD pages supported, ascending (the Supported VPD Pages page lists exactly these).
+pub const VPD_PAGES: [u8; 6] = [0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2];
+
+/// Length of the standard INQUIRY data returned: through the version descriptors.
+const STANDARD_LEN: u8 = 74;
+
+/// Version descriptors (SPC-4 table 38 / T10 list): SAM-5, SPC-4, SBC-3.
+const VERSION_DESCRIPTORS: [u16; 3] = [0x00A0, 0x0460, 0x04C0];
+
+impl Disk {
+    /// INQUIRY. CMDDT (obsolete) set, or EVPD = 0 with PAGE CODE ≠ 0, or an unsupported VPD
+    /// page: INVALID FIELD IN CDB (SPC-4 §6.6.1). ALLOCATION LENGTH is bytes 3–4.
+    pub(crate) fn inquiry(&self, cdb: &Cdb, data: DataBuffer<'_>) -> Handled {
+        let evpd = cdb.bit(1, 0);
+        let page = cdb.u8(2);
+        if cdb.bit(1, 1) {
+            return Err(SenseData::invalid_cdb_field(1, Some(1)));
+        }
+        if !evpd && page != 0 {
+            return Err(SenseData::invalid_cdb_field(2, None));
+        }
+        if evpd && !VPD_PAGES.contains(&page) {
+            return Err(SenseData::invalid_cdb_field(2, None));
+        }
+        let buf = match data_in(data) {
+            Ok(buf) => buf,
+            Err(outcome) => return Ok(outcome),
+        };
+        let mut reply = Reply::new(buf, usize::from(cdb.be16(3)));
+        if evpd {
+            reply.byte(0x00); // peripheral qualifier 0, device type 0 (direct access block)
+            reply.byte(page);
+            reply.be16(0); // PAGE LENGTH, patched below
+            match page {
+                0x00 => reply.bytes(&VPD_PAGES),
+                0x80 => reply.bytes(self.config().identity.serial()),
+                0x83 => self.device_identification(&mut reply),
+                0xB0 => self.block_limits(&mut reply),
+                0xB1 => block_device_characteristics(&mut reply),
+                _ => logical_block_provisioning(&mut reply),
+            }
+            let page_len = u16::try_from(reply.len().saturating_sub(4)).unwrap_or(u16::MAX);
+            reply.patch16(2, page_len);
+        } else {
+            self.standard_inquiry(&mut reply);
+        }
+        Ok(reply.finish())
+    }
+
+    /// Standard INQUIRY data (SPC-4 §6.6.2).
+    fn standard_inquiry(&self, reply: &mut Reply<'_>) {
+        let id = &self.config().identity;
+        reply.byte(0x00); // PQ 000b, PDT 00h
+        reply.byte(0x00); // RMB = 0: not removable
+        reply.byte(0x06); // VERSION: SPC-4
+        reply.byte(0x12); // HISUP = 1, RESPONSE DATA FORMAT = 2
+        reply.byte(STANDARD_LEN - 5); // ADDITIONAL LENGTH = n - 5 (SPC-4 §6.6.2)
+        reply.byte(0x00); // no SCCS, ACC, TPGS, 3PC, PROTECT
+        reply.byte(0x00); // no ENCSERV, MULTIP
+        reply.byte(0x02); // CMDQUE = 1
+        reply.bytes(id.vendor());
+        reply.bytes(id.product());
+        reply.bytes(id.revision());
+        reply.zeros(20); // vendor specific 36..56
+        reply.zeros(2); // clocking/QAS/IUS, reserved
+        for v in VERSION_DESCRIPTORS {
+            reply.be16(v);
+        }
+        reply.zeros(16 - 2 * VERSION_DESCRIPTORS.len());
+    }
+
+    /// Device Identification (83h, SPC-4 §7.8.6): an NAA 3 (locally assigned) binary
+    /// designator from `naa_local_id`, then a T10 vendor ID based ASCII designator
+    /// (vendor + product + serial), both with association 00b (the logical unit).
+    fn device_identification(&self, reply: &mut Reply<'_>) {
+        let id = &self.config().identity;
+        reply.byte(0x01); // protocol 0, CODE SET 1: binary
+        reply.byte(0x03); // PIV 0, ASSOCIATION 00b, DESIGNATOR TYPE 3: NAA
+        reply.byte(0);
+        reply.byte(8);
+        reply.be64((3 << 60) | self.config().naa_local_id);
+
+        let serial = id.serial();
+        let t10_len = 8 + 16 + serial.len();
+        reply.byte(0x02); // CODE SET 2: ASCII
+        reply.byte(0x01); // ASSOCIATION 00b, DESIGNATOR TYPE 1: T10 vendor ID based
+        reply.byte(0);
+        reply.byte(u8::try_from(t10_len).unwrap_or(u8::MAX));
+        reply.bytes(id.vendor());
+        reply.bytes(id.product());
+        reply.bytes(serial);
+    }
+
+    /// Block Limits (B0h, SBC-3 §6.6.4). WSNZ = 1: WRITE SAME needs a block count.
+    fn block_limits(&self, reply: &mut Reply<'_>) {
+        let limits = &self.config().limits;
+        let shift = self.config().block_size.shift();
+        let to_blocks = |bytes: u64| u32::try_from(bytes >> shift).unwrap_or(u32::MAX);
+        let max_transfer = to_blocks(u64::from(limits.max_transfer_bytes));
+        reply.byte(0x01); // WSNZ
+        reply.byte(0); // MAXIMUM COMPARE AND WRITE LENGTH: not supported
+        reply.be16(1); // OPTIMAL TRANSFER LENGTH GRANULARITY: one block
+        reply.be32(max_transfer); // MAXIMUM TRANSFER LENGTH
+        reply.be32(max_transfer); // OPTIMAL TRANSFER LENGTH
+        reply.be32(0); // MAXIMUM PREFETCH LENGTH
+        reply.be32(to_blocks(limits.max_unmap_bytes)); // MAXIMUM UNMAP LBA COUNT
+        reply.be32(limits.max_unmap_descriptors); // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
+        reply.be32(1); // OPTIMAL UNMAP GRANULARITY: one block
+        reply.be32(0x8000_0000); // UGAVALID = 1, UNMAP GRANULARITY ALIGNMENT = 0
+        reply.be64(u64::from(to_blocks(limits.max_write_same_bytes))); // MAXIMUM WRITE SAME LENGTH
+        reply.zeros(20);
+    }
+}
+
+/// Block Device Characteristics (B1h, SBC-3 §6.6.2): MEDIUM ROTATION RATE 1 (non-rotating),
+/// NOMINAL FORM FACTOR 0 (not reported: a RAM disk has none), FUAB = 1, VBULS = 1.
+fn block_device_characteristics(reply: &mut Reply<'_>) {
+    reply.be16(0x0001);
+    reply.byte(0); // PRODUCT TYPE: not indicated
+    reply.byte(0); // WABEREQ, WACEREQ, NOMINAL FORM FACTOR
+    reply.byte(0x03); // FUAB, VBULS
+    reply.zeros(55);
+}
+
+/// Logical Block Provisioning (B2h, SBC-3 §6.6.4): LBPU (UNMAP), LBPWS (WRITE SAME(16) with
+/// UNMAP), LBPWS10, LBPRZ; PROVISIONING TYPE 010b (thin); no threshold, no anchors.
+fn logical_block_provisioning(reply: &mut Reply<'_>) {
+    reply.byte(0); // THRESHOLD EXPONENT
+    reply.byte(0xE4); // LBPU, LBPWS, LBPWS10, LBPRZ (001b in bits 4..2)
+    reply.byte(0x02); // PROVISIONING TYPE: thin
+    reply.byte(0); // THRESHOLD PERCENTAGE
+}

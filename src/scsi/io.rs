@@ -1,0 +1,379 @@
+//! Medium access (SBC-3 §5): READ, WRITE, VERIFY, WRITE SAME, UNMAP, SYNCHRONIZE CACHE.
+//!
+//! Checks run in this order, so the first error found is the one reported: CDB fields
+//! (protection fields, unsupported bits, lengths over the Block Limits page) → write
+//! protection → LBA range → data buffer size. A range is out of range when LBA + length
+//! exceeds the capacity (SBC-3 §4.5, "LBA OUT OF RANGE"), so a zero-length command at
+//! LBA = capacity is accepted, as the standard's wording gives.
+
+use super::disk::{Disk, Handled, op};
+use super::reply::{Cdb, data_in, data_out, param_be16, param_be32, param_be64};
+use super::sense::{SenseData, SenseDetail, asc, sense_key};
+use super::{BlockStore, DataBuffer, Outcome};
+
+/// LBA, block count and where the length field sits, for the pointer of an error.
+struct Span {
+    lba: u64,
+    blocks: u64,
+    length_at: u16,
+}
+
+/// LBA and TRANSFER/VERIFICATION LENGTH of the READ, WRITE and VERIFY families.
+fn span(cdb: &Cdb) -> Span {
+    match cdb.u8(0) >> 5 {
+        // READ(6) / WRITE(6): 21-bit LBA; length 0 means 256 blocks (SBC-3 §5.15).
+        0 => Span {
+            lba: (u64::from(cdb.u8(1) & 0x1F) << 16) | u64::from(cdb.be16(2)),
+            blocks: match cdb.u8(4) {
+                0 => 256,
+                n => u64::from(n),
+            },
+            length_at: 4,
+        },
+        1 | 2 => Span {
+            lba: u64::from(cdb.be32(2)),
+            blocks: u64::from(cdb.be16(7)),
+            length_at: 7,
+        },
+        5 => Span {
+            lba: u64::from(cdb.be32(2)),
+            blocks: u64::from(cdb.be32(6)),
+            length_at: 6,
+        },
+        _ => Span {
+            lba: cdb.be64(2),
+            blocks: u64::from(cdb.be32(10)),
+            length_at: 10,
+        },
+    }
+}
+
+/// The byte 1 flags of the 10/12/16-byte forms (the 6-byte forms have none).
+fn flags(cdb: &Cdb) -> u8 {
+    if cdb.u8(0) >> 5 == 0 { 0 } else { cdb.u8(1) }
+}
+
+/// RDPROTECT / WRPROTECT / VRPROTECT ≠ 0 without protection information (PROTECT = 0 in
+/// INQUIRY): INVALID FIELD IN CDB (SBC-3 §5.15 and the like).
+fn check_protect(cdb: &Cdb) -> Result<(), SenseData> {
+    if flags(cdb) >> 5 != 0 {
+        return Err(SenseData::invalid_cdb_field(1, Some(7)));
+    }
+    Ok(())
+}
+
+const fn write_protected() -> SenseData {
+    SenseData::new(sense_key::DATA_PROTECT, asc::WRITE_PROTECTED)
+}
+
+/// Index of the first byte of `expected` that differs from the medium at `offset`.
+fn first_mismatch<S: BlockStore + ?Sized>(
+    store: &S,
+    offset: u64,
+    expected: &[u8],
+) -> Option<usize> {
+    let mut tmp = [0u8; 256];
+    let mut done = 0usize;
+    for chunk in expected.chunks(tmp.len()) {
+        let medium = tmp.get_mut(..chunk.len())?;
+        store.read(offset.saturating_add(done as u64), medium);
+        if let Some(i) = medium.iter().zip(chunk).position(|(a, b)| a != b) {
+            return Some(done + i);
+        }
+        done += chunk.len();
+    }
+    None
+}
+
+fn miscompare(at: usize) -> SenseData {
+    SenseData {
+        detail: SenseDetail::Information(u32::try_from(at).unwrap_or(u32::MAX)),
+        ..SenseData::new(sense_key::MISCOMPARE, asc::MISCOMPARE_DURING_VERIFY)
+    }
+}
+
+impl Disk {
+    /// Byte offset and length of `blocks` blocks at `lba`, or LBA OUT OF RANGE.
+    const fn range(&self, lba: u64, blocks: u64) -> Result<(u64, u64), SenseData> {
+        match lba.checked_add(blocks) {
+            Some(end) if end <= self.config().block_count => {
+                let shift = self.config().block_size.shift();
+                Ok((lba << shift, blocks << shift))
+            }
+            _ => Err(SenseData::illegal(asc::LBA_OUT_OF_RANGE)),
+        }
+    }
+
+    /// Bytes of a transfer of `span`, or INVALID FIELD IN CDB at the length field when it
+    /// exceeds MAXIMUM TRANSFER LENGTH (SBC-3 §5.15).
+    fn transfer_bytes(&self, span: &Span) -> Result<u64, SenseData> {
+        let max = u64::from(self.config().limits.max_transfer_bytes) / self.block_bytes();
+        if span.blocks > max {
+            return Err(SenseData::invalid_cdb_field(span.length_at, None));
+        }
+        Ok(span.blocks * self.block_bytes())
+    }
+
+    /// READ(6/10/12/16) (SBC-3 §5.11–§5.14). DPO, FUA and RARC are accepted. A data buffer
+    /// shorter than the transfer gets what fits, with `SRB_STATUS_DATA_OVERRUN`.
+    pub(crate) fn read<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        cdb: &Cdb,
+        data: DataBuffer<'_>,
+    ) -> Handled {
+        check_protect(cdb)?;
+        let span = span(cdb);
+        self.transfer_bytes(&span)?;
+        let (offset, bytes) = self.range(span.lba, span.blocks)?;
+        let buf = match data_in(data) {
+            Ok(buf) => buf,
+            Err(outcome) => return Ok(outcome),
+        };
+        let wanted = usize::try_from(bytes).unwrap_or(usize::MAX);
+        let n = wanted.min(buf.len());
+        if let Some(out) = buf.get_mut(..n)
+            && n > 0
+        {
+            store.read(offset, out);
+        }
+        Ok(if n < wanted {
+            Outcome::data_overrun(n)
+        } else {
+            Outcome::good(n)
+        })
+    }
+
+    /// WRITE(6/10/12/16) (SBC-3 §5.32–§5.35). FUA = 1 flushes the store after the write. A
+    /// data buffer shorter than the transfer writes nothing (`SRB_STATUS_DATA_OVERRUN`, 0).
+    pub(crate) fn write<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        cdb: &Cdb,
+        data: DataBuffer<'_>,
+    ) -> Handled {
+        check_protect(cdb)?;
+        let span = span(cdb);
+        self.transfer_bytes(&span)?;
+        if self.config().read_only {
+            return Err(write_protected());
+        }
+        let (offset, bytes) = self.range(span.lba, span.blocks)?;
+        let buf = match data_out(data) {
+            Ok(buf) => buf,
+            Err(outcome) => return Ok(outcome),
+        };
+        let wanted = usize::try_from(bytes).unwrap_or(usize::MAX);
+        let Some(src) = buf.get(..wanted) else {
+            return Ok(Outcome::data_overrun(0));
+        };
+        if !src.is_empty() {
+            store.write(offset, src);
+            if flags(cdb) & 0x08 != 0 {
+                store.flush();
+            }
+        }
+        Ok(Outcome::good(wanted))
+    }
+
+    /// VERIFY(10/12/16) (SBC-3 §5.29–§5.31). BYTCHK 00b: the medium needs no check, only the
+    /// range is validated (length 0 is fine). BYTCHK 01b: the data-out buffer is compared with
+    /// the medium. BYTCHK 11b: one block is compared with every block of the range. BYTCHK
+    /// 10b is reserved: INVALID FIELD IN CDB. A difference ends in MISCOMPARE, MISCOMPARE
+    /// DURING VERIFY OPERATION with INFORMATION = offset of the first differing byte.
+    pub(crate) fn verify<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        cdb: &Cdb,
+        data: DataBuffer<'_>,
+    ) -> Handled {
+        check_protect(cdb)?;
+        let bytchk = (flags(cdb) >> 1) & 0x03;
+        if bytchk == 0b10 {
+            return Err(SenseData::invalid_cdb_field(1, Some(2)));
+        }
+        let span = span(cdb);
+        if bytchk == 0 {
+            self.range(span.lba, span.blocks)?;
+            return Ok(Outcome::good(0));
+        }
+        self.transfer_bytes(&span)?;
+        let (offset, bytes) = self.range(span.lba, span.blocks)?;
+        let buf = match data_out(data) {
+            Ok(buf) => buf,
+            Err(outcome) => return Ok(outcome),
+        };
+        if bytes == 0 {
+            return Ok(Outcome::good(0));
+        }
+        let block = usize::try_from(self.block_bytes()).unwrap_or(usize::MAX);
+        if bytchk == 0b01 {
+            let wanted = usize::try_from(bytes).unwrap_or(usize::MAX);
+            let Some(expected) = buf.get(..wanted) else {
+                return Ok(Outcome::data_overrun(0));
+            };
+            if let Some(at) = first_mismatch(store, offset, expected) {
+                return Err(miscompare(at));
+            }
+            return Ok(Outcome::good(wanted));
+        }
+        let Some(expected) = buf.get(..block) else {
+            return Ok(Outcome::data_overrun(0));
+        };
+        for i in 0..span.blocks {
+            let at = i * self.block_bytes();
+            if let Some(d) = first_mismatch(store, offset + at, expected) {
+                let at = usize::try_from(at).unwrap_or(usize::MAX);
+                return Err(miscompare(at.saturating_add(d)));
+            }
+        }
+        Ok(Outcome::good(block))
+    }
+
+    /// WRITE SAME(10/16) (SBC-3 §5.41, §5.42). NUMBER OF LOGICAL BLOCKS 0 is refused (WSNZ = 1
+    /// in page B0h), as is more than MAXIMUM WRITE SAME LENGTH. ANCHOR (`ANC_SUP` = 0), PBDATA
+    /// and LBDATA are not supported. A zero block (or NDOB = 1 in WRITE SAME(16), SBC-4) is
+    /// stored with [`BlockStore::zero`], UNMAP or not: with LBPRZ = 1 an unmapped block reads
+    /// zero, which is the data asked for. A nonzero block is written to every block even when
+    /// UNMAP = 1, since unmapping would not read back that data (SBC-3 §4.7.3.4).
+    pub(crate) fn write_same<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        cdb: &Cdb,
+        data: DataBuffer<'_>,
+    ) -> Handled {
+        check_protect(cdb)?;
+        let sixteen = cdb.u8(0) == op::WRITE_SAME_16;
+        for bit in [4u8, 2, 1] {
+            if cdb.bit(1, u32::from(bit)) {
+                return Err(SenseData::invalid_cdb_field(1, Some(bit)));
+            }
+        }
+        let ndob = sixteen && cdb.bit(1, 0);
+        let (blocks, length_at) = if sixteen {
+            (u64::from(cdb.be32(10)), 10)
+        } else {
+            (u64::from(cdb.be16(7)), 7)
+        };
+        let limit = self.config().limits.max_write_same_bytes / self.block_bytes();
+        if blocks == 0 || blocks > limit {
+            return Err(SenseData::invalid_cdb_field(length_at, None));
+        }
+        if self.config().read_only {
+            return Err(write_protected());
+        }
+        let lba = if sixteen {
+            cdb.be64(2)
+        } else {
+            u64::from(cdb.be32(2))
+        };
+        let (offset, bytes) = self.range(lba, blocks)?;
+        if ndob {
+            store.zero(offset, bytes);
+            return Ok(Outcome::good(0));
+        }
+        let buf = match data_out(data) {
+            Ok(buf) => buf,
+            Err(outcome) => return Ok(outcome),
+        };
+        let block_len = usize::try_from(self.block_bytes()).unwrap_or(usize::MAX);
+        let Some(block) = buf.get(..block_len) else {
+            return Ok(Outcome::data_overrun(0));
+        };
+        if block.iter().all(|&b| b == 0) {
+            store.zero(offset, bytes);
+        } else {
+            for i in 0..blocks {
+                store.write(offset + i * self.block_bytes(), block);
+            }
+        }
+        Ok(Outcome::good(block_len))
+    }
+
+    /// UNMAP (SBC-3 §5.28). ANCHOR is not supported. PARAMETER LIST LENGTH 0: nothing to do;
+    /// 1–7: PARAMETER LIST LENGTH ERROR. The descriptors used are those inside both the
+    /// UNMAP BLOCK DESCRIPTOR DATA LENGTH and the parameter list, whole 16-byte ones only (a
+    /// trailing partial descriptor is ignored). More descriptors than MAXIMUM UNMAP BLOCK
+    /// DESCRIPTOR COUNT, or more blocks in total than MAXIMUM UNMAP LBA COUNT: INVALID FIELD IN
+    /// PARAMETER LIST; a range past the capacity: LBA OUT OF RANGE. Every descriptor is
+    /// checked before any range is unmapped.
+    pub(crate) fn unmap<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        cdb: &Cdb,
+        data: DataBuffer<'_>,
+    ) -> Handled {
+        if cdb.bit(1, 0) {
+            return Err(SenseData::invalid_cdb_field(1, Some(0)));
+        }
+        let plen = usize::from(cdb.be16(7));
+        if self.config().read_only {
+            return Err(write_protected());
+        }
+        if plen == 0 {
+            return Ok(Outcome::good(0));
+        }
+        if plen < 8 {
+            return Err(SenseData::illegal(asc::PARAMETER_LIST_LENGTH_ERROR));
+        }
+        let buf = match data_out(data) {
+            Ok(buf) => buf,
+            Err(outcome) => return Ok(outcome),
+        };
+        let Some(list) = buf.get(..plen) else {
+            return Ok(Outcome::data_overrun(0));
+        };
+        let descriptor_bytes = usize::from(param_be16(list, 2).unwrap_or(0)).min(plen - 8);
+        let count = descriptor_bytes / 16;
+        let limits = &self.config().limits;
+        if u64::try_from(count).unwrap_or(u64::MAX) > u64::from(limits.max_unmap_descriptors) {
+            return Err(SenseData::invalid_parameter(2, None));
+        }
+        let max_blocks = limits.max_unmap_bytes / self.block_bytes();
+        let descriptor = |i: usize| {
+            let at = 8 + 16 * i;
+            let lba = param_be64(list, at).unwrap_or(0);
+            let blocks = u64::from(param_be32(list, at + 8).unwrap_or(0));
+            (at, lba, blocks)
+        };
+        let mut total = 0u64;
+        for i in 0..count {
+            let (at, lba, blocks) = descriptor(i);
+            total = total.saturating_add(blocks);
+            if total > max_blocks {
+                return Err(SenseData::invalid_parameter(
+                    super::reply::ptr(at + 8),
+                    None,
+                ));
+            }
+            self.range(lba, blocks)?;
+        }
+        for i in 0..count {
+            let (_, lba, blocks) = descriptor(i);
+            if let Ok((offset, bytes)) = self.range(lba, blocks)
+                && bytes > 0
+            {
+                store.zero(offset, bytes);
+            }
+        }
+        Ok(Outcome::good(plen))
+    }
+
+    /// SYNCHRONIZE CACHE(10/16) (SBC-3 §5.22, §5.23): range-checked (0 blocks = to the end),
+    /// then [`BlockStore::flush`]. IMMED and `SYNC_NV` are accepted; the flush completes before
+    /// status either way.
+    pub(crate) fn synchronize_cache<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        cdb: &Cdb,
+    ) -> Handled {
+        let (lba, blocks) = if cdb.u8(0) == op::SYNCHRONIZE_CACHE_16 {
+            (cdb.be64(2), u64::from(cdb.be32(10)))
+        } else {
+            (u64::from(cdb.be32(2)), u64::from(cdb.be16(7)))
+        };
+        self.range(lba, blocks)?;
+        store.flush();
+        Ok(Outcome::good(0))
+    }
+}
