@@ -5,10 +5,10 @@
 
 #[cfg(target_os = "windows")]
 mod kernel {
-    use storport_sys::{DRIVER_OBJECT, NTSTATUS, UNICODE_STRING};
+    use storport::{DriverObject, NtStatus, UnicodeString};
 
     /// The image entry point (`/ENTRY:DriverEntry`), called by the kernel at
-    /// PASSIVE_LEVEL once, when the driver is loaded.
+    /// `PASSIVE_LEVEL` once, when the driver is loaded.
     ///
     /// # Safety
     ///
@@ -16,12 +16,12 @@ mod kernel {
     /// service key path it owns.
     #[unsafe(no_mangle)]
     pub unsafe extern "win64" fn DriverEntry(
-        driver_object: *mut DRIVER_OBJECT,
-        registry_path: *mut UNICODE_STRING,
-    ) -> NTSTATUS {
-        // SAFETY: the kernel passes its own driver object and registry path,
-        // which is exactly what `driver_entry` requires.
-        unsafe { vstor::driver_entry(driver_object, registry_path) }
+        driver_object: *mut DriverObject,
+        registry_path: *mut UnicodeString,
+    ) -> NtStatus {
+        // SAFETY: the kernel passes its own driver object and registry path
+        // to DriverEntry, once, which is what `storport::initialize` needs.
+        unsafe { storport::initialize::<vstor::Vstor>(driver_object, registry_path) }
     }
 
     /// Referenced by compiler_builtins' float code; the MSVC CRT defines it

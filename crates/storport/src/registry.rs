@@ -533,6 +533,37 @@ pub struct MultiString<'a> {
     rest: &'a [u8],
 }
 
+impl<'a> MultiString<'a> {
+    /// The strings not yet iterated, as stored: separated by single NULs,
+    /// without the terminators that close the list.
+    ///
+    /// ```
+    /// # use storport::registry::MultiString;
+    /// let list = MultiString::from_bytes(b"64\0128\0\0");
+    /// assert_eq!(list.as_bytes(), b"64\0128");
+    /// ```
+    #[must_use]
+    pub fn as_bytes(&self) -> &'a [u8] {
+        let end = self
+            .rest
+            .windows(2)
+            .position(|pair| pair == b"\0\0")
+            .unwrap_or(self.rest.len());
+        let mut strings = &self.rest[..end];
+        while let [head @ .., 0] = strings {
+            strings = head;
+        }
+        strings
+    }
+
+    /// A list from `REG_MULTI_SZ` data: strings each ended by a NUL, and the
+    /// list by one more.
+    #[must_use]
+    pub const fn from_bytes(data: &'a [u8]) -> Self {
+        Self { rest: data }
+    }
+}
+
 impl<'a> Iterator for MultiString<'a> {
     type Item = &'a [u8];
 
@@ -688,6 +719,20 @@ mod tests {
         assert_eq!(items, [&b"one"[..], b"two"]);
         assert_eq!(MultiString { rest: b"" }.count(), 0);
         assert_eq!(MultiString { rest: b"\0\0" }.count(), 0);
+    }
+
+    #[test]
+    fn multi_string_bytes_drop_the_terminators() {
+        assert_eq!(
+            MultiString::from_bytes(b"a\0bc\0\0junk").as_bytes(),
+            b"a\0bc"
+        );
+        assert_eq!(MultiString::from_bytes(b"a\0bc\0").as_bytes(), b"a\0bc");
+        assert_eq!(MultiString::from_bytes(b"a\0bc").as_bytes(), b"a\0bc");
+        assert_eq!(MultiString::from_bytes(b"\0\0").as_bytes(), b"");
+        let mut list = MultiString::from_bytes(b"a\0bc\0\0");
+        assert_eq!(list.next(), Some(&b"a"[..]));
+        assert_eq!(list.as_bytes(), b"bc");
     }
 
     #[test]
