@@ -456,3 +456,65 @@ fn default_install_without_inf() {
     assert!(reg.key_exists(DEVICE));
     assert_eq!(reg.values(DEVICE).map(|v| v.len()), Some(0));
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+    use storport_emu::inf::{Inf, InstallOptions, install};
+    use storport_emu::registry::Registry;
+
+    const LINES: &[&str] = &[
+        "[Version]",
+        "ClassGuid = {4d36e97b-e325-11ce-bfc1-08002be10318}",
+        "[Manufacturer]",
+        "M = Models",
+        "M = Models, NTamd64, NTx86",
+        "M = Models, NTamd64.10.0...99999",
+        "[Models]",
+        "[Models.NTamd64]",
+        "D = Inst, root\\x",
+        "D = Inst",
+        "[Inst]",
+        "[Inst.NT]",
+        "[Inst.Services]",
+        "[Inst.NT.Services]",
+        "[Inst.NT.HW]",
+        "AddService = x, 2, Svc",
+        "AddService = x, 0x2, Svc, Log, Application, Ev",
+        "AddService = , 2",
+        "[Svc]",
+        "ServiceType = 1",
+        "StartType = 3",
+        "ErrorControl = 0x1",
+        "ServiceBinary = %12%\\x.sys",
+        "Dependencies = +",
+        "AddReg = R, , R",
+        "DelReg = R",
+        "Include = machine.inf",
+        "[R]",
+        "[Log]",
+        "AddReg = R",
+        "HKR,,V,0x00010001,5",
+        "HKR,P,V,0x000B0001,1,2",
+        "HKR,P,V,0x000B0001,",
+        "HKR,,V,0x00010008,a",
+        "HKR,,V,0x00010000",
+        "HKLM,System\\CurrentControlSet,V,,x",
+        "HKLM,System\\CurrentControlSetX,V,,x",
+        "HKR,,,0x4",
+        "HKR,,V,0xFFFFFFFF,1",
+        "HKR,,V,0x00000001,0x1ff",
+        "HKR,\\\\,,0x10",
+    ];
+
+    proptest! {
+        #[test]
+        fn install_never_panics(picks in proptest::collection::vec(0..LINES.len(), 0..40), id in proptest::option::of(Just("root\\x".to_owned()))) {
+            let text = picks.iter().map(|&i| LINES[i]).collect::<Vec<_>>().join("\n");
+            if let Ok(inf) = Inf::parse(&text) {
+                let mut reg = Registry::new();
+                let _ = install(&inf, &mut reg, &InstallOptions { hardware_id: id });
+                let _ = reg.to_string();
+            }
+        }
+    }
+}

@@ -320,3 +320,71 @@ fn write_creates_the_device_keys() {
     assert_eq!(reg.value(DEVICE2, "A"), Some(&RegValue::dword(1)));
     assert_eq!(reg.value(DEVICE, "A"), Some(&RegValue::dword(2)));
 }
+
+mod protocol {
+    use super::{registry, scope};
+    use proptest::prelude::*;
+    use storport_emu::registry::{ReadOutcome, Registry, parse_set, registry_read, registry_write};
+
+    const NAMES: &[&[u8]] = &[
+        b"DiskCount",
+        b"Name",
+        b"Empty",
+        b"List",
+        b"NoList",
+        b"Blob",
+        b"Big",
+        b"Path",
+        b"Nope",
+    ];
+
+    proptest! {
+        /// Whatever the arguments: TRUE only with the data within the given
+        /// length, FALSE + n only when n exceeds it, nothing written otherwise.
+        #[test]
+        fn read_follows_the_return_protocol(
+            name in 0..NAMES.len(),
+            global in prop_oneof![Just(0u32), Just(1u32), any::<u32>()],
+            ty in prop_oneof![0u32..12, any::<u32>()],
+            capacity in 0usize..40,
+            length in prop_oneof![0u32..48, any::<u32>()],
+        ) {
+            let reg = registry();
+            let mut buf = vec![0xEE; capacity];
+            let outcome = registry_read(&reg, &scope(), NAMES[name], global, ty, &mut buf, length);
+            match outcome {
+                ReadOutcome::Read { written } => {
+                    prop_assert!(written <= length);
+                    prop_assert!(written as usize <= capacity);
+                    prop_assert!(buf[written as usize..].iter().all(|&b| b == 0xEE));
+                }
+                ReadOutcome::TooSmall { needed } => {
+                    prop_assert!(needed > length);
+                    prop_assert!(buf.iter().all(|&b| b == 0xEE));
+                }
+                ReadOutcome::Failed(_) => prop_assert!(buf.iter().all(|&b| b == 0xEE)),
+            }
+        }
+
+        /// Every write that succeeds reads back with the same type.
+        #[test]
+        fn writes_read_back(
+            ty in prop_oneof![Just(1u32), Just(3), Just(4), Just(7), Just(11), any::<u32>()],
+            data in proptest::collection::vec(any::<u8>(), 0..32),
+            global in 0u32..2,
+        ) {
+            let mut reg = Registry::new();
+            let len = u32::try_from(data.len()).unwrap();
+            if registry_write(&mut reg, &scope(), b"V", global, ty, &data, len).is_ok() {
+                let mut buf = vec![0; 128];
+                let outcome = registry_read(&reg, &scope(), b"V", global, ty, &mut buf, 128);
+                prop_assert!(matches!(outcome, ReadOutcome::Read { .. }), "{:?}", outcome);
+            }
+        }
+
+        #[test]
+        fn parse_set_never_panics(spec in ".{0,60}") {
+            let _ = parse_set(&spec);
+        }
+    }
+}
