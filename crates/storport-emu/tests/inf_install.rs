@@ -518,3 +518,34 @@ mod never_panics {
         }
     }
 }
+
+/// The repository's own INF installs the way FACTS.md §3 describes a
+/// root-enumerated virtual Storport miniport.
+#[test]
+fn repository_inf_installs() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../inf/vstor.inf");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let inf = Inf::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut reg = Registry::new();
+    let done = install(
+        &inf,
+        &mut reg,
+        &InstallOptions {
+            hardware_id: Some("root\\vstor".to_owned()),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done.service, "vstor");
+    assert_eq!(reg.value(SVC, "Type"), Some(&RegValue::dword(1)));
+    assert_eq!(reg.value(SVC, "ErrorControl"), Some(&RegValue::dword(1)));
+    assert_eq!(
+        reg.value(SVC, "Group"),
+        Some(&RegValue::sz("SCSI Miniport"))
+    );
+    assert_eq!(
+        reg.value("Services\\vstor\\Parameters", "BusType"),
+        Some(&RegValue::dword(0xE))
+    );
+    assert!(reg.key_exists(DEVICE));
+    assert!(done.notes.is_empty(), "{:?}", done.notes);
+}
