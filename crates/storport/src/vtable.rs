@@ -23,10 +23,6 @@ use crate::miniport::{
 use crate::registry::Registry;
 use crate::srb::{Srb, SrbStatus};
 
-/// The alignment Storport guarantees for a device extension (it comes from
-/// nonpaged pool; 8 bytes is the documented minimum this layer relies on).
-const EXTENSION_ALIGN: usize = 8;
-
 /// `AdapterSlot::state` once find-adapter has stored the adapter.
 const LIVE: u32 = u32::from_le_bytes(*b"LIVE");
 /// `AdapterSlot::state` before find-adapter succeeds and after the adapter
@@ -62,10 +58,10 @@ fn adapter_of<A>(slot: NonNull<AdapterSlot<A>>) -> NonNull<A> {
 pub struct MiniportVTable<T: Miniport>(PhantomData<T>);
 
 impl<T: Miniport> MiniportVTable<T> {
-    /// Bytes of padding needed to align the slot inside an extension that
-    /// is only [`EXTENSION_ALIGN`]-aligned.
-    const SLOT_PADDING: usize =
-        align_of::<AdapterSlot<T::Adapter>>().saturating_sub(EXTENSION_ALIGN);
+    /// Bytes of padding that align the slot in an extension of any
+    /// alignment. Storport's extensions come from nonpaged pool (8-byte
+    /// aligned at least), but counting on nothing costs a few bytes at most.
+    const SLOT_PADDING: usize = align_of::<AdapterSlot<T::Adapter>>() - 1;
 
     /// `DeviceExtensionSize`: the slot, plus room to align it.
     const DEVICE_EXTENSION_SIZE: ULONG = {
@@ -146,7 +142,7 @@ impl<T: Miniport> MiniportVTable<T> {
     /// # Safety
     ///
     /// `extension` must be a device extension of this miniport (at least
-    /// [`Self::DEVICE_EXTENSION_SIZE`] bytes, [`EXTENSION_ALIGN`]-aligned)
+    /// [`Self::DEVICE_EXTENSION_SIZE`] bytes)
     /// on which find-adapter has run, and free-adapter-resources must not
     /// run for it while the reference lives.
     unsafe fn adapter<'a>(extension: NonNull<c_void>) -> Option<&'a T::Adapter> {
@@ -389,7 +385,7 @@ mod tests {
     use core::ptr::NonNull;
     use std::vec;
 
-    use super::{EXTENSION_ALIGN, MiniportVTable};
+    use super::MiniportVTable;
     use crate::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
 
     #[repr(align(64))]
@@ -410,11 +406,11 @@ mod tests {
     }
 
     #[test]
-    fn an_over_aligned_adapter_fits_an_eight_byte_aligned_extension() {
+    fn an_over_aligned_adapter_fits_an_extension_of_any_alignment() {
         let size = MiniportVTable::<Driver>::DEVICE_EXTENSION_SIZE as usize;
-        assert_eq!(size, 128 + 64 - EXTENSION_ALIGN);
-        let mut backing = vec![0_u64; size / 8 + 16];
-        for start in 0..8 {
+        assert_eq!(size, 128 + 63);
+        let mut backing = vec![0_u8; size + 128];
+        for start in 0..64 {
             let extension = NonNull::new(backing[start..].as_mut_ptr().cast::<c_void>()).unwrap();
             let slot = MiniportVTable::<Driver>::slot(extension);
             assert_eq!(slot.as_ptr() as usize % 64, 0);
