@@ -1,0 +1,783 @@
+//! The adapter life cycle Storport drives, and the request path.
+
+use std::any::Any;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use storport_sys::{HW_INITIALIZATION_DATA, PORT_CONFIGURATION_INFORMATION, adapter_control};
+
+use super::context::{self, Routine};
+use super::cpu::{CallFault, Cpu};
+use super::model::{DIRQL, DISPATCH_LEVEL, STATUS_SUCCESS};
+use super::regglue::RegistryPort;
+use super::rules::{Finding, Rule};
+use super::srb::{self, DataDirection, GUARD_FILL, SrbRecord, SrbResult};
+use super::state::{Event, Shared, lock};
+
+/// `SP_UNINITIALIZED_VALUE`.
+pub const SP_UNINITIALIZED_VALUE: u32 = 0xFFFF_FFFF;
+/// Entries of the supported-control-type list the port passes
+/// (`ScsiAdapterControlMax` of current Windows builds).
+pub const MAX_CONTROL_TYPE: u32 = 0x16;
+/// Guard bytes after the supported-control-type list.
+const CONTROL_LIST_GUARD: usize = 16;
+/// Bytes of the fake `DRIVER_OBJECT` handed to `DriverEntry`.
+const DRIVER_OBJECT_BYTES: usize = 0x150;
+
+/// Options of a port instance.
+#[derive(Clone, Debug)]
+pub struct PortOptions {
+    /// Service name (`Services\<service>`).
+    pub service: String,
+    /// How long the port waits for a request's completion after HwStartIo returns.
+    pub srb_timeout: Duration,
+    /// Print the log on stderr as it happens.
+    pub echo: bool,
+}
+
+impl Default for PortOptions {
+    fn default() -> Self {
+        Self {
+            service: "miniport".to_owned(),
+            srb_timeout: Duration::from_secs(10),
+            echo: false,
+        }
+    }
+}
+
+/// Why the port could not do what it was asked.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PortError {
+    /// `DriverEntry` returned a failure status.
+    #[error(
+        "DriverEntry returned status {0:#010x}; the driver did not register with Storport and is unloaded."
+    )]
+    DriverEntryFailed(u32),
+    /// The driver never called `StorPortInitialize` successfully.
+    #[error(
+        "the driver returned from DriverEntry without registering with StorPortInitialize; there is no adapter to start."
+    )]
+    NotRegistered,
+    /// HwFindAdapter did not return `SP_RETURN_FOUND`.
+    #[error(
+        "HwFindAdapter returned {0} instead of SP_RETURN_FOUND (1); the adapter does not start."
+    )]
+    FindAdapterFailed(u32),
+    /// HwInitialize returned FALSE.
+    #[error("HwInitialize returned FALSE; the adapter does not start.")]
+    InitializeFailed,
+    /// The operation needs a started adapter.
+    #[error("the adapter is not started; start it before sending requests or control codes.")]
+    NotStarted,
+    /// The driver faulted or bug-checked.
+    #[error("the driver stopped with a bug check: {0}")]
+    BugCheck(String),
+}
+
+/// Life-cycle state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Loaded,
+    Registered,
+    Started,
+    Stopped,
+    Removed,
+    Unloaded,
+}
+
+/// Driver memory the port owns for the adapter.
+///
+/// # Invariants
+///
+/// The boxes are never reallocated while the adapter exists, so the
+/// addresses handed to the miniport stay valid until removal.
+struct AdapterMemory {
+    extension: Box<[u128]>,
+    config: Box<PORT_CONFIGURATION_INFORMATION>,
+}
+
+#[expect(
+    clippy::non_send_fields_in_send_ty,
+    reason = "the pointers are the miniport's and are never dereferenced here"
+)]
+// SAFETY: the raw pointers inside PORT_CONFIGURATION_INFORMATION are owned
+// by the miniport and never dereferenced by the port; it only moves the box
+// as a whole.
+unsafe impl Send for AdapterMemory {}
+
+/// One emulated Storport instance driving one miniport and its adapter.
+///
+/// `execute` takes `&self` and may be called from several threads at once,
+/// as Storport calls virtual miniports concurrently.
+pub struct Port {
+    shared: Arc<Shared>,
+    cpu: Arc<dyn Cpu>,
+    entry: usize,
+    options: PortOptions,
+    phase: Mutex<Phase>,
+    memory: Mutex<Option<AdapterMemory>>,
+    driver_object: Box<[u64]>,
+    registry_path: Box<[u64; 2]>,
+    _registry_path_text: Box<[u16]>,
+    _keepalive: Option<Box<dyn Any + Send + Sync>>,
+}
+
+const fn bool_result(rax: u64) -> bool {
+    rax & 0xFF != 0
+}
+
+impl Port {
+    /// A port for the driver whose `DriverEntry` is at `entry`, called
+    /// through `cpu`. `keepalive` holds whatever keeps the code mapped.
+    #[must_use]
+    pub fn new(
+        entry: usize,
+        cpu: Arc<dyn Cpu>,
+        options: PortOptions,
+        keepalive: Option<Box<dyn Any + Send + Sync>>,
+    ) -> Self {
+        let shared = Arc::new(Shared::default());
+        shared.echo.store(options.echo, Ordering::Relaxed);
+        lock(&shared.registry).service.clone_from(&options.service);
+        let path: Vec<u16> = format!(
+            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\{}",
+            options.service
+        )
+        .encode_utf16()
+        .chain([0])
+        .collect();
+        let path = path.into_boxed_slice();
+        let bytes = u64::try_from((path.len() - 1) * 2).unwrap_or(0);
+        let registry_path = Box::new([bytes | ((bytes + 2) << 16), path.as_ptr() as u64]);
+        Self {
+            shared,
+            cpu,
+            entry,
+            options,
+            phase: Mutex::new(Phase::Loaded),
+            memory: Mutex::new(None),
+            driver_object: vec![0_u64; DRIVER_OBJECT_BYTES / 8].into_boxed_slice(),
+            registry_path,
+            _registry_path_text: path,
+            _keepalive: keepalive,
+        }
+    }
+
+    /// The registry as the miniport will see it (set values before start).
+    pub fn registry(&self) -> std::sync::MutexGuard<'_, RegistryPort> {
+        lock(&self.shared.registry)
+    }
+
+    /// Everything that happened, in order.
+    #[must_use]
+    pub fn events(&self) -> Vec<Event> {
+        self.shared.events()
+    }
+
+    /// The findings so far.
+    #[must_use]
+    pub fn findings(&self) -> Vec<Finding> {
+        self.shared.findings()
+    }
+
+    /// The driver's debug output lines so far.
+    #[must_use]
+    pub fn dbgprint(&self) -> Vec<String> {
+        self.shared.dbgprint()
+    }
+
+    /// Whether a bug check (from the driver or the verifier) has been raised.
+    #[must_use]
+    pub fn bugchecked(&self) -> bool {
+        self.shared.bugchecked.load(Ordering::Acquire)
+    }
+
+    /// Records a life-cycle line.
+    pub fn log(&self, text: impl Into<String>) {
+        self.shared.phase(text);
+    }
+
+    /// The init data the miniport registered.
+    #[must_use]
+    pub fn init_data(&self) -> Option<HW_INITIALIZATION_DATA> {
+        lock(&self.shared.init).map(|record| record.0)
+    }
+
+    /// The port configuration as HwFindAdapter left it.
+    #[must_use]
+    pub fn config(&self) -> Option<PORT_CONFIGURATION_INFORMATION> {
+        lock(&self.memory).as_ref().map(|m| *m.config)
+    }
+
+    fn extension(&self) -> u64 {
+        self.shared.device_extension.load(Ordering::Acquire) as u64
+    }
+
+    /// Calls driver code as `routine` at `irql`, then runs the DPCs it issued.
+    fn call(
+        &self,
+        routine: Routine,
+        irql: u8,
+        target: usize,
+        args: &[u64],
+    ) -> Result<u64, PortError> {
+        let result = {
+            let _frame = context::enter(&self.shared, routine, irql);
+            // SAFETY: `target` is a routine the miniport registered for
+            // `routine`, and `args` are the arguments its documented
+            // prototype takes, pointing at memory the port keeps alive.
+            unsafe { self.cpu.call(target, args, irql) }
+        };
+        self.shared.flush_debug_output();
+        let rax = result.map_err(|fault| self.fault(routine, fault))?;
+        self.run_dpcs()?;
+        Ok(rax)
+    }
+
+    fn fault(&self, routine: Routine, fault: CallFault) -> PortError {
+        let rule = if fault.message.contains("watchdog") {
+            Rule::DriverHang
+        } else {
+            Rule::DriverFault
+        };
+        let message = fault.message.clone();
+        self.shared.report(Finding::bugcheck(
+            rule,
+            fault.bugcheck,
+            fault.params,
+            routine.name(),
+            fault.message,
+        ));
+        PortError::BugCheck(message)
+    }
+
+    fn run_dpcs(&self) -> Result<(), PortError> {
+        loop {
+            let next = lock(&self.shared.dpcs).pop_front();
+            let Some([routine, dpc, a1, a2]) = next else {
+                return Ok(());
+            };
+            if routine == 0 {
+                continue;
+            }
+            let _ = self.call(
+                Routine::Dpc,
+                DISPATCH_LEVEL,
+                routine as usize,
+                &[dpc, self.extension(), a1, a2],
+            )?;
+        }
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        *lock(&self.phase) = phase;
+    }
+
+    fn require(&self, allowed: &[Phase]) -> Result<(), PortError> {
+        if allowed.contains(&lock(&self.phase)) {
+            Ok(())
+        } else {
+            Err(PortError::NotStarted)
+        }
+    }
+
+    /// Calls `DriverEntry(DriverObject, RegistryPath)` at PASSIVE_LEVEL.
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::DriverEntryFailed`] for a failure status, or a bug check.
+    pub fn driver_entry(&self) -> Result<(), PortError> {
+        self.log("DriverEntry");
+        let rax = self.call(
+            Routine::DriverEntry,
+            0,
+            self.entry,
+            &[
+                self.driver_object.as_ptr() as u64,
+                self.registry_path.as_ptr() as u64,
+            ],
+        )?;
+        let status = (rax & 0xFFFF_FFFF) as u32;
+        if status != STATUS_SUCCESS {
+            self.log(format!("DriverEntry returned {status:#010x}"));
+            return Err(PortError::DriverEntryFailed(status));
+        }
+        if lock(&self.shared.init).is_none() {
+            return Err(PortError::NotRegistered);
+        }
+        self.set_phase(Phase::Registered);
+        Ok(())
+    }
+
+    /// PnP start: device extension, HwFindAdapter, HwInitialize, the
+    /// passive initialisation routine and ScsiQuerySupportedControlTypes.
+    ///
+    /// # Errors
+    ///
+    /// When find-adapter or initialise fails, or the driver bug-checks.
+    pub fn start(&self) -> Result<(), PortError> {
+        self.require(&[Phase::Registered])?;
+        let init = self.init_data().ok_or(PortError::NotRegistered)?;
+        let units = (init.DeviceExtensionSize as usize).div_ceil(16).max(1);
+        let mut memory = AdapterMemory {
+            extension: vec![0_u128; units].into_boxed_slice(),
+            // SAFETY: PORT_CONFIGURATION_INFORMATION is plain data for which
+            // all-zero bytes are a valid value (null pointers, zero counts).
+            config: Box::new(unsafe { std::mem::zeroed::<PORT_CONFIGURATION_INFORMATION>() }),
+        };
+        let config = &mut *memory.config;
+        config.Length = u32::try_from(size_of::<PORT_CONFIGURATION_INFORMATION>()).unwrap_or(0xE0);
+        config.AdapterInterfaceType = init.AdapterInterfaceType;
+        config.MaximumTransferLength = SP_UNINITIALIZED_VALUE;
+        config.NumberOfPhysicalBreaks = SP_UNINITIALIZED_VALUE;
+        config.NumberOfAccessRanges = init.NumberOfAccessRanges;
+        config.NumberOfBuses = 1;
+        config.InitiatorBusId = [-1; 8];
+        config.MapBuffers = init.MapBuffers;
+        config.NeedPhysicalAddresses = init.NeedPhysicalAddresses;
+        config.TaggedQueuing = init.TaggedQueuing;
+        config.AutoRequestSense = init.AutoRequestSense;
+        config.MultipleRequestPerLu = init.MultipleRequestPerLu;
+        config.ReceiveEvent = init.ReceiveEvent;
+        config.MaximumNumberOfTargets = 128;
+        config.MaximumNumberOfLogicalUnits = 8;
+        config.DeviceExtensionSize = init.DeviceExtensionSize;
+        config.SpecificLuExtensionSize = init.SpecificLuExtensionSize;
+        config.SrbExtensionSize = init.SrbExtensionSize;
+        config.Dma64BitAddresses = 0;
+        let extension = memory.extension.as_mut_ptr() as u64;
+        let config_address = std::ptr::from_mut(&mut *memory.config) as u64;
+        self.shared
+            .device_extension
+            .store(extension as usize, Ordering::Release);
+        // INVARIANT: the memory is stored before the miniport sees it and
+        // lives until `remove`.
+        *lock(&self.memory) = Some(memory);
+
+        let mut again = Box::new(0_u8);
+        let argument_string = Box::new(0_u8);
+        self.log("HwFindAdapter (PASSIVE_LEVEL)");
+        let find = init.HwFindAdapter.map_or(0, |f| f as *const () as usize);
+        let found = self.call(
+            Routine::FindAdapter,
+            0,
+            find,
+            &[
+                extension,
+                0,
+                0,
+                0,
+                std::ptr::from_ref(&*argument_string) as u64,
+                config_address,
+                std::ptr::from_mut(&mut *again) as u64,
+            ],
+        )?;
+        let found = (found & 0xFFFF_FFFF) as u32;
+        let config = self.config().ok_or(PortError::NotStarted)?;
+        if found != storport_sys::SP_RETURN_FOUND {
+            self.shared.violation(
+                Rule::AdapterStartFailed,
+                Routine::FindAdapter,
+                vec![u64::from(found)],
+                format!("HwFindAdapter returned {found} instead of SP_RETURN_FOUND (1); the adapter does not start."),
+            );
+            self.check_registry_buffer(Routine::FindAdapter);
+            return Err(PortError::FindAdapterFailed(found));
+        }
+        self.check_find_adapter(&config);
+
+        self.log("HwInitialize (DIRQL)");
+        let initialize = init.HwInitialize.map_or(0, |f| f as *const () as usize);
+        if !bool_result(self.call(Routine::Initialize, DIRQL, initialize, &[extension])?) {
+            self.shared.violation(
+                Rule::AdapterStartFailed,
+                Routine::Initialize,
+                vec![],
+                "HwInitialize returned FALSE; the adapter does not start.".to_owned(),
+            );
+            return Err(PortError::InitializeFailed);
+        }
+        let passive = lock(&self.shared.passive_init).take();
+        if let Some(routine) = passive {
+            self.log("HwPassiveInitializeRoutine (PASSIVE_LEVEL)");
+            let _ = self.call(Routine::Initialize, 0, routine, &[extension])?;
+        }
+        self.set_phase(Phase::Started);
+        self.query_supported_control_types()?;
+        Ok(())
+    }
+
+    fn check_find_adapter(&self, config: &PORT_CONFIGURATION_INFORMATION) {
+        if config.VirtualDevice == 0 {
+            self.shared.violation(
+                Rule::VirtualDevice,
+                Routine::FindAdapter,
+                vec![],
+                "HwFindAdapter returned with ConfigInfo->VirtualDevice FALSE; a virtual miniport must set it to TRUE.".to_owned(),
+            );
+        }
+        let unset = |v: u32| v == SP_UNINITIALIZED_VALUE || v == 0;
+        if unset(config.MaximumTransferLength) || unset(config.NumberOfPhysicalBreaks) {
+            self.shared.violation(
+                Rule::FindAdapterLimits,
+                Routine::FindAdapter,
+                vec![u64::from(config.MaximumTransferLength), u64::from(config.NumberOfPhysicalBreaks)],
+                format!(
+                    "HwFindAdapter left MaximumTransferLength = {:#x} and NumberOfPhysicalBreaks = {:#x}; both must be set to the adapter's limits.",
+                    config.MaximumTransferLength, config.NumberOfPhysicalBreaks
+                ),
+            );
+        }
+        self.log(format!(
+            "adapter found: {} bus(es), {} target(s), {} LUN(s) per target, maximum transfer {} bytes",
+            config.NumberOfBuses, config.MaximumNumberOfTargets, config.MaximumNumberOfLogicalUnits, config.MaximumTransferLength
+        ));
+    }
+
+    /// A registry buffer still allocated when the miniport routine that
+    /// must have released it returned.
+    fn check_registry_buffer(&self, routine: Routine) {
+        let live = lock(&self.shared.registry).buffer();
+        if let Some((address, size)) = live {
+            self.shared.violation(
+                Rule::RegistryBufferLeak,
+                routine,
+                vec![address as u64, u64::from(size)],
+                format!("The registry buffer {address:#x} ({size} bytes) was never freed with StorPortFreeRegistryBuffer."),
+            );
+        }
+    }
+
+    fn query_supported_control_types(&self) -> Result<(), PortError> {
+        let Some(control) = self.init_data().and_then(|i| i.HwAdapterControl) else {
+            self.log("no HwAdapterControl: Stop and Restart are not supported");
+            return Ok(());
+        };
+        // ULONG MaxControlType, then the BOOLEAN list, then guard bytes.
+        let list_bytes = 4 + MAX_CONTROL_TYPE as usize;
+        let mut buffer = vec![0_u8; list_bytes + CONTROL_LIST_GUARD].into_boxed_slice();
+        buffer[..4].copy_from_slice(&MAX_CONTROL_TYPE.to_le_bytes());
+        buffer[list_bytes..].fill(GUARD_FILL);
+        self.log("HwAdapterControl(ScsiQuerySupportedControlTypes) (PASSIVE_LEVEL)");
+        let _ = self.call(
+            Routine::AdapterControl,
+            0,
+            control as *const () as usize,
+            &[
+                self.extension(),
+                u64::from(adapter_control::QUERY_SUPPORTED_CONTROL_TYPES),
+                buffer.as_mut_ptr() as u64,
+            ],
+        )?;
+        if let Some(offset) = buffer[list_bytes..].iter().position(|&b| b != GUARD_FILL) {
+            self.shared.violation(
+                Rule::SupportedTypeListOverrun,
+                Routine::AdapterControl,
+                vec![u64::from(MAX_CONTROL_TYPE), (MAX_CONTROL_TYPE as usize + offset) as u64],
+                format!(
+                    "ScsiQuerySupportedControlTypes wrote SupportedTypeList[{}], past the {} entries MaxControlType allows.",
+                    MAX_CONTROL_TYPE as usize + offset,
+                    MAX_CONTROL_TYPE
+                ),
+            );
+        }
+        let supported: Vec<usize> = buffer[4..list_bytes]
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b != 0)
+            .map(|(i, _)| i)
+            .collect();
+        self.log(format!("supported adapter control types: {supported:?}"));
+        Ok(())
+    }
+
+    /// Calls `HwAdapterControl(control_type, parameters)` at the IRQL
+    /// Storport uses for that type; returns `SCSI_ADAPTER_CONTROL_STATUS`.
+    ///
+    /// # Errors
+    ///
+    /// When no adapter is started or the driver bug-checks.
+    pub fn adapter_control(&self, control_type: u32, parameters: u64) -> Result<u32, PortError> {
+        self.require(&[Phase::Started, Phase::Stopped])?;
+        let Some(control) = self.init_data().and_then(|i| i.HwAdapterControl) else {
+            return Ok(adapter_control::UNSUCCESSFUL);
+        };
+        let irql = match control_type {
+            adapter_control::STOP_ADAPTER | adapter_control::RESTART_ADAPTER => DIRQL,
+            _ => 0,
+        };
+        let rax = self.call(
+            Routine::AdapterControl,
+            irql,
+            control as *const () as usize,
+            &[self.extension(), u64::from(control_type), parameters],
+        )?;
+        Ok((rax & 0xFFFF_FFFF) as u32)
+    }
+
+    /// ScsiStopAdapter (DIRQL).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::adapter_control`].
+    pub fn stop(&self) -> Result<u32, PortError> {
+        self.log("HwAdapterControl(ScsiStopAdapter) (DIRQL)");
+        let status = self.adapter_control(adapter_control::STOP_ADAPTER, 0)?;
+        self.set_phase(Phase::Stopped);
+        Ok(status)
+    }
+
+    /// ScsiRestartAdapter (DIRQL).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::adapter_control`].
+    pub fn restart(&self) -> Result<u32, PortError> {
+        self.log("HwAdapterControl(ScsiRestartAdapter) (DIRQL)");
+        let status = self.adapter_control(adapter_control::RESTART_ADAPTER, 0)?;
+        self.set_phase(Phase::Started);
+        Ok(status)
+    }
+
+    /// ScsiSetRunningConfig (PASSIVE_LEVEL).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::adapter_control`].
+    pub fn set_running_config(&self) -> Result<u32, PortError> {
+        self.log("HwAdapterControl(ScsiSetRunningConfig) (PASSIVE_LEVEL)");
+        let status = self.adapter_control(adapter_control::SET_RUNNING_CONFIG, 0)?;
+        self.check_registry_buffer(Routine::AdapterControl);
+        Ok(status)
+    }
+
+    /// HwResetBus(PathId) at DISPATCH_LEVEL; returns its BOOLEAN.
+    ///
+    /// # Errors
+    ///
+    /// When no adapter is started or the driver bug-checks.
+    pub fn reset_bus(&self, path_id: u8) -> Result<bool, PortError> {
+        self.require(&[Phase::Started])?;
+        let reset = self
+            .init_data()
+            .and_then(|i| i.HwResetBus)
+            .map_or(0, |f| f as *const () as usize);
+        self.log(format!("HwResetBus({path_id}) (DISPATCH_LEVEL)"));
+        Ok(bool_result(self.call(
+            Routine::ResetBus,
+            DISPATCH_LEVEL,
+            reset,
+            &[self.extension(), u64::from(path_id)],
+        )?))
+    }
+
+    /// Sends one `SRB_FUNCTION_EXECUTE_SCSI` request to (bus, target, lun).
+    ///
+    /// # Errors
+    ///
+    /// When no adapter is started or the driver bug-checks.
+    pub fn execute(
+        &self,
+        address: (u8, u8, u8),
+        cdb: &[u8],
+        direction: &DataDirection,
+    ) -> Result<SrbResult, PortError> {
+        self.submit(
+            address,
+            storport_sys::srb_function::EXECUTE_SCSI,
+            cdb,
+            direction,
+        )
+    }
+
+    /// Sends one request with any `SRB_FUNCTION_*`.
+    ///
+    /// # Errors
+    ///
+    /// When no adapter is started or the driver bug-checks.
+    pub fn submit(
+        &self,
+        address: (u8, u8, u8),
+        function: u8,
+        cdb: &[u8],
+        direction: &DataDirection,
+    ) -> Result<SrbResult, PortError> {
+        self.require(&[Phase::Started])?;
+        let init = self.init_data().ok_or(PortError::NotRegistered)?;
+        let timeout_seconds = u32::try_from(self.options.srb_timeout.as_secs())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let mut slot = srb::build(
+            address,
+            function,
+            cdb,
+            direction,
+            init.SrbExtensionSize,
+            timeout_seconds,
+        );
+        let srb_address = std::ptr::from_mut(&mut slot.srb) as usize;
+        let supplied = slot.srb.DataTransferLength;
+        lock(&self.shared.srbs).live.insert(
+            srb_address,
+            SrbRecord {
+                started: Instant::now(),
+                supplied_len: supplied,
+                completed: false,
+            },
+        );
+        let start_io = init.HwStartIo.map_or(0, |f| f as *const () as usize);
+        let call = self.call(
+            Routine::StartIo,
+            DISPATCH_LEVEL,
+            start_io,
+            &[self.extension(), srb_address as u64],
+        );
+        if let Err(error) = call {
+            // The miniport may still hold the SRB: keep its memory alive.
+            lock(&self.shared.srbs).retire(srb_address, slot);
+            return Err(error);
+        }
+        let deadline = Instant::now() + self.options.srb_timeout;
+        loop {
+            let completed = lock(&self.shared.srbs)
+                .live
+                .get(&srb_address)
+                .is_some_and(|r| r.completed);
+            if completed {
+                break;
+            }
+            if Instant::now() >= deadline {
+                self.shared.violation(
+                    Rule::SrbTimeout,
+                    Routine::StartIo,
+                    vec![srb_address as u64, u64::from(timeout_seconds)],
+                    format!(
+                        "SRB {srb_address:#x} (CDB opcode {:#04x}) was not completed within {} ms of HwStartIo.",
+                        cdb.first().copied().unwrap_or(0),
+                        self.options.srb_timeout.as_millis()
+                    ),
+                );
+                lock(&self.shared.srbs).retire(srb_address, slot);
+                return Ok(SrbResult {
+                    srb_status: 0,
+                    scsi_status: 0,
+                    sense: Vec::new(),
+                    data: Vec::new(),
+                    transferred: 0,
+                });
+            }
+            self.fire_timer()?;
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let result = self.collect(&slot, direction, srb_address);
+        lock(&self.shared.srbs).retire(srb_address, slot);
+        Ok(result)
+    }
+
+    fn fire_timer(&self) -> Result<(), PortError> {
+        let timer = lock(&self.shared.timer).take();
+        if let Some(timer) = timer {
+            std::thread::sleep(Duration::from_micros(timer.micros.min(100_000)));
+            let _ = self.call(
+                Routine::Timer,
+                DISPATCH_LEVEL,
+                timer.routine,
+                &[self.extension()],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn collect(
+        &self,
+        slot: &srb::SrbSlot,
+        direction: &DataDirection,
+        srb_address: usize,
+    ) -> SrbResult {
+        let srb = slot.srb;
+        let transferred = srb.DataTransferLength;
+        if slot.data[slot.data_len..].iter().any(|&b| b != GUARD_FILL) {
+            self.shared.violation(
+                Rule::TransferLength,
+                Routine::StartIo,
+                vec![srb_address as u64, slot.data_len as u64],
+                format!("The miniport wrote past the end of SRB {srb_address:#x}'s {}-byte data buffer.", slot.data_len),
+            );
+        }
+        let data = match direction {
+            DataDirection::In(len) => slot.data[..(*len).min(transferred as usize)].to_vec(),
+            _ => Vec::new(),
+        };
+        let sense = if srb.SrbStatus & storport_sys::srb_status::AUTOSENSE_VALID != 0 {
+            slot.sense[..usize::from(srb.SenseInfoBufferLength).min(slot.sense.len())].to_vec()
+        } else {
+            Vec::new()
+        };
+        SrbResult {
+            srb_status: srb.SrbStatus,
+            scsi_status: srb.ScsiStatus,
+            sense,
+            data,
+            transferred,
+        }
+    }
+
+    /// Surprise-free removal: HwFreeAdapterResources, then the checks that
+    /// run when the adapter is gone (registry buffer released).
+    ///
+    /// # Errors
+    ///
+    /// When the driver bug-checks.
+    pub fn remove(&self) -> Result<(), PortError> {
+        let phase = *lock(&self.phase);
+        if !matches!(phase, Phase::Started | Phase::Stopped) {
+            return Ok(());
+        }
+        let free = self
+            .init_data()
+            .and_then(|i| i.HwFreeAdapterResources)
+            .map_or(0, |f| f as *const () as usize);
+        self.log("HwFreeAdapterResources (PASSIVE_LEVEL)");
+        let _ = self.call(Routine::FreeAdapterResources, 0, free, &[self.extension()])?;
+        self.check_registry_buffer(Routine::FreeAdapterResources);
+        self.set_phase(Phase::Removed);
+        Ok(())
+    }
+
+    /// Unload: reports pool the driver never freed.
+    pub fn unload(&self) {
+        if *lock(&self.phase) == Phase::Unloaded {
+            return;
+        }
+        self.log("unload");
+        let live = lock(&self.shared.pool).live();
+        for (address, block) in live {
+            self.shared.violation(
+                Rule::PoolLeak,
+                Routine::Port,
+                vec![address as u64, block.size_bytes as u64, u64::from(block.tag)],
+                format!(
+                    "{} bytes of pool with tag '{}' allocated in {} at {address:#x} were not freed before unload.",
+                    block.size_bytes,
+                    super::pool::tag_text(block.tag),
+                    block.routine
+                ),
+            );
+        }
+        self.set_phase(Phase::Unloaded);
+    }
+
+    /// The shared state (for the exports' tests).
+    #[must_use]
+    pub const fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        // Keep the adapter's memory alive until the miniport can no longer run.
+        self.shared.device_extension.store(0, Ordering::Release);
+    }
+}

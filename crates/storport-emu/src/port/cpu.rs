@@ -1,0 +1,118 @@
+//! How the port calls driver code.
+//!
+//! The port never calls a miniport routine directly: it asks a [`Cpu`] to
+//! call an address with integer arguments at an IRQL. [`DirectCpu`] calls
+//! on the current thread's stack (enough for drivers linked into the process
+//! and well-behaved images); a gate with its own guarded stack and fault
+//! recovery plugs in through the same trait.
+
+/// A call into driver code that did not return normally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallFault {
+    /// Bug check code the fault amounts to (e.g. 0x1E, 0x7E, or the driver's own).
+    pub bugcheck: u32,
+    /// Bug check parameters.
+    pub params: Vec<u64>,
+    /// What happened, as a complete sentence (faulting offset, section, function).
+    pub message: String,
+}
+
+/// Calls driver code.
+pub trait Cpu: Send + Sync {
+    /// Calls the `extern "win64"` routine at `target` with up to seven
+    /// integer arguments, at `irql`, and returns RAX.
+    ///
+    /// # Errors
+    ///
+    /// A [`CallFault`] when the routine faulted, bug-checked or hung.
+    ///
+    /// # Safety
+    ///
+    /// `target` must be the address of a routine taking `args.len()`
+    /// integer-class arguments in the Windows x64 convention, and each
+    /// argument must satisfy that routine's contract.
+    unsafe fn call(&self, target: usize, args: &[u64], irql: u8) -> Result<u64, CallFault>;
+}
+
+/// Calls on the current thread, without a private stack or fault recovery.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DirectCpu;
+
+type F0 = unsafe extern "win64" fn() -> u64;
+type F1 = unsafe extern "win64" fn(u64) -> u64;
+type F2 = unsafe extern "win64" fn(u64, u64) -> u64;
+type F3 = unsafe extern "win64" fn(u64, u64, u64) -> u64;
+type F4 = unsafe extern "win64" fn(u64, u64, u64, u64) -> u64;
+type F5 = unsafe extern "win64" fn(u64, u64, u64, u64, u64) -> u64;
+type F6 = unsafe extern "win64" fn(u64, u64, u64, u64, u64, u64) -> u64;
+type F7 = unsafe extern "win64" fn(u64, u64, u64, u64, u64, u64, u64) -> u64;
+
+impl Cpu for DirectCpu {
+    unsafe fn call(&self, target: usize, args: &[u64], _irql: u8) -> Result<u64, CallFault> {
+        let a = |i: usize| args.get(i).copied().unwrap_or(0);
+        let address = target as *const ();
+        // SAFETY (all arms): the caller promised `target` is a win64 routine
+        // taking `args.len()` integer arguments; a routine declared with
+        // fewer integer arguments ignores the extra registers, and one
+        // returning less than 64 bits leaves bits the port masks.
+        let rax = match args.len() {
+            0 => {
+                // SAFETY: see above.
+                let f: F0 = unsafe { std::mem::transmute::<*const (), F0>(address) };
+                // SAFETY: see above.
+                unsafe { f() }
+            }
+            1 => {
+                // SAFETY: see above.
+                let f: F1 = unsafe { std::mem::transmute::<*const (), F1>(address) };
+                // SAFETY: see above.
+                unsafe { f(a(0)) }
+            }
+            2 => {
+                // SAFETY: see above.
+                let f: F2 = unsafe { std::mem::transmute::<*const (), F2>(address) };
+                // SAFETY: see above.
+                unsafe { f(a(0), a(1)) }
+            }
+            3 => {
+                // SAFETY: see above.
+                let f: F3 = unsafe { std::mem::transmute::<*const (), F3>(address) };
+                // SAFETY: see above.
+                unsafe { f(a(0), a(1), a(2)) }
+            }
+            4 => {
+                // SAFETY: see above.
+                let f: F4 = unsafe { std::mem::transmute::<*const (), F4>(address) };
+                // SAFETY: see above.
+                unsafe { f(a(0), a(1), a(2), a(3)) }
+            }
+            5 => {
+                // SAFETY: see above.
+                let f: F5 = unsafe { std::mem::transmute::<*const (), F5>(address) };
+                // SAFETY: see above.
+                unsafe { f(a(0), a(1), a(2), a(3), a(4)) }
+            }
+            6 => {
+                // SAFETY: see above.
+                let f: F6 = unsafe { std::mem::transmute::<*const (), F6>(address) };
+                // SAFETY: see above.
+                unsafe { f(a(0), a(1), a(2), a(3), a(4), a(5)) }
+            }
+            _ => {
+                // SAFETY: see above.
+                let f: F7 = unsafe { std::mem::transmute::<*const (), F7>(address) };
+                // SAFETY: see above.
+                unsafe { f(a(0), a(1), a(2), a(3), a(4), a(5), a(6)) }
+            }
+        };
+        Ok(rax)
+    }
+}
+
+/// Ends the current call into driver code after a bug check.
+///
+/// [`DirectCpu`] has no recovery point: the process reports and exits.
+pub fn abort_current_call() -> ! {
+    eprintln!("storemu: the driver bug-checked; without a recovery point the run stops here.");
+    std::process::exit(1)
+}

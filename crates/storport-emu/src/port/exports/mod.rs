@@ -1,0 +1,131 @@
+//! The emulated `storport.sys`, `ntoskrnl.exe` and `hal.dll` exports.
+//!
+//! Every export is an `extern "win64"` Rust function (never `#[no_mangle]`:
+//! an emulated `memcpy` must not replace the C library's). Variadic exports
+//! go through a short assembly shim that spills the four register arguments
+//! into the caller's home area, so the handler sees one contiguous argument
+//! list. Exports find their port instance through [`super::context`].
+//!
+//! [`resolve`] maps `(module, name)` to an export's address; the PE loader
+//! binds imports with it, and host-linked drivers bind
+//! `storport_sys::host` with it.
+
+mod ntos;
+pub mod printf;
+mod storport;
+
+/// Reads argument slots of a variadic call from the caller's home area.
+pub struct VaArgs {
+    base: *const u64,
+    next: usize,
+}
+
+impl VaArgs {
+    /// # Safety
+    ///
+    /// `base` must point at the home area of a win64 call whose caller
+    /// passed at least as many argument slots as will be read.
+    #[must_use]
+    pub const unsafe fn new(base: *const u64) -> Self {
+        Self { base, next: 0 }
+    }
+
+    /// Argument slot `index` (0 = first argument).
+    #[must_use]
+    pub const fn get(&self, index: usize) -> u64 {
+        // SAFETY: by the constructor's contract the caller passed this many
+        // slots; the home area and stack arguments are contiguous.
+        let slot = unsafe { self.base.add(index) };
+        // SAFETY: as above, the slot is inside the caller's argument area.
+        unsafe { slot.read() }
+    }
+
+    /// Skips the first `count` slots for [`printf::ArgSource`].
+    #[must_use]
+    pub const fn from(mut self, count: usize) -> Self {
+        self.next = count;
+        self
+    }
+}
+
+impl printf::ArgSource for VaArgs {
+    fn next_arg(&mut self) -> u64 {
+        let value = self.get(self.next);
+        self.next += 1;
+        value
+    }
+}
+
+/// Defines `$shim`, a win64 entry point that passes a pointer to its
+/// argument slots to `$handler: extern "win64" fn(*const u64) -> u64`.
+macro_rules! variadic_shim {
+    ($shim:ident => $handler:path) => {
+        #[unsafe(naked)]
+        pub(super) unsafe extern "win64" fn $shim() {
+            core::arch::naked_asm!(
+                // Spill the register arguments into the caller's home area.
+                "mov [rsp + 8], rcx",
+                "mov [rsp + 16], rdx",
+                "mov [rsp + 24], r8",
+                "mov [rsp + 32], r9",
+                // Home area for the handler plus alignment: RSP was 8 mod 16
+                // on entry, so 40 more bytes make it 16-aligned for the call.
+                "sub rsp, 40",
+                "lea rcx, [rsp + 48]",
+                "call {handler}",
+                "add rsp, 40",
+                "ret",
+                handler = sym $handler,
+            );
+        }
+    };
+}
+pub(crate) use variadic_shim;
+
+/// Masks a `ULONG` argument: its upper 32 bits are undefined on x64.
+#[must_use]
+pub const fn ulong(raw: u64) -> u32 {
+    (raw & 0xFFFF_FFFF) as u32
+}
+
+/// The address of an emulated export, or `None` if storemu does not
+/// implement it. Module names compare case-insensitively.
+#[must_use]
+pub fn resolve(module: &str, name: &str) -> Option<usize> {
+    let module = module.to_ascii_lowercase();
+    match module.as_str() {
+        "storport.sys" => storport::lookup(name),
+        "ntoskrnl.exe" => ntos::lookup(name),
+        "hal.dll" => ntos::lookup_hal(name),
+        _ => None,
+    }
+}
+
+/// Every export storemu implements, as `(module, name)`.
+#[must_use]
+pub fn implemented() -> Vec<(&'static str, &'static str)> {
+    let mut all: Vec<(&str, &str)> = storport::NAMES
+        .iter()
+        .map(|n| ("storport.sys", *n))
+        .collect();
+    all.extend(ntos::NAMES.iter().map(|n| ("ntoskrnl.exe", *n)));
+    all.extend(ntos::HAL_NAMES.iter().map(|n| ("hal.dll", *n)));
+    all
+}
+
+/// Binds the host build of `storport-sys` (driver code linked into this
+/// process) to the emulated exports; returns the imports left unbound.
+#[must_use = "imports left unbound would panic when called"]
+pub fn bind_host() -> Vec<(&'static str, &'static str)> {
+    let mut missing = Vec::new();
+    // SAFETY: `resolve` returns only addresses of win64 exports written for
+    // the routine of that name (variadic ones through the shim), which live
+    // as long as the process.
+    unsafe {
+        storport_sys::host::bind(
+            |module, name| resolve(module, name).map(|a| a as *const core::ffi::c_void),
+            &mut missing,
+        );
+    }
+    missing
+}

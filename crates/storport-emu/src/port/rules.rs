@@ -1,0 +1,313 @@
+//! The verifier rules the port checks, each with a stable name and the
+//! place in Microsoft's contract it comes from, and the findings they raise.
+
+use serde::Serialize;
+
+/// `SCSI_VERIFIER_DETECTED_VIOLATION`, raised by Storport's verifier.
+const SCSI_VERIFIER: u32 = 0xF1;
+/// `DRIVER_VERIFIER_DETECTED_VIOLATION`.
+const DRIVER_VERIFIER: u32 = 0xC4;
+/// `BAD_POOL_CALLER`.
+const BAD_POOL_CALLER: u32 = 0xC2;
+
+/// One rule of the port's verifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Rule {
+    /// `StorPortStallExecution` / `KeStallExecutionProcessor` asked for more than 0.1 s.
+    StallTooLong,
+    /// An SRB was completed a second time.
+    DoubleCompletion,
+    /// A registry routine was called above PASSIVE_LEVEL.
+    RegistryIrql,
+    /// An SRB was completed with `SRB_STATUS_PENDING`.
+    StatusPending,
+    /// HwFindAdapter left `ConfigInfo->VirtualDevice` FALSE.
+    VirtualDevice,
+    /// HwFindAdapter left `MaximumTransferLength` or `NumberOfPhysicalBreaks` unset.
+    FindAdapterLimits,
+    /// A pool allocation, stall or wait inside HwStartIo.
+    NoWaitInStartIo,
+    /// The registry buffer was freed while none was allocated.
+    RegistryBufferDoubleFree,
+    /// A pointer that is not the instance's registry buffer was freed as one.
+    RegistryBufferForeign,
+    /// A registry buffer was still allocated when the adapter was removed.
+    RegistryBufferLeak,
+    /// ScsiQuerySupportedControlTypes wrote past `SupportedTypeList[MaxControlType-1]`.
+    SupportedTypeListOverrun,
+    /// Pool still allocated when the driver was unloaded.
+    PoolLeak,
+    /// A pool free of an address the pool never handed out (or handed out and freed).
+    BadPoolFree,
+    /// `StorPortInitialize` was given an `HwInitializationDataSize` it does not know.
+    InitDataRevision,
+    /// `StorPortInitialize` was given init data that lacks a required callback or
+    /// names another interface type than `Internal` for a virtual miniport.
+    InitDataInvalid,
+    /// The miniport completed an SRB with a `DataTransferLength` above the one it was given,
+    /// or wrote past the data buffer.
+    TransferLength,
+    /// An SRB was not completed within its timeout.
+    SrbTimeout,
+    /// A completion named an SRB the port never gave the miniport.
+    ForeignSrb,
+    /// HwFindAdapter, HwInitialize or an adapter-control request reported failure.
+    AdapterStartFailed,
+    /// The driver called `KeBugCheckEx`.
+    KeBugCheck,
+    /// Driver code faulted (access violation, illegal instruction, stack overflow).
+    DriverFault,
+    /// Driver code did not return within the watchdog's limit.
+    DriverHang,
+    /// An import that storemu does not implement was called (`--allow-missing`).
+    MissingImport,
+}
+
+/// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
+pub type RuleRow = (Rule, &'static str, &'static str, Option<(u32, u64)>);
+
+/// What every rule is called, where it comes from and which bug check, if
+/// any, Windows raises for it. One row per rule; the CLI prints this table.
+pub const RULES: &[RuleRow] = &[
+    (
+        Rule::StallTooLong,
+        "StorPortStallExecution",
+        "Driver Verifier, bug check 0xF1 parameter 0x2001 (stall longer than 0.1 s)",
+        Some((SCSI_VERIFIER, 0x2001)),
+    ),
+    (
+        Rule::DoubleCompletion,
+        "DoubleCompletion",
+        "Driver Verifier, bug check 0xF1 parameter 0x2004 (request completed twice)",
+        Some((SCSI_VERIFIER, 0x2004)),
+    ),
+    (
+        Rule::RegistryIrql,
+        "StorPortIrql",
+        "SDV rule StorPortIrql; StorPortRegistryRead/Write, StorPortAllocate/FreeRegistryBuffer: IRQL PASSIVE_LEVEL",
+        None,
+    ),
+    (
+        Rule::StatusPending,
+        "StorPortStatusPending",
+        "SDV rule StorPortStatusPending (a request is never completed with SRB_STATUS_PENDING)",
+        None,
+    ),
+    (
+        Rule::VirtualDevice,
+        "StorPortVirtualDevice2",
+        "SDV rule StorPortVirtualDevice2 (virtual HwFindAdapter sets ConfigInfo->VirtualDevice = TRUE)",
+        None,
+    ),
+    (
+        Rule::FindAdapterLimits,
+        "StorPortFindAdapter",
+        "SDV rule StorPortFindAdapter (HwFindAdapter sets MaximumTransferLength and NumberOfPhysicalBreaks)",
+        None,
+    ),
+    (
+        Rule::NoWaitInStartIo,
+        "SpNoWait",
+        "SDV rules SpNoWait / StorPortStartIo and this project's rule for HwStartIo: no wait, stall or pool allocation (HW_STARTIO allows StorPortAllocatePool in virtual miniports; storemu is stricter)",
+        None,
+    ),
+    (
+        Rule::RegistryBufferDoubleFree,
+        "RegistryBufferDoubleFree",
+        "StorPortFreeRegistryBuffer: frees the buffer StorPortAllocateRegistryBuffer returned, once",
+        None,
+    ),
+    (
+        Rule::RegistryBufferForeign,
+        "RegistryBufferForeign",
+        "StorPortFreeRegistryBuffer / StorPortRegistryRead: the buffer must come from StorPortAllocateRegistryBuffer",
+        None,
+    ),
+    (
+        Rule::RegistryBufferLeak,
+        "RegistryBufferLeak",
+        "StorPortAllocateRegistryBuffer: one buffer per instance, freed with StorPortFreeRegistryBuffer (checked at HwFreeAdapterResources)",
+        None,
+    ),
+    (
+        Rule::SupportedTypeListOverrun,
+        "SupportedTypeListOverrun",
+        "SCSI_SUPPORTED_CONTROL_TYPE_LIST: the list has MaxControlType entries",
+        None,
+    ),
+    (
+        Rule::PoolLeak,
+        "PoolLeak",
+        "Driver Verifier, bug check 0xC4 parameter 0x62 (driver unloaded without freeing its pool)",
+        Some((DRIVER_VERIFIER, 0x62)),
+    ),
+    (
+        Rule::BadPoolFree,
+        "BadPoolFree",
+        "Bug check 0xC2 BAD_POOL_CALLER (free of memory the pool does not own)",
+        Some((BAD_POOL_CALLER, 0x46)),
+    ),
+    (
+        Rule::InitDataRevision,
+        "InitDataRevision",
+        "StorPortInitialize returns STATUS_REVISION_MISMATCH for an unknown HW_INITIALIZATION_DATA version",
+        None,
+    ),
+    (
+        Rule::InitDataInvalid,
+        "InitDataInvalid",
+        "HW_INITIALIZATION_DATA: virtual miniports use Internal and set HwInitialize, HwStartIo, HwFindAdapter, HwResetBus, HwFreeAdapterResources",
+        None,
+    ),
+    (
+        Rule::TransferLength,
+        "TransferLength",
+        "SCSI_REQUEST_BLOCK.DataTransferLength: on completion at most the length the port supplied",
+        None,
+    ),
+    (
+        Rule::SrbTimeout,
+        "SrbTimeout",
+        "SCSI_REQUEST_BLOCK.TimeOutValue: the port resets the bus when a request outlives its timeout",
+        None,
+    ),
+    (
+        Rule::ForeignSrb,
+        "ForeignSrb",
+        "StorPortNotification(RequestComplete): only requests the port started may be completed",
+        None,
+    ),
+    (
+        Rule::AdapterStartFailed,
+        "AdapterStartFailed",
+        "HwFindAdapter returns SP_RETURN_FOUND and HwInitialize TRUE for a working adapter",
+        None,
+    ),
+    (
+        Rule::KeBugCheck,
+        "KeBugCheckEx",
+        "The driver called KeBugCheckEx",
+        None,
+    ),
+    (
+        Rule::DriverFault,
+        "DriverFault",
+        "Bug check 0x7E / 0x1E style fault in driver code",
+        None,
+    ),
+    (
+        Rule::DriverHang,
+        "DriverHang",
+        "Watchdog: a callback did not return",
+        None,
+    ),
+    (
+        Rule::MissingImport,
+        "MissingImport",
+        "An import storemu does not implement was called",
+        None,
+    ),
+];
+
+impl Rule {
+    fn row(self) -> &'static RuleRow {
+        RULES.iter().find(|row| row.0 == self).unwrap_or(&RULES[0])
+    }
+
+    /// The rule's stable name (what `--json` prints as `"rule"`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        self.row().1
+    }
+
+    /// Where the rule comes from.
+    #[must_use]
+    pub fn source(self) -> &'static str {
+        self.row().2
+    }
+
+    /// The bug check code and first parameter Windows raises, if it raises one.
+    #[must_use]
+    pub fn bugcheck(self) -> Option<(u32, u64)> {
+        self.row().3
+    }
+}
+
+/// One violation the port observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Which rule.
+    pub rule: Rule,
+    /// The bug check code, when the violation is (or causes) one.
+    pub bugcheck: Option<u32>,
+    /// Bug check parameters, or the values that identify the violation.
+    pub params: Vec<u64>,
+    /// The miniport routine (or port phase) that was running.
+    pub routine: String,
+    /// A complete sentence describing what happened.
+    pub message: String,
+}
+
+impl Finding {
+    /// A finding for `rule` with the rule's own bug check, if it has one.
+    #[must_use]
+    pub fn new(rule: Rule, routine: &str, params: Vec<u64>, message: String) -> Self {
+        let (bugcheck, params) = match rule.bugcheck() {
+            Some((code, first)) => {
+                let mut all = vec![first];
+                all.extend(params);
+                (Some(code), all)
+            }
+            None => (None, params),
+        };
+        Self {
+            rule,
+            bugcheck,
+            params,
+            routine: routine.to_owned(),
+            message,
+        }
+    }
+
+    /// A finding that is a bug check with explicit code and parameters.
+    #[must_use]
+    pub fn bugcheck(
+        rule: Rule,
+        code: u32,
+        params: Vec<u64>,
+        routine: &str,
+        message: String,
+    ) -> Self {
+        Self {
+            rule,
+            bugcheck: Some(code),
+            params,
+            routine: routine.to_owned(),
+            message,
+        }
+    }
+
+    /// The JSON form of the command contract.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rule": self.rule.name(),
+            "bugcheck": self.bugcheck.map(|code| format!("0x{code:X}")),
+            "params": self.params.iter().map(|p| format!("0x{p:X}")).collect::<Vec<_>>(),
+            "routine": self.routine,
+            "message": self.message,
+        })
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}]", self.rule.name())?;
+        if let Some(code) = self.bugcheck {
+            write!(f, " bug check 0x{code:X}")?;
+            let params: Vec<String> = self.params.iter().map(|p| format!("0x{p:X}")).collect();
+            write!(f, " ({})", params.join(", "))?;
+        }
+        write!(f, " in {}: {}", self.routine, self.message)
+    }
+}
