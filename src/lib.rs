@@ -7,8 +7,11 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod config;
 mod miniport;
+pub mod ramdisk;
 pub mod scsi;
 
 pub use miniport::{Adapter, Vstor};

@@ -1,0 +1,259 @@
+//! The medium of one disk: RAM in fixed-size chunks.
+//!
+//! # Why this is free of data races
+//!
+//! Storport calls `HwStartIo` on several processors at once with no lock
+//! held, so two requests may touch the same bytes at the same time. The
+//! medium is therefore made of `AtomicU64` words, and every access is an
+//! atomic load or store (`Relaxed`: SCSI orders nothing between concurrent
+//! commands, and each word is never torn). Shared references to atomics are
+//! all that is ever handed out, so there is no `unsafe` here and no data race
+//! in Rust's sense. Two overlapping concurrent writes may interleave at word
+//! granularity, which SCSI permits.
+//!
+//! Chunks (1 MiB each) keep every pool allocation modest: a 64 GiB disk is
+//! 65536 allocations of 1 MiB rather than one block the pool may not have.
+
+use core::ops::Deref;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::scsi::BlockStore;
+
+/// Bytes per chunk.
+pub const CHUNK_BYTES: usize = 1 << 20;
+/// 64-bit words per chunk.
+pub const CHUNK_WORDS: usize = CHUNK_BYTES / WORD;
+const WORD: usize = size_of::<u64>();
+
+/// A RAM disk over chunks of type `C` (pool memory in the driver, boxed
+/// slices in tests).
+pub struct RamDisk<C> {
+    chunks: alloc::vec::Vec<C>,
+    size_bytes: u64,
+}
+
+impl<C: Deref<Target = [AtomicU64]>> RamDisk<C> {
+    /// Builds a disk of `size_bytes` (rounded up to whole words), allocating
+    /// each chunk with `allocate(words)`; chunks come back zeroed.
+    ///
+    /// # Errors
+    ///
+    /// The first error `allocate` returns, or `None` when the chunk table
+    /// itself cannot be allocated; the chunks allocated so far are dropped
+    /// (freed) before returning.
+    pub fn new<E>(
+        size_bytes: u64,
+        mut allocate: impl FnMut(usize) -> Result<C, E>,
+    ) -> Result<Self, Option<E>> {
+        let total_words = usize::try_from(size_bytes.div_ceil(WORD as u64)).map_err(|_| None)?;
+        let chunk_count = total_words.div_ceil(CHUNK_WORDS);
+        let mut chunks = alloc::vec::Vec::new();
+        chunks.try_reserve_exact(chunk_count).map_err(|_| None)?;
+        let mut remaining = total_words;
+        while remaining > 0 {
+            let words = remaining.min(CHUNK_WORDS);
+            let chunk = allocate(words).map_err(Some)?;
+            if chunk.len() < words {
+                return Err(None);
+            }
+            chunks.push(chunk);
+            remaining -= words;
+        }
+        Ok(Self { chunks, size_bytes })
+    }
+
+    /// The disk's size in bytes.
+    #[must_use]
+    pub const fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// The word holding byte `offset`, or `None` past the end.
+    fn word(&self, offset: u64) -> Option<&AtomicU64> {
+        let word_index = usize::try_from(offset / WORD as u64).ok()?;
+        self.chunks
+            .get(word_index / CHUNK_WORDS)?
+            .get(word_index % CHUNK_WORDS)
+    }
+
+    /// Visits the words covering `offset..offset + len` in order, with the
+    /// byte range of each word that lies inside, and the position of those
+    /// bytes in the caller's buffer. Stops at the end of the disk.
+    fn for_each_word(
+        &self,
+        offset: u64,
+        len: usize,
+        mut f: impl FnMut(&AtomicU64, usize, usize, usize),
+    ) {
+        let mut done = 0_usize;
+        while done < len {
+            let at = offset.saturating_add(done as u64);
+            let Some(word) = self.word(at) else { return };
+            let first = usize::try_from(at % WORD as u64).unwrap_or(0);
+            let count = (WORD - first).min(len - done);
+            f(word, first, count, done);
+            done += count;
+        }
+    }
+}
+
+impl<C: Deref<Target = [AtomicU64]>> BlockStore for RamDisk<C> {
+    fn read(&self, byte_offset: u64, out: &mut [u8]) {
+        let len = out.len();
+        self.for_each_word(byte_offset, len, |word, first, count, at| {
+            let bytes = word.load(Ordering::Relaxed).to_le_bytes();
+            if let (Some(to), Some(from)) =
+                (out.get_mut(at..at + count), bytes.get(first..first + count))
+            {
+                to.copy_from_slice(from);
+            }
+        });
+    }
+
+    fn write(&self, byte_offset: u64, data: &[u8]) {
+        self.for_each_word(byte_offset, data.len(), |word, first, count, at| {
+            let Some(from) = data.get(at..at + count) else {
+                return;
+            };
+            if count == WORD {
+                let mut bytes = [0_u8; WORD];
+                bytes.copy_from_slice(from);
+                word.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
+            } else {
+                // A partial word: merge with what is there, atomically.
+                let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                    let mut bytes = old.to_le_bytes();
+                    bytes.get_mut(first..first + count)?.copy_from_slice(from);
+                    Some(u64::from_le_bytes(bytes))
+                });
+            }
+        });
+    }
+
+    fn zero(&self, byte_offset: u64, len: u64) {
+        let mut offset = byte_offset;
+        let end = byte_offset.saturating_add(len);
+        // Whole chunks at a time keep the closure calls few for large ranges.
+        while offset < end {
+            let step = usize::try_from(end - offset)
+                .unwrap_or(usize::MAX)
+                .min(CHUNK_BYTES);
+            self.for_each_word(offset, step, |word, first, count, _| {
+                if count == WORD {
+                    word.store(0, Ordering::Relaxed);
+                } else {
+                    // count < 8 here, so the shifts stay inside the word.
+                    let range = ((1_u64 << (count * 8)) - 1) << (first * 8);
+                    word.fetch_and(!range, Ordering::Relaxed);
+                }
+            });
+            offset += step as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::boxed::Box;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn disk(size_bytes: u64) -> RamDisk<Box<[AtomicU64]>> {
+        RamDisk::new(size_bytes, |words| {
+            Ok::<_, ()>((0..words).map(|_| AtomicU64::new(0)).collect())
+        })
+        .expect("allocation")
+    }
+
+    #[test]
+    fn new_disk_reads_zeros() {
+        let disk = disk(4096);
+        let mut out = vec![0xAA_u8; 4096];
+        disk.read(0, &mut out);
+        assert!(out.iter().all(|&byte| byte == 0));
+    }
+
+    #[test]
+    fn write_then_read_across_a_chunk_boundary() {
+        let disk = disk(3 * CHUNK_BYTES as u64);
+        let start = CHUNK_BYTES as u64 - 1024;
+        let data: Vec<u8> = (0..4096_u32).map(|i| (i % 251) as u8).collect();
+        disk.write(start, &data);
+        let mut out = vec![0_u8; 4096];
+        disk.read(start, &mut out);
+        assert_eq!(out, data);
+        let mut before = [0xFF_u8; 8];
+        disk.read(start - 8, &mut before);
+        assert_eq!(before, [0; 8], "bytes before the write are untouched");
+    }
+
+    #[test]
+    fn unaligned_writes_merge_within_a_word() {
+        let disk = disk(64);
+        disk.write(0, &[1; 16]);
+        disk.write(3, &[9, 9]);
+        let mut out = [0_u8; 16];
+        disk.read(0, &mut out);
+        assert_eq!(out, [1, 1, 1, 9, 9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn zero_clears_exactly_the_range() {
+        let disk = disk(2 * CHUNK_BYTES as u64);
+        disk.write(0, &vec![7_u8; 2 * CHUNK_BYTES]);
+        disk.zero(5, CHUNK_BYTES as u64);
+        let mut out = vec![0_u8; 2 * CHUNK_BYTES];
+        disk.read(0, &mut out);
+        assert_eq!(&out[..5], &[7; 5]);
+        assert!(out[5..5 + CHUNK_BYTES].iter().all(|&byte| byte == 0));
+        assert!(out[5 + CHUNK_BYTES..].iter().all(|&byte| byte == 7));
+    }
+
+    #[test]
+    fn access_past_the_end_is_cut_short_without_panicking() {
+        let disk = disk(1024);
+        let mut out = [0xEE_u8; 16];
+        disk.read(1020, &mut out);
+        assert_eq!(&out[..4], &[0; 4]);
+        assert_eq!(&out[4..], &[0xEE; 12], "bytes past the end are left alone");
+        disk.write(u64::MAX - 3, &[1; 8]);
+        disk.zero(u64::MAX - 3, 100);
+    }
+
+    #[test]
+    fn allocation_failure_is_returned() {
+        let mut calls = 0;
+        let result: Result<RamDisk<Box<[AtomicU64]>>, _> =
+            RamDisk::new(3 * CHUNK_BYTES as u64, |words| {
+                calls += 1;
+                if calls == 2 {
+                    Err("no memory")
+                } else {
+                    Ok((0..words).map(|_| AtomicU64::new(0)).collect())
+                }
+            });
+        assert_eq!(result.err(), Some(Some("no memory")));
+    }
+
+    #[test]
+    fn concurrent_writers_to_separate_blocks_do_not_interfere() {
+        let disk = disk(CHUNK_BYTES as u64);
+        std::thread::scope(|scope| {
+            for thread in 0..4_u8 {
+                let disk = &disk;
+                scope.spawn(move || {
+                    for round in 0..200_u64 {
+                        let offset = (u64::from(thread) * 64 + round % 64) * 512;
+                        disk.write(offset, &[thread + 1; 512]);
+                    }
+                });
+            }
+        });
+        for thread in 0..4_u8 {
+            let mut out = [0_u8; 512];
+            disk.read(u64::from(thread) * 64 * 512, &mut out);
+            assert_eq!(out, [thread + 1; 512]);
+        }
+    }
+}
