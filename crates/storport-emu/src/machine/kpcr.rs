@@ -1,0 +1,120 @@
+//! The fake processor control region (KPCR) behind GS.
+//!
+//! x64 kernel code reads it through GS (`gs:[0x18]` is the KPCR itself,
+//! `gs:[0x20]` the PRCB, `gs:[0x188]` the current thread, `gs:[0x1A4]` the
+//! processor number).
+//!
+//! One page range per host thread, created on the thread's first driver call
+//! and installed with `arch_prctl(ARCH_SET_GS)` for the duration of each
+//! outermost call (the host's own GS base is saved and restored around it;
+//! glibc and Rust use FS, not GS). Offsets: KPCR and KPRCB type dumps for x64
+//! Windows 10/11 (`KPCR.Self` 0x18, `KPCR.CurrentPrcb` 0x20, `KPCR.Irql` 0x50,
+//! `KPCR.Prcb` 0x180; in the KPRCB `LegacyNumber` 0x4, `CurrentThread` 0x8,
+//! `Number` 0x24).
+
+use std::io;
+
+use super::memory::Mapping;
+
+/// Offset of `KPCR.Self`.
+pub const KPCR_SELF: usize = 0x18;
+/// Offset of `KPCR.CurrentPrcb`.
+pub const KPCR_CURRENT_PRCB: usize = 0x20;
+/// Offset of `KPCR.Irql` (mirrors the emulated IRQL at each call entry).
+pub const KPCR_IRQL: usize = 0x50;
+/// Offset of the KPRCB embedded in the KPCR.
+pub const KPCR_PRCB: usize = 0x180;
+/// Offset of `KPRCB.LegacyNumber` (a byte) from the KPCR.
+pub const KPCR_PRCB_LEGACY_NUMBER: usize = KPCR_PRCB + 0x4;
+/// Offset of `KPRCB.CurrentThread` from the KPCR.
+pub const KPCR_PRCB_CURRENT_THREAD: usize = KPCR_PRCB + 0x8;
+/// Offset of `KPRCB.Number` from the KPCR.
+pub const KPCR_PRCB_NUMBER: usize = KPCR_PRCB + 0x24;
+/// Bytes reserved for the KPCR and PRCB (the x64 PRCB is tens of KiB on
+/// current Windows; unused fields read as zero).
+pub const KPCR_SIZE: usize = 0x10000;
+/// Offset of the zeroed fake KTHREAD `KPRCB.CurrentThread` points to.
+const FAKE_THREAD_OFFSET: usize = 0xE000;
+
+/// A zero-filled KPCR with its self pointers set.
+#[derive(Debug)]
+pub(crate) struct Kpcr {
+    mapping: Mapping,
+}
+
+impl Kpcr {
+    pub(crate) fn new(processor: u32) -> io::Result<Self> {
+        let mapping = Mapping::new(KPCR_SIZE)?;
+        let base = mapping.addr() as u64;
+        mapping.write(KPCR_SELF, &base.to_le_bytes())?;
+        mapping.write(KPCR_CURRENT_PRCB, &(base + KPCR_PRCB as u64).to_le_bytes())?;
+        mapping.write(
+            KPCR_PRCB_CURRENT_THREAD,
+            &(base + FAKE_THREAD_OFFSET as u64).to_le_bytes(),
+        )?;
+        let kpcr = Self { mapping };
+        kpcr.set_processor_number(processor)?;
+        Ok(kpcr)
+    }
+
+    pub(crate) const fn base(&self) -> usize {
+        self.mapping.addr()
+    }
+
+    pub(crate) fn set_processor_number(&self, number: u32) -> io::Result<()> {
+        self.mapping
+            .write(KPCR_PRCB_NUMBER, &number.to_le_bytes())?;
+        let legacy = u8::try_from(number).unwrap_or(u8::MAX);
+        self.mapping.write(KPCR_PRCB_LEGACY_NUMBER, &[legacy])
+    }
+
+    pub(crate) fn set_irql(&self, irql: u8) -> io::Result<()> {
+        self.mapping.write(KPCR_IRQL, &[irql])
+    }
+}
+
+/// Reads the calling thread's GS base.
+pub(crate) fn gs_base() -> usize {
+    let mut value: libc::c_ulong = 0;
+    // SAFETY: ARCH_GET_GS writes one unsigned long to the pointer, which
+    // points at a live local.
+    unsafe {
+        libc::syscall(libc::SYS_arch_prctl, ARCH_GET_GS, &raw mut value);
+    }
+    usize::try_from(value).unwrap_or(0)
+}
+
+/// Sets the calling thread's GS base.
+pub(crate) fn set_gs_base(base: usize) -> io::Result<()> {
+    // SAFETY: ARCH_SET_GS only changes this thread's GS base register, which
+    // neither glibc nor Rust use (both address thread-local storage via FS).
+    let rc = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_GS, base) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+const ARCH_SET_GS: libc::c_int = 0x1001;
+const ARCH_GET_GS: libc::c_int = 0x1004;
+
+/// Sets the processor number the current thread's KPCR reports
+/// (`KeGetCurrentProcessorNumberEx`, `gs:[0x1A4]`). Creates the thread's
+/// machine state if this thread has not called the driver yet.
+///
+/// # Errors
+///
+/// The error from creating the thread's machine state.
+pub fn set_processor_number(number: u32) -> io::Result<()> {
+    super::thread::with_env(|env| env.kpcr.set_processor_number(number))?
+}
+
+/// Address of the current thread's KPCR (what GS points at during a driver
+/// call). Creates the thread's machine state if needed.
+///
+/// # Errors
+///
+/// The error from creating the thread's machine state.
+pub fn current_base() -> io::Result<usize> {
+    super::thread::with_env(|env| env.kpcr.base())
+}

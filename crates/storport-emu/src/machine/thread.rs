@@ -1,0 +1,211 @@
+//! Per-thread machine state: each host thread that calls driver code is one
+//! emulated processor with its own kernel stack (24 KiB above a guard page),
+//! alternate signal stack, KPCR and watchdog timer.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+
+use super::kpcr::Kpcr;
+use super::memory::{Mapping, PAGE_SIZE, Perms};
+
+/// Size of the stack driver code runs on: `KERNEL_STACK_SIZE` of x64 Windows.
+pub const KERNEL_STACK_SIZE: usize = 0x6000;
+/// Size of the alternate stack the signal handler runs on.
+const ALT_STACK_SIZE: usize = 0x10000;
+/// Processor numbers handed to threads in creation order.
+static NEXT_PROCESSOR: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The signal the watchdog timer delivers.
+pub fn timer_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 7
+}
+
+/// Monotonic clock in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Wall clock in nanoseconds since the Unix epoch.
+pub fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to a live local; it is
+    // async-signal-safe.
+    unsafe {
+        libc::clock_gettime(clock, &raw mut ts);
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+thread_local! {
+    // Const-initialised and without destructor: read by the signal handler.
+    static TIMER: Cell<usize> = const { Cell::new(0) };
+    static ENV: RefCell<Option<ThreadEnv>> = const { RefCell::new(None) };
+}
+
+/// Arms the current thread's watchdog timer to fire at the monotonic time
+/// `deadline_ns`, or disarms it when `deadline_ns` is `u64::MAX`.
+/// Async-signal-safe.
+pub fn arm_timer(deadline_ns: u64) {
+    let timer = TIMER.with(Cell::get);
+    if timer == 0 {
+        return;
+    }
+    let value = if deadline_ns == u64::MAX {
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        }
+    } else {
+        libc::timespec {
+            tv_sec: libc::time_t::try_from(deadline_ns / 1_000_000_000)
+                .unwrap_or(libc::time_t::MAX),
+            // Never all-zero, which would disarm.
+            tv_nsec: libc::c_long::try_from(deadline_ns % 1_000_000_000)
+                .unwrap_or(0)
+                .max(1),
+        }
+    };
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: value,
+    };
+    // SAFETY: `timer` was created by timer_create on this thread and is
+    // deleted only when the thread's state is dropped, after which TIMER is 0.
+    unsafe {
+        libc::timer_settime(
+            timer as libc::timer_t,
+            libc::TIMER_ABSTIME,
+            &raw const spec,
+            std::ptr::null_mut(),
+        );
+    }
+}
+
+/// The machine state of one host thread.
+///
+/// # Invariants
+///
+/// `timer` is a live POSIX timer created for this thread and `altstack` is
+/// installed as this thread's alternate signal stack until drop.
+#[derive(Debug)]
+pub struct ThreadEnv {
+    stack: Mapping,
+    altstack: Mapping,
+    pub kpcr: Kpcr,
+    timer: libc::timer_t,
+}
+
+impl ThreadEnv {
+    fn new() -> io::Result<Self> {
+        let stack = Mapping::new(PAGE_SIZE + KERNEL_STACK_SIZE)?;
+        stack.protect(0, PAGE_SIZE, Perms::NONE)?;
+        let altstack = Mapping::new(ALT_STACK_SIZE)?;
+        let processor = NEXT_PROCESSOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let kpcr = Kpcr::new(processor)?;
+        let timer = create_timer()?;
+        let env = Self {
+            stack,
+            altstack,
+            kpcr,
+            timer,
+        };
+        let alt = libc::stack_t {
+            ss_sp: env.altstack.addr() as *mut libc::c_void,
+            ss_flags: 0,
+            ss_size: env.altstack.len(),
+        };
+        // SAFETY: the alternate stack is a live mapping owned by `env`, which
+        // uninstalls it before unmapping (Drop).
+        let rc = unsafe { libc::sigaltstack(&raw const alt, std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        TIMER.with(|t| t.set(env.timer as usize));
+        // INVARIANT: timer created and alternate stack installed above.
+        Ok(env)
+    }
+
+    /// One past the highest address of the kernel stack (16-byte aligned).
+    pub const fn stack_top(&self) -> usize {
+        self.stack.addr() + self.stack.len()
+    }
+
+    /// The guard page below the kernel stack.
+    pub const fn guard(&self) -> (usize, usize) {
+        (self.stack.addr(), self.stack.addr() + PAGE_SIZE)
+    }
+}
+
+fn create_timer() -> io::Result<libc::timer_t> {
+    // SAFETY: sigevent is plain data for which all-zero bytes are valid.
+    let mut event: libc::sigevent = unsafe { std::mem::zeroed() };
+    event.sigev_notify = libc::SIGEV_THREAD_ID;
+    event.sigev_signo = timer_signal();
+    // SAFETY: gettid has no preconditions.
+    event.sigev_notify_thread_id = unsafe { libc::gettid() };
+    let mut timer: libc::timer_t = std::ptr::null_mut();
+    // SAFETY: both pointers refer to live locals; the timer targets this thread.
+    let rc = unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &raw mut event, &raw mut timer) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(timer)
+}
+
+impl Drop for ThreadEnv {
+    fn drop(&mut self) {
+        TIMER.with(|t| t.set(0));
+        // SAFETY: by the invariant the timer is live; it is not used again.
+        unsafe {
+            libc::timer_delete(self.timer);
+        }
+        let mut current = libc::stack_t {
+            ss_sp: std::ptr::null_mut(),
+            ss_flags: 0,
+            ss_size: 0,
+        };
+        // SAFETY: only queries the alternate stack into a live local.
+        unsafe {
+            libc::sigaltstack(std::ptr::null(), &raw mut current);
+        }
+        if current.ss_sp as usize == self.altstack.addr() {
+            let off = libc::stack_t {
+                ss_sp: std::ptr::null_mut(),
+                ss_flags: libc::SS_DISABLE,
+                ss_size: 0,
+            };
+            // SAFETY: disabling the alternate stack before its memory is unmapped.
+            unsafe {
+                libc::sigaltstack(&raw const off, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// Runs `f` with the current thread's machine state, creating it first if
+/// needed.
+pub fn with_env<R>(f: impl FnOnce(&ThreadEnv) -> R) -> io::Result<R> {
+    ENV.with(|cell| {
+        if cell.borrow().is_none() {
+            let env = ThreadEnv::new()?;
+            *cell.borrow_mut() = Some(env);
+        }
+        let env = cell.borrow();
+        let env = env
+            .as_ref()
+            .ok_or_else(|| io::Error::other("thread machine state vanished"))?;
+        Ok(f(env))
+    })
+}
