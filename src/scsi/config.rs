@@ -171,7 +171,10 @@ pub struct DiskConfig {
     pub block_size: BlockSize,
     /// Number of logical blocks (capacity = `block_count * block_size`).
     pub block_count: u64,
-    /// Writes end in DATA PROTECT, WRITE PROTECTED; MODE SENSE reports WP.
+    /// Writes end in DATA PROTECT, WRITE PROTECTED; MODE SENSE reports WP. Initial value:
+    /// [`Disk::set_read_only`] changes it at run time.
+    ///
+    /// [`Disk::set_read_only`]: super::Disk::set_read_only
     pub read_only: bool,
     /// 60-bit value of the NAA 3 (locally assigned) designator in VPD page 83h. Must be unique
     /// per disk on the system: Windows identifies disks by it.

@@ -140,6 +140,9 @@ pub struct Disk {
     config: DiskConfig,
     /// Caching page WCE, current value (MODE SELECT changes it).
     write_cache: AtomicBool,
+    /// Write protection; starts as `config.read_only` and follows [`Disk::set_read_only`]
+    /// (the adapter's `ScsiSetRunningConfig`).
+    read_only: AtomicBool,
     /// Sense of a CHECK CONDITION returned with autosense disabled, packed by
     /// [`SenseData::pack`]; 0 = none. Last writer wins: there is one initiator, the OS.
     deferred_sense: AtomicU64,
@@ -157,6 +160,7 @@ impl Disk {
         }
         Ok(Self {
             write_cache: AtomicBool::new(config.write_cache),
+            read_only: AtomicBool::new(config.read_only),
             config,
             deferred_sense: AtomicU64::new(0),
         })
@@ -174,6 +178,19 @@ impl Disk {
 
     pub(crate) fn set_write_cache(&self, on: bool) {
         self.write_cache.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the medium currently refuses writes (write protected): DATA PROTECT for
+    /// writes, WP in MODE SENSE.
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
+    }
+
+    /// Write-protects the medium or lifts the protection, for commands that
+    /// start after this call.
+    pub fn set_read_only(&self, read_only: bool) {
+        self.read_only.store(read_only, Ordering::Relaxed);
     }
 
     /// Logical unit reset: drops a deferred sense. Nothing else is outstanding.

@@ -155,7 +155,7 @@ impl Disk {
         check_protect(cdb)?;
         let span = span(cdb);
         self.transfer_bytes(&span)?;
-        if self.config().read_only {
+        if self.is_read_only() {
             return Err(write_protected());
         }
         let (offset, bytes) = self.range(span.lba, span.blocks)?;
@@ -259,7 +259,7 @@ impl Disk {
         if blocks == 0 || blocks > limit {
             return Err(SenseData::invalid_cdb_field(length_at, None));
         }
-        if self.config().read_only {
+        if self.is_read_only() {
             return Err(write_protected());
         }
         let lba = if sixteen {
@@ -307,7 +307,7 @@ impl Disk {
             return Err(SenseData::invalid_cdb_field(1, Some(0)));
         }
         let plen = usize::from(cdb.be16(7));
-        if self.config().read_only {
+        if self.is_read_only() {
             return Err(write_protected());
         }
         if plen == 0 {

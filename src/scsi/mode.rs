@@ -117,7 +117,7 @@ impl Disk {
             Values::Default => self.config().write_cache,
             _ => self.write_cache_enabled(),
         };
-        let dsp = if self.config().read_only { 0x90 } else { 0x10 };
+        let dsp = if self.is_read_only() { 0x90 } else { 0x10 };
         let descriptor_len: u8 = match (dbd, llbaa) {
             (true, _) => 0,
             (false, true) => 16,
