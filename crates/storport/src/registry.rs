@@ -216,7 +216,37 @@ impl<'r> RegistryBuffer<'r> {
     /// Frees this buffer and allocates one of `length_bytes` bytes — in that
     /// order, so two buffers never exist at once.
     ///
-    /// Use it after [`ReadError::BufferTooSmall`] with the length it reports.
+    /// Use it after [`ReadError::BufferTooSmall`] with the length it reports:
+    ///
+    /// ```no_run
+    /// use storport::registry::{ReadError, Registry, Scope};
+    ///
+    /// /// The `SerialPrefix` string, however long, or `None`.
+    /// fn serial_prefix(registry: &mut Registry, out: &mut [u8; 64]) -> Option<usize> {
+    ///     let mut buffer = registry.open(16).ok()?;
+    ///     if let Err(ReadError::BufferTooSmall { needed_bytes }) =
+    ///         buffer.read_string(Scope::Global, c"SerialPrefix")
+    ///     {
+    ///         buffer = buffer.grow(needed_bytes).ok()?;
+    ///     }
+    ///     let text = buffer.read_string(Scope::Global, c"SerialPrefix").ok()?;
+    ///     let length = text.len().min(out.len());
+    ///     out[..length].copy_from_slice(&text[..length]);
+    ///     Some(length)
+    /// }
+    /// ```
+    ///
+    /// The old guard is consumed, so it cannot be used after the grow:
+    ///
+    /// ```compile_fail,E0382
+    /// # use storport::registry::{Registry, Scope};
+    /// fn stale(registry: &mut Registry) {
+    ///     let Ok(mut small) = registry.open(16) else { return };
+    ///     let larger = small.grow(256);
+    ///     let _ = small.read_dword(Scope::Global, c"DiskCount");
+    ///     drop(larger);
+    /// }
+    /// ```
     ///
     /// # Errors
     ///
