@@ -3,6 +3,7 @@
 //! checks it against the rules Driver Verifier, Static Driver Verifier and
 //! Storport itself enforce.
 
+pub mod cli;
 pub mod inf;
 pub mod machine;
 pub mod port;

@@ -1,6 +1,5 @@
-//! The `storemu` command.
+//! The `storemu` command: see [`storport_emu::cli`].
 
-fn main() {
-    eprintln!("storemu: the run command is not available in this build.");
-    std::process::exit(64);
+fn main() -> std::process::ExitCode {
+    storport_emu::cli::main()
 }

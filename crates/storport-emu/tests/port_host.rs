@@ -7,8 +7,8 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use storport_emu::port::cpu::DirectCpu;
-use storport_emu::port::regglue::Value;
 use storport_emu::port::{DataDirection, Port, PortError, PortOptions, Rule, exports};
+use storport_emu::registry::RegValue;
 use storport_sys::{
     DRIVER_OBJECT, HW_INITIALIZATION_DATA, MINIPORT_REG_DWORD, NTSTATUS,
     PORT_CONFIGURATION_INFORMATION, SCSI_REQUEST_BLOCK, UNICODE_STRING, notification, srb_status,
@@ -299,13 +299,10 @@ fn port() -> Port {
         options,
         None,
     );
-    port.registry().set(
-        "Parameters\\Device",
+    port.registry().registry.set_value(
+        r"Services\testmp\Parameters\Device",
         "DiskCount",
-        Value {
-            reg_type: 4,
-            data: 3_u32.to_le_bytes().to_vec(),
-        },
+        RegValue::dword(3),
     );
     port
 }
@@ -355,13 +352,14 @@ fn clean_miniport_runs_the_life_cycle_without_findings() {
     port.remove().expect("remove");
     port.unload();
     assert_eq!(port.findings(), vec![]);
-    let echo = port.registry().get("Parameters\\Device0", "Echo").cloned();
+    let echo = port
+        .registry()
+        .registry
+        .value(r"Services\testmp\Parameters\Device0", "Echo")
+        .cloned();
     assert_eq!(
         echo,
-        Some(Value {
-            reg_type: 4,
-            data: 103_u32.to_le_bytes().to_vec()
-        }),
+        Some(RegValue::dword(103)),
         "the adapter-scope write landed in Device0"
     );
     assert_eq!(

@@ -139,7 +139,8 @@ impl Port {
     ) -> Self {
         let shared = Arc::new(Shared::default());
         shared.echo.store(options.echo, Ordering::Relaxed);
-        lock(&shared.registry).service.clone_from(&options.service);
+        *lock(&shared.registry) =
+            RegistryPort::new(crate::registry::Registry::new(), &options.service);
         let path: Vec<u16> = format!(
             "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\{}",
             options.service
@@ -162,6 +163,11 @@ impl Port {
             _registry_path_text: path,
             _keepalive: keepalive,
         }
+    }
+
+    /// Replaces the registry (for example one an INF was installed into).
+    pub fn set_registry(&self, registry: crate::registry::Registry) {
+        lock(&self.shared.registry).registry = registry;
     }
 
     /// The registry as the miniport will see it (set values before start).
@@ -191,6 +197,12 @@ impl Port {
     #[must_use]
     pub fn bugchecked(&self) -> bool {
         self.shared.bugchecked.load(Ordering::Acquire)
+    }
+
+    /// Records a finding the caller observed (for example in the data it got back).
+    pub fn report(&self, rule: Rule, routine: &str, params: Vec<u64>, message: String) {
+        self.shared
+            .report(Finding::new(rule, routine, params, message));
     }
 
     /// Records a life-cycle line.
@@ -236,19 +248,17 @@ impl Port {
     }
 
     fn fault(&self, routine: Routine, fault: CallFault) -> PortError {
-        let rule = if fault.message.contains("watchdog") {
-            Rule::DriverHang
-        } else {
-            Rule::DriverFault
-        };
         let message = fault.message.clone();
-        self.shared.report(Finding::bugcheck(
-            rule,
-            fault.bugcheck,
-            fault.params,
-            routine.name(),
-            fault.message,
-        ));
+        if !fault.reported {
+            self.shared.report(Finding {
+                rule: fault.rule,
+                bugcheck: fault.bugcheck,
+                params: fault.params,
+                routine: routine.name().to_owned(),
+                message: fault.message,
+            });
+        }
+        self.shared.bugchecked.store(true, Ordering::Release);
         PortError::BugCheck(message)
     }
 
@@ -751,7 +761,9 @@ impl Port {
             return;
         }
         self.log("unload");
-        let live = lock(&self.shared.pool).live();
+        // After a bug check the machine is dead: what the driver still holds
+        // is not a leak it could have avoided.
+        let live = if self.bugchecked() { Vec::new() } else { lock(&self.shared.pool).live() };
         for (address, block) in live {
             self.shared.violation(
                 Rule::PoolLeak,

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::state::Shared;
+use crate::machine::{gate, irql};
 
 /// A routine of the miniport, or a phase of the port, as findings name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,12 +106,22 @@ pub fn current() -> Option<(Arc<Shared>, Routine, u8)> {
         frames
             .borrow()
             .last()
-            .map(|frame| (Arc::clone(&frame.shared), frame.routine, frame.irql))
+            .map(|frame| (Arc::clone(&frame.shared), frame.routine, irql_of(frame)))
     });
     top.or_else(|| {
         let last = LAST.lock().ok()?.as_ref()?.upgrade()?;
         Some((last, Routine::Port, 0))
     })
+}
+
+/// Inside a gate call the IRQL is the machine's (what CR8 holds, which the
+/// driver may have raised); otherwise the one the frame was entered at.
+fn irql_of(frame: &Frame) -> u8 {
+    if gate::in_call() {
+        irql::current()
+    } else {
+        frame.irql
+    }
 }
 
 /// Changes the IRQL of the innermost frame (spin-lock acquire and release);
@@ -120,6 +131,9 @@ pub fn current() -> Option<(Arc<Shared>, Routine, u8)> {
     reason = "callers that restore an IRQL ignore the old one"
 )]
 pub fn set_irql(irql: u8) -> u8 {
+    if gate::in_call() {
+        return irql::set(irql);
+    }
     FRAMES.with(|frames| {
         frames
             .borrow_mut()

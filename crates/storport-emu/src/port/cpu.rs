@@ -3,18 +3,74 @@
 //! The port never calls a miniport routine directly: it asks a [`Cpu`] to
 //! call an address with integer arguments at an IRQL. [`DirectCpu`] calls
 //! on the current thread's stack (enough for drivers linked into the process
-//! and well-behaved images); a gate with its own guarded stack and fault
-//! recovery plugs in through the same trait.
+//! and well-behaved images); [`GateCpu`] calls through the machine's gate
+//! with its own guarded stack and fault recovery.
+
+use std::time::Duration;
+
+use super::rules::Rule;
+use crate::machine::{BugCheck, Fault, gate};
 
 /// A call into driver code that did not return normally.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallFault {
+    /// The rule the fault is reported under.
+    pub rule: Rule,
     /// Bug check code the fault amounts to (e.g. 0x1E, 0x7E, or the driver's own).
-    pub bugcheck: u32,
+    pub bugcheck: Option<u32>,
     /// Bug check parameters.
     pub params: Vec<u64>,
     /// What happened, as a complete sentence (faulting offset, section, function).
     pub message: String,
+    /// The finding was already recorded (a bug check raised by an export).
+    pub reported: bool,
+}
+
+/// Calls through the machine's call gate: a 24 KiB kernel stack with a
+/// guard page, KPCR in GS, emulated IRQL, fault recovery and a watchdog.
+#[derive(Clone, Copy, Debug)]
+pub struct GateCpu {
+    /// Longest a single callback may run.
+    pub timeout: Duration,
+}
+
+impl Default for GateCpu {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Cpu for GateCpu {
+    unsafe fn call(&self, target: usize, args: &[u64], irql: u8) -> Result<u64, CallFault> {
+        // SAFETY: the caller's contract is the gate's: `target` is win64
+        // code that may run with `args`.
+        let result = unsafe { gate::call(target, args, irql, self.timeout) };
+        result.map_err(|fault| {
+            let (bugcheck, params) = fault
+                .bugcheck()
+                .map_or((None, Vec::new()), |(code, p)| (Some(code), p.to_vec()));
+            let (rule, reported) = match &fault {
+                Fault::BugCheck(_) => (Rule::KeBugCheck, true),
+                Fault::UnboundImport { .. } => (Rule::MissingImport, false),
+                Fault::Timeout { .. } => (Rule::DriverHang, false),
+                Fault::Exception(_) | Fault::Setup(_) => (Rule::DriverFault, false),
+            };
+            let mut message = fault.to_string();
+            if let Some(first) = message.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            message.push('.');
+            CallFault {
+                rule,
+                bugcheck,
+                params,
+                message,
+                reported,
+            }
+        })
+    }
 }
 
 /// Calls driver code.
@@ -111,8 +167,17 @@ impl Cpu for DirectCpu {
 
 /// Ends the current call into driver code after a bug check.
 ///
-/// [`DirectCpu`] has no recovery point: the process reports and exits.
-pub fn abort_current_call() -> ! {
-    eprintln!("storemu: the driver bug-checked; without a recovery point the run stops here.");
+/// Inside a gate call the gate's recovery point ends it; [`DirectCpu`] has
+/// none, so the process reports and exits.
+pub fn abort_current_call(code: u32, params: [u64; 4], message: String) -> ! {
+    if gate::in_call() {
+        gate::abort_current_call(BugCheck {
+            code,
+            params,
+            message,
+            caller: None,
+        });
+    }
+    eprintln!("storemu: {message} Without a recovery point the run stops here.");
     std::process::exit(1)
 }

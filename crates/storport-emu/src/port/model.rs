@@ -321,5 +321,9 @@ pub fn bug_check(code: u32, params: [u64; 4]) -> ! {
         ));
         shared.bugchecked.store(true, Ordering::Release);
     }
-    super::cpu::abort_current_call()
+    super::cpu::abort_current_call(
+        code,
+        params,
+        format!("the driver called KeBugCheckEx({code:#x})"),
+    )
 }

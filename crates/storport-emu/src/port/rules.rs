@@ -61,6 +61,8 @@ pub enum Rule {
     DriverHang,
     /// An import that storemu does not implement was called (`--allow-missing`).
     MissingImport,
+    /// Data written to a disk did not read back equal.
+    DataIntegrity,
 }
 
 /// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
@@ -205,6 +207,12 @@ pub const RULES: &[RuleRow] = &[
         Rule::MissingImport,
         "MissingImport",
         "An import storemu does not implement was called",
+        None,
+    ),
+    (
+        Rule::DataIntegrity,
+        "DataIntegrity",
+        "storemu's probe: a block written with WRITE(10) and completed with SUCCESS reads back as written",
         None,
     ),
 ];

@@ -6,9 +6,9 @@ use super::{VaArgs, printf, ulong, variadic_shim};
 use crate::port::context::{self, Routine};
 use crate::port::mem;
 use crate::port::model;
-use crate::port::regglue::{FreeError, ReadError};
 use crate::port::rules::Rule;
 use crate::port::state::{Shared, lock};
+use crate::registry::FreeError;
 
 /// `STOR_STATUS_SUCCESS`.
 const STOR_STATUS_SUCCESS: u64 = 0;
@@ -121,26 +121,32 @@ unsafe extern "win64" fn free_registry_buffer(_extension: u64, buffer: u64) {
         return;
     }
     let result = lock(&shared.registry).free(buffer as usize);
-    match result {
-        Ok(()) => {}
-        Err(FreeError::DoubleFree) => shared.violation(
-            Rule::RegistryBufferDoubleFree,
+    if let Err(error) = result {
+        buffer_misuse(
+            &shared,
             routine,
-            vec![buffer],
-            format!("StorPortFreeRegistryBuffer was called with {buffer:#x}, which was already freed; the second free was ignored."),
-        ),
-        Err(FreeError::Foreign) => shared.violation(
-            Rule::RegistryBufferForeign,
-            routine,
-            vec![buffer],
-            format!("StorPortFreeRegistryBuffer was called with {buffer:#x}, which is not the buffer StorPortAllocateRegistryBuffer returned; the call was ignored."),
-        ),
+            "StorPortFreeRegistryBuffer",
+            buffer,
+            error,
+        );
     }
 }
 
-fn value_name(address: u64) -> Option<String> {
+fn buffer_misuse(shared: &Shared, routine: Routine, export: &str, buffer: u64, error: FreeError) {
+    let rule = match error {
+        FreeError::DoubleFree(_) => Rule::RegistryBufferDoubleFree,
+        _ => Rule::RegistryBufferForeign,
+    };
+    shared.violation(
+        rule,
+        routine,
+        vec![buffer],
+        format!("{export} was called with {buffer:#x}, but {error}; the call failed."),
+    );
+}
+
+fn value_name(address: u64) -> Option<Vec<u8>> {
     mem::read_cstr(usize::try_from(address).ok()?, 256)
-        .map(|b| b.iter().map(|&c| char::from(c)).collect())
 }
 
 unsafe extern "win64" fn registry_read(
@@ -158,43 +164,32 @@ unsafe extern "win64" fn registry_read(
     let Some(capacity) = mem::read_u32(length) else {
         return 0;
     };
+    let fail = |needed: u32| {
+        let _ = mem::write(length, &needed.to_le_bytes());
+        0
+    };
     if !registry_irql_ok(&shared, routine, irql, "StorPortRegistryRead") {
-        let _ = mem::write(length, &0_u32.to_le_bytes());
-        return 0;
+        return fail(0);
     }
     let Some(name) = value_name(name) else {
-        let _ = mem::write(length, &0_u32.to_le_bytes());
-        return 0;
+        return fail(0);
     };
-    let registry = lock(&shared.registry);
-    if !registry.owns(buffer as usize, capacity) {
-        drop(registry);
-        shared.violation(
-            Rule::RegistryBufferForeign,
-            routine,
-            vec![buffer, u64::from(capacity)],
-            format!("StorPortRegistryRead of \"{name}\" was given buffer {buffer:#x} with length {capacity}, which is not inside the buffer StorPortAllocateRegistryBuffer returned; the read failed."),
-        );
-        let _ = mem::write(length, &0_u32.to_le_bytes());
-        return 0;
-    }
-    let result = registry.read(ulong(global) != 0, &name, ulong(value_type), capacity);
-    drop(registry);
-    match result {
-        Ok(bytes) => {
-            if !mem::write(buffer as usize, &bytes) {
-                return 0;
-            }
-            let written = u32::try_from(bytes.len()).unwrap_or(0);
-            u8::from(mem::write(length, &written.to_le_bytes()))
+    let outcome = lock(&shared.registry).read(
+        buffer as usize,
+        &name,
+        ulong(global),
+        ulong(value_type),
+        capacity,
+    );
+    match outcome {
+        Ok(outcome) => {
+            let (ok, written) = outcome.returned();
+            let _ = mem::write(length, &written.to_le_bytes());
+            u8::from(ok)
         }
-        Err(ReadError::TooSmall(needed)) => {
-            let _ = mem::write(length, &needed.to_le_bytes());
-            0
-        }
-        Err(ReadError::Other) => {
-            let _ = mem::write(length, &0_u32.to_le_bytes());
-            0
+        Err(error) => {
+            buffer_misuse(&shared, routine, "StorPortRegistryRead", buffer, error);
+            fail(0)
         }
     }
 }
@@ -213,25 +208,24 @@ unsafe extern "win64" fn registry_write(
     if !registry_irql_ok(&shared, routine, irql, "StorPortRegistryWrite") {
         return 0;
     }
-    let length = ulong(length);
     let Some(name) = value_name(name) else {
         return 0;
     };
-    let mut registry = lock(&shared.registry);
-    if !registry.owns(buffer as usize, length) {
-        drop(registry);
-        shared.violation(
-            Rule::RegistryBufferForeign,
-            routine,
-            vec![buffer, u64::from(length)],
-            format!("StorPortRegistryWrite of \"{name}\" was given buffer {buffer:#x} with length {length}, which is not inside the buffer StorPortAllocateRegistryBuffer returned; the write failed."),
-        );
-        return 0;
+    let result = lock(&shared.registry).write(
+        buffer as usize,
+        &name,
+        ulong(global),
+        ulong(value_type),
+        ulong(length),
+    );
+    match result {
+        Ok(()) => 1,
+        Err(Err(error)) => {
+            buffer_misuse(&shared, routine, "StorPortRegistryWrite", buffer, error);
+            0
+        }
+        Err(Ok(_refused)) => 0,
     }
-    let Some(data) = mem::read(buffer as usize, length as usize) else {
-        return 0;
-    };
-    u8::from(registry.write(ulong(global) != 0, &name, ulong(value_type), &data))
 }
 
 unsafe extern "win64" fn stall_execution(delay: u64) {
