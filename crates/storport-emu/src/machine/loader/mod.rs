@@ -232,41 +232,8 @@ pub fn load_named(
 
     let mapping = Mapping::new(buf.len())?;
     let base = mapping.addr();
-    let directory = |index: usize| -> Result<Option<(u32, u32)>, LoadError> {
-        let Some(dir) = file.data_directory(index) else {
-            return Ok(None);
-        };
-        let (rva, size) = (dir.virtual_address.get(LE), dir.size.get(LE));
-        if rva == 0 || size == 0 {
-            return Ok(None);
-        }
-        if u64::from(rva) + u64::from(size) > u64::from(layout.size_of_image) {
-            return Err(malformed(format!(
-                "data directory {index} ({rva:#x}..+{size:#x}) extends past SizeOfImage {:#x}",
-                layout.size_of_image
-            )));
-        }
-        Ok(Some((rva, size)))
-    };
-
-    // Base relocations.
-    let delta = (base as u64).wrapping_sub(opt.image_base());
-    match directory(pe::IMAGE_DIRECTORY_ENTRY_BASERELOC)? {
-        Some((rva, size)) => {
-            let relocs = buf[rva as usize..(rva + size) as usize].to_vec();
-            apply_relocations(&mut buf, &relocs, delta)?;
-        }
-        None if delta != 0
-            && nt.file_header().characteristics.get(LE).0 & pe::IMAGE_FILE_RELOCS_STRIPPED.0
-                != 0 =>
-        {
-            return Err(malformed(format!(
-                "relocations are stripped, so the image can only run at its ImageBase {:#x}, which is not available",
-                opt.image_base()
-            )));
-        }
-        None => {}
-    }
+    let directory = |index| layout.directory(&file, index);
+    relocate(&file, &layout, &mut buf, base)?;
 
     let pending = match directory(pe::IMAGE_DIRECTORY_ENTRY_IMPORT)? {
         Some((rva, _)) => read_imports(&buf, rva, layout.size_of_image)?,
@@ -427,6 +394,28 @@ struct Layout {
 }
 
 impl Layout {
+    /// The RVA and size of data directory `index`, if present and inside the image.
+    fn directory(
+        &self,
+        file: &PeFile64<'_>,
+        index: usize,
+    ) -> Result<Option<(u32, u32)>, LoadError> {
+        let Some(dir) = file.data_directory(index) else {
+            return Ok(None);
+        };
+        let (rva, size) = (dir.virtual_address.get(LE), dir.size.get(LE));
+        if rva == 0 || size == 0 {
+            return Ok(None);
+        }
+        if u64::from(rva) + u64::from(size) > u64::from(self.size_of_image) {
+            return Err(malformed(format!(
+                "data directory {index} ({rva:#x}..+{size:#x}) extends past SizeOfImage {:#x}",
+                self.size_of_image
+            )));
+        }
+        Ok(Some((rva, size)))
+    }
+
     /// The image as it will be mapped: headers and section contents at their
     /// RVAs, zeros elsewhere. Offsets were checked by [`Layout::check`].
     fn image_buffer(&self, image: &[u8], headers: usize) -> Vec<u8> {
@@ -491,10 +480,11 @@ impl Layout {
                     "section {name:?} ({rva:#x}..{end:#x}) extends past SizeOfImage {size_of_image:#x}"
                 )));
             }
-            let copy = raw_size.min(mem_size);
-            if copy > 0 && u64::from(raw_offset) + u64::from(copy) > file_len as u64 {
+            // The header's whole raw range must be in the file, as the
+            // Windows loader requires, even where only part of it is copied.
+            if raw_size > 0 && u64::from(raw_offset) + u64::from(raw_size) > file_len as u64 {
                 return Err(malformed(format!(
-                    "the data of section {name:?} (file offset {raw_offset:#x}, {copy:#x} bytes) lies past the end of the file ({file_len:#x} bytes)"
+                    "the data of section {name:?} (file offset {raw_offset:#x}, {raw_size:#x} bytes) lies past the end of the file ({file_len:#x} bytes)"
                 )));
             }
             let perms = Perms {
@@ -521,6 +511,33 @@ impl Layout {
             size_of_image,
             sections,
         })
+    }
+}
+
+/// Applies the base relocations for a mapping at `base`.
+fn relocate(
+    file: &PeFile64<'_>,
+    layout: &Layout,
+    buf: &mut [u8],
+    base: usize,
+) -> Result<(), LoadError> {
+    let nt = file.nt_headers();
+    let image_base = nt.optional_header().image_base();
+    let delta = (base as u64).wrapping_sub(image_base);
+    match layout.directory(file, pe::IMAGE_DIRECTORY_ENTRY_BASERELOC)? {
+        Some((rva, size)) => {
+            let relocs = buf[rva as usize..(rva + size) as usize].to_vec();
+            apply_relocations(buf, &relocs, delta)
+        }
+        None if delta != 0
+            && nt.file_header().characteristics.get(LE).0 & pe::IMAGE_FILE_RELOCS_STRIPPED.0
+                != 0 =>
+        {
+            Err(malformed(format!(
+                "relocations are stripped, so the image can only run at its ImageBase {image_base:#x}, which is not available"
+            )))
+        }
+        None => Ok(()),
     }
 }
 
