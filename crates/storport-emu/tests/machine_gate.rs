@@ -6,6 +6,7 @@
     reason = "addresses are 64-bit on the only supported target"
 )]
 
+use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use storport_emu::machine::fault::{
@@ -471,4 +472,84 @@ fn many_threads_fault_and_recover_independently() {
     for h in handles {
         h.join().unwrap();
     }
+}
+
+fn gs_base() -> u64 {
+    let mut value: libc::c_ulong = 0;
+    // SAFETY: ARCH_GET_GS (0x1004) writes one unsigned long to a live local.
+    unsafe {
+        libc::syscall(libc::SYS_arch_prctl, 0x1004, &raw mut value);
+    }
+    value
+}
+
+#[test]
+fn the_host_gs_base_is_restored_after_calls() {
+    let before = gs_base();
+    // mov rax, gs:[0x18]; ret
+    let self_ptr = page(
+        "gsrestore",
+        &[0x65, 0x48, 0x8B, 0x04, 0x25, 0x18, 0, 0, 0, 0xC3],
+    );
+    assert_ne!(run(self_ptr.addr(), &[]).unwrap(), before);
+    assert_eq!(gs_base(), before);
+    let bad = page("gsfault", &[0x31, 0xC0, 0x48, 0x8B, 0x00, 0xC3]);
+    assert!(run(bad.addr(), &[]).is_err());
+    assert_eq!(gs_base(), before, "restored after a fault too");
+}
+
+static EXPORT_FINISHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "win64" fn slow_export() -> u64 {
+    std::thread::sleep(Duration::from_millis(300));
+    EXPORT_FINISHED.store(true, std::sync::atomic::Ordering::SeqCst);
+    0
+}
+
+#[test]
+fn the_watchdog_never_interrupts_emulator_code() {
+    // sub rsp, 40; movabs rax, slow_export; call rax; add rsp, 40; jmp $
+    let mut code = vec![0x48, 0x83, 0xEC, 0x28, 0x48, 0xB8];
+    code.extend_from_slice(&(slow_export as *const () as u64).to_le_bytes());
+    code.extend_from_slice(&[0xFF, 0xD0, 0x48, 0x83, 0xC4, 0x28, 0xEB, 0xFE]);
+    let driver = page("slowcaller", &code);
+    let started = Instant::now();
+    // SAFETY: the page calls `slow_export` and then spins.
+    let result = unsafe { gate::call(driver.addr(), &[], 0, Duration::from_millis(50)) };
+    assert!(
+        EXPORT_FINISHED.load(std::sync::atomic::Ordering::SeqCst),
+        "the export was cut short"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    match result {
+        Err(Fault::Timeout { pc, .. }) => assert_eq!(pc, driver.addr() + code.len() - 2),
+        other => panic!("expected a timeout in the spin loop, got {other:?}"),
+    }
+}
+
+/// Faults outside driver calls are not swallowed: a child process that
+/// faults in host code after the handlers are installed dies of SIGSEGV.
+#[test]
+fn host_faults_outside_calls_still_kill_the_process() {
+    if std::env::var_os("STOREMU_MACHINE_CHILD").is_some() {
+        let bad = page("hostfault", &[0x31, 0xC0, 0x48, 0x8B, 0x00, 0xC3]);
+        assert!(run(bad.addr(), &[]).is_err());
+        // SAFETY: the page takes no arguments and needs no particular stack;
+        // it dereferences null outside any driver call on purpose, which must
+        // end this child process.
+        let f: extern "C" fn() -> u64 = unsafe { std::mem::transmute(bad.addr()) };
+        f();
+        std::process::exit(0);
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "host_faults_outside_calls_still_kill_the_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("STOREMU_MACHINE_CHILD", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.signal(), Some(libc::SIGSEGV), "{output:?}");
 }
