@@ -188,8 +188,6 @@ pub unsafe fn call(target: usize, args: &[u64], irql: u8, timeout: Duration) -> 
             .map_err(|e| Fault::Setup(format!("setting GS to the KPCR failed: {e}")))?;
     }
     let caller_irql = irql::set(irql);
-    // The mirror in the KPCR is informative only; CR8 emulation is the source.
-    let _ = thread::with_env(|env| env.kpcr.set_irql(irql::current()));
     thread::arm_timer(effective_deadline(&frame));
     CURRENT_FRAME.with(|c| c.set(&raw const frame));
     let switch_to = if outermost { stack_top } else { 0 };

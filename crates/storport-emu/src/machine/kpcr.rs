@@ -8,7 +8,7 @@
 //! and installed with `arch_prctl(ARCH_SET_GS)` for the duration of each
 //! outermost call (the host's own GS base is saved and restored around it;
 //! glibc and Rust use FS, not GS). Offsets: KPCR and KPRCB type dumps for x64
-//! Windows 10/11 (`KPCR.Self` 0x18, `KPCR.CurrentPrcb` 0x20, `KPCR.Irql` 0x50,
+//! Windows 10/11 (`KPCR.Self` 0x18, `KPCR.CurrentPrcb` 0x20,
 //! `KPCR.Prcb` 0x180; in the KPRCB `LegacyNumber` 0x4, `CurrentThread` 0x8,
 //! `Number` 0x24).
 
@@ -20,8 +20,6 @@ use super::memory::Mapping;
 pub const KPCR_SELF: usize = 0x18;
 /// Offset of `KPCR.CurrentPrcb`.
 pub const KPCR_CURRENT_PRCB: usize = 0x20;
-/// Offset of `KPCR.Irql` (mirrors the emulated IRQL at each call entry).
-pub const KPCR_IRQL: usize = 0x50;
 /// Offset of the KPRCB embedded in the KPCR.
 pub const KPCR_PRCB: usize = 0x180;
 /// Offset of `KPRCB.LegacyNumber` (a byte) from the KPCR.
@@ -66,10 +64,6 @@ impl Kpcr {
             .write(KPCR_PRCB_NUMBER, &number.to_le_bytes())?;
         let legacy = u8::try_from(number).unwrap_or(u8::MAX);
         self.mapping.write(KPCR_PRCB_LEGACY_NUMBER, &[legacy])
-    }
-
-    pub(crate) fn set_irql(&self, irql: u8) -> io::Result<()> {
-        self.mapping.write(KPCR_IRQL, &[irql])
     }
 }
 
