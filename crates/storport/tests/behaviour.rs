@@ -607,3 +607,36 @@ fn debug_print_formats_into_one_line_and_cuts_long_output() {
     assert_eq!(long.trim_end().len(), storport::print::LINE_BYTES - 1);
     assert_eq!(finish(&port), Vec::<String>::new());
 }
+
+#[test]
+fn start_io_runs_on_several_threads_at_once() {
+    let ((), port) = in_find_adapter(&[], |_| ());
+    let statuses: Vec<(u8, u32)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..50)
+                        .map(|_| {
+                            let result = port
+                                .execute((0, 0, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36))
+                                .expect("INQUIRY completes");
+                            (result.srb_status, result.transferred)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("the worker finishes"))
+            .collect()
+    });
+    assert_eq!(statuses.len(), 200);
+    assert!(
+        statuses
+            .iter()
+            .all(|&status| status == (SrbStatus::SUCCESS.to_raw(), 8)),
+        "{statuses:?}"
+    );
+    assert_eq!(finish(&port), Vec::<String>::new());
+}
