@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Cross-builds vstor.sys (x86_64 PE32+, WDM kernel driver) on Linux and puts
 # it with its INF into the package folder (default target/vstor).
-# Usage: tools/build-driver.sh [--package NAME] [--out DIR]
+# Usage: tools/build-driver.sh [--package NAME] [--out DIR] [--features LIST]
 #   --package NAME  build another driver package of this workspace (fixtures)
 #   --out DIR       where the .sys and .inf land
+#   --features LIST cargo features of the package (comma-separated)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 package=vstor
 out=""
+features=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --package) package=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        *) echo "build-driver: unknown argument '$1' (expected --package NAME or --out DIR)" >&2; exit 64 ;;
+        --features) features=$2; shift 2 ;;
+        *) echo "build-driver: unknown argument '$1' (expected --package NAME, --out DIR or --features LIST)" >&2; exit 64 ;;
     esac
 done
 [ -n "$out" ] || out="$root/target/$package"
@@ -26,6 +29,7 @@ flags="-C linker=$VSTOR_LINKER -C linker-flavor=lld-link"
 args=(build -p "$package" --bin "$package" --profile driver --target "$VSTOR_TARGET"
       --target-dir "$root/target/cross"
       --config 'profile.driver.package.compiler_builtins.opt-level=3')
+[ -n "$features" ] && args+=(--features "$features")
 if [ "$VSTOR_BUILD_STD" = 1 ]; then
     args+=(-Z build-std=core,alloc,compiler_builtins -Z build-std-features=compiler-builtins-mem)
     export RUSTC_BOOTSTRAP=1

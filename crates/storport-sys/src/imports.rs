@@ -102,6 +102,9 @@ imports! {
             buffer: *mut u8,
             buffer_length: *mut ULONG,
         ) -> BOOLEAN;
+        /// `StorPortStallExecution`: busy-waits `delay` microseconds (Driver
+        /// Verifier limits a stall to 0.1 s).
+        fn StorPortStallExecution(delay: ULONG);
         /// `StorPortRegistryWrite`.
         fn StorPortRegistryWrite(
             hw_device_extension: PVOID,

@@ -763,7 +763,11 @@ impl Port {
         self.log("unload");
         // After a bug check the machine is dead: what the driver still holds
         // is not a leak it could have avoided.
-        let live = if self.bugchecked() { Vec::new() } else { lock(&self.shared.pool).live() };
+        let live = if self.bugchecked() {
+            Vec::new()
+        } else {
+            lock(&self.shared.pool).live()
+        };
         for (address, block) in live {
             self.shared.violation(
                 Rule::PoolLeak,

@@ -1,0 +1,335 @@
+//! Every verifier rule against the deliberately broken miniport
+//! (`crates/storport-emu/fixtures/broken-miniport`), cross-built to a real
+//! `.sys` and run through `storemu run --json`: each breakage must produce
+//! exactly its rule, and the unbroken fixture must run clean.
+//!
+//! The fixture images are built by `tools/build-driver.sh` when they are
+//! missing or older than the fixture's sources (the first build of `core`
+//! for the Windows target takes about a minute; later ones a few seconds).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+fn newest_source(dir: &Path) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).expect("fixture sources").flatten() {
+        let path = entry.path();
+        let modified = if path.is_dir() {
+            newest_source(&path)
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        };
+        newest = newest.max(modified);
+    }
+    newest
+}
+
+/// The fixture image built with `features` (empty: the run-time breakages).
+fn fixture(features: &str) -> PathBuf {
+    let root = root();
+    let name = if features.is_empty() {
+        "broken-miniport".to_owned()
+    } else {
+        format!("broken-miniport-{features}")
+    };
+    let out = root.join("target/fixtures").join(&name);
+    let image = out.join("broken-miniport.sys");
+    let _guard = BUILD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sources = newest_source(&root.join("crates/storport-emu/fixtures/broken-miniport"));
+    let built = std::fs::metadata(&image).and_then(|m| m.modified()).ok();
+    if built.is_none_or(|time| time < sources) {
+        let mut command = Command::new("bash");
+        command
+            .current_dir(&root)
+            .arg("tools/build-driver.sh")
+            .args(["--package", "broken-miniport", "--out"])
+            .arg(&out);
+        if !features.is_empty() {
+            command.args(["--features", features]);
+        }
+        let status = command.status().expect("tools/build-driver.sh runs");
+        assert!(status.success(), "building the fixture {name} failed");
+    }
+    image
+}
+
+struct Run {
+    code: i32,
+    json: Value,
+}
+
+fn storemu(image: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_storemu"))
+        .arg("run")
+        .arg(image)
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("storemu runs");
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "storemu printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        json,
+    }
+}
+
+fn rules(run: &Run) -> Vec<String> {
+    let mut rules: Vec<String> = run.json["findings"]
+        .as_array()
+        .expect("findings list")
+        .iter()
+        .map(|f| f["rule"].as_str().expect("rule name").to_owned())
+        .collect();
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+/// Runs the fixture with `Break=<breakage>` and checks that exactly `rule`
+/// was found, with the outcome and exit status of the command contract.
+fn expect_rule(breakage: &str, rule: &str, outcome: &str) -> Run {
+    let run = storemu(&fixture(""), &["--set", &format!("Break=sz:{breakage}")]);
+    assert_eq!(
+        rules(&run),
+        vec![rule.to_owned()],
+        "breakage {breakage}: {}",
+        run.json
+    );
+    assert_eq!(run.json["outcome"], outcome, "breakage {breakage}");
+    assert_eq!(run.code, 1, "breakage {breakage}: exit status");
+    run
+}
+
+#[test]
+fn unbroken_fixture_runs_clean_and_its_disk_is_probed() {
+    let run = storemu(&fixture(""), &[]);
+    assert_eq!(run.json["outcome"], "clean", "{}", run.json);
+    assert_eq!(run.code, 0);
+    let luns = run.json["luns"].as_array().expect("luns");
+    assert_eq!(luns.len(), 1, "{}", run.json);
+    assert_eq!(luns[0]["vendor"], "BROKEN");
+    assert_eq!(luns[0]["product"], "FIXTURE DISK");
+    assert_eq!(luns[0]["block_size"], 512);
+    assert_eq!(luns[0]["blocks"], 16);
+    assert_eq!(luns[0]["write_verified"], true);
+    let dbgprint = run.json["dbgprint"].as_array().expect("dbgprint");
+    assert_eq!(
+        dbgprint,
+        &vec![Value::from(
+            "broken-miniport: break= (mode 0), 8192-byte disk"
+        )]
+    );
+}
+
+#[test]
+fn the_break_value_reaches_the_driver_and_its_dbgprint() {
+    let run = expect_rule("registry-leak", "RegistryBufferLeak", "violations");
+    assert_eq!(
+        run.json["dbgprint"][0],
+        "broken-miniport: break=registry-leak (mode 9), 8192-byte disk"
+    );
+}
+
+#[test]
+fn double_completion() {
+    let run = expect_rule("double-complete", "DoubleCompletion", "bugcheck");
+    let finding = &run.json["findings"][0];
+    assert_eq!(finding["bugcheck"], "0xF1");
+    assert_eq!(finding["params"][0], "0x2004");
+    assert_eq!(finding["routine"], "HwStartIo");
+}
+
+#[test]
+fn status_pending() {
+    expect_rule("status-pending", "StorPortStatusPending", "violations");
+}
+
+#[test]
+fn registry_above_passive() {
+    expect_rule("registry-irql", "StorPortIrql", "violations");
+}
+
+#[test]
+fn virtual_device_not_set() {
+    expect_rule("no-virtual-device", "StorPortVirtualDevice2", "violations");
+}
+
+#[test]
+fn transfer_limits_not_set() {
+    expect_rule("no-transfer-limits", "StorPortFindAdapter", "violations");
+}
+
+#[test]
+fn allocation_in_start_io() {
+    expect_rule("alloc-in-startio", "SpNoWait", "violations");
+}
+
+#[test]
+fn registry_buffer_freed_twice() {
+    expect_rule(
+        "registry-double-free",
+        "RegistryBufferDoubleFree",
+        "violations",
+    );
+}
+
+#[test]
+fn foreign_registry_buffer_freed() {
+    expect_rule(
+        "registry-foreign-free",
+        "RegistryBufferForeign",
+        "violations",
+    );
+}
+
+#[test]
+fn supported_type_list_overrun() {
+    let run = expect_rule(
+        "control-list-overrun",
+        "SupportedTypeListOverrun",
+        "violations",
+    );
+    assert_eq!(
+        run.json["findings"][0]["params"],
+        serde_json::json!(["0x16", "0x16"])
+    );
+}
+
+#[test]
+fn pool_leak_at_unload() {
+    let run = expect_rule("pool-leak", "PoolLeak", "bugcheck");
+    let message = run.json["findings"][0]["message"]
+        .as_str()
+        .expect("message");
+    assert!(
+        message.contains("64 bytes") && message.contains("'Brkn'"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_pool_free() {
+    expect_rule("bad-pool-free", "BadPoolFree", "bugcheck");
+}
+
+#[test]
+fn stall_over_a_tenth_of_a_second() {
+    let run = expect_rule("long-stall", "StorPortStallExecution", "bugcheck");
+    assert_eq!(
+        run.json["findings"][0]["params"],
+        serde_json::json!(["0x2001", "0x30D40"])
+    );
+}
+
+#[test]
+fn transfer_length_beyond_the_buffer() {
+    expect_rule("transfer-too-long", "TransferLength", "violations");
+}
+
+#[test]
+fn panic_is_a_bug_check_through_ke_bug_check_ex() {
+    let run = expect_rule("panic", "KeBugCheckEx", "bugcheck");
+    assert_eq!(run.json["findings"][0]["bugcheck"], "0x42524B4E");
+}
+
+#[test]
+fn access_violation_in_start_io_is_contained() {
+    let run = expect_rule("fault", "DriverFault", "bugcheck");
+    let finding = &run.json["findings"][0];
+    assert_eq!(finding["routine"], "HwStartIo");
+    assert!(
+        finding["message"]
+            .as_str()
+            .expect("message")
+            .contains("broken-miniport.sys+0x"),
+        "{finding}"
+    );
+}
+
+#[test]
+fn stack_overflow_hits_the_guard_page() {
+    let run = expect_rule("stack-overflow", "DriverFault", "bugcheck");
+    assert!(
+        run.json["findings"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("stack overflow")
+    );
+}
+
+#[test]
+fn bad_init_size_fails_driver_entry_with_revision_mismatch() {
+    let run = storemu(&fixture("init-size"), &[]);
+    assert_eq!(
+        rules(&run),
+        vec!["InitDataRevision".to_owned()],
+        "{}",
+        run.json
+    );
+    assert!(
+        run.json["findings"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("STATUS_REVISION_MISMATCH")
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn missing_callback_fails_driver_entry() {
+    let run = storemu(&fixture("missing-callback"), &[]);
+    assert_eq!(
+        rules(&run),
+        vec!["InitDataInvalid".to_owned()],
+        "{}",
+        run.json
+    );
+    assert!(
+        run.json["findings"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("HwResetBus")
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn usage_and_load_errors_have_their_exit_statuses() {
+    let usage = Command::new(env!("CARGO_BIN_EXE_storemu"))
+        .args(["run"])
+        .output()
+        .expect("storemu runs");
+    assert_eq!(usage.status.code(), Some(64));
+    let bad_set = Command::new(env!("CARGO_BIN_EXE_storemu"))
+        .args(["run", "x.sys", "--set", "NoEquals"])
+        .output()
+        .expect("storemu runs");
+    assert_eq!(bad_set.status.code(), Some(64));
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let run = storemu(&manifest, &[]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.json["outcome"], "load-error");
+}
