@@ -121,9 +121,18 @@ fn calls_run_aligned_on_a_24_kib_kernel_stack() {
 fn null_dereference_is_reported_and_the_next_call_works() {
     // xor eax, eax; mov rax, [rax]; ret
     let code = page("nullderef", &[0x31, 0xC0, 0x48, 0x8B, 0x00, 0xC3]);
-    let e = exception(run(code.addr(), &[]));
+    let e = exception(run(code.addr(), &[0x1234]));
     assert_eq!(e.code, STATUS_ACCESS_VIOLATION);
     assert_eq!(e.fault_address, Some(0));
+    assert_eq!(
+        (e.registers.rip, e.registers.gpr[0], e.registers.gpr[1]),
+        ((code.addr() + 2) as u64, 0, 0x1234)
+    );
+    assert_eq!(
+        e.registers.rsp() % 16,
+        8,
+        "rsp after the gate's call, inside the callee"
+    );
     assert!(!e.write);
     assert!(!e.stack_guard_hit);
     assert_eq!(e.pc, code.addr() + 2);

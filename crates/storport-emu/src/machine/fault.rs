@@ -75,6 +75,26 @@ impl fmt::Display for CodeLocation {
     }
 }
 
+/// The general-purpose registers at a fault, as a bug check's context record
+/// would show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Registers {
+    /// rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8 .. r15 (x86 register numbering).
+    pub gpr: [u64; 16],
+    /// The instruction pointer.
+    pub rip: u64,
+    /// The flags register.
+    pub rflags: u64,
+}
+
+impl Registers {
+    /// The stack pointer.
+    #[must_use]
+    pub const fn rsp(&self) -> u64 {
+        self.gpr[4]
+    }
+}
+
 /// A processor exception raised by driver code (or by an emulated export it
 /// called) that the machine does not emulate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +115,8 @@ pub struct Exception {
     pub stack_guard_hit: bool,
     /// The `__fastfail` code (rcx) when `code` is `STATUS_STACK_BUFFER_OVERRUN`.
     pub fast_fail_code: Option<u64>,
+    /// The registers at the faulting instruction.
+    pub registers: Registers,
     /// One sentence saying what went wrong.
     pub description: String,
 }

@@ -29,7 +29,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use super::fault::{BugCheck, Exception, Fault};
+use super::fault::{BugCheck, Exception, Fault, Registers};
 use super::{images, irql, memory, signals, thread};
 
 /// The most integer arguments [`call`] passes (four in registers, four on the stack).
@@ -53,6 +53,7 @@ pub(crate) struct RawFault {
     pub(crate) write: bool,
     pub(crate) guard_hit: bool,
     pub(crate) fast_fail_code: Option<u64>,
+    pub(crate) registers: Registers,
     pub(crate) description: &'static str,
 }
 
@@ -240,6 +241,7 @@ fn exception_from_raw(raw: RawFault) -> Fault {
         write: raw.write,
         stack_guard_hit: raw.guard_hit,
         fast_fail_code: raw.fast_fail_code,
+        registers: raw.registers,
         description,
     }))
 }

@@ -62,7 +62,9 @@ mod thread;
 mod variadic;
 
 pub use code::CodePage;
-pub use fault::{BugCheck, CodeLocation, Exception, Fault, FunctionRange, UnboundImport};
+pub use fault::{
+    BugCheck, CodeLocation, Exception, Fault, FunctionRange, Registers, UnboundImport,
+};
 pub use images::{Section, locate};
 pub use loader::{LoadError, LoadedImage};
 pub use memory::{

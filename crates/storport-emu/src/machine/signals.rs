@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use super::decode::{self, Insn, Mem};
 use super::fault::{
-    STATUS_ACCESS_VIOLATION, STATUS_BREAKPOINT, STATUS_DATATYPE_MISALIGNMENT,
+    Registers, STATUS_ACCESS_VIOLATION, STATUS_BREAKPOINT, STATUS_DATATYPE_MISALIGNMENT,
     STATUS_ILLEGAL_INSTRUCTION, STATUS_INTEGER_DIVIDE_BY_ZERO, STATUS_PRIVILEGED_INSTRUCTION,
     STATUS_STACK_BUFFER_OVERRUN, STATUS_STACK_OVERFLOW,
 };
@@ -199,9 +199,18 @@ fn classify(
     why: &'static str,
 ) -> RawFault {
     let pc = usize::try_from(get(uc, libc::REG_RIP)).unwrap_or(0);
+    let mut registers = Registers {
+        rip: get(uc, libc::REG_RIP),
+        rflags: get(uc, libc::REG_EFL),
+        ..Registers::default()
+    };
+    for (reg, value) in (0..).zip(registers.gpr.iter_mut()) {
+        *value = gpr(uc, reg);
+    }
     let mut raw = RawFault {
         signal: sig,
         pc,
+        registers,
         description: why,
         ..RawFault::default()
     };
