@@ -11,7 +11,7 @@
 //! control word on the host stack and records that stack pointer in the call's
 //! frame. A fault (from the signal handler), a watchdog expiry (from the
 //! timer signal's handler) or [`abort_current_call`] (from an emulated export)
-//! resumes at [`gate_resume`] with the stack pointer reset to that record: the
+//! resumes at `gate_resume` with the stack pointer reset to that record: the
 //! registers are restored and `gate_enter` returns to [`call`] as if the
 //! driver had returned. Every Rust frame between the gate and the fault is
 //! skipped without running destructors, so emulated exports must validate
