@@ -33,11 +33,16 @@ enum Break {
     ControlListOverrun,
     LongStall,
     TransferTooLong,
+    NeverComplete,
+    CompleteFromTimer,
+    CompleteFromDpc,
+    CompleteForeign,
 }
 
 thread_local! {
     static BREAK: Cell<Break> = const { Cell::new(Break::Nothing) };
     static SEEN_DISK_COUNT: Cell<u32> = const { Cell::new(0) };
+    static PENDING_SRB: Cell<usize> = const { Cell::new(0) };
 }
 
 fn mode() -> Break {
@@ -237,6 +242,40 @@ unsafe extern "win64" fn hw_start_io(extension: *mut c_void, srb: *mut SCSI_REQU
     if mode() == Break::CompletePending {
         request.SrbStatus = srb_status::PENDING;
     }
+    match mode() {
+        Break::NeverComplete => return 1,
+        Break::CompleteFromTimer => {
+            PENDING_SRB.with(|p| p.set(srb as usize));
+            notify(
+                notification::REQUEST_TIMER_CALL,
+                extension,
+                [hw_timer as *const () as u64, 1000, 0, 0],
+            );
+            return 1;
+        }
+        Break::CompleteFromDpc => {
+            // STOR_DPC is opaque to the miniport; 0x80 bytes is more than it needs.
+            let dpc = Box::leak(Box::new([0_u64; 16])).as_mut_ptr() as u64;
+            let mut issued = 0_u8;
+            notify(0x1001, extension, [dpc, hw_dpc as *const () as u64, 0, 0]);
+            notify(
+                0x1002,
+                extension,
+                [dpc, srb as u64, 0, (&raw mut issued) as u64],
+            );
+            assert_eq!(issued, 1, "IssueDpc reports the DPC as queued");
+            return 1;
+        }
+        Break::CompleteForeign => {
+            let mut fake = [0_u8; 0x58];
+            notify(
+                notification::REQUEST_COMPLETE,
+                extension,
+                [fake.as_mut_ptr() as u64, 0, 0, 0],
+            );
+        }
+        _ => {}
+    }
     // SAFETY: completing the SRB the port handed us.
     unsafe {
         storport_sys::StorPortNotification(notification::REQUEST_COMPLETE, extension, srb.cast());
@@ -252,6 +291,38 @@ unsafe extern "win64" fn hw_start_io(extension: *mut c_void, srb: *mut SCSI_REQU
         };
     }
     1
+}
+
+/// `StorPortNotification` with four argument slots after the extension.
+fn notify(kind: u32, extension: *mut c_void, args: [u64; 4]) {
+    let address = exports::resolve("storport.sys", "StorPortNotification").expect("emulated");
+    // SAFETY: the variadic export reads as many slots as `kind` documents.
+    let f: unsafe extern "win64" fn(u32, *mut c_void, u64, u64, u64, u64) =
+        unsafe { std::mem::transmute(address) };
+    // SAFETY: the arguments `kind` expects.
+    unsafe { f(kind, extension, args[0], args[1], args[2], args[3]) };
+}
+
+unsafe extern "win64" fn hw_timer(extension: *mut c_void) {
+    let srb = PENDING_SRB.with(|p| p.replace(0));
+    notify(
+        notification::REQUEST_COMPLETE,
+        extension,
+        [srb as u64, 0, 0, 0],
+    );
+}
+
+unsafe extern "win64" fn hw_dpc(
+    _dpc: *mut c_void,
+    extension: *mut c_void,
+    srb: *mut c_void,
+    _other: *mut c_void,
+) {
+    notify(
+        notification::REQUEST_COMPLETE,
+        extension,
+        [srb as u64, 0, 0, 0],
+    );
 }
 
 const unsafe extern "win64" fn hw_reset_bus(_extension: *mut c_void, _path: u32) -> u8 {
@@ -520,4 +591,87 @@ fn transfer_length_above_buffer_is_reported() {
         rules(&run(Break::TransferTooLong)),
         vec![Rule::TransferLength]
     );
+}
+
+#[test]
+fn an_srb_never_completed_is_reported_after_its_timeout() {
+    BREAK.with(|b| b.set(Break::NeverComplete));
+    assert!(exports::bind_host().is_empty());
+    let options = PortOptions {
+        service: "testmp".to_owned(),
+        srb_timeout: std::time::Duration::from_millis(50),
+        ..PortOptions::default()
+    };
+    let port = Port::new(
+        driver_entry as *const () as usize,
+        Arc::new(DirectCpu),
+        options,
+        None,
+    );
+    port.driver_entry().expect("DriverEntry");
+    port.start().expect("start");
+    let result = port
+        .execute((0, 0, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36))
+        .expect("request");
+    assert_eq!(
+        result.srb_status,
+        srb_status::PENDING,
+        "no completion, no status"
+    );
+    assert_eq!(rules(&port), vec![Rule::SrbTimeout]);
+}
+
+#[test]
+fn completion_from_a_timer_routine_is_accepted() {
+    BREAK.with(|b| b.set(Break::CompleteFromTimer));
+    let port = port();
+    port.driver_entry().expect("DriverEntry");
+    port.start().expect("start");
+    let result = port
+        .execute((0, 0, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36))
+        .expect("INQUIRY");
+    assert_eq!(result.status(), srb_status::SUCCESS);
+    assert_eq!(&result.data[..4], &[0, 0, 5, 2]);
+    assert_eq!(port.findings(), vec![]);
+}
+
+#[test]
+fn completion_from_a_dpc_is_accepted() {
+    BREAK.with(|b| b.set(Break::CompleteFromDpc));
+    let port = port();
+    port.driver_entry().expect("DriverEntry");
+    port.start().expect("start");
+    let result = port
+        .execute((0, 0, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36))
+        .expect("INQUIRY");
+    assert_eq!(result.status(), srb_status::SUCCESS);
+    assert_eq!(port.findings(), vec![]);
+}
+
+#[test]
+fn completing_an_srb_the_port_never_started_is_reported() {
+    assert_eq!(rules(&run(Break::CompleteForeign)), vec![Rule::ForeignSrb]);
+}
+
+#[test]
+fn set_running_config_and_requests_after_stop() {
+    BREAK.with(|b| b.set(Break::Nothing));
+    let port = port();
+    port.driver_entry().expect("DriverEntry");
+    port.start().expect("start");
+    assert_eq!(port.set_running_config(), Ok(0));
+    assert_eq!(port.stop(), Ok(0));
+    assert_eq!(
+        port.execute((0, 0, 0), &[0, 0, 0, 0, 0, 0], &DataDirection::None),
+        Err(PortError::NotStarted),
+        "a stopped adapter takes no requests"
+    );
+    assert_eq!(port.restart(), Ok(0));
+    assert!(
+        port.execute((0, 0, 0), &[0, 0, 0, 0, 0, 0], &DataDirection::None)
+            .is_ok()
+    );
+    port.remove().expect("remove");
+    port.unload();
+    assert_eq!(port.findings(), vec![]);
 }

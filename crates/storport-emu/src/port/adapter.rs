@@ -681,6 +681,10 @@ impl Port {
             std::thread::sleep(Duration::from_micros(200));
         }
         let result = self.collect(&slot, direction, srb_address);
+        // The completed SRB stays reserved (so a late second completion is
+        // recognised) but its data buffer, which may be large, is released.
+        slot.data = Vec::new();
+        slot.srb.DataBuffer = std::ptr::null_mut();
         lock(&self.shared.srbs).retire(srb_address, slot);
         Ok(result)
     }
