@@ -41,7 +41,7 @@ pub use miniport::{
     Miniport, SupportedControlTypes,
 };
 pub use pool::{PoolAllocError, PoolSlice, PoolTag, Zeroable};
-pub use srb::{Srb, SrbFunction, SrbStatus};
+pub use srb::{Srb, SrbData, SrbFunction, SrbIo, SrbStatus};
 
 /// The kernel's `DRIVER_OBJECT`, as `DriverEntry` receives it (opaque).
 pub type DriverObject = storport_sys::DRIVER_OBJECT;

@@ -175,7 +175,8 @@ impl fmt::Debug for SrbStatus {
 /// in (`'a` ends with it), not yet completed; `device_extension` is that
 /// call's; `buffer_bytes` is the SRB's `DataTransferLength` when start-io
 /// began, and `DataBuffer` is a system address valid for that many bytes
-/// (the layer registers with `STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE`).
+/// (the layer registers with `STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE`);
+/// the data buffer, the sense buffer and the SRB do not overlap.
 #[must_use = "an SRB must be completed with `Srb::complete`; dropping it completes it with SRB_STATUS_INTERNAL_ERROR"]
 pub struct Srb<'a> {
     device_extension: NonNull<c_void>,
@@ -312,20 +313,75 @@ impl Srb<'_> {
         }
     }
 
-    /// The autosense buffer (`SenseInfoBuffer`, `SenseInfoBufferLength`
-    /// bytes); empty when there is none or autosense is disabled.
-    pub fn sense_mut(&mut self) -> &mut [u8] {
+    /// The CDB, the data buffer and the sense buffer at once, for code that
+    /// decodes the CDB while it fills the data (three distinct memory
+    /// regions, so the borrows do not conflict).
+    ///
+    /// ```no_run
+    /// use storport::{Srb, SrbData, SrbStatus};
+    /// fn answer(mut srb: Srb<'_>) {
+    ///     let io = srb.io();
+    ///     let status = match (io.cdb.first(), io.data) {
+    ///         (Some(0x12), SrbData::In(data)) => {
+    ///             data.fill(0);
+    ///             SrbStatus::SUCCESS
+    ///         }
+    ///         _ => SrbStatus::INVALID_REQUEST,
+    ///     };
+    ///     srb.complete(status);
+    /// }
+    /// ```
+    pub fn io(&mut self) -> SrbIo<'_> {
+        let data = if let Some((data, length)) = self.data(srb_flags::DATA_IN) {
+            // SAFETY: as in `data_in_mut`; the data buffer, the sense buffer
+            // and the SRB (which holds the CDB) are distinct memory, so the
+            // three borrows handed out together do not alias.
+            SrbData::In(unsafe { core::slice::from_raw_parts_mut(data.as_ptr(), length) })
+        } else if let Some((data, length)) = self.data(srb_flags::DATA_OUT) {
+            // SAFETY: as in `data_out`.
+            SrbData::Out(unsafe { core::slice::from_raw_parts(data.as_ptr(), length) })
+        } else {
+            SrbData::None
+        };
+        let sense = self.sense_raw();
+        let sense = match sense {
+            // SAFETY: as in `sense_mut`; distinct from the data and the SRB.
+            Some((sense, length)) => unsafe {
+                core::slice::from_raw_parts_mut(sense.as_ptr(), length)
+            },
+            None => &mut [],
+        };
+        // SAFETY: the SRB is live for `'_` (the type invariant) and only read
+        // through this borrow while `self` is mutably borrowed by the result.
+        let raw = unsafe { self.request.as_ref() };
+        let length = usize::from(raw.CdbLength).min(raw.Cdb.len());
+        SrbIo {
+            cdb: &raw.Cdb[..length],
+            data,
+            sense,
+        }
+    }
+
+    /// The sense buffer, if there is one and autosense is enabled.
+    fn sense_raw(&self) -> Option<(NonNull<u8>, usize)> {
         let raw = self.raw();
         let length = usize::from(raw.SenseInfoBufferLength);
         let disabled = raw.SrbFlags & srb_flags::DISABLE_AUTOSENSE != 0;
-        match NonNull::new(raw.SenseInfoBuffer.cast::<u8>()) {
+        let sense = NonNull::new(raw.SenseInfoBuffer.cast::<u8>())?;
+        (length > 0 && !disabled).then_some((sense, length))
+    }
+
+    /// The autosense buffer (`SenseInfoBuffer`, `SenseInfoBufferLength`
+    /// bytes); empty when there is none or autosense is disabled.
+    pub fn sense_mut(&mut self) -> &mut [u8] {
+        match self.sense_raw() {
             // SAFETY: the port supplies a sense buffer of
             // `SenseInfoBufferLength` bytes with the SRB, owned by the
             // request until completion; `&mut self` makes this the only view.
-            Some(sense) if length > 0 && !disabled => unsafe {
+            Some((sense, length)) => unsafe {
                 core::slice::from_raw_parts_mut(sense.as_ptr(), length)
             },
-            _ => &mut [],
+            None => &mut [],
         }
     }
 
@@ -355,6 +411,30 @@ impl Srb<'_> {
             );
         }
     }
+}
+
+/// The data buffer of a request, by direction.
+#[derive(Debug)]
+pub enum SrbData<'s> {
+    /// No data moves (or the buffer is empty).
+    None,
+    /// Device to host (`SRB_FLAGS_DATA_IN`): fill it. Requests with both
+    /// direction flags set come here too, since the buffer is readable as
+    /// well.
+    In(&'s mut [u8]),
+    /// Host to device (`SRB_FLAGS_DATA_OUT`): read it.
+    Out(&'s [u8]),
+}
+
+/// A request's CDB and buffers, borrowed together ([`Srb::io`]).
+#[derive(Debug)]
+pub struct SrbIo<'s> {
+    /// The CDB: `CdbLength` bytes (at most 16).
+    pub cdb: &'s [u8],
+    /// The data buffer.
+    pub data: SrbData<'s>,
+    /// The autosense buffer; empty when there is none or autosense is off.
+    pub sense: &'s mut [u8],
 }
 
 impl Drop for Srb<'_> {

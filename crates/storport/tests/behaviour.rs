@@ -17,7 +17,7 @@ use std::sync::{Arc, Once};
 use storport::registry::{AllocError, ReadError, Registry, Scope, WriteError};
 use storport::{
     AdapterControl, ControlStatus, ControlType, DriverObject, FindAdapterContext, FindAdapterError,
-    Miniport, NtStatus, PoolAllocError, PoolSlice, PoolTag, Srb, SrbFunction, SrbStatus,
+    Miniport, NtStatus, PoolAllocError, PoolSlice, PoolTag, Srb, SrbData, SrbFunction, SrbStatus,
     UnicodeString,
 };
 use storport_emu::port::cpu::DirectCpu;
@@ -119,6 +119,19 @@ impl Miniport for Probe {
             }
             // TEST UNIT READY: dropped without completion on purpose.
             Some(0x00) => drop(srb),
+            // READ(10): echo the CDB into the data through the split borrow.
+            Some(0x28) => {
+                let io = srb.io();
+                let status = match io.data {
+                    SrbData::In(data) if !io.sense.is_empty() => {
+                        let length = data.len().min(io.cdb.len());
+                        data[..length].copy_from_slice(&io.cdb[..length]);
+                        SrbStatus::SUCCESS
+                    }
+                    _ => SrbStatus::INVALID_REQUEST,
+                };
+                srb.complete(status);
+            }
             // Larger than the buffer: the length must stay within it.
             Some(0x2A) => {
                 srb.set_data_transfer_length(u32::MAX);
@@ -524,6 +537,19 @@ fn srb_views_show_the_request_and_completion_reports_status_and_data() {
         "the transfer length cannot grow past the buffer"
     );
 
+    let read = port
+        .execute(
+            (0, 0, 0),
+            &[0x28, 0, 0, 0, 0, 9, 0, 0, 1, 0],
+            &DataDirection::In(512),
+        )
+        .expect("READ completes");
+    assert_eq!(read.srb_status, SrbStatus::SUCCESS.to_raw());
+    assert_eq!(
+        read.data.get(..10),
+        Some(&[0x28, 0, 0, 0, 0, 9, 0, 0, 1, 0][..])
+    );
+
     let dropped = port
         .execute((0, 0, 0), &[0x00; 6], &DataDirection::None)
         .expect("completes");
@@ -534,7 +560,7 @@ fn srb_views_show_the_request_and_completion_reports_status_and_data() {
     );
 
     let seen = REQUESTS.with_borrow_mut(std::mem::take);
-    assert_eq!(seen.len(), 4);
+    assert_eq!(seen.len(), 5);
     assert_eq!(
         seen[0],
         Seen {
@@ -552,7 +578,8 @@ fn srb_views_show_the_request_and_completion_reports_status_and_data() {
         seen[2].data_in_len, 0,
         "a data-out request has no data-in buffer"
     );
-    assert_eq!((seen[3].data_out.len(), seen[3].data_in_len), (0, 0));
+    assert_eq!(seen[3].data_in_len, 512);
+    assert_eq!((seen[4].data_out.len(), seen[4].data_in_len), (0, 0));
     assert!(
         port.dbgprint()
             .iter()
