@@ -83,7 +83,7 @@ impl Identity {
     ///
     /// [`ConfigError::TooLong`] when `vendor` exceeds 8 bytes, `product` 16, `revision` 4 or
     /// `serial` 32; [`ConfigError::NotPrintableAscii`] when any holds a byte outside 20h–7Eh
-    /// (SPC-4 §4.4.1); [`ConfigError::EmptySerial`] when `serial` is empty or all spaces.
+    /// (SPC-4); [`ConfigError::EmptySerial`] when `serial` is empty or all spaces.
     pub fn new(
         vendor: &str,
         product: &str,

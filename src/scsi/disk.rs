@@ -107,7 +107,7 @@ const SA_GET_LBA_STATUS: u8 = 0x12;
 /// A command handler's result: an outcome, or the sense of a CHECK CONDITION.
 pub type Handled = Result<Outcome, SenseData>;
 
-/// CDB length implied by the operation code's group (SPC-4 §4.2.5.1).
+/// CDB length implied by the operation code's group (SPC-4).
 const fn cdb_length(opcode: u8) -> usize {
     match opcode >> 5 {
         0 => 6,
@@ -257,7 +257,7 @@ impl Disk {
         data: DataBuffer<'_>,
         luns: &LunSet,
     ) -> Handled {
-        // CONTROL byte (SPC-4 §4.2.5.7): NACA is not supported (NormACA = 0 in INQUIRY) and
+        // CONTROL byte (SPC-4): NACA is not supported (NormACA = 0 in INQUIRY) and
         // linked commands are obsolete, so either bit set is an invalid field.
         let control = len - 1;
         if cdb.u8(control) & 0x05 != 0 {
@@ -298,7 +298,7 @@ impl Disk {
         }
     }
 
-    /// REQUEST SENSE (SPC-4 §6.39): the deferred sense, or NO SENSE; DESC selects descriptor
+    /// REQUEST SENSE (SPC-4): the deferred sense, or NO SENSE; DESC selects descriptor
     /// format (supported). The deferred sense is cleared once reported.
     fn request_sense(&self, cdb: &Cdb, data: DataBuffer<'_>) -> Outcome {
         let desc = cdb.bit(1, 0);
@@ -319,7 +319,7 @@ impl Disk {
         reply.finish()
     }
 
-    /// START STOP UNIT (SBC-3 §5.25). The RAM disk has no spindle and no removable medium, so
+    /// START STOP UNIT (SBC-3). The RAM disk has no spindle and no removable medium, so
     /// START and IMMED are accepted and change nothing (the unit stays ready). A POWER
     /// CONDITION other than 0 (no power condition mode page is implemented) and LOEJ = 1
     /// (nothing to load or eject: RMB = 0) are invalid fields.
@@ -333,17 +333,19 @@ impl Disk {
         Ok(Outcome::good(0))
     }
 
-    /// PREVENT ALLOW MEDIUM REMOVAL (SBC-3 §5.14, SPC-4 §6.13). PREVENT = 00b (allow) is
-    /// accepted. The medium is not removable (RMB = 0), so there is nothing to prevent:
-    /// PREVENT = 01b and the reserved/obsolete 1xb values are INVALID FIELD IN CDB.
+    /// PREVENT ALLOW MEDIUM REMOVAL (SBC-3). PREVENT = 00b asks that removal be allowed and
+    /// 01b that it be prevented; the medium of this disk is not removable (RMB = 0), so it
+    /// can never be removed and both requests already hold: GOOD, nothing changes (QEMU's
+    /// SCSI disk answers the same way). The 1xb values are obsolete/reserved in SBC-3 and
+    /// get INVALID FIELD IN CDB.
     fn prevent_allow(cdb: &Cdb) -> Handled {
-        if cdb.u8(4) & 0x03 != 0 {
+        if cdb.bit(4, 1) {
             return Err(SenseData::invalid_cdb_field(4, Some(1)));
         }
         Ok(Outcome::good(0))
     }
 
-    /// READ CAPACITY(10) (SBC-3 §5.16): last LBA, or `FFFF_FFFFh` when it does not fit, and the
+    /// READ CAPACITY(10) (SBC-3): last LBA, or `FFFF_FFFFh` when it does not fit, and the
     /// block length. PMI = 0 requires LBA = 0; PMI = 1 (obsolete) returns the same data.
     fn read_capacity_10(&self, cdb: &Cdb, data: DataBuffer<'_>) -> Handled {
         if !cdb.bit(8, 0) && cdb.be32(2) != 0 {
@@ -360,8 +362,8 @@ impl Disk {
         Ok(reply.finish())
     }
 
-    /// READ CAPACITY(16) (SBC-3 §5.17): 32 bytes with LBPME = 1 and LBPRZ = 1. Allocation
-    /// length 0 is not an error and transfers nothing (SPC-4 §4.2.5.6).
+    /// READ CAPACITY(16) (SBC-3): 32 bytes with LBPME = 1 and LBPRZ = 1. Allocation
+    /// length 0 is not an error and transfers nothing (SPC-4).
     fn read_capacity_16(&self, cdb: &Cdb, data: DataBuffer<'_>) -> Handled {
         if !cdb.bit(14, 0) && cdb.be64(2) != 0 {
             return Err(SenseData::invalid_cdb_field(2, None));
@@ -381,7 +383,7 @@ impl Disk {
         Ok(reply.finish())
     }
 
-    /// GET LBA STATUS (SBC-3 §5.7). The disk does not track which blocks were unmapped (an
+    /// GET LBA STATUS (SBC-3). The disk does not track which blocks were unmapped (an
     /// unmapped block reads zero either way, LBPRZ = 1), so it answers with one descriptor
     /// from the starting LBA to the end of the medium (capped at 2^32 − 1 blocks) with
     /// PROVISIONING STATUS 0h, "mapped or unknown".
@@ -405,7 +407,7 @@ impl Disk {
         Ok(reply.finish())
     }
 
-    /// REPORT LUNS (SPC-4 §6.33). SELECT REPORT 00h and 02h list the target's LUNs, 01h (well
+    /// REPORT LUNS (SPC-4). SELECT REPORT 00h and 02h list the target's LUNs, 01h (well
     /// known LUNs only) an empty list; others are invalid. An ALLOCATION LENGTH below 16 is
     /// INVALID FIELD IN CDB, as SPC-4 requires.
     fn report_luns(cdb: &Cdb, data: DataBuffer<'_>, luns: &LunSet) -> Handled {
@@ -427,7 +429,7 @@ impl Disk {
         reply.zeros(4);
         if select != 0x01 {
             for lun in luns.iter() {
-                // Peripheral device addressing, single level (SAM-5 §4.7.7.1).
+                // Peripheral device addressing, single level (SAM-5).
                 reply.byte(0);
                 reply.byte(lun);
                 reply.zeros(6);

@@ -1,4 +1,4 @@
-//! INQUIRY: standard data and the vital product data pages (SPC-4 §6.6, §7.8; SBC-3 §6.6).
+//! INQUIRY: standard data and the vital product data pages (SPC-4; SBC-3).
 
 use super::DataBuffer;
 use super::disk::{Disk, Handled};
@@ -11,12 +11,12 @@ pub const VPD_PAGES: [u8; 6] = [0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2];
 /// Length of the standard INQUIRY data returned: through the version descriptors.
 const STANDARD_LEN: u8 = 74;
 
-/// Version descriptors (SPC-4 table 38 / T10 list): SAM-5, SPC-4, SBC-3.
+/// Version descriptors (T10 version descriptor list): SAM-5, SPC-4, SBC-3.
 const VERSION_DESCRIPTORS: [u16; 3] = [0x00A0, 0x0460, 0x04C0];
 
 impl Disk {
     /// INQUIRY. CMDDT (obsolete) set, or EVPD = 0 with PAGE CODE ≠ 0, or an unsupported VPD
-    /// page: INVALID FIELD IN CDB (SPC-4 §6.6.1). ALLOCATION LENGTH is bytes 3–4.
+    /// page: INVALID FIELD IN CDB (SPC-4). ALLOCATION LENGTH is bytes 3–4.
     pub(crate) fn inquiry(&self, cdb: &Cdb, data: DataBuffer<'_>) -> Handled {
         let evpd = cdb.bit(1, 0);
         let page = cdb.u8(2);
@@ -54,14 +54,14 @@ impl Disk {
         Ok(reply.finish())
     }
 
-    /// Standard INQUIRY data (SPC-4 §6.6.2).
+    /// Standard INQUIRY data (SPC-4).
     fn standard_inquiry(&self, reply: &mut Reply<'_>) {
         let id = &self.config().identity;
         reply.byte(0x00); // PQ 000b, PDT 00h
         reply.byte(0x00); // RMB = 0: not removable
         reply.byte(0x06); // VERSION: SPC-4
         reply.byte(0x12); // HISUP = 1, RESPONSE DATA FORMAT = 2
-        reply.byte(STANDARD_LEN - 5); // ADDITIONAL LENGTH = n - 5 (SPC-4 §6.6.2)
+        reply.byte(STANDARD_LEN - 5); // ADDITIONAL LENGTH = n - 5 (SPC-4)
         reply.byte(0x00); // no SCCS, ACC, TPGS, 3PC, PROTECT
         reply.byte(0x00); // no ENCSERV, MULTIP
         reply.byte(0x02); // CMDQUE = 1
@@ -76,7 +76,7 @@ impl Disk {
         reply.zeros(16 - 2 * VERSION_DESCRIPTORS.len());
     }
 
-    /// Device Identification (83h, SPC-4 §7.8.6): an NAA 3 (locally assigned) binary
+    /// Device Identification (83h, SPC-4): an NAA 3 (locally assigned) binary
     /// designator from `naa_local_id`, then a T10 vendor ID based ASCII designator
     /// (vendor + product + serial), both with association 00b (the logical unit).
     fn device_identification(&self, reply: &mut Reply<'_>) {
@@ -98,7 +98,7 @@ impl Disk {
         reply.bytes(serial);
     }
 
-    /// Block Limits (B0h, SBC-3 §6.6.4). WSNZ = 1: WRITE SAME needs a block count.
+    /// Block Limits (B0h, SBC-3). WSNZ = 1: WRITE SAME needs a block count.
     fn block_limits(&self, reply: &mut Reply<'_>) {
         let limits = &self.config().limits;
         let shift = self.config().block_size.shift();
@@ -119,7 +119,7 @@ impl Disk {
     }
 }
 
-/// Block Device Characteristics (B1h, SBC-3 §6.6.2): MEDIUM ROTATION RATE 1 (non-rotating),
+/// Block Device Characteristics (B1h, SBC-3): MEDIUM ROTATION RATE 1 (non-rotating),
 /// NOMINAL FORM FACTOR 0 (not reported: a RAM disk has none), FUAB = 1, VBULS = 1.
 fn block_device_characteristics(reply: &mut Reply<'_>) {
     reply.be16(0x0001);
@@ -129,7 +129,7 @@ fn block_device_characteristics(reply: &mut Reply<'_>) {
     reply.zeros(55);
 }
 
-/// Logical Block Provisioning (B2h, SBC-3 §6.6.4): LBPU (UNMAP), LBPWS (WRITE SAME(16) with
+/// Logical Block Provisioning (B2h, SBC-3): LBPU (UNMAP), LBPWS (WRITE SAME(16) with
 /// UNMAP), LBPWS10, LBPRZ; PROVISIONING TYPE 010b (thin); no threshold, no anchors.
 fn logical_block_provisioning(reply: &mut Reply<'_>) {
     reply.byte(0); // THRESHOLD EXPONENT

@@ -1,9 +1,9 @@
-//! Medium access (SBC-3 §5): READ, WRITE, VERIFY, WRITE SAME, UNMAP, SYNCHRONIZE CACHE.
+//! Medium access (SBC-3): READ, WRITE, VERIFY, WRITE SAME, UNMAP, SYNCHRONIZE CACHE.
 //!
 //! Checks run in this order, so the first error found is the one reported: CDB fields
 //! (protection fields, unsupported bits, lengths over the Block Limits page) → write
 //! protection → LBA range → data buffer size. A range is out of range when LBA + length
-//! exceeds the capacity (SBC-3 §4.5, "LBA OUT OF RANGE"), so a zero-length command at
+//! exceeds the capacity (SBC-3, "LBA OUT OF RANGE"), so a zero-length command at
 //! LBA = capacity is accepted, as the standard's wording gives.
 
 use super::disk::{Disk, Handled, op};
@@ -21,7 +21,7 @@ struct Span {
 /// LBA and TRANSFER/VERIFICATION LENGTH of the READ, WRITE and VERIFY families.
 fn span(cdb: &Cdb) -> Span {
     match cdb.u8(0) >> 5 {
-        // READ(6) / WRITE(6): 21-bit LBA; length 0 means 256 blocks (SBC-3 §5.15).
+        // READ(6) / WRITE(6): 21-bit LBA; length 0 means 256 blocks (SBC-3).
         0 => Span {
             lba: (u64::from(cdb.u8(1) & 0x1F) << 16) | u64::from(cdb.be16(2)),
             blocks: match cdb.u8(4) {
@@ -54,7 +54,7 @@ fn flags(cdb: &Cdb) -> u8 {
 }
 
 /// RDPROTECT / WRPROTECT / VRPROTECT ≠ 0 without protection information (PROTECT = 0 in
-/// INQUIRY): INVALID FIELD IN CDB (SBC-3 §5.15 and the like).
+/// INQUIRY): INVALID FIELD IN CDB (SBC-3, READ, WRITE, VERIFY, WRITE SAME).
 fn check_protect(cdb: &Cdb) -> Result<(), SenseData> {
     if flags(cdb) >> 5 != 0 {
         return Err(SenseData::invalid_cdb_field(1, Some(7)));
@@ -105,7 +105,7 @@ impl Disk {
     }
 
     /// Bytes of a transfer of `span`, or INVALID FIELD IN CDB at the length field when it
-    /// exceeds MAXIMUM TRANSFER LENGTH (SBC-3 §5.15).
+    /// exceeds MAXIMUM TRANSFER LENGTH (SBC-3).
     fn transfer_bytes(&self, span: &Span) -> Result<u64, SenseData> {
         let max = u64::from(self.config().limits.max_transfer_bytes) / self.block_bytes();
         if span.blocks > max {
@@ -114,7 +114,7 @@ impl Disk {
         Ok(span.blocks * self.block_bytes())
     }
 
-    /// READ(6/10/12/16) (SBC-3 §5.11–§5.14). DPO, FUA and RARC are accepted. A data buffer
+    /// READ(6/10/12/16) (SBC-3). DPO, FUA and RARC are accepted. A data buffer
     /// shorter than the transfer gets what fits, with `SRB_STATUS_DATA_OVERRUN`.
     pub(crate) fn read<S: BlockStore + ?Sized>(
         &self,
@@ -144,7 +144,7 @@ impl Disk {
         })
     }
 
-    /// WRITE(6/10/12/16) (SBC-3 §5.32–§5.35). FUA = 1 flushes the store after the write. A
+    /// WRITE(6/10/12/16) (SBC-3). FUA = 1 flushes the store after the write. A
     /// data buffer shorter than the transfer writes nothing (`SRB_STATUS_DATA_OVERRUN`, 0).
     pub(crate) fn write<S: BlockStore + ?Sized>(
         &self,
@@ -176,7 +176,7 @@ impl Disk {
         Ok(Outcome::good(wanted))
     }
 
-    /// VERIFY(10/12/16) (SBC-3 §5.29–§5.31). BYTCHK 00b: the medium needs no check, only the
+    /// VERIFY(10/12/16) (SBC-3). BYTCHK 00b: the medium needs no check, only the
     /// range is validated (length 0 is fine). BYTCHK 01b: the data-out buffer is compared with
     /// the medium. BYTCHK 11b: one block is compared with every block of the range. BYTCHK
     /// 10b is reserved: INVALID FIELD IN CDB. A difference ends in MISCOMPARE, MISCOMPARE
@@ -230,12 +230,12 @@ impl Disk {
         Ok(Outcome::good(block))
     }
 
-    /// WRITE SAME(10/16) (SBC-3 §5.41, §5.42). NUMBER OF LOGICAL BLOCKS 0 is refused (WSNZ = 1
+    /// WRITE SAME(10/16) (SBC-3). NUMBER OF LOGICAL BLOCKS 0 is refused (WSNZ = 1
     /// in page B0h), as is more than MAXIMUM WRITE SAME LENGTH. ANCHOR (`ANC_SUP` = 0), PBDATA
     /// and LBDATA are not supported. A zero block (or NDOB = 1 in WRITE SAME(16), SBC-4) is
     /// stored with [`BlockStore::zero`], UNMAP or not: with LBPRZ = 1 an unmapped block reads
     /// zero, which is the data asked for. A nonzero block is written to every block even when
-    /// UNMAP = 1, since unmapping would not read back that data (SBC-3 §4.7.3.4).
+    /// UNMAP = 1, since unmapping would not read back that data (SBC-3).
     pub(crate) fn write_same<S: BlockStore + ?Sized>(
         &self,
         store: &S,
@@ -290,7 +290,7 @@ impl Disk {
         Ok(Outcome::good(block_len))
     }
 
-    /// UNMAP (SBC-3 §5.28). ANCHOR is not supported. PARAMETER LIST LENGTH 0: nothing to do;
+    /// UNMAP (SBC-3). ANCHOR is not supported. PARAMETER LIST LENGTH 0: nothing to do;
     /// 1–7: PARAMETER LIST LENGTH ERROR. The descriptors used are those inside both the
     /// UNMAP BLOCK DESCRIPTOR DATA LENGTH and the parameter list, whole 16-byte ones only (a
     /// trailing partial descriptor is ignored). More descriptors than MAXIMUM UNMAP BLOCK
@@ -359,7 +359,7 @@ impl Disk {
         Ok(Outcome::good(plen))
     }
 
-    /// SYNCHRONIZE CACHE(10/16) (SBC-3 §5.22, §5.23): range-checked (0 blocks = to the end),
+    /// SYNCHRONIZE CACHE(10/16) (SBC-3): range-checked (0 blocks = to the end),
     /// then [`BlockStore::flush`]. IMMED and `SYNC_NV` are accepted; the flush completes before
     /// status either way.
     pub(crate) fn synchronize_cache<S: BlockStore + ?Sized>(

@@ -29,7 +29,7 @@
 //!
 //! - Commands with an ALLOCATION LENGTH (INQUIRY, MODE SENSE, REQUEST SENSE, READ CAPACITY,
 //!   REPORT LUNS, GET LBA STATUS): the device returns `min(response, allocation length)` bytes
-//!   and that is not an error (SPC-4 §4.2.5.6). A data buffer shorter than that is a normal
+//!   and that is not an error (SPC-4). A data buffer shorter than that is a normal
 //!   truncation too: the bytes that fit are returned with `SRB_STATUS_SUCCESS` and
 //!   `transferred` set, so Storport reports the residual.
 //! - Commands with a TRANSFER LENGTH or PARAMETER LIST LENGTH (READ, WRITE, VERIFY with
@@ -41,13 +41,34 @@
 //! - A request moving more than [`Limits::max_transfer_bytes`] (1 MiB by default, the adapter's
 //!   `MaximumTransferLength`, reported as MAXIMUM TRANSFER LENGTH in VPD page B0h) ends in
 //!   CHECK CONDITION, ILLEGAL REQUEST, INVALID FIELD IN CDB pointing at the length field, as
-//!   SBC-3 §5.x (READ(10) ... WRITE(16)) requires.
+//!   SBC-3 requires for READ and WRITE.
 //! - A CDB shorter than its operation code's group size is a malformed SRB:
 //!   `SRB_STATUS_INVALID_REQUEST`. Bytes past the group size are ignored.
 //!
 //! Errors are CHECK CONDITION with fixed-format sense (response code 70h) and
 //! `SRB_STATUS_ERROR | SRB_STATUS_AUTOSENSE_VALID`. With [`Autosense::Disabled`] the sense is
-//! kept instead and returned by the next REQUEST SENSE (SPC-4 §5.12).
+//! kept instead and returned by the next REQUEST SENSE (SPC-4).
+//!
+//! # Other decisions (details at each command)
+//!
+//! - Saved mode values are not implemented (a RAM disk has nowhere to save them): PS = 0,
+//!   MODE SENSE with PC = 11b is SAVING PARAMETERS NOT SUPPORTED (05/39/00), MODE SELECT with
+//!   SP = 1 is INVALID FIELD IN CDB, as SPC-4 prescribes for a unit without saved pages.
+//!   MODE SELECT needs PF = 1; only WCE is changeable; the whole list is checked before WCE
+//!   changes.
+//! - Write cache: WCE is reported and changeable but the medium is RAM, so writes are in
+//!   place when they complete; SYNCHRONIZE CACHE, FUA, SRB flush and shutdown call
+//!   [`BlockStore::flush`].
+//! - Logical block provisioning: thin (B2h provisioning type 010b), LBPME = LBPRZ = 1; UNMAP
+//!   and WRITE SAME with a zero block call [`BlockStore::zero`]; GET LBA STATUS reports
+//!   "mapped or unknown". WSNZ = 1 (WRITE SAME needs a block count); NDOB (SBC-4) accepted.
+//! - Identification: VPD 83h carries an NAA 3 (locally assigned) designator from
+//!   [`DiskConfig::naa_local_id`] and a T10 vendor ID designator (vendor, product, serial).
+//! - CONTROL byte with NACA or LINK set: INVALID FIELD IN CDB (`NormACA` = 0).
+//! - START STOP UNIT with START 0 or 1 is accepted and the unit stays ready; PREVENT ALLOW
+//!   MEDIUM REMOVAL accepts 00b and 01b (the medium can never be removed).
+//! - No unit attention is ever raised: a reset or a MODE SELECT changes nothing another
+//!   initiator must be told about (there is one, the OS).
 
 mod config;
 mod disk;
@@ -87,7 +108,7 @@ pub mod srb_status {
     pub const AUTOSENSE_VALID: u8 = 0x80;
 }
 
-/// SCSI status byte values (SAM-5 §5.3).
+/// SCSI status byte values (SAM-5).
 pub mod scsi_status {
     /// GOOD.
     pub const GOOD: u8 = 0x00;

@@ -1,9 +1,9 @@
-//! MODE SENSE and MODE SELECT (SPC-4 §6.9–§6.12) with the caching (08h), control (0Ah) and
+//! MODE SENSE and MODE SELECT (SPC-4) with the caching (08h), control (0Ah) and
 //! informational exceptions control (1Ch) pages.
 //!
 //! Saved values are not implemented: a RAM disk has nowhere to save them. PS = 0 in every
-//! page, MODE SENSE with PC = 11b ends in SAVING PARAMETERS NOT SUPPORTED (SPC-4 §6.11) and
-//! MODE SELECT with SP = 1 in INVALID FIELD IN CDB (SPC-4 §6.9). Only WCE is changeable.
+//! page, MODE SENSE with PC = 11b ends in SAVING PARAMETERS NOT SUPPORTED (SPC-4) and
+//! MODE SELECT with SP = 1 in INVALID FIELD IN CDB (SPC-4). Only WCE is changeable.
 
 use super::disk::{Disk, Handled};
 use super::reply::{Cdb, Reply, data_in, data_out, param_be16, param_be32, param_be64, ptr};
@@ -15,7 +15,7 @@ const CONTROL: u8 = 0x0A;
 const INFORMATIONAL_EXCEPTIONS: u8 = 0x1C;
 const ALL_PAGES: u8 = 0x3F;
 
-/// Pages returned for 3Fh, in ascending page code order (SPC-4 §6.11).
+/// Pages returned for 3Fh, in ascending page code order (SPC-4).
 const PAGES: [u8; 3] = [CACHING, CONTROL, INFORMATIONAL_EXCEPTIONS];
 
 /// Longest page (caching: 20 bytes).
@@ -33,7 +33,7 @@ enum Values {
 fn page(code: u8, values: Values, wce: bool) -> Option<([u8; PAGE_MAX], usize)> {
     let mut p = [0u8; PAGE_MAX];
     let len = match code {
-        // SBC-3 §6.4.5: all zero except WCE (bit 2 of byte 2); RCD = 0, reads are cached.
+        // SBC-3: all zero except WCE (bit 2 of byte 2); RCD = 0, reads are cached.
         CACHING => {
             p[0] = CACHING;
             p[1] = 0x12;
@@ -43,7 +43,7 @@ fn page(code: u8, values: Values, wce: bool) -> Option<([u8; PAGE_MAX], usize)> 
             };
             20
         }
-        // SPC-4 §7.5.8: GLTSD = 1 (no implicit log saving), QUEUE ALGORITHM MODIFIER = 1
+        // SPC-4: GLTSD = 1 (no implicit log saving), QUEUE ALGORITHM MODIFIER = 1
         // (unrestricted reordering), BUSY TIMEOUT PERIOD FFFFh (unlimited). Nothing changeable.
         CONTROL => {
             p[0] = CONTROL;
@@ -56,7 +56,7 @@ fn page(code: u8, values: Values, wce: bool) -> Option<([u8; PAGE_MAX], usize)> 
             }
             12
         }
-        // SPC-4 §7.5.12: DEXCPT = 1 (informational exceptions disabled), MRIE 0.
+        // SPC-4: DEXCPT = 1 (informational exceptions disabled), MRIE 0.
         INFORMATIONAL_EXCEPTIONS => {
             p[0] = INFORMATIONAL_EXCEPTIONS;
             p[1] = 0x0A;
@@ -146,7 +146,7 @@ impl Disk {
                 reply.bytes(bytes.get(..len).unwrap_or(&[]));
             }
         }
-        // MODE DATA LENGTH excludes itself (SPC-4 §7.5.5).
+        // MODE DATA LENGTH excludes itself (SPC-4).
         if ten {
             let n = u16::try_from(reply.len().saturating_sub(2)).unwrap_or(u16::MAX);
             reply.patch16(0, n);
@@ -157,7 +157,7 @@ impl Disk {
         Ok(reply.finish())
     }
 
-    /// Mode parameter block descriptor (SBC-3 §6.4.2). Changeable values: all zero, nothing
+    /// Mode parameter block descriptor (SBC-3). Changeable values: all zero, nothing
     /// in it can be changed. The short form says `FFFF_FFFFh` when the block count is too large.
     fn block_descriptor(&self, reply: &mut Reply<'_>, len: u8, values: Values) {
         let (blocks, block_len) = if values == Values::Changeable {
@@ -181,7 +181,7 @@ impl Disk {
         }
     }
 
-    /// MODE SELECT(6) / MODE SELECT(10) (SPC-4 §6.9, §6.10).
+    /// MODE SELECT(6) / MODE SELECT(10) (SPC-4).
     ///
     /// PF must be 1 and SP 0. A PARAMETER LIST LENGTH of 0 is no transfer and no error. The
     /// list is checked completely before anything changes: a header or page cut short is
@@ -189,7 +189,7 @@ impl Disk {
     /// the geometry, an unknown page, a subpage, a wrong PAGE LENGTH or any change to a field
     /// other than WCE is INVALID FIELD IN PARAMETER LIST with a pointer to the byte. The mode
     /// data length and the device-specific parameter of the header are reserved or ignored
-    /// in MODE SELECT (SPC-4 §7.5.5, SBC-3 §6.4.1).
+    /// in MODE SELECT (SPC-4, SBC-3).
     pub(crate) fn mode_select(&self, cdb: &Cdb, ten: bool, data: DataBuffer<'_>) -> Handled {
         if cdb.bit(1, 0) {
             return Err(SenseData::invalid_cdb_field(1, Some(0)));

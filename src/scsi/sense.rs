@@ -1,7 +1,7 @@
-//! Sense data (SPC-4 §4.5): what a CHECK CONDITION tells the initiator, in fixed (70h) or
+//! Sense data (SPC-4): what a CHECK CONDITION tells the initiator, in fixed (70h) or
 //! descriptor (72h) format.
 
-/// Sense keys (SPC-4 §4.5.6, table 27).
+/// Sense keys (SPC-4).
 pub mod sense_key {
     /// NO SENSE.
     pub const NO_SENSE: u8 = 0x0;
@@ -35,7 +35,7 @@ pub mod asc {
     pub const SAVING_PARAMETERS_NOT_SUPPORTED: (u8, u8) = (0x39, 0x00);
 }
 
-/// The field in error for ILLEGAL REQUEST (sense-key specific bytes, SPC-4 §4.5.2.4.2).
+/// The field in error for ILLEGAL REQUEST (sense-key specific bytes, SPC-4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldPointer {
     /// `true`: the byte is in the CDB (C/D = 1); `false`: in the parameter list.
@@ -150,7 +150,7 @@ impl SenseData {
         }
     }
 
-    /// Fixed-format sense data (SPC-4 §4.5.3), response code 70h (current error).
+    /// Fixed-format sense data (SPC-4), response code 70h (current error).
     #[must_use]
     pub const fn fixed(&self) -> [u8; Self::FIXED_LEN] {
         let mut s = [0u8; Self::FIXED_LEN];
@@ -174,7 +174,7 @@ impl SenseData {
         s
     }
 
-    /// Descriptor-format sense data (SPC-4 §4.5.2), response code 72h, and its length: the
+    /// Descriptor-format sense data (SPC-4), response code 72h, and its length: the
     /// 8-byte header plus an information descriptor (12 bytes) or a sense-key specific
     /// descriptor (8 bytes) when there is detail.
     #[must_use]

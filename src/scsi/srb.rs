@@ -46,10 +46,9 @@ impl LunSet {
     }
 
     /// Adds `lun`.
-    pub const fn insert(&mut self, lun: u8) {
-        let word = (lun >> 6) as usize;
-        if word < self.bits.len() {
-            self.bits[word] |= 1 << (lun & 63);
+    pub fn insert(&mut self, lun: u8) {
+        if let Some(word) = self.bits.get_mut(usize::from(lun >> 6)) {
+            *word |= 1 << (lun & 63);
         }
     }
 
@@ -197,7 +196,12 @@ pub fn start_io<A: Adapter + ?Sized>(adapter: &A, srb: Srb<'_>) -> Outcome {
     };
     match srb.function {
         function::EXECUTE_SCSI => {
-            let luns = luns_of(adapter, srb.address);
+            // Only REPORT LUNS needs the list; skip the walk for everything else.
+            let luns = if srb.cdb.first() == Some(&super::op::REPORT_LUNS) {
+                luns_of(adapter, srb.address)
+            } else {
+                LunSet::new()
+            };
             unit.disk.execute(
                 unit.store,
                 Request {

@@ -395,7 +395,8 @@ fn control_cases() -> Vec<Case> {
         case("START STOP UNIT eject", Rw, &[0x1B, 0, 0, 0, 2, 0], None, cdb_at(4, Some(1))),
         case("START STOP UNIT power condition", Rw, &[0x1B, 0, 0, 0, 0x31, 0], None, cdb_at(4, Some(7))),
         case("ALLOW MEDIUM REMOVAL", Rw, &[0x1E, 0, 0, 0, 0, 0], None, Good(0)),
-        case("PREVENT MEDIUM REMOVAL", Rw, &[0x1E, 0, 0, 0, 1, 0], None, cdb_at(4, Some(1))),
+        case("PREVENT MEDIUM REMOVAL", Rw, &[0x1E, 0, 0, 0, 1, 0], None, Good(0)),
+        case("PREVENT 10b", Rw, &[0x1E, 0, 0, 0, 2, 0], None, cdb_at(4, Some(1))),
         case("PREVENT obsolete value", Rw, &[0x1E, 0, 0, 0, 3, 0], None, cdb_at(4, Some(1))),
         // READ CAPACITY.
         case("READ CAPACITY(10)", Rw, &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], In(8), Bytes(8, |d| d == [0, 0, 0x07, 0xFF, 0, 0, 2, 0])),
