@@ -129,3 +129,93 @@ pub fn bind_host() -> Vec<(&'static str, &'static str)> {
     }
     missing
 }
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+
+    fn export(module: &str, name: &str) -> usize {
+        resolve(module, name).unwrap_or_else(|| panic!("{module}!{name} is emulated"))
+    }
+
+    #[test]
+    fn snprintf_formats_through_the_variadic_shim_and_truncates_like_msvc() {
+        // SAFETY: `_snprintf` is variadic; three slots follow the format.
+        let f: unsafe extern "win64" fn(*mut u8, u64, *const u8, u64, u64, u64) -> i64 =
+            unsafe { std::mem::transmute(export("ntoskrnl.exe", "_snprintf")) };
+        let mut buffer = [0xAA_u8; 32];
+        // SAFETY: a 32-byte buffer, a NUL-terminated format and its arguments.
+        let n = unsafe {
+            f(
+                buffer.as_mut_ptr(),
+                32,
+                c"%s:%04x:%d".as_ptr().cast(),
+                c"lun".as_ptr() as u64,
+                0xBE,
+                u64::MAX,
+            )
+        };
+        assert_eq!(n, 11);
+        assert_eq!(&buffer[..12], b"lun:00be:-1\0");
+        // SAFETY: as above, with room for 4 bytes only.
+        let n = unsafe {
+            f(
+                buffer.as_mut_ptr(),
+                4,
+                c"%s:%04x:%d".as_ptr().cast(),
+                c"lun".as_ptr() as u64,
+                0xBE,
+                1,
+            )
+        };
+        assert_eq!(n, -1, "a result that does not fit returns -1");
+        assert_eq!(&buffer[..5], b"lun:0");
+    }
+
+    #[test]
+    fn counted_strings_and_routine_lookup() {
+        let text: Vec<u16> = "DbgPrint\0".encode_utf16().collect();
+        let mut header = [0_u64; 2];
+        // SAFETY: RtlInitUnicodeString(UNICODE_STRING*, PCWSTR).
+        let init: unsafe extern "win64" fn(*mut u64, *const u16) =
+            unsafe { std::mem::transmute(export("ntoskrnl.exe", "RtlInitUnicodeString")) };
+        // SAFETY: a 16-byte UNICODE_STRING and a terminated string.
+        unsafe { init(header.as_mut_ptr(), text.as_ptr()) };
+        assert_eq!(
+            header[0] & 0xFFFF_FFFF,
+            16 | (18 << 16),
+            "Length 16, MaximumLength 18"
+        );
+        assert_eq!(header[1], text.as_ptr() as u64);
+        // SAFETY: MmGetSystemRoutineAddress(UNICODE_STRING*).
+        let lookup: unsafe extern "win64" fn(*const u64) -> usize =
+            unsafe { std::mem::transmute(export("ntoskrnl.exe", "MmGetSystemRoutineAddress")) };
+        // SAFETY: the string initialised above.
+        let found = unsafe { lookup(header.as_ptr()) };
+        assert_eq!(found, export("ntoskrnl.exe", "DbgPrint"));
+    }
+
+    #[test]
+    fn memory_routines_follow_the_c_contract() {
+        // SAFETY: memcmp(const void*, const void*, size_t).
+        let memcmp: unsafe extern "win64" fn(*const u8, *const u8, usize) -> i32 =
+            unsafe { std::mem::transmute(export("ntoskrnl.exe", "memcmp")) };
+        // SAFETY: two 3-byte arrays.
+        assert!(unsafe { memcmp(b"abc".as_ptr(), b"abd".as_ptr(), 3) } < 0);
+        // SAFETY: as above.
+        assert_eq!(unsafe { memcmp(b"abc".as_ptr(), b"abc".as_ptr(), 3) }, 0);
+        // SAFETY: memmove(void*, const void*, size_t) -> void*.
+        let memmove: unsafe extern "win64" fn(*mut u8, *const u8, usize) -> *mut u8 =
+            unsafe { std::mem::transmute(export("ntoskrnl.exe", "memmove")) };
+        let mut overlap = *b"abcdef";
+        let base = overlap.as_mut_ptr();
+        // SAFETY: overlapping ranges inside one 6-byte array.
+        unsafe { memmove(base.wrapping_add(1), base, 4) };
+        assert_eq!(&overlap, b"aabcdf");
+        assert_eq!(
+            resolve("STORPORT.SYS", "StorPortNotification"),
+            resolve("storport.sys", "StorPortNotification")
+        );
+        assert_eq!(resolve("storport.sys", "NoSuchRoutine"), None);
+    }
+}

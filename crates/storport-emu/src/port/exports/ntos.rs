@@ -30,6 +30,18 @@ pub const NAMES: &[&str] = &[
     "KeStallExecutionProcessor",
     "KeQueryPerformanceCounter",
     "__C_specific_handler",
+    "KeAcquireSpinLockRaiseToDpc",
+    "KeReleaseSpinLock",
+    "KeAcquireSpinLockAtDpcLevel",
+    "KeReleaseSpinLockFromDpcLevel",
+    "RtlInitUnicodeString",
+    "RtlInitAnsiString",
+    "KeQuerySystemTimePrecise",
+    "KeQueryTimeIncrement",
+    "MmGetSystemRoutineAddress",
+    "KeDelayExecutionThread",
+    "_vsnprintf",
+    "_snprintf",
 ];
 
 /// Exports of `hal.dll`.
@@ -55,6 +67,20 @@ pub fn lookup(name: &str) -> Option<usize> {
         "KeBugCheckEx" => ke_bug_check_ex as *const () as usize,
         "KeQueryPerformanceCounter" => ke_query_performance_counter as *const () as usize,
         "__C_specific_handler" => c_specific_handler as *const () as usize,
+        "KeAcquireSpinLockRaiseToDpc" => ke_acquire_spin_lock_raise_to_dpc as *const () as usize,
+        "KeReleaseSpinLock" => ke_release_spin_lock as *const () as usize,
+        "KeAcquireSpinLockAtDpcLevel" => ke_acquire_spin_lock_at_dpc_level as *const () as usize,
+        "KeReleaseSpinLockFromDpcLevel" => {
+            ke_release_spin_lock_from_dpc_level as *const () as usize
+        }
+        "RtlInitUnicodeString" => rtl_init_unicode_string as *const () as usize,
+        "RtlInitAnsiString" => rtl_init_ansi_string as *const () as usize,
+        "KeQuerySystemTimePrecise" => ke_query_system_time_precise as *const () as usize,
+        "KeQueryTimeIncrement" => ke_query_time_increment as *const () as usize,
+        "MmGetSystemRoutineAddress" => mm_get_system_routine_address as *const () as usize,
+        "KeDelayExecutionThread" => ke_delay_execution_thread as *const () as usize,
+        "_vsnprintf" => vsnprintf as *const () as usize,
+        "_snprintf" => snprintf_shim as *const () as usize,
         _ => return lookup_hal(name),
     })
 }
@@ -259,4 +285,202 @@ const unsafe extern "win64" fn c_specific_handler(
     _dispatcher: u64,
 ) -> u64 {
     1
+}
+
+/// Spins on the `KSPIN_LOCK` at `lock` (a pointer-sized word, 0 = free).
+fn spin_acquire(lock: u64) {
+    let address = lock as usize;
+    if !address.is_multiple_of(8) || mem::read(address, 8).is_none() {
+        return;
+    }
+    // SAFETY: the address is 8-aligned and readable, and a KSPIN_LOCK is a
+    // pointer-sized word the kernel only ever accesses atomically.
+    let word = unsafe { std::sync::atomic::AtomicU64::from_ptr(address as *mut u64) };
+    while word
+        .compare_exchange_weak(
+            0,
+            1,
+            std::sync::atomic::Ordering::Acquire,
+            std::sync::atomic::Ordering::Relaxed,
+        )
+        .is_err()
+    {
+        std::hint::spin_loop();
+    }
+}
+
+fn spin_release(lock: u64) {
+    let address = lock as usize;
+    if !address.is_multiple_of(8) || mem::read(address, 8).is_none() {
+        return;
+    }
+    // SAFETY: as in `spin_acquire`.
+    let word = unsafe { std::sync::atomic::AtomicU64::from_ptr(address as *mut u64) };
+    word.store(0, std::sync::atomic::Ordering::Release);
+}
+
+unsafe extern "win64" fn ke_acquire_spin_lock_raise_to_dpc(lock: u64) -> u64 {
+    let current = context::current().map_or(0, |(_, _, irql)| irql);
+    let old = context::set_irql(current.max(model::DISPATCH_LEVEL));
+    spin_acquire(lock);
+    u64::from(old)
+}
+
+unsafe extern "win64" fn ke_release_spin_lock(lock: u64, new_irql: u64) {
+    spin_release(lock);
+    context::set_irql((new_irql & 0xFF) as u8);
+}
+
+unsafe extern "win64" fn ke_acquire_spin_lock_at_dpc_level(lock: u64) {
+    spin_acquire(lock);
+}
+
+unsafe extern "win64" fn ke_release_spin_lock_from_dpc_level(lock: u64) {
+    spin_release(lock);
+}
+
+/// `RtlInitUnicodeString` / `RtlInitAnsiString`: Length, MaximumLength, Buffer.
+fn init_counted_string(destination: u64, source: u64, unit: usize) {
+    let units = if source == 0 {
+        0
+    } else if unit == 2 {
+        mem::read_wstr(source as usize, 0x7FFE).map_or(0, |s| s.len())
+    } else {
+        mem::read_cstr(source as usize, 0xFFFE).map_or(0, |s| s.len())
+    };
+    let length = u16::try_from(units * unit).unwrap_or(u16::MAX - 1);
+    let maximum = if source == 0 {
+        0
+    } else {
+        length.saturating_add(u16::try_from(unit).unwrap_or(1))
+    };
+    let mut header = [0_u8; 16];
+    header[..2].copy_from_slice(&length.to_le_bytes());
+    header[2..4].copy_from_slice(&maximum.to_le_bytes());
+    header[8..].copy_from_slice(&source.to_le_bytes());
+    let _ = mem::write(destination as usize, &header);
+}
+
+unsafe extern "win64" fn rtl_init_unicode_string(destination: u64, source: u64) {
+    init_counted_string(destination, source, 2);
+}
+
+unsafe extern "win64" fn rtl_init_ansi_string(destination: u64, source: u64) {
+    init_counted_string(destination, source, 1);
+}
+
+/// 100-ns intervals between 1601-01-01 and 1970-01-01.
+const EPOCH_1601: u64 = 116_444_736_000_000_000;
+
+unsafe extern "win64" fn ke_query_system_time_precise(time: u64) {
+    let since_1970 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let now = EPOCH_1601 + u64::try_from(since_1970.as_nanos() / 100).unwrap_or(0);
+    let _ = mem::write(time as usize, &now.to_le_bytes());
+}
+
+/// `KeQueryTimeIncrement`: the clock tick in 100-ns units (15.625 ms).
+const unsafe extern "win64" fn ke_query_time_increment() -> u64 {
+    156_250
+}
+
+/// `MmGetSystemRoutineAddress(UNICODE_STRING*)`: the emulated export of
+/// that name in `ntoskrnl.exe` or `hal.dll`, or NULL.
+unsafe extern "win64" fn mm_get_system_routine_address(name: u64) -> u64 {
+    let Some(header) = mem::read(name as usize, 16) else {
+        return 0;
+    };
+    let length = usize::from(u16::from_le_bytes([header[0], header[1]]));
+    let buffer = u64::from_le_bytes(header[8..16].try_into().unwrap_or([0; 8]));
+    let Some(bytes) = mem::read(buffer as usize, length & !1) else {
+        return 0;
+    };
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|p| u16::from_le_bytes([p[0], p[1]]))
+        .collect();
+    let routine = String::from_utf16_lossy(&units);
+    lookup(&routine)
+        .or_else(|| lookup_hal(&routine))
+        .map_or(0, |a| a as u64)
+}
+
+/// `KeDelayExecutionThread(WaitMode, Alertable, Interval*)`: a wait, legal
+/// only at or below APC_LEVEL and never in HwStartIo.
+unsafe extern "win64" fn ke_delay_execution_thread(
+    _mode: u64,
+    _alertable: u64,
+    interval: u64,
+) -> u64 {
+    let ticks = mem::read_u64(interval as usize).map_or(0, u64::cast_signed);
+    // Negative: relative, in 100-ns units; positive (absolute) is treated as no wait.
+    let micros = if ticks < 0 {
+        ticks.unsigned_abs() / 10
+    } else {
+        0
+    };
+    if let Some((shared, routine, irql)) = context::current()
+        && (routine == context::Routine::StartIo || irql > 1)
+    {
+        shared.violation(
+            crate::port::rules::Rule::NoWaitInStartIo,
+            routine,
+            vec![micros, u64::from(irql)],
+            format!(
+                "KeDelayExecutionThread ({micros} microseconds) was called in {} at IRQL {irql}; waits are not allowed there.",
+                routine.name()
+            ),
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_micros(micros.min(1_000_000)));
+    0
+}
+
+/// Writes `text` into a `count`-byte buffer as `_vsnprintf` does: no
+/// terminator when it does not fit, -1 then.
+fn store_formatted(buffer: u64, count: u64, text: &str) -> i64 {
+    let bytes = text.as_bytes();
+    let count = usize::try_from(count).unwrap_or(0);
+    if bytes.len() < count {
+        let mut with_nul = bytes.to_vec();
+        with_nul.push(0);
+        let _ = mem::write(buffer as usize, &with_nul);
+        i64::try_from(bytes.len()).unwrap_or(-1)
+    } else {
+        let _ = mem::write(buffer as usize, &bytes[..count]);
+        if bytes.len() == count {
+            i64::try_from(count).unwrap_or(-1)
+        } else {
+            -1
+        }
+    }
+}
+
+unsafe extern "win64" fn vsnprintf(buffer: u64, count: u64, format: u64, arguments: u64) -> i64 {
+    let Some(format) = mem::read_cstr(format as usize, 4096) else {
+        return -1;
+    };
+    let mut index = 0_usize;
+    let mut source = std::iter::from_fn(|| {
+        let value = mem::read_u64(arguments as usize + index * 8);
+        index += 1;
+        value
+    });
+    let text = printf::format(&format, &mut source);
+    store_formatted(buffer, count, &text)
+}
+
+variadic_shim!(snprintf_shim => snprintf);
+
+extern "win64" fn snprintf(args: *const u64) -> u64 {
+    // SAFETY: _snprintf(Buffer, Count, Format, ...): the shim passes the
+    // caller's slots and the format says how many follow.
+    let args = unsafe { VaArgs::new(args) };
+    let Some(format) = mem::read_cstr(args.get(2) as usize, 4096) else {
+        return u64::MAX;
+    };
+    let (buffer, count) = (args.get(0), args.get(1));
+    let text = printf::format(&format, &mut args.from(3));
+    store_formatted(buffer, count, &text).cast_unsigned()
 }
