@@ -2,8 +2,10 @@
 //! millions of pseudo-random CDBs and buffers, and an exhaustive sweep of every value of every
 //! CDB byte for every operation code.
 
+use super::srb::TestAdapter;
 use super::{MemStore, config};
 use crate::scsi::srb::LunSet;
+use crate::scsi::srb::{Address, Srb, start_io};
 use crate::scsi::{
     Autosense, BlockSize, DataBuffer, Disk, DiskConfig, Outcome, Request, op, scsi_status,
     srb_status,
@@ -183,9 +185,17 @@ fn every_value_of_every_cdb_byte() {
         for at in 1..16 {
             for value in 0..=u8::MAX {
                 for background in [0x00, 0x01] {
-                    // Allocation/transfer length bytes at 1 keep data flowing.
+                    // A background of 01h makes every length field nonzero, so data flows.
                     let mut cdb = [background; 16];
                     cdb[0] = opcode;
+                    // Keep the CONTROL byte clear (01h there is LINK) unless it is swept.
+                    let control = match opcode >> 5 {
+                        0 => 5,
+                        1 | 2 => 9,
+                        5 => 11,
+                        _ => 15,
+                    };
+                    cdb[control] = 0;
                     cdb[at] = value;
                     for direction in 0..2 {
                         let data = if direction == 0 {
@@ -208,6 +218,53 @@ fn every_value_of_every_cdb_byte() {
                     }
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn random_srbs_at_random_addresses() {
+    let adapter = TestAdapter::new();
+    let mut rng = Rng(0x0ADD_0E55);
+    let mut buf = vec![0u8; 4096];
+    let mut cdb = [0u8; 16];
+    for i in 0..200_000u32 {
+        for b in &mut cdb {
+            *b = rng.field_byte();
+        }
+        cdb[0] = op::ALL[rng.below(op::ALL.len() as u64) as usize];
+        let function = match rng.below(4) {
+            0 => rng.next() as u8,
+            _ => [0x00, 0x07, 0x08, 0x10, 0x12, 0x13, 0x20, 0x24, 0x25][rng.below(9) as usize],
+        };
+        let address = Address {
+            path_id: rng.below(2) as u8,
+            target_id: [0, 3, 7][rng.below(3) as usize],
+            lun: rng.below(4) as u8,
+        };
+        let len = rng.below(4097) as usize;
+        let data = if rng.below(2) == 0 {
+            DataBuffer::In(&mut buf[..len])
+        } else {
+            DataBuffer::Out(&buf[..len])
+        };
+        let outcome = start_io(
+            &adapter,
+            Srb {
+                function,
+                address,
+                cdb: &cdb,
+                data,
+                autosense: Autosense::Enabled,
+            },
+        );
+        let what =
+            || format!("iteration {i}: function {function:#04X} at {address:?} CDB {cdb:02X?}");
+        match outcome.srb_status {
+            srb_status::NO_DEVICE | srb_status::INVALID_LUN => {
+                assert_eq!(outcome, Outcome::srb(outcome.srb_status), "{}", what());
+            }
+            _ => check(&outcome, len, Autosense::Enabled, &what),
         }
     }
 }

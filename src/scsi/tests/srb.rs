@@ -5,12 +5,12 @@ use crate::scsi::srb::{Adapter, Address, Srb, Unit, find, function, luns_of, sta
 use crate::scsi::{Autosense, DataBuffer, Disk, Outcome, srb_status};
 
 /// Target 0 with LUNs 0 and 2, target 3 with LUN 0, all on path 0.
-struct TestAdapter {
+pub struct TestAdapter {
     units: Vec<(Address, Disk, MemStore)>,
 }
 
 impl TestAdapter {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let units = [(0, 0), (0, 2), (3, 0)]
             .into_iter()
             .map(|(target_id, lun)| {
