@@ -160,12 +160,18 @@ impl Registry {
                 requested_bytes: length_bytes,
             });
         };
-        // INVARIANT: `buffer` came from the allocator just now; the smaller
-        // of the asked and the reported length is valid either way.
+        let length_bytes = allocated.min(length_bytes);
+        // The port does not promise zeroed memory; Rust slices of it must be
+        // initialised bytes, so clear it before anything reads it.
+        // SAFETY: the port's buffer is valid for writes of the smaller of
+        // the asked and the reported length, and nothing else uses it yet.
+        unsafe { buffer.as_ptr().write_bytes(0, length_bytes as usize) };
+        // INVARIANT: `buffer` came from the allocator just now, holds
+        // `length_bytes` initialised bytes, and is not freed.
         Ok(RegistryBuffer {
             registry: self,
             buffer,
-            length_bytes: allocated.min(length_bytes),
+            length_bytes,
         })
     }
 }
@@ -198,7 +204,8 @@ impl Registry {
 /// # Invariants
 ///
 /// `buffer` is the registry buffer Storport allocated for
-/// `registry.device_extension`, at least `length_bytes` long, not yet freed.
+/// `registry.device_extension`, at least `length_bytes` long, its first
+/// `length_bytes` bytes initialised, not yet freed.
 #[must_use = "the registry buffer is freed as soon as the guard is dropped"]
 pub struct RegistryBuffer<'r> {
     registry: &'r mut Registry,
