@@ -33,4 +33,6 @@ const MISUSES: &[&str] = &[
     "token_construction",
     "str_name",
     "double_complete",
+    "srb_escape",
+    "pending_status",
 ];
