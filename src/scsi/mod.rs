@@ -25,7 +25,8 @@
 //!
 //! The caller says the direction from the SRB flags ([`DataBuffer`]). A data-in command given a
 //! non-empty data-out buffer, or the reverse, completes with `SRB_STATUS_INVALID_REQUEST` and
-//! touches nothing; [`DataBuffer::None`] behaves as an empty buffer of the right direction.
+//! touches nothing; [`DataBuffer::None`] behaves as an empty buffer of the right direction and
+//! [`DataBuffer::Unspecified`] as a buffer of the right direction.
 //!
 //! - Commands with an ALLOCATION LENGTH (INQUIRY, MODE SENSE, REQUEST SENSE, READ CAPACITY,
 //!   REPORT LUNS, GET LBA STATUS): the device returns `min(response, allocation length)` bytes
@@ -150,6 +151,9 @@ pub enum DataBuffer<'a> {
     In(&'a mut [u8]),
     /// `SRB_FLAGS_DATA_OUT`: the device reads it.
     Out(&'a [u8]),
+    /// `SRB_FLAGS_UNSPECIFIED_DIRECTION` (both flags, as pass-through requests with
+    /// `SCSI_IOCTL_DATA_UNSPECIFIED` arrive): the command's own direction decides.
+    Unspecified(&'a mut [u8]),
 }
 
 /// Whether sense data goes back with the failed command or waits for REQUEST SENSE.

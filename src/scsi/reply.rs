@@ -155,20 +155,17 @@ pub fn param_be64(list: &[u8], at: usize) -> Option<u64> {
 /// buffer given to it (the SRB's direction contradicts the CDB).
 pub const fn data_in(data: DataBuffer<'_>) -> Result<&mut [u8], Outcome> {
     match data {
-        DataBuffer::In(buf) => Ok(buf),
+        DataBuffer::In(buf) | DataBuffer::Unspecified(buf) => Ok(buf),
         DataBuffer::None | DataBuffer::Out([]) => Ok(&mut []),
         DataBuffer::Out(_) => Err(Outcome::srb(srb_status::INVALID_REQUEST)),
     }
 }
 
 /// The data-out buffer of a command that takes data; see [`data_in`].
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "taking the buffer keeps a command from using it twice"
-)]
 pub const fn data_out(data: DataBuffer<'_>) -> Result<&[u8], Outcome> {
     match data {
         DataBuffer::Out(buf) => Ok(buf),
+        DataBuffer::Unspecified(buf) => Ok(buf),
         DataBuffer::None | DataBuffer::In([]) => Ok(&[]),
         DataBuffer::In(_) => Err(Outcome::srb(srb_status::INVALID_REQUEST)),
     }

@@ -142,10 +142,11 @@ fn two_million_random_commands() {
         } else {
             Autosense::Enabled
         };
-        let direction = rng.below(3);
+        let direction = rng.below(4);
         let data = match direction {
             0 => DataBuffer::None,
             1 => DataBuffer::In(&mut buf[..len]),
+            2 => DataBuffer::Unspecified(&mut buf[..len]),
             _ => DataBuffer::Out(&buf[..len]),
         };
         let buffer_len = if direction == 0 { 0 } else { len };

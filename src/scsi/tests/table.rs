@@ -17,6 +17,8 @@ enum Data {
     None,
     In(usize),
     Out(Vec<u8>),
+    /// `SRB_FLAGS_UNSPECIFIED_DIRECTION` with these bytes.
+    Either(Vec<u8>),
 }
 
 /// What a row expects.
@@ -193,6 +195,7 @@ fn control_cases() -> Vec<Case> {
         case("INQUIRY page without EVPD", Rw, &[0x12, 0, 0x80, 0, 255, 0], In(255), cdb_at(2, Option::None)),
         case("INQUIRY CMDDT", Rw, &[0x12, 2, 0, 0, 255, 0], In(255), cdb_at(1, Some(1))),
         case("INQUIRY unknown VPD page", Rw, &[0x12, 1, 0x89, 0, 255, 0], In(255), cdb_at(2, Option::None)),
+        case("INQUIRY unspecified direction", Rw, &[0x12, 0, 0, 0, 36, 0], Data::Either(vec![0; 40]), Bytes(36, |d| d[2] == 6 && &d[8..13] == b"VSTOR")),
         case("INQUIRY wrong direction", Rw, &[0x12, 0, 0, 0, 36, 0], out(vec![0; 36]), Srb(0x06, 0)),
         // VPD pages.
         case("VPD 00h", Rw, &[0x12, 1, 0x00, 0, 255, 0], In(255), Bytes(10, |d| { d == [0, 0, 0, 6, 0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2] })),
@@ -515,6 +518,7 @@ fn medium_cases() -> Vec<Case> {
         case("WRITE(10) zero length", Rw, &rw10(0x2A, 0, 0, 0), None, Good(0)),
         case("WRITE(10) short buffer", Rw, &rw10(0x2A, 0, 0, 2), fill(1000), Srb(0x12, 0)),
         case("WRITE(10) no buffer", Rw, &rw10(0x2A, 0, 0, 1), None, Srb(0x12, 0)),
+        case("WRITE(10) unspecified direction", Rw, &rw10(0x2A, 0, 0, 1), Data::Either(vec![0x5A; 512]), Good(512)),
         case("WRITE(10) wrong direction", Rw, &rw10(0x2A, 0, 0, 1), In(512), Srb(0x06, 0)),
         case("WRITE(10) over max", Rw, &rw10(0x2A, 0, 0, 4096), fill(512), cdb_at(7, Option::None)),
         case("WRITE(10) read-only", Ro, &rw10(0x2A, 0, 0, 1), fill(512), Check(DATA_PROTECT, WRITE_PROTECTED)),
@@ -594,6 +598,7 @@ fn medium_cases() -> Vec<Case> {
         case("UNMAP partial descriptor ignored", Rw, &unmap(36), Data::Out({ let mut v = unmap_list(&[(0, 1), (5000, 1)]); v[3] = 20; v.truncate(36); v }), Good(36)),
         case("UNMAP descriptor length past list", Rw, &unmap(24), Data::Out({ let mut v = unmap_list(&[(0, 1), (5000, 1)]); v.truncate(24); v }), Good(24)),
         case("UNMAP short buffer", Rw, &unmap(40), list(&[(0, 1)]), Srb(0x12, 0)),
+        case("UNMAP unspecified direction", Rw, &unmap(24), Data::Either(unmap_list(&[(0, 8)])), Good(24)),
         case("UNMAP wrong direction", Rw, &unmap(24), In(24), Srb(0x06, 0)),
         case("UNMAP 4K", B4k, &unmap(24), list(&[(255, 1)]), Good(24)),
     ]
@@ -614,6 +619,10 @@ fn every_row() {
             Data::None => DataBuffer::None,
             Data::In(_) => DataBuffer::In(&mut in_buf),
             Data::Out(v) => DataBuffer::Out(v),
+            Data::Either(v) => {
+                in_buf.clone_from(v);
+                DataBuffer::Unspecified(&mut in_buf)
+            }
         };
         let outcome = run(&disk, &store, &c.cdb, data);
         in_buf.truncate(outcome.transferred as usize);
