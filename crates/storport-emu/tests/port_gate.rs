@@ -1,0 +1,184 @@
+//! The port model's Rust API on a real cross-built image through the call
+//! gate: concurrent requests from several threads, data integrity, and the
+//! adapter-control sequence. Also the real `vstor.sys` with its INF through
+//! `storemu run`: it must run clean and expose its disk.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use storport_emu::machine::loader;
+use storport_emu::port::cpu::GateCpu;
+use storport_emu::port::{DataDirection, Port, PortOptions, exports};
+use storport_sys::srb_status;
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+fn newest(path: &Path) -> SystemTime {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return SystemTime::UNIX_EPOCH;
+    };
+    if !meta.is_dir() {
+        return meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    }
+    std::fs::read_dir(path).map_or(SystemTime::UNIX_EPOCH, |entries| {
+        entries
+            .flatten()
+            .map(|e| newest(&e.path()))
+            .max()
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    })
+}
+
+/// Builds `package` with tools/build-driver.sh into `out` when the image is
+/// missing or older than any of `sources`.
+fn image(package: &str, out: &str, sources: &[&str]) -> PathBuf {
+    let root = root();
+    let image = root.join(out).join(format!("{package}.sys"));
+    let _guard = BUILD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let source_time = sources
+        .iter()
+        .map(|s| newest(&root.join(s)))
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let built = std::fs::metadata(&image).and_then(|m| m.modified()).ok();
+    if built.is_none_or(|time| time < source_time) {
+        let status = Command::new("bash")
+            .current_dir(&root)
+            .args(["tools/build-driver.sh", "--package", package, "--out", out])
+            .status()
+            .expect("tools/build-driver.sh runs");
+        assert!(status.success(), "building {package}.sys failed");
+    }
+    image
+}
+
+fn rw10(opcode: u8, lba: u32) -> [u8; 10] {
+    let mut cdb = [0_u8; 10];
+    cdb[0] = opcode;
+    cdb[2..6].copy_from_slice(&lba.to_be_bytes());
+    cdb[8] = 1;
+    cdb
+}
+
+#[test]
+fn concurrent_requests_through_the_gate_keep_their_data() {
+    let path = image(
+        "broken-miniport",
+        "target/fixtures/broken-miniport",
+        &[
+            "crates/storport-emu/fixtures/broken-miniport",
+            "crates/storport-sys/src",
+        ],
+    );
+    let bytes = std::fs::read(&path).expect("fixture image");
+    let loaded = loader::load_named("broken-miniport.sys", &bytes, &exports::resolve, false)
+        .expect("the fixture loads");
+    let entry = loaded.entry_point().expect("entry point");
+    let port = Port::new(
+        entry,
+        Arc::new(GateCpu::default()),
+        PortOptions {
+            service: "broken-miniport".to_owned(),
+            ..PortOptions::default()
+        },
+        Some(Box::new(loaded)),
+    );
+    port.driver_entry().expect("DriverEntry");
+    port.start().expect("start");
+    std::thread::scope(|scope| {
+        for thread in 0..4_u8 {
+            let port = &port;
+            scope.spawn(move || {
+                for round in 0..25_u8 {
+                    // Each thread owns blocks 4*thread .. 4*thread+3.
+                    let lba = u32::from(thread) * 4 + u32::from(round % 4);
+                    let pattern = vec![thread.wrapping_mul(31) ^ round; 512];
+                    let written = port
+                        .execute(
+                            (0, 0, 0),
+                            &rw10(0x2A, lba),
+                            &DataDirection::Out(pattern.clone()),
+                        )
+                        .expect("WRITE(10)");
+                    assert_eq!(written.status(), srb_status::SUCCESS);
+                    let read = port
+                        .execute((0, 0, 0), &rw10(0x28, lba), &DataDirection::In(512))
+                        .expect("READ(10)");
+                    assert_eq!(read.status(), srb_status::SUCCESS);
+                    assert_eq!(read.transferred, 512);
+                    assert_eq!(read.data, pattern, "thread {thread} round {round}");
+                }
+            });
+        }
+    });
+    let missing = port
+        .execute((0, 1, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36))
+        .expect("INQUIRY");
+    assert_eq!(
+        missing.status(),
+        srb_status::NO_DEVICE,
+        "no device at target 1: a result, not a finding"
+    );
+    assert_eq!(port.set_running_config(), Ok(0));
+    assert_eq!(port.stop(), Ok(0));
+    assert_eq!(port.restart(), Ok(0));
+    let after = port
+        .execute((0, 0, 0), &rw10(0x28, 4), &DataDirection::In(512))
+        .expect("READ(10) after restart");
+    assert_eq!(after.data.len(), 512, "data survives Stop/Restart");
+    assert_eq!(port.reset_bus(0), Ok(true));
+    port.remove().expect("remove");
+    port.unload();
+    assert_eq!(port.findings(), vec![]);
+    assert_eq!(
+        port.dbgprint(),
+        vec!["broken-miniport: break= (mode 0), 8192-byte disk".to_owned()]
+    );
+}
+
+#[test]
+fn vstor_runs_clean_with_its_inf_and_exposes_a_disk() {
+    let path = image(
+        "vstor",
+        "target/vstor",
+        &[
+            "src",
+            "crates/storport/src",
+            "crates/storport-sys/src",
+            "inf",
+        ],
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_storemu"))
+        .arg("run")
+        .arg(&path)
+        .arg("--inf")
+        .arg(root().join("inf/vstor.inf"))
+        .arg("--json")
+        .output()
+        .expect("storemu runs");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(json["outcome"], "clean", "{json}");
+    assert_eq!(output.status.code(), Some(0));
+    let luns = json["luns"].as_array().expect("luns");
+    assert!(!luns.is_empty(), "vstor exposes at least one disk: {json}");
+    assert!(
+        luns.iter()
+            .all(|lun| lun["block_size"].as_u64().unwrap_or(0) > 0
+                && lun["blocks"].as_u64().unwrap_or(0) > 0)
+    );
+    assert!(
+        luns.iter().all(|lun| lun["write_verified"] == true),
+        "{json}"
+    );
+}
