@@ -3,7 +3,8 @@
 //! Pure and FFI-free: `core` only, no allocation, no `unsafe`, no panics on any input. It runs
 //! inside `HwStartIo` at `DISPATCH_LEVEL`, concurrently on several processors with no lock held,
 //! so everything here works through `&self`; the little per-disk state there is (the caching
-//! page's WCE bit, a sense deferred while autosense is off) lives in atomics.
+//! page's WCE bit, write protection, a sense deferred while autosense is off) lives in
+//! atomics.
 //!
 //! # How the driver uses it
 //!
@@ -18,8 +19,8 @@
 //! - [`Disk::new`] checks a [`DiskConfig`] (identity strings, block size, capacity, limits).
 //! - [`Disk::execute`] runs one CDB against a [`BlockStore`] and returns an [`Outcome`].
 //! - [`srb::start_io`] is the SRB-function level: it routes `EXECUTE_SCSI` to the addressed
-//!   disk, answers resets, abort, flush, shutdown, Plug and Play and power, refuses the rest, and reports
-//!   missing targets and LUNs with the SRB status Storport expects.
+//!   disk, answers resets, abort, flush, shutdown, Plug and Play and power, refuses the rest,
+//!   and reports missing targets and LUNs with the SRB status Storport expects.
 //!
 //! # Data buffers and lengths (decisions)
 //!
