@@ -237,7 +237,7 @@ fn bad_pool_free() {
 
 #[test]
 fn stall_over_a_tenth_of_a_second() {
-    let run = expect_rule("long-stall", "StorPortStallExecution", "bugcheck");
+    let run = expect_rule("long-stall", "StallTooLong", "bugcheck");
     assert_eq!(
         run.json["findings"][0]["params"],
         serde_json::json!(["0x2001", "0x30D40"])

@@ -63,6 +63,7 @@ fn command() -> Command {
         .about("Runs a Storport virtual miniport .sys under an emulated Storport port driver and checks it")
         .subcommand_required(true)
         .arg_required_else_help(true)
+        .subcommand(Command::new("rules").about("List every verifier rule with its source and bug check"))
         .subcommand(
             Command::new("run")
                 .about("Load DRIVER, run its life cycle and I/O, and report every rule it breaks")
@@ -374,6 +375,21 @@ fn discover(port: &Port) -> Result<Vec<LunReport>, PortError> {
     Ok(reports)
 }
 
+/// The rule table `storemu rules` prints: name, bug check, source.
+#[must_use]
+pub fn rule_table() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (_, name, source, bugcheck) in crate::port::rules::RULES {
+        let code = bugcheck.map_or_else(
+            || "-".to_owned(),
+            |(code, p1)| format!("0x{code:X}/0x{p1:X}"),
+        );
+        let _ = writeln!(out, "{name:<26} {code:<12} {source}");
+    }
+    out
+}
+
 /// Entry point of the `storemu` binary.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -385,8 +401,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if usage { EXIT_USAGE } else { EXIT_CLEAN });
         }
     };
-    let Some(("run", run_matches)) = matches.subcommand() else {
-        return ExitCode::from(EXIT_USAGE);
+    let run_matches = match matches.subcommand() {
+        Some(("run", run_matches)) => run_matches,
+        Some(("rules", _)) => {
+            print!("{}", rule_table());
+            return ExitCode::from(EXIT_CLEAN);
+        }
+        _ => return ExitCode::from(EXIT_USAGE),
     };
     let args = run_args(run_matches);
     let sets = match parse_sets(&args.set) {

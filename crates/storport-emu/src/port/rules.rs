@@ -73,7 +73,7 @@ pub type RuleRow = (Rule, &'static str, &'static str, Option<(u32, u64)>);
 pub const RULES: &[RuleRow] = &[
     (
         Rule::StallTooLong,
-        "StorPortStallExecution",
+        "StallTooLong",
         "Driver Verifier, bug check 0xF1 parameter 0x2001 (stall longer than 0.1 s)",
         Some((SCSI_VERIFIER, 0x2001)),
     ),
@@ -128,7 +128,7 @@ pub const RULES: &[RuleRow] = &[
     (
         Rule::RegistryBufferLeak,
         "RegistryBufferLeak",
-        "StorPortAllocateRegistryBuffer: one buffer per instance, freed with StorPortFreeRegistryBuffer (checked at HwFreeAdapterResources)",
+        "StorPortAllocateRegistryBuffer: one buffer per instance, freed with StorPortFreeRegistryBuffer (checked when HwFindAdapter fails, after ScsiSetRunningConfig and at HwFreeAdapterResources)",
         None,
     ),
     (
