@@ -99,8 +99,9 @@ impl Disk {
                         }));
                 }
             };
-        let known = PAGES.contains(&code) && subpage == 0
-            || code == ALL_PAGES && matches!(subpage, 0x00 | 0xFF);
+        // Subpage 00h is the page itself, FFh the page and all its subpages (SPC-4, MODE
+        // SENSE(6)); no page here has subpages, so both return the same bytes.
+        let known = (PAGES.contains(&code) || code == ALL_PAGES) && matches!(subpage, 0x00 | 0xFF);
         if !known {
             let byte = if PAGES.contains(&code) || code == ALL_PAGES {
                 3

@@ -299,6 +299,7 @@ fn control_cases() -> Vec<Case> {
         case("MODE SENSE(6) control", Rw, &[0x1A, 0x08, 0x0A, 0, 255, 0], In(255), Bytes(16, |d| { d[4..8] == [0x0A, 0x0A, 0x02, 0x10] && be16(d, 12) == 0xFFFF })),
         case("MODE SENSE(6) informational exceptions", Rw, &[0x1A, 0x08, 0x1C, 0, 255, 0], In(255), Bytes(16, |d| d[4..7] == [0x1C, 0x0A, 0x08])),
         case("MODE SENSE(6) unknown page", Rw, &[0x1A, 0, 0x01, 0, 255, 0], In(255), cdb_at(2, Option::None)),
+        case("MODE SENSE(6) page and all subpages", Rw, &[0x1A, 0x08, 0x08, 0xFF, 255, 0], In(255), Bytes(24, |d| d[4] == 0x08 && d[0] == 23)),
         case("MODE SENSE(6) subpage", Rw, &[0x1A, 0, 0x08, 0x01, 255, 0], In(255), cdb_at(3, Option::None)),
         case("MODE SENSE(6) all, bad subpage", Rw, &[0x1A, 0, 0x3F, 0x01, 255, 0], In(255), cdb_at(3, Option::None)),
         case("MODE SENSE(6) write protect", Ro, &[0x1A, 0x08, 0x08, 0, 255, 0], In(255), Bytes(24, |d| d[2] == 0x90)),
