@@ -108,10 +108,13 @@ fn calls_run_aligned_on_a_24_kib_kernel_stack() {
     let host = std::hint::black_box(0_u8);
     let driver = run(stack_probe as *const () as usize, &[]).unwrap() as usize;
     let host = &raw const host as usize;
+    let stack = gate::kernel_stack().unwrap();
+    assert_eq!(stack.len(), storport_emu::machine::KERNEL_STACK_SIZE);
     assert!(
-        host.abs_diff(driver) > 0x10000,
-        "the call did not switch stacks ({host:#x} vs {driver:#x})"
+        stack.contains(&driver),
+        "{driver:#x} is not on the kernel stack {stack:x?}"
     );
+    assert!(!stack.contains(&host));
     // The same thread reuses its kernel stack.
     let again = run(stack_probe as *const () as usize, &[]).unwrap() as usize;
     assert_eq!(driver, again);

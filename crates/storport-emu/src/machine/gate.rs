@@ -99,6 +99,17 @@ pub fn last_exit_irql() -> u8 {
     LAST_EXIT_IRQL.with(Cell::get)
 }
 
+/// The current thread's kernel stack (the usable 24 KiB above the guard
+/// page), where outermost driver calls run. Creates the thread's machine
+/// state if needed.
+///
+/// # Errors
+///
+/// The error from creating the thread's machine state.
+pub fn kernel_stack() -> std::io::Result<std::ops::Range<usize>> {
+    thread::with_env(|env| env.guard().1..env.stack_top())
+}
+
 /// Earliest deadline of `frame` and the frames around it.
 fn effective_deadline(frame: &Frame) -> u64 {
     let mut deadline = frame.deadline_ns;

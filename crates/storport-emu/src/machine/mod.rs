@@ -18,7 +18,8 @@
 //!   KPCR in GS, IRQL set for the call and restored after, watchdog.
 //! - [`gate::abort_current_call`]: `(BugCheck) -> !` and [`gate::abort_current_call_with`]:
 //!   `(Fault) -> !`
-//!   for emulated exports; [`gate::in_call`], [`gate::last_exit_irql`], [`gate::driver_caller`].
+//!   for emulated exports; [`gate::in_call`], [`gate::last_exit_irql`], [`gate::driver_caller`],
+//!   [`gate::kernel_stack`].
 //! - [`Fault`]: `Exception`, `BugCheck`, `UnboundImport`, `Timeout`, `Setup`; `Fault::bugcheck()`
 //!   gives the Windows bug check code and parameters where there is one.
 //!
