@@ -182,6 +182,10 @@ fn stack_overflow_hits_the_guard_page() {
         Fault::Exception(e).bugcheck(),
         Some((UNEXPECTED_KERNEL_MODE_TRAP, [8, 0, 0, 0]))
     );
+    assert_eq!(
+        gate::last_stack_usage(),
+        storport_emu::machine::KERNEL_STACK_SIZE
+    );
     // Five pages (0x5000 bytes) fit in 24 KiB; the stack is still usable.
     assert_eq!(
         run(four as *const () as usize, &[1, 1, 1, 1]).unwrap(),
@@ -564,4 +568,28 @@ fn host_faults_outside_calls_still_kill_the_process() {
         .output()
         .unwrap();
     assert_eq!(output.status.signal(), Some(libc::SIGSEGV), "{output:?}");
+}
+
+#[test]
+fn stack_usage_of_each_call_is_measured() {
+    // sub rsp, 0x2000; mov [rsp], rax; add rsp, 0x2000; ret
+    let deep = page(
+        "deepframe",
+        &[
+            0x48, 0x81, 0xEC, 0x00, 0x20, 0, 0, 0x48, 0x89, 0x04, 0x24, 0x48, 0x81, 0xC4, 0x00,
+            0x20, 0, 0, 0xC3,
+        ],
+    );
+    let shallow = page("shallow", &[0x48, 0x89, 0x4C, 0x24, 0x08, 0xC3]); // mov [rsp+8], rcx; ret
+    run(deep.addr(), &[]).unwrap();
+    let used = gate::last_stack_usage();
+    // 0x2000 bytes of frame, the return address and the gate's 64-byte argument area.
+    assert!(
+        (0x2000 + 8..0x2000 + 8 + 64 + 16).contains(&used),
+        "deep call used {used:#x}"
+    );
+    // The next call is measured on its own, after repainting.
+    run(shallow.addr(), &[1]).unwrap();
+    let used = gate::last_stack_usage();
+    assert!((8..=64 + 16).contains(&used), "shallow call used {used:#x}");
 }

@@ -76,6 +76,7 @@ thread_local! {
     // Const-initialised and without destructor: read by the signal handler.
     static CURRENT_FRAME: Cell<*const Frame> = const { Cell::new(std::ptr::null()) };
     static LAST_EXIT_IRQL: Cell<u8> = const { Cell::new(0) };
+    static LAST_STACK_USAGE: Cell<usize> = const { Cell::new(0) };
 }
 
 /// The innermost active frame of this thread (null outside driver calls).
@@ -97,6 +98,18 @@ pub fn in_call() -> bool {
 #[must_use]
 pub fn last_exit_irql() -> u8 {
     LAST_EXIT_IRQL.with(Cell::get)
+}
+
+/// Bytes of kernel stack the most recent outermost driver call used.
+///
+/// Measured on this thread down to the deepest word written, nested calls
+/// and emulated exports included, by painting the stack before the call; a
+/// call that hit the guard page counts as the whole stack. Windows gives a
+/// driver callback what is left of the same 24 KiB, so values close to
+/// [`super::KERNEL_STACK_SIZE`] mean the driver would likely overflow there.
+#[must_use]
+pub fn last_stack_usage() -> usize {
+    LAST_STACK_USAGE.with(Cell::get)
 }
 
 /// The current thread's kernel stack (the usable 24 KiB above the guard
@@ -157,13 +170,18 @@ pub unsafe fn call(target: usize, args: &[u64], irql: u8, timeout: Duration) -> 
     arg_block[..args.len()].copy_from_slice(args);
     signals::install()
         .map_err(|e| Fault::Setup(format!("installing the signal handlers failed: {e}")))?;
-    let (stack_top, guard, kpcr) =
-        thread::with_env(|env| (env.stack_top(), env.guard(), env.kpcr.base())).map_err(|e| {
-            Fault::Setup(format!(
-                "creating the thread's kernel stack and KPCR failed: {e}"
-            ))
-        })?;
     let outer = current_frame();
+    let (stack_top, guard, kpcr) = thread::with_env(|env| {
+        if outer.is_null() {
+            env.paint_stack();
+        }
+        (env.stack_top(), env.guard(), env.kpcr.base())
+    })
+    .map_err(|e| {
+        Fault::Setup(format!(
+            "creating the thread's kernel stack and KPCR failed: {e}"
+        ))
+    })?;
     let mut depth = 0;
     let mut walk = outer;
     while !walk.is_null() {
@@ -215,6 +233,15 @@ pub unsafe fn call(target: usize, args: &[u64], irql: u8, timeout: Duration) -> 
         thread::arm_timer(effective_deadline(unsafe { &*outer }));
     }
     LAST_EXIT_IRQL.with(|c| c.set(irql::current()));
+    if outermost {
+        let measured = thread::with_env(thread::ThreadEnv::stack_used).unwrap_or(0);
+        let used = if frame.state.get() == FAULTED && frame.raw.get().guard_hit {
+            thread::KERNEL_STACK_SIZE
+        } else {
+            measured
+        };
+        LAST_STACK_USAGE.with(|c| c.set(used));
+    }
     irql::set(caller_irql);
     if let Some(gs) = saved_gs {
         let _ = super::kpcr::set_gs_base(gs);

@@ -19,7 +19,7 @@
 //! - [`gate::abort_current_call`]: `(BugCheck) -> !` and [`gate::abort_current_call_with`]:
 //!   `(Fault) -> !`
 //!   for emulated exports; [`gate::in_call`], [`gate::last_exit_irql`], [`gate::driver_caller`],
-//!   [`gate::kernel_stack`].
+//!   [`gate::kernel_stack`], [`gate::last_stack_usage`].
 //! - [`Fault`]: `Exception`, `BugCheck`, `UnboundImport`, `Timeout`, `Setup`; `Fault::bugcheck()`
 //!   gives the Windows bug check code and parameters where there is one.
 //!

@@ -105,7 +105,12 @@ pub struct ThreadEnv {
     altstack: Mapping,
     pub kpcr: Kpcr,
     timer: libc::timer_t,
+    /// Lowest kernel stack address that may differ from [`STACK_PAINT`].
+    dirty_low: Cell<usize>,
 }
+
+/// The pattern unused kernel stack is filled with, to measure stack use.
+const STACK_PAINT: u64 = 0x5354_4B50_4149_4E54;
 
 impl ThreadEnv {
     fn new() -> io::Result<Self> {
@@ -115,12 +120,15 @@ impl ThreadEnv {
         let processor = NEXT_PROCESSOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let kpcr = Kpcr::new(processor)?;
         let timer = create_timer()?;
+        let dirty_low = Cell::new(stack.addr() + PAGE_SIZE);
         let env = Self {
             stack,
             altstack,
             kpcr,
             timer,
+            dirty_low,
         };
+        env.paint_stack();
         let alt = libc::stack_t {
             ss_sp: env.altstack.addr() as *mut libc::c_void,
             ss_flags: 0,
@@ -145,6 +153,38 @@ impl ThreadEnv {
     /// The guard page below the kernel stack.
     pub const fn guard(&self) -> (usize, usize) {
         (self.stack.addr(), self.stack.addr() + PAGE_SIZE)
+    }
+
+    /// Refills the part of the kernel stack dirtied since the last paint with
+    /// [`STACK_PAINT`]. Only between outermost calls: nothing may run on the
+    /// kernel stack.
+    pub fn paint_stack(&self) {
+        let low = self.dirty_low.get();
+        let top = self.stack_top();
+        if low >= top {
+            return;
+        }
+        // SAFETY: [low, top) lies in the usable part of the kernel stack
+        // mapping this value owns (read-write), and no call runs on it, so no
+        // other reference to that memory exists.
+        let words = unsafe { std::slice::from_raw_parts_mut(low as *mut u64, (top - low) / 8) };
+        words.fill(STACK_PAINT);
+        self.dirty_low.set(top);
+    }
+
+    /// Bytes of kernel stack used since the last paint: from the top down to
+    /// the lowest word that no longer holds the paint. Only between
+    /// outermost calls.
+    pub fn stack_used(&self) -> usize {
+        let (_, bottom) = self.guard();
+        let top = self.stack_top();
+        // SAFETY: [bottom, top) is the usable, read-write part of the kernel
+        // stack mapping this value owns, and no call runs on it.
+        let words = unsafe { std::slice::from_raw_parts(bottom as *const u64, (top - bottom) / 8) };
+        let untouched = words.iter().take_while(|&&w| w == STACK_PAINT).count();
+        let low = bottom + untouched * 8;
+        self.dirty_low.set(low.min(self.dirty_low.get()));
+        top - low
     }
 }
 
