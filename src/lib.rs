@@ -12,6 +12,7 @@ extern crate alloc;
 pub mod config;
 mod miniport;
 pub mod ramdisk;
+mod registry_source;
 pub mod scsi;
 
 pub use miniport::{Adapter, Vstor};

@@ -1,44 +1,55 @@
 //! The vstor adapter: its state and its Storport callbacks, written on the
 //! safe `storport` layer (no `unsafe` here).
 //!
-//! Find-adapter reads the configuration through the registry capability
-//! (adapter scope `Parameters\Device<N>` first, then the global
-//! `Parameters\Device`), and writes `StartCount` and `EffectiveConfig` back
-//! in the adapter scope. The disks are not served yet: every request
-//! completes with `SRB_STATUS_NO_DEVICE`.
+//! Find-adapter reads the configuration through the registry capability,
+//! allocates each disk's medium in nonpaged pool, and writes `StartCount`
+//! and `EffectiveConfig` back in the adapter scope. Start-io hands every
+//! SRB to the pure SCSI logic ([`crate::scsi`]) and completes it with the
+//! outcome; it allocates nothing and waits for nothing. The disks live until
+//! free-adapter-resources, so Stop / Restart keep their data.
 
-use core::ffi::CStr;
-use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::fmt::Write as _;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use storport::registry::{ReadError, Registry, RegistryBuffer, Scope};
+use alloc::vec::Vec;
 use storport::{
     AdapterControl, ControlStatus, ControlType, FindAdapterContext, FindAdapterError, Miniport,
-    Srb, SrbStatus, debug_print,
+    PoolSlice, PoolTag, Srb, SrbFunction, SrbStatus, debug_print,
 };
 
-use crate::config::{BadValue, Config, Kind, Lookup, Source, names};
+use crate::config::{BadValue, Config};
+use crate::ramdisk::RamDisk;
+use crate::registry_source::RegistrySource;
+use crate::scsi::srb::{Address, Unit};
+use crate::scsi::{
+    Autosense, BlockSize, DataBuffer, Disk, DiskConfig, Identity, Limits, srb as scsi_srb,
+};
 
 /// Largest transfer vstor accepts in one SRB, in bytes.
 const MAX_TRANSFER_BYTES: u32 = 1024 * 1024;
 /// Page size the physical-break count is expressed in.
 const PAGE_BYTES: u32 = 4096;
-/// Registry buffer vstor opens first; reads that need more grow it.
-const REGISTRY_BUFFER_BYTES: u32 = 64;
-/// Largest registry buffer vstor grows to: a value needing more is
-/// reported as unreadable.
-const REGISTRY_BUFFER_MAX_BYTES: u32 = 4096;
-/// Longest `EffectiveConfig` text, NUL excluded.
-const EFFECTIVE_CONFIG_BYTES: usize = 384;
+/// Pool tag of the disks' memory: reads `vstD` in the pool tools.
+const DISK_POOL_TAG: PoolTag = PoolTag::new(*b"vstD");
+/// Outstanding requests Storport may queue to the adapter and to each LUN.
+const MAX_IO: u32 = 256;
 
 /// The vstor miniport (registered with [`storport::initialize`]).
 #[derive(Debug)]
 pub struct Vstor;
 
-/// One vstor adapter's state, shared by concurrent start-io calls (the
-/// run-time setting is an atomic; the rest does not change after
-/// find-adapter).
-#[derive(Debug)]
+/// The medium of one disk.
+type Medium = RamDisk<PoolSlice<AtomicU64>>;
+
+/// One logical unit: its SCSI state and its medium.
+struct Lun {
+    disk: Disk,
+    medium: Medium,
+}
+
+/// One vstor adapter's state, shared by concurrent start-io calls: the
+/// run-time setting is an atomic, and the rest does not change after
+/// find-adapter (the media are atomics, see [`crate::ramdisk`]).
 pub struct Adapter {
     /// The configuration read at start.
     config: Config,
@@ -46,6 +57,19 @@ pub struct Adapter {
     read_only: AtomicBool,
     /// `StartCount` as written back at this start.
     start_count: AtomicU32,
+    /// The disks, LUN 0 first, all on path 0, target 0.
+    luns: Vec<Lun>,
+}
+
+impl core::fmt::Debug for Adapter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Adapter")
+            .field("config", &self.config)
+            .field("read_only", &self.read_only)
+            .field("start_count", &self.start_count)
+            .field("luns", &self.luns.len())
+            .finish()
+    }
 }
 
 impl Adapter {
@@ -68,11 +92,37 @@ impl Adapter {
     }
 }
 
+impl scsi_srb::Adapter for Adapter {
+    type Store = Medium;
+
+    fn units(&self) -> impl Iterator<Item = Unit<'_, Medium>> {
+        self.luns.iter().zip(0_u8..).map(|(lun, number)| Unit {
+            address: Address {
+                path_id: 0,
+                target_id: 0,
+                lun: number,
+            },
+            disk: &lun.disk,
+            store: &lun.medium,
+        })
+    }
+}
+
 impl Miniport for Vstor {
     type Adapter = Adapter;
     const HAS_ADAPTER_CONTROL: bool = true;
 
     fn find_adapter(context: &mut FindAdapterContext<'_>) -> Result<Adapter, FindAdapterError> {
+        let mut source = RegistrySource::open(context.registry());
+        let config = Config::load(&mut source, &mut report_bad_value).map_err(|error| {
+            debug_print!("{error}\n");
+            FindAdapterError::BadConfig
+        })?;
+        let luns = build_luns(&config)?;
+        let start_count = source.next_start_count();
+        source.write_back(&config, start_count);
+        drop(source);
+        let lun_count = u8::try_from(luns.len()).unwrap_or(u8::MAX);
         context
             .config()
             .set_maximum_transfer_length(MAX_TRANSFER_BYTES)
@@ -80,28 +130,75 @@ impl Miniport for Vstor {
             .set_alignment_mask(0)
             .set_number_of_buses(1)
             .set_maximum_number_of_targets(1)
-            .set_maximum_number_of_logical_units(1)
+            .set_maximum_number_of_logical_units(lun_count)
             .set_scatter_gather(true)
-            .set_caches_data(false);
-        let mut source = RegistrySource::open(context.registry());
-        let config = Config::load(&mut source, &mut report_bad_value).map_err(|error| {
-            debug_print!("vstor: {error}; the adapter does not start\n");
-            FindAdapterError::BadConfig
-        })?;
-        let start_count = source.next_start_count();
-        source.write_back(&config, start_count);
+            .set_caches_data(false)
+            .set_max_number_of_io(MAX_IO)
+            .set_max_ios_per_lun(MAX_IO);
+        debug_print!("vstor: adapter started (start {start_count}) with {lun_count} disk(s)\n");
         Ok(Adapter {
             read_only: AtomicBool::new(config.read_only),
             start_count: AtomicU32::new(start_count),
             config,
+            luns,
         })
     }
 
-    fn start_io(_adapter: &Adapter, srb: Srb<'_>) {
-        srb.complete(SrbStatus::NO_DEVICE);
+    fn start_io(adapter: &Adapter, mut srb: Srb<'_>) {
+        let mut cdb = [0_u8; 16];
+        let cdb_len = srb.cdb().len().min(cdb.len());
+        if let (Some(to), Some(from)) = (cdb.get_mut(..cdb_len), srb.cdb().get(..cdb_len)) {
+            to.copy_from_slice(from);
+        }
+        let address = Address {
+            path_id: srb.path_id(),
+            target_id: srb.target_id(),
+            lun: srb.lun(),
+        };
+        let function = function_code(srb.function());
+        let autosense = if srb.sense_mut().is_empty() {
+            Autosense::Disabled
+        } else {
+            Autosense::Enabled
+        };
+        let data = if srb.data_out().is_empty() {
+            let data_in = srb.data_in_mut();
+            if data_in.is_empty() {
+                DataBuffer::None
+            } else {
+                DataBuffer::In(data_in)
+            }
+        } else {
+            DataBuffer::Out(srb.data_out())
+        };
+        let outcome = scsi_srb::start_io(
+            adapter,
+            scsi_srb::Srb {
+                function,
+                address,
+                cdb: cdb.get(..cdb_len).unwrap_or(&[]),
+                data,
+                autosense,
+            },
+        );
+        if let Some(sense) = outcome.sense {
+            let fixed = sense.fixed();
+            let buffer = srb.sense_mut();
+            let len = buffer.len().min(fixed.len());
+            if let (Some(to), Some(from)) = (buffer.get_mut(..len), fixed.get(..len)) {
+                to.copy_from_slice(from);
+            }
+        }
+        srb.set_scsi_status(outcome.scsi_status);
+        srb.set_data_transfer_length(outcome.transferred);
+        let status = SrbStatus::from_raw(outcome.srb_status).unwrap_or(SrbStatus::ERROR);
+        srb.complete(status);
     }
 
-    fn reset_bus(_adapter: &Adapter, _path_id: u8) -> bool {
+    fn reset_bus(adapter: &Adapter, _path_id: u8) -> bool {
+        for lun in &adapter.luns {
+            lun.disk.reset();
+        }
         true
     }
 
@@ -124,6 +221,9 @@ impl Miniport for Vstor {
                 let mut config = adapter.config;
                 config.load_runtime(&mut RegistrySource::open(registry), &mut report_bad_value);
                 adapter.read_only.store(config.read_only, Ordering::Relaxed);
+                for lun in &adapter.luns {
+                    lun.disk.set_read_only(config.read_only);
+                }
                 ControlStatus::Success
             }
             _ => ControlStatus::Unsuccessful,
@@ -131,186 +231,120 @@ impl Miniport for Vstor {
     }
 }
 
+/// The `SRB_FUNCTION_*` code of `function`, as the SCSI logic takes it.
+const fn function_code(function: SrbFunction) -> u8 {
+    match function {
+        SrbFunction::ExecuteScsi => scsi_srb::function::EXECUTE_SCSI,
+        SrbFunction::IoControl => storport_function::IO_CONTROL,
+        SrbFunction::Shutdown => scsi_srb::function::SHUTDOWN,
+        SrbFunction::Flush => scsi_srb::function::FLUSH,
+        SrbFunction::AbortCommand => scsi_srb::function::ABORT_COMMAND,
+        SrbFunction::ResetBus => scsi_srb::function::RESET_BUS,
+        SrbFunction::ResetDevice => scsi_srb::function::RESET_DEVICE,
+        SrbFunction::Wmi => storport_function::WMI,
+        SrbFunction::ResetLogicalUnit => scsi_srb::function::RESET_LOGICAL_UNIT,
+        SrbFunction::Power => scsi_srb::function::POWER,
+        SrbFunction::Pnp => scsi_srb::function::PNP,
+        SrbFunction::Other(code) => code,
+    }
+}
+
+/// Function codes the SCSI logic does not name (it refuses them).
+mod storport_function {
+    /// `SRB_FUNCTION_IO_CONTROL`.
+    pub const IO_CONTROL: u8 = 0x02;
+    /// `SRB_FUNCTION_WMI`.
+    pub const WMI: u8 = 0x17;
+}
+
 fn report_bad_value(bad: &BadValue) {
     debug_print!("{bad}\n");
 }
 
-/// The configuration's view of the registry: one buffer, grown on demand,
-/// looking in the adapter scope before the global one.
-struct RegistrySource<'r> {
-    /// `None` when the port gave no buffer: every value then reads as
-    /// missing, and the defaults apply.
-    buffer: Option<RegistryBuffer<'r>>,
-}
-
-impl<'r> RegistrySource<'r> {
-    fn open(registry: &'r mut Registry) -> Self {
-        let buffer = registry
-            .open(REGISTRY_BUFFER_BYTES)
-            .inspect_err(|error| debug_print!("vstor: {error}\n"))
-            .ok();
-        Self { buffer }
+/// Builds every disk of `config`, its medium zeroed in nonpaged pool.
+///
+/// # Errors
+///
+/// `FindAdapterError::Error` when the pool cannot hold a disk (everything
+/// allocated so far is freed on the way out); `FindAdapterError::BadConfig`
+/// when a disk's description is impossible.
+fn build_luns(config: &Config) -> Result<Vec<Lun>, FindAdapterError> {
+    let block_size =
+        BlockSize::from_bytes(config.sector_size).ok_or(FindAdapterError::BadConfig)?;
+    let mut luns = Vec::new();
+    if luns.try_reserve_exact(config.sizes_mib().len()).is_err() {
+        debug_print!("vstor: out of memory for the disk table; the adapter does not start\n");
+        return Err(FindAdapterError::Error);
     }
-
-    /// Makes the buffer at least `needed` bytes long; `false` when the port
-    /// refuses (the buffer is gone then) or `needed` is beyond vstor's cap.
-    fn grow(&mut self, needed: u32) -> bool {
-        if needed > REGISTRY_BUFFER_MAX_BYTES {
-            return false;
-        }
-        let Some(buffer) = self.buffer.take() else {
-            return false;
-        };
-        match buffer.grow(needed) {
-            Ok(grown) => {
-                self.buffer = Some(grown);
-                true
+    for (index, &size_mib) in config.sizes_mib().iter().enumerate() {
+        let size_bytes = u64::from(size_mib) << 20;
+        let medium = RamDisk::new(size_bytes, |words| {
+            PoolSlice::<AtomicU64>::new_zeroed(words, DISK_POOL_TAG)
+        })
+        .map_err(|error| {
+            match error {
+                Some(error) => debug_print!(
+                    "vstor: disk {index} ({size_mib} MiB): {error}; the adapter does not start\n"
+                ),
+                None => debug_print!(
+                    "vstor: disk {index} ({size_mib} MiB): out of memory for its chunk table; \
+                     the adapter does not start\n"
+                ),
             }
-            Err(error) => {
-                debug_print!("vstor: {error}\n");
-                false
-            }
-        }
+            FindAdapterError::Error
+        })?;
+        let disk =
+            Disk::new(disk_config(config, index, block_size, size_bytes)?).map_err(|error| {
+                debug_print!("vstor: disk {index}: {error:?}; the adapter does not start\n");
+                FindAdapterError::BadConfig
+            })?;
+        luns.push(Lun { disk, medium });
     }
-
-    /// Reads one value from one scope and hands it to `f`, or gives `f`
-    /// back when this scope does not settle the lookup.
-    fn attempt<R, F: FnOnce(Lookup<'_>) -> R>(
-        &mut self,
-        scope: Scope,
-        name: &CStr,
-        kind: Kind,
-        f: F,
-    ) -> Attempt<R, F> {
-        let Some(buffer) = self.buffer.as_mut() else {
-            return Attempt::Done(f(Lookup::Missing));
-        };
-        let result = match kind {
-            Kind::Dword => buffer.read_dword(scope, name).map(Lookup::Dword),
-            Kind::String => buffer.read_string(scope, name).map(Lookup::String),
-            Kind::MultiString => buffer
-                .read_multi_string(scope, name)
-                .map(|strings| Lookup::MultiString(strings.as_bytes())),
-        };
-        match result {
-            Ok(lookup) => Attempt::Done(f(lookup)),
-            // Missing here, or of another type: the API does not tell which,
-            // so the next scope is asked.
-            Err(ReadError::Failed) => Attempt::NotHere(f),
-            Err(ReadError::Malformed { .. }) => Attempt::Done(f(Lookup::Unreadable)),
-            Err(ReadError::BufferTooSmall { needed_bytes }) => Attempt::TooSmall(needed_bytes, f),
-        }
-    }
-
-    /// The next `StartCount`: the adapter's stored count plus one.
-    fn next_start_count(&mut self) -> u32 {
-        let Some(buffer) = self.buffer.as_mut() else {
-            return 1;
-        };
-        buffer
-            .read_dword(Scope::Adapter, names::START_COUNT)
-            .unwrap_or(0)
-            .wrapping_add(1)
-    }
-
-    /// Writes `StartCount` and `EffectiveConfig` in the adapter scope.
-    fn write_back(&mut self, config: &Config, start_count: u32) {
-        let mut text = Text::<EFFECTIVE_CONFIG_BYTES>::new();
-        if config.write_effective(&mut text).is_err() {
-            debug_print!(
-                "vstor: the effective configuration is longer than {EFFECTIVE_CONFIG_BYTES} bytes; EffectiveConfig is not written\n"
-            );
-        }
-        let needed = u32::try_from(text.as_bytes().len() + 1).unwrap_or(u32::MAX);
-        if self
-            .buffer
-            .as_ref()
-            .is_some_and(|buffer| buffer.len_bytes() < needed)
-        {
-            self.grow(needed);
-        }
-        let Some(buffer) = self.buffer.as_mut() else {
-            return;
-        };
-        if let Err(error) = buffer.write_dword(Scope::Adapter, names::START_COUNT, start_count) {
-            debug_print!("vstor: StartCount: {error}\n");
-        }
-        if text.is_complete()
-            && let Err(error) =
-                buffer.write_string(Scope::Adapter, names::EFFECTIVE_CONFIG, text.as_bytes())
-        {
-            debug_print!("vstor: EffectiveConfig: {error}\n");
-        }
-    }
+    Ok(luns)
 }
 
-/// How one scope answered a lookup.
-enum Attempt<R, F> {
-    /// The lookup is settled; `f` ran.
-    Done(R),
-    /// The value could not be read in this scope.
-    NotHere(F),
-    /// The value needs a buffer of this many bytes.
-    TooSmall(u32, F),
+/// The SCSI description of disk `index`.
+fn disk_config(
+    config: &Config,
+    index: usize,
+    block_size: BlockSize,
+    size_bytes: u64,
+) -> Result<DiskConfig, FindAdapterError> {
+    let mut serial = crate::registry_source::Text::<40>::new();
+    let _ = write!(serial, "{}{index:04}", config.serial_prefix);
+    let identity = Identity::new(
+        text(config.vendor_id.as_bytes()),
+        text(config.product_id.as_bytes()),
+        text(config.product_revision.as_bytes()),
+        text(serial.as_bytes()),
+    )
+    .map_err(|error| {
+        debug_print!("vstor: disk {index}: {error:?}; the adapter does not start\n");
+        FindAdapterError::BadConfig
+    })?;
+    Ok(DiskConfig {
+        identity,
+        block_size,
+        block_count: size_bytes >> block_size.shift(),
+        read_only: config.read_only,
+        naa_local_id: naa_local_id(serial.as_bytes()) & ((1 << 60) - 1),
+        write_cache: false,
+        limits: Limits::DEFAULT,
+    })
 }
 
-impl Source for RegistrySource<'_> {
-    fn lookup<R>(&mut self, name: &CStr, kind: Kind, f: impl FnOnce(Lookup<'_>) -> R) -> R {
-        let mut f = f;
-        for scope in [Scope::Adapter, Scope::Global] {
-            f = match self.attempt(scope, name, kind, f) {
-                Attempt::Done(result) => return result,
-                Attempt::NotHere(f) => f,
-                Attempt::TooSmall(needed_bytes, f) => {
-                    if !self.grow(needed_bytes) {
-                        return f(Lookup::Unreadable);
-                    }
-                    match self.attempt(scope, name, kind, f) {
-                        Attempt::Done(result) => return result,
-                        Attempt::NotHere(f) => f,
-                        Attempt::TooSmall(_, f) => return f(Lookup::Unreadable),
-                    }
-                }
-            };
-        }
-        f(Lookup::Missing)
-    }
+/// `bytes` as text; configuration strings are printable ASCII by
+/// construction, so the fallback is never taken.
+fn text(bytes: &[u8]) -> &str {
+    core::str::from_utf8(bytes).unwrap_or("")
 }
 
-/// Text formatted into a fixed buffer; remembers whether it all fit.
-struct Text<const N: usize> {
-    bytes: [u8; N],
-    used: usize,
-    overflowed: bool,
-}
-
-impl<const N: usize> Text<N> {
-    const fn new() -> Self {
-        Self {
-            bytes: [0; N],
-            used: 0,
-            overflowed: false,
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        self.bytes.get(..self.used).unwrap_or(&[])
-    }
-
-    const fn is_complete(&self) -> bool {
-        !self.overflowed
-    }
-}
-
-impl<const N: usize> fmt::Write for Text<N> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let end = self.used + text.len();
-        let Some(room) = self.bytes.get_mut(self.used..end) else {
-            self.overflowed = true;
-            return Err(fmt::Error);
-        };
-        room.copy_from_slice(text.as_bytes());
-        self.used = end;
-        Ok(())
-    }
+/// A locally administered NAA identifier for a disk, from its serial number
+/// (FNV-1a), so page 83h names each disk of an adapter differently.
+fn naa_local_id(serial: &[u8]) -> u64 {
+    serial
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, &byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }

@@ -1,0 +1,205 @@
+//! The configuration's view of the registry: one Storport registry buffer,
+//! grown on demand, looking in the adapter scope (`Parameters\Device<N>`)
+//! before the global one (`Parameters\Device`); and the write-back of
+//! `StartCount` and `EffectiveConfig`.
+
+use core::ffi::CStr;
+use core::fmt;
+
+use storport::debug_print;
+use storport::registry::{ReadError, Registry, RegistryBuffer, Scope};
+
+use crate::config::{Config, Kind, Lookup, Source, names};
+
+/// Registry buffer vstor opens first; reads that need more grow it.
+const REGISTRY_BUFFER_BYTES: u32 = 64;
+/// Largest registry buffer vstor grows to: a value needing more is
+/// reported as unreadable.
+const REGISTRY_BUFFER_MAX_BYTES: u32 = 4096;
+/// Longest `EffectiveConfig` text, NUL excluded.
+const EFFECTIVE_CONFIG_BYTES: usize = 384;
+
+/// The configuration's view of the registry: one buffer, grown on demand,
+/// looking in the adapter scope before the global one.
+pub struct RegistrySource<'r> {
+    /// `None` when the port gave no buffer: every value then reads as
+    /// missing, and the defaults apply.
+    buffer: Option<RegistryBuffer<'r>>,
+}
+
+impl<'r> RegistrySource<'r> {
+    /// Opens a registry buffer on `registry` (defaults apply if the port
+    /// gives none).
+    pub fn open(registry: &'r mut Registry) -> Self {
+        let buffer = registry
+            .open(REGISTRY_BUFFER_BYTES)
+            .inspect_err(|error| debug_print!("vstor: {error}\n"))
+            .ok();
+        Self { buffer }
+    }
+
+    /// Makes the buffer at least `needed` bytes long; `false` when the port
+    /// refuses (the buffer is gone then) or `needed` is beyond vstor's cap.
+    fn grow(&mut self, needed: u32) -> bool {
+        if needed > REGISTRY_BUFFER_MAX_BYTES {
+            return false;
+        }
+        let Some(buffer) = self.buffer.take() else {
+            return false;
+        };
+        match buffer.grow(needed) {
+            Ok(grown) => {
+                self.buffer = Some(grown);
+                true
+            }
+            Err(error) => {
+                debug_print!("vstor: {error}\n");
+                false
+            }
+        }
+    }
+
+    /// Reads one value from one scope and hands it to `f`, or gives `f`
+    /// back when this scope does not settle the lookup.
+    fn attempt<R, F: FnOnce(Lookup<'_>) -> R>(
+        &mut self,
+        scope: Scope,
+        name: &CStr,
+        kind: Kind,
+        f: F,
+    ) -> Attempt<R, F> {
+        let Some(buffer) = self.buffer.as_mut() else {
+            return Attempt::Done(f(Lookup::Missing));
+        };
+        let result = match kind {
+            Kind::Dword => buffer.read_dword(scope, name).map(Lookup::Dword),
+            Kind::String => buffer.read_string(scope, name).map(Lookup::String),
+            Kind::MultiString => buffer
+                .read_multi_string(scope, name)
+                .map(|strings| Lookup::MultiString(strings.as_bytes())),
+        };
+        match result {
+            Ok(lookup) => Attempt::Done(f(lookup)),
+            // Missing here, or of another type: the API does not tell which,
+            // so the next scope is asked.
+            Err(ReadError::Failed) => Attempt::NotHere(f),
+            Err(ReadError::Malformed { .. }) => Attempt::Done(f(Lookup::Unreadable)),
+            Err(ReadError::BufferTooSmall { needed_bytes }) => Attempt::TooSmall(needed_bytes, f),
+        }
+    }
+
+    /// The next `StartCount`: the adapter's stored count plus one.
+    pub fn next_start_count(&mut self) -> u32 {
+        let Some(buffer) = self.buffer.as_mut() else {
+            return 1;
+        };
+        buffer
+            .read_dword(Scope::Adapter, names::START_COUNT)
+            .unwrap_or(0)
+            .wrapping_add(1)
+    }
+
+    /// Writes `StartCount` and `EffectiveConfig` in the adapter scope.
+    pub fn write_back(&mut self, config: &Config, start_count: u32) {
+        let mut text = Text::<EFFECTIVE_CONFIG_BYTES>::new();
+        if config.write_effective(&mut text).is_err() {
+            debug_print!(
+                "vstor: the effective configuration is longer than {EFFECTIVE_CONFIG_BYTES} bytes; EffectiveConfig is not written\n"
+            );
+        }
+        let needed = u32::try_from(text.as_bytes().len() + 1).unwrap_or(u32::MAX);
+        if self
+            .buffer
+            .as_ref()
+            .is_some_and(|buffer| buffer.len_bytes() < needed)
+        {
+            self.grow(needed);
+        }
+        let Some(buffer) = self.buffer.as_mut() else {
+            return;
+        };
+        if let Err(error) = buffer.write_dword(Scope::Adapter, names::START_COUNT, start_count) {
+            debug_print!("vstor: StartCount: {error}\n");
+        }
+        if text.is_complete()
+            && let Err(error) =
+                buffer.write_string(Scope::Adapter, names::EFFECTIVE_CONFIG, text.as_bytes())
+        {
+            debug_print!("vstor: EffectiveConfig: {error}\n");
+        }
+    }
+}
+
+/// How one scope answered a lookup.
+enum Attempt<R, F> {
+    /// The lookup is settled; `f` ran.
+    Done(R),
+    /// The value could not be read in this scope.
+    NotHere(F),
+    /// The value needs a buffer of this many bytes.
+    TooSmall(u32, F),
+}
+
+impl Source for RegistrySource<'_> {
+    fn lookup<R>(&mut self, name: &CStr, kind: Kind, f: impl FnOnce(Lookup<'_>) -> R) -> R {
+        let mut f = f;
+        for scope in [Scope::Adapter, Scope::Global] {
+            f = match self.attempt(scope, name, kind, f) {
+                Attempt::Done(result) => return result,
+                Attempt::NotHere(f) => f,
+                Attempt::TooSmall(needed_bytes, f) => {
+                    if !self.grow(needed_bytes) {
+                        return f(Lookup::Unreadable);
+                    }
+                    match self.attempt(scope, name, kind, f) {
+                        Attempt::Done(result) => return result,
+                        Attempt::NotHere(f) => f,
+                        Attempt::TooSmall(_, f) => return f(Lookup::Unreadable),
+                    }
+                }
+            };
+        }
+        f(Lookup::Missing)
+    }
+}
+
+/// Text formatted into a fixed buffer (no allocation); remembers whether it
+/// all fit.
+pub struct Text<const N: usize> {
+    bytes: [u8; N],
+    used: usize,
+    overflowed: bool,
+}
+
+impl<const N: usize> Text<N> {
+    /// Empty text.
+    pub const fn new() -> Self {
+        Self {
+            bytes: [0; N],
+            used: 0,
+            overflowed: false,
+        }
+    }
+
+    /// The text written so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.used).unwrap_or(&[])
+    }
+
+    const fn is_complete(&self) -> bool {
+        !self.overflowed
+    }
+}
+
+impl<const N: usize> fmt::Write for Text<N> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.used + text.len();
+        let Some(room) = self.bytes.get_mut(self.used..end) else {
+            self.overflowed = true;
+            return Err(fmt::Error);
+        };
+        room.copy_from_slice(text.as_bytes());
+        self.used = end;
+        Ok(())
+    }
+}
