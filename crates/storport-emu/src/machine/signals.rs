@@ -295,7 +295,37 @@ fn redirect(uc: &mut libc::ucontext_t, host_rsp: usize) {
     set(uc, libc::REG_RSP, host_rsp as u64);
 }
 
+/// Restores `errno` on drop: the handler's system calls must not change the
+/// `errno` the interrupted code may be about to read.
+struct SavedErrno(libc::c_int);
+
+/// This thread's `errno` slot.
+fn errno_slot() -> *mut libc::c_int {
+    // SAFETY: __errno_location has no preconditions and returns this
+    // thread's errno slot.
+    unsafe { libc::__errno_location() }
+}
+
+impl SavedErrno {
+    fn save() -> Self {
+        // SAFETY: the slot is valid for the life of the thread.
+        Self(unsafe { *errno_slot() })
+    }
+}
+
+impl Drop for SavedErrno {
+    fn drop(&mut self) {
+        let slot = errno_slot();
+        // SAFETY: the slot is valid for the life of the thread; writing back
+        // the value read in `save`.
+        unsafe {
+            *slot = self.0;
+        }
+    }
+}
+
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    let _errno = SavedErrno::save();
     let frame_ptr = gate::current_frame();
     if sig == thread::timer_signal() {
         on_timer(frame_ptr, context);
