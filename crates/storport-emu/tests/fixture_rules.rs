@@ -111,7 +111,15 @@ fn rules(run: &Run) -> Vec<String> {
 /// Runs the fixture with `Break=<breakage>` and checks that exactly `rule`
 /// was found, with the outcome and exit status of the command contract.
 fn expect_rule(breakage: &str, rule: &str, outcome: &str) -> Run {
-    let run = storemu(&fixture(""), &["--set", &format!("Break=sz:{breakage}")]);
+    expect_rule_with(breakage, &[], rule, outcome)
+}
+
+/// As [`expect_rule`], with more `storemu run` options.
+fn expect_rule_with(breakage: &str, options: &[&str], rule: &str, outcome: &str) -> Run {
+    let set = format!("Break=sz:{breakage}");
+    let mut args = vec!["--set", set.as_str()];
+    args.extend_from_slice(options);
+    let run = storemu(&fixture(""), &args);
     assert_eq!(
         rules(&run),
         vec![rule.to_owned()],
@@ -332,4 +340,59 @@ fn usage_and_load_errors_have_their_exit_statuses() {
     let run = storemu(&manifest, &[]);
     assert_eq!(run.code, 2);
     assert_eq!(run.json["outcome"], "load-error");
+}
+
+#[test]
+fn endless_loop_is_stopped_by_the_watchdog() {
+    let run = expect_rule_with("hang", &["--watchdog-ms", "200"], "DriverHang", "bugcheck");
+    let finding = &run.json["findings"][0];
+    assert_eq!(finding["routine"], "HwFindAdapter");
+    assert!(
+        finding["message"]
+            .as_str()
+            .expect("message")
+            .contains("200 ms"),
+        "{finding}"
+    );
+}
+
+#[test]
+fn request_never_completed_times_out() {
+    let run = expect_rule_with(
+        "never-complete",
+        &["--srb-timeout-ms", "100"],
+        "SrbTimeout",
+        "violations",
+    );
+    assert_eq!(
+        run.json["luns"],
+        serde_json::json!([]),
+        "no LUN answered the scan"
+    );
+}
+
+#[test]
+fn missing_import_is_a_load_error_unless_allowed() {
+    let image = fixture("missing-import");
+    let refused = storemu(&image, &[]);
+    assert_eq!(refused.code, 2);
+    assert_eq!(refused.json["outcome"], "load-error");
+    assert!(
+        refused.json["error"]
+            .as_str()
+            .expect("error")
+            .contains("ntoskrnl.exe!ZwYieldExecution"),
+        "{}",
+        refused.json
+    );
+    let allowed = storemu(&image, &["--allow-missing"]);
+    assert_eq!(
+        rules(&allowed),
+        vec!["MissingImport".to_owned()],
+        "{}",
+        allowed.json
+    );
+    assert_eq!(allowed.json["outcome"], "bugcheck");
+    assert_eq!(allowed.json["findings"][0]["routine"], "HwStartIo");
+    assert_eq!(allowed.code, 1);
 }

@@ -40,7 +40,7 @@ const MAX_SCANNED_TARGETS: u8 = 128;
 const MAX_SCANNED_BUSES: u8 = 8;
 
 /// Arguments of `storemu run`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunArgs {
     /// The driver image (`.sys`, PE32+ for x64).
     pub driver: PathBuf,
@@ -53,7 +53,16 @@ pub struct RunArgs {
     pub json: bool,
     /// Bind imports storemu does not implement to stubs that report when called.
     pub allow_missing: bool,
+    /// Longest a single driver callback may run before the watchdog stops it.
+    pub watchdog_ms: u64,
+    /// Longest the port waits for a request's completion.
+    pub srb_timeout_ms: u64,
 }
+
+/// Default watchdog limit per callback, in milliseconds.
+pub const DEFAULT_WATCHDOG_MS: u64 = 10_000;
+/// Default SRB completion timeout, in milliseconds.
+pub const DEFAULT_SRB_TIMEOUT_MS: u64 = 10_000;
 
 /// The command-line grammar. (The builder API is used because clap's derive
 /// output carries lint allowances the workspace forbids.)
@@ -77,6 +86,22 @@ fn command() -> Command {
                         .help("Registry value to set after installation; SUBKEY is relative to Parameters (default Device); TYPE: dword, qword, sz, multi_sz (; between strings), binary (hex)"),
                 )
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print one JSON object"))
+                .arg(
+                    Arg::new("watchdog-ms")
+                        .long("watchdog-ms")
+                        .value_name("MS")
+                        .value_parser(value_parser!(u64).range(1..))
+                        .default_value("10000")
+                        .help("Longest a driver callback may run before the watchdog stops it"),
+                )
+                .arg(
+                    Arg::new("srb-timeout-ms")
+                        .long("srb-timeout-ms")
+                        .value_name("MS")
+                        .value_parser(value_parser!(u64).range(1..))
+                        .default_value("10000")
+                        .help("Longest the port waits for a request's completion"),
+                )
                 .arg(Arg::new("allow-missing").long("allow-missing").action(ArgAction::SetTrue).help("Bind unimplemented imports to stubs that report when called")),
         )
 }
@@ -94,6 +119,14 @@ fn run_args(matches: &ArgMatches) -> RunArgs {
             .unwrap_or_default(),
         json: matches.get_flag("json"),
         allow_missing: matches.get_flag("allow-missing"),
+        watchdog_ms: matches
+            .get_one::<u64>("watchdog-ms")
+            .copied()
+            .unwrap_or(DEFAULT_WATCHDOG_MS),
+        srb_timeout_ms: matches
+            .get_one::<u64>("srb-timeout-ms")
+            .copied()
+            .unwrap_or(DEFAULT_SRB_TIMEOUT_MS),
     }
 }
 
@@ -290,15 +323,15 @@ pub fn run(args: &RunArgs, sets: &[SetSpec]) -> RunReport {
             args.driver.display()
         ));
     };
-    let port = Port::new(
-        entry,
-        Arc::new(GateCpu::default()),
-        PortOptions {
-            service,
-            ..PortOptions::default()
-        },
-        Some(Box::new(image)),
-    );
+    let cpu = GateCpu {
+        timeout: std::time::Duration::from_millis(args.watchdog_ms),
+    };
+    let options = PortOptions {
+        service,
+        srb_timeout: std::time::Duration::from_millis(args.srb_timeout_ms),
+        ..PortOptions::default()
+    };
+    let port = Port::new(entry, Arc::new(cpu), options, Some(Box::new(image)));
     port.set_registry(registry);
     port.log(format!("loaded {name}"));
     let luns = life_cycle(&port);
