@@ -396,3 +396,21 @@ fn missing_import_is_a_load_error_unless_allowed() {
     assert_eq!(allowed.json["findings"][0]["routine"], "HwStartIo");
     assert_eq!(allowed.code, 1);
 }
+
+#[test]
+fn data_that_does_not_read_back_is_a_finding() {
+    let run = expect_rule("drop-writes", "DataIntegrity", "violations");
+    assert_eq!(run.json["luns"][0]["write_verified"], false);
+}
+
+#[test]
+fn find_adapter_failure_stops_the_start() {
+    let run = expect_rule("not-found", "AdapterStartFailed", "violations");
+    assert!(
+        run.json["findings"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("returned 0")
+    );
+    assert_eq!(run.json["luns"], serde_json::json!([]));
+}
