@@ -3,6 +3,7 @@
 //! ([`install_default`]).
 
 mod install;
+pub mod lint;
 mod parse;
 
 pub use install::{
