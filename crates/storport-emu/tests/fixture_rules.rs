@@ -7,69 +7,14 @@
 //! missing or older than the fixture's sources (the first build of `core`
 //! for the Windows target takes about a minute; later ones a few seconds).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
-use std::time::SystemTime;
 
 use serde_json::Value;
 
-static BUILD: Mutex<()> = Mutex::new(());
+mod port_support;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
-
-fn newest_source(dir: &Path) -> SystemTime {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    for entry in std::fs::read_dir(dir).expect("fixture sources").flatten() {
-        let path = entry.path();
-        let modified = if path.is_dir() {
-            newest_source(&path)
-        } else {
-            entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH)
-        };
-        newest = newest.max(modified);
-    }
-    newest
-}
-
-/// The fixture image built with `features` (empty: the run-time breakages).
-fn fixture(features: &str) -> PathBuf {
-    let root = root();
-    let name = if features.is_empty() {
-        "broken-miniport".to_owned()
-    } else {
-        format!("broken-miniport-{features}")
-    };
-    let out = root.join("target/fixtures").join(&name);
-    let image = out.join("broken-miniport.sys");
-    let _guard = BUILD
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let sources = newest_source(&root.join("crates/storport-emu/fixtures/broken-miniport"));
-    let built = std::fs::metadata(&image).and_then(|m| m.modified()).ok();
-    if built.is_none_or(|time| time < sources) {
-        let mut command = Command::new("bash");
-        command
-            .current_dir(&root)
-            .arg("tools/build-driver.sh")
-            .args(["--package", "broken-miniport", "--out"])
-            .arg(&out);
-        if !features.is_empty() {
-            command.args(["--features", features]);
-        }
-        let status = command.status().expect("tools/build-driver.sh runs");
-        assert!(status.success(), "building the fixture {name} failed");
-    }
-    image
-}
+use port_support::fixture;
 
 struct Run {
     code: i32,

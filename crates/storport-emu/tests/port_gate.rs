@@ -3,65 +3,17 @@
 //! adapter-control sequence. Also the real `vstor.sys` with its INF through
 //! `storemu run`: it must run clean and expose its disk.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use storport_emu::machine::loader;
 use storport_emu::port::cpu::GateCpu;
 use storport_emu::port::{DataDirection, Port, PortOptions, exports};
 use storport_sys::srb_status;
 
-static BUILD: Mutex<()> = Mutex::new(());
+mod port_support;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
-
-fn newest(path: &Path) -> SystemTime {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return SystemTime::UNIX_EPOCH;
-    };
-    if !meta.is_dir() {
-        return meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-    }
-    std::fs::read_dir(path).map_or(SystemTime::UNIX_EPOCH, |entries| {
-        entries
-            .flatten()
-            .map(|e| newest(&e.path()))
-            .max()
-            .unwrap_or(SystemTime::UNIX_EPOCH)
-    })
-}
-
-/// Builds `package` with tools/build-driver.sh into `out` when the image is
-/// missing or older than any of `sources`.
-fn image(package: &str, out: &str, sources: &[&str]) -> PathBuf {
-    let root = root();
-    let image = root.join(out).join(format!("{package}.sys"));
-    let _guard = BUILD
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let source_time = sources
-        .iter()
-        .map(|s| newest(&root.join(s)))
-        .max()
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let built = std::fs::metadata(&image).and_then(|m| m.modified()).ok();
-    if built.is_none_or(|time| time < source_time) {
-        let status = Command::new("bash")
-            .current_dir(&root)
-            .args(["tools/build-driver.sh", "--package", package, "--out", out])
-            .status()
-            .expect("tools/build-driver.sh runs");
-        assert!(status.success(), "building {package}.sys failed");
-    }
-    image
-}
+use port_support::{driver_image, fixture, root};
 
 fn rw10(opcode: u8, lba: u32) -> [u8; 10] {
     let mut cdb = [0_u8; 10];
@@ -73,14 +25,7 @@ fn rw10(opcode: u8, lba: u32) -> [u8; 10] {
 
 #[test]
 fn concurrent_requests_through_the_gate_keep_their_data() {
-    let path = image(
-        "broken-miniport",
-        "target/fixtures/broken-miniport",
-        &[
-            "crates/storport-emu/fixtures/broken-miniport",
-            "crates/storport-sys/src",
-        ],
-    );
+    let path = fixture("");
     let bytes = std::fs::read(&path).expect("fixture image");
     let loaded = loader::load_named("broken-miniport.sys", &bytes, &exports::resolve, false)
         .expect("the fixture loads");
@@ -149,9 +94,10 @@ fn concurrent_requests_through_the_gate_keep_their_data() {
 
 #[test]
 fn vstor_runs_clean_with_its_inf_and_exposes_a_disk() {
-    let path = image(
+    let path = driver_image(
         "vstor",
         "target/vstor",
+        "",
         &[
             "src",
             "crates/storport/src",
