@@ -37,6 +37,7 @@ enum Break {
     CompleteFromTimer,
     CompleteFromDpc,
     CompleteForeign,
+    BugCheckInStartIo,
 }
 
 thread_local! {
@@ -243,6 +244,8 @@ unsafe extern "win64" fn hw_start_io(extension: *mut c_void, srb: *mut SCSI_REQU
         request.SrbStatus = srb_status::PENDING;
     }
     match mode() {
+        // SAFETY: KeBugCheckEx never returns; the gate ends the call.
+        Break::BugCheckInStartIo => unsafe { storport_sys::KeBugCheckEx(0xDEAD, 1, 2, 3, 4) },
         Break::NeverComplete => return 1,
         Break::CompleteFromTimer => {
             PENDING_SRB.with(|p| p.set(srb as usize));
@@ -674,4 +677,30 @@ fn set_running_config_and_requests_after_stop() {
     port.remove().expect("remove");
     port.unload();
     assert_eq!(port.findings(), vec![]);
+}
+
+#[test]
+fn through_the_gate_a_host_linked_bug_check_ends_only_the_call() {
+    BREAK.with(|b| b.set(Break::BugCheckInStartIo));
+    assert!(exports::bind_host().is_empty());
+    let options = PortOptions {
+        service: "testmp".to_owned(),
+        ..PortOptions::default()
+    };
+    let port = Port::new(
+        driver_entry as *const () as usize,
+        Arc::new(storport_emu::port::cpu::GateCpu::default()),
+        options,
+        None,
+    );
+    port.driver_entry().expect("DriverEntry");
+    port.start().expect("start");
+    let result = port.execute((0, 0, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36));
+    assert!(matches!(result, Err(PortError::BugCheck(_))), "{result:?}");
+    assert!(port.bugchecked());
+    let findings = port.findings();
+    assert_eq!(rules(&port), vec![Rule::KeBugCheck]);
+    assert_eq!(findings[0].bugcheck, Some(0xDEAD));
+    assert_eq!(findings[0].params, vec![1, 2, 3, 4]);
+    assert_eq!(findings[0].routine, "HwStartIo");
 }

@@ -19,21 +19,43 @@
 //! `storport-sys` to the emulated exports once with
 //! [`exports::bind_host`], then make a [`Port`] with the address of the
 //! driver's `DriverEntry` (`extern "win64" fn(*mut DRIVER_OBJECT, *mut
-//! UNICODE_STRING) -> NTSTATUS`) and a [`cpu::DirectCpu`]:
+//! UNICODE_STRING) -> NTSTATUS`) and a [`cpu::Cpu`]:
+//!
+//! - [`cpu::GateCpu`] (recommended): every callback runs on a 24 KiB kernel
+//!   stack with a guard page, at the emulated IRQL, under the watchdog; a
+//!   fault, a `KeBugCheckEx` (a panic in the driver) or a hang ends only that
+//!   call, becomes a finding, and the port answers [`PortError::BugCheck`].
+//! - [`cpu::DirectCpu`]: calls on the test thread's own stack; a fault kills
+//!   the process and `KeBugCheckEx` exits it. Useful under a debugger.
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use storport_emu::port::{Port, PortOptions, cpu::DirectCpu, exports};
+//! use storport_emu::port::{DataDirection, Port, PortOptions, cpu::GateCpu, exports};
 //! # unsafe extern "win64" fn driver_entry(_: usize, _: usize) -> i32 { 0 }
-//! assert!(exports::bind_host().is_empty());
-//! let port = Port::new(driver_entry as usize, Arc::new(DirectCpu), PortOptions::default(), None);
+//! assert!(exports::bind_host().is_empty(), "every storport-sys import is emulated");
+//! let options = PortOptions { service: "vstor".to_owned(), ..PortOptions::default() };
+//! let port = Port::new(driver_entry as *const () as usize, Arc::new(GateCpu::default()), options, None);
+//! // Registry values the driver will read (the INF's AddReg, --set):
+//! port.registry().registry.set_value(
+//!     r"Services\vstor\Parameters\Device",
+//!     "DiskCount",
+//!     storport_emu::registry::RegValue::dword(2),
+//! );
 //! port.driver_entry().unwrap();
 //! port.start().unwrap();
-//! // port.execute((0, 0, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36))
+//! let inquiry = port.execute((0, 0, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36)).unwrap();
+//! assert_eq!(inquiry.status(), storport_sys::srb_status::SUCCESS);
+//! port.stop().unwrap();
+//! port.restart().unwrap();
 //! port.remove().unwrap();
 //! port.unload();
-//! assert!(port.findings().is_empty());
+//! assert_eq!(port.findings(), vec![]);
 //! ```
+//!
+//! The rest of the API: [`Port::submit`] (any `SRB_FUNCTION_*`),
+//! [`Port::adapter_control`], [`Port::set_running_config`],
+//! [`Port::reset_bus`], [`Port::config`] (ConfigInfo as find-adapter left
+//! it), [`Port::events`] / [`Port::dbgprint`] / [`Port::findings`].
 //!
 //! Every export finds its port instance through [`context`]: each call
 //! into driver code runs inside a frame naming the instance, the routine and

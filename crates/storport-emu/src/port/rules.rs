@@ -300,6 +300,7 @@ impl Finding {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "rule": self.rule.name(),
+            "source": self.rule.source(),
             "bugcheck": self.bugcheck.map(|code| format!("0x{code:X}")),
             "params": self.params.iter().map(|p| format!("0x{p:X}")).collect::<Vec<_>>(),
             "routine": self.routine,
