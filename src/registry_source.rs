@@ -88,6 +88,26 @@ impl<'r> RegistrySource<'r> {
         }
     }
 
+    /// Whether `name` exists in either scope as a type other than `kind`.
+    ///
+    /// `StorPortRegistryRead` fails the same way for a missing value and for
+    /// a value of another type, so a value that failed as `kind` in both
+    /// scopes is asked for as every other type: if one of those reads finds
+    /// it, the value is there with the wrong type and must be reported, not
+    /// taken as missing.
+    fn exists_as_another_kind(&mut self, name: &CStr, kind: Kind) -> bool {
+        let Some(buffer) = self.buffer.as_mut() else {
+            return false;
+        };
+        [Scope::Adapter, Scope::Global].into_iter().any(|scope| {
+            (kind != Kind::Dword && found(&buffer.read_dword(scope, name)))
+                || (kind != Kind::String && found(&buffer.read_string(scope, name)))
+                || (kind != Kind::MultiString && found(&buffer.read_multi_string(scope, name)))
+                || found(&buffer.read_binary(scope, name))
+                || found(&buffer.read_qword(scope, name))
+        })
+    }
+
     /// The next `StartCount`: the adapter's stored count plus one.
     pub fn next_start_count(&mut self) -> u32 {
         let Some(buffer) = self.buffer.as_mut() else {
@@ -130,6 +150,12 @@ impl<'r> RegistrySource<'r> {
     }
 }
 
+/// Whether a read found the value: anything but [`ReadError::Failed`]
+/// (too small a buffer or an odd length still means it is there).
+const fn found<T>(result: &Result<T, ReadError>) -> bool {
+    !matches!(result, Err(ReadError::Failed))
+}
+
 /// How one scope answered a lookup.
 enum Attempt<R, F> {
     /// The lookup is settled; `f` ran.
@@ -158,6 +184,9 @@ impl Source for RegistrySource<'_> {
                     }
                 }
             };
+        }
+        if self.exists_as_another_kind(name, kind) {
+            return f(Lookup::Unreadable);
         }
         f(Lookup::Missing)
     }
