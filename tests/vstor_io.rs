@@ -1,0 +1,251 @@
+//! vstor's disks under I/O on the real `vstor.sys` under the emulated
+//! Storport port: LUNs keep to themselves, each disk ends where its capacity
+//! says, and concurrent requests from several threads (Storport calls a
+//! virtual miniport's `HwStartIo` concurrently) keep every block intact.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Barrier;
+
+use common::{
+    Adapter, LBA_OUT_OF_RANGE, assert_check_condition, assert_good, block, blocks, global,
+};
+use storport_emu::registry::RegValue;
+
+const BLOCK: usize = 512;
+
+/// Three disks of different sizes: 1, 2 and 3 MiB.
+fn three_disks() -> Adapter {
+    Adapter::start(&[
+        global("DiskCount", RegValue::dword(3)),
+        global("DiskSizesMiB", RegValue::multi_sz(&["1", "2", "3"])),
+    ])
+}
+
+#[test]
+fn each_lun_keeps_its_own_data() {
+    let adapter = three_disks();
+    let lbas: [u32; 3] = [0, 7, 1500];
+    for lun in 0..3 {
+        for &lba in &lbas {
+            adapter.write_ok(lun, lba, blocks(BLOCK, lun, u64::from(lba), 4, 1), BLOCK);
+        }
+    }
+    for lun in 0..3 {
+        for &lba in &lbas {
+            assert_eq!(
+                adapter.read_ok(lun, lba, 4, BLOCK),
+                blocks(BLOCK, lun, u64::from(lba), 4, 1),
+                "LUN {lun} LBA {lba}: the same LBAs of the other LUNs were written too"
+            );
+        }
+    }
+    // A write to LUN 1 alone changes LUN 1 alone.
+    adapter.write_ok(1, 7, blocks(BLOCK, 1, 7, 4, 2), BLOCK);
+    assert_eq!(adapter.read_ok(1, 7, 4, BLOCK), blocks(BLOCK, 1, 7, 4, 2));
+    for lun in [0, 2] {
+        assert_eq!(
+            adapter.read_ok(lun, 7, 4, BLOCK),
+            blocks(BLOCK, lun, 7, 4, 1),
+            "LUN {lun} after a write to LUN 1"
+        );
+    }
+    // A block written on one LUN only is zero on the others.
+    adapter.write_ok(2, 3000, block(BLOCK, 2, 3000, 1), BLOCK);
+    for lun in [0, 1] {
+        assert_eq!(adapter.read_ok(lun, 1000, 1, BLOCK), vec![0; BLOCK]);
+    }
+    assert_eq!(adapter.read_ok(1, 3000, 1, BLOCK), vec![0; BLOCK]);
+    adapter.finish_clean();
+}
+
+#[test]
+fn each_lun_has_its_own_identity() {
+    let adapter = three_disks();
+    let serials: HashSet<String> = (0..3).map(|lun| adapter.serial(lun)).collect();
+    assert_eq!(serials.len(), 3, "distinct serial numbers: {serials:?}");
+    let designators: HashSet<Vec<u8>> = (0..3)
+        .map(|lun| {
+            let page = adapter.vpd(lun, 0x83);
+            // The first designation descriptor: header at 4, length at 7.
+            let length = usize::from(page[7]);
+            page[8..8 + length].to_vec()
+        })
+        .collect();
+    assert_eq!(designators.len(), 3, "distinct device identifiers");
+    adapter.finish_clean();
+}
+
+#[test]
+fn each_disk_ends_at_its_own_capacity() {
+    let adapter = three_disks();
+    for (lun, mib) in [(0_u8, 1_u32), (1, 2), (2, 3)] {
+        let blocks_total = mib * 2048;
+        let last = blocks_total - 1;
+        assert_eq!(
+            adapter.capacity(lun),
+            (u64::from(last), 512),
+            "LUN {lun} has {mib} MiB"
+        );
+        let data = block(BLOCK, lun, u64::from(last), 5);
+        adapter.write_ok(lun, last, data.clone(), BLOCK);
+        assert_eq!(
+            adapter.read_ok(lun, last, 1, BLOCK),
+            data,
+            "LUN {lun} last LBA"
+        );
+
+        let write = adapter.write10(lun, blocks_total, 1, block(BLOCK, lun, 0, 0));
+        assert_check_condition(&write, LBA_OUT_OF_RANGE, "WRITE(10) at LBA = capacity");
+        let read = adapter.read10(lun, blocks_total, 1, BLOCK);
+        assert_check_condition(&read, LBA_OUT_OF_RANGE, "READ(10) at LBA = capacity");
+        let across = adapter.write10(lun, last, 2, blocks(BLOCK, lun, u64::from(last), 2, 6));
+        assert_check_condition(&across, LBA_OUT_OF_RANGE, "WRITE(10) across the end");
+        assert_eq!(
+            adapter.read_ok(lun, last, 1, BLOCK),
+            data,
+            "LUN {lun}: the refused write across the end left the last block alone"
+        );
+    }
+    // LUN 0's capacity is not LUN 2's: LBA 2048 is beyond LUN 0 only.
+    let beyond = adapter.read10(0, 2048, 1, BLOCK);
+    assert_check_condition(&beyond, LBA_OUT_OF_RANGE, "READ(10) of LUN 0 at LBA 2048");
+    assert_good(
+        &adapter.read10(2, 2048, 1, BLOCK),
+        "READ(10) of LUN 2 at LBA 2048",
+    );
+    adapter.finish_clean();
+}
+
+/// Threads writing and reading at once.
+const THREADS: u8 = 4;
+/// Rounds each thread runs.
+const ROUNDS: u32 = 40;
+/// Blocks each thread owns on each LUN (its private range).
+const OWN_BLOCKS: u32 = 16;
+/// Start of the range every thread writes.
+const SHARED_LBA: u32 = 1024;
+/// Blocks in the shared range.
+const SHARED_BLOCKS: u32 = 8;
+/// Blocks per request.
+const CHUNK: u16 = 4;
+
+/// The generation a thread writes in a round: decodable to (thread, round).
+fn generation(thread: u8, round: u32) -> u32 {
+    (u32::from(thread) << 16) | (round + 1)
+}
+
+/// The (thread, round) of a generation, if it is one a thread wrote.
+fn writer_of(generation: u32) -> Option<(u8, u32)> {
+    let thread = u8::try_from(generation >> 16).ok()?;
+    let round = (generation & 0xFFFF).checked_sub(1)?;
+    (thread < THREADS && round < ROUNDS).then_some((thread, round))
+}
+
+/// The generation recorded in a block's first row.
+fn generation_in(block_bytes: &[u8]) -> u32 {
+    u32::from_le_bytes(block_bytes[10..14].try_into().expect("4 bytes"))
+}
+
+/// Checks the shared range of `lun` as read: every block is either still
+/// zero or one whole block some thread wrote to that LUN and LBA (no torn
+/// block, no block of another LUN or LBA).
+fn check_shared(lun: u8, data: &[u8]) {
+    assert_eq!(data.len(), 8 * BLOCK, "the whole shared range was read");
+    for (index, got) in data.chunks_exact(BLOCK).enumerate() {
+        let lba = u64::from(SHARED_LBA) + index as u64;
+        let generation = generation_in(got);
+        match writer_of(generation) {
+            Some((thread, round)) => assert!(
+                got == block(BLOCK, lun, lba, generation).as_slice(),
+                "LUN {lun} LBA {lba}: not the whole block thread {thread} wrote in round {round}"
+            ),
+            None => assert!(
+                got.iter().all(|&byte| byte == 0),
+                "LUN {lun} LBA {lba}: neither unwritten nor a block some thread wrote \
+                 (generation {generation:#x})"
+            ),
+        }
+    }
+}
+
+/// One thread's work: in each round, write its own range of one LUN and
+/// read it straight back; write a chunk of the shared range of every LUN.
+fn worker(adapter: &Adapter, thread: u8, barrier: &Barrier) {
+    barrier.wait();
+    let own_start = u32::from(thread) * OWN_BLOCKS;
+    for round in 0..ROUNDS {
+        let lun = u8::try_from(round % 3).expect("small");
+        let generation = generation(thread, round);
+        for offset in (0..OWN_BLOCKS).step_by(usize::from(CHUNK)) {
+            let lba = own_start + offset;
+            let data = blocks(BLOCK, lun, u64::from(lba), u64::from(CHUNK), generation);
+            let write = adapter.write10(lun, lba, CHUNK, data.clone());
+            assert_good(&write, "concurrent WRITE(10)");
+            let read = adapter.read10(lun, lba, CHUNK, BLOCK);
+            assert_good(&read, "concurrent READ(10)");
+            assert_eq!(
+                read.data, data,
+                "thread {thread} round {round}: LUN {lun} LBA {lba} read back"
+            );
+        }
+        let shared = SHARED_LBA + (u32::from(thread) + round) % (SHARED_BLOCKS - 1);
+        for lun in 0..3 {
+            let data = blocks(BLOCK, lun, u64::from(shared), 2, generation);
+            assert_good(
+                &adapter.write10(lun, shared, 2, data),
+                "concurrent WRITE(10) to the shared range",
+            );
+            let read = adapter.read10(lun, SHARED_LBA, 8, BLOCK);
+            assert_good(&read, "concurrent READ(10) of the shared range");
+            check_shared(lun, &read.data);
+        }
+    }
+}
+
+#[test]
+fn concurrent_io_from_four_threads_keeps_every_block() {
+    let adapter = Adapter::start(&[
+        global("DiskCount", RegValue::dword(3)),
+        global("DiskSizeMiB", RegValue::dword(1)),
+    ]);
+    let barrier = Barrier::new(usize::from(THREADS));
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let (adapter, barrier) = (&adapter, &barrier);
+            scope.spawn(move || worker(adapter, thread, barrier));
+        }
+    });
+
+    // Private ranges: each holds what its thread wrote last to that LUN.
+    for thread in 0..THREADS {
+        let own_start = u32::from(thread) * OWN_BLOCKS;
+        for lun in 0..3_u8 {
+            let last_round = (0..ROUNDS)
+                .rev()
+                .find(|round| round % 3 == u32::from(lun))
+                .expect("every LUN gets rounds");
+            assert_eq!(
+                adapter.read_ok(
+                    lun,
+                    own_start,
+                    u16::try_from(OWN_BLOCKS).expect("small"),
+                    BLOCK
+                ),
+                blocks(
+                    BLOCK,
+                    lun,
+                    u64::from(own_start),
+                    u64::from(OWN_BLOCKS),
+                    generation(thread, last_round)
+                ),
+                "thread {thread}'s range on LUN {lun}"
+            );
+        }
+    }
+    for lun in 0..3_u8 {
+        check_shared(lun, &adapter.read_ok(lun, SHARED_LBA, 8, BLOCK));
+    }
+    adapter.finish_clean();
+}
