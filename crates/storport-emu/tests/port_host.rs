@@ -704,3 +704,36 @@ fn through_the_gate_a_host_linked_bug_check_ends_only_the_call() {
     assert_eq!(findings[0].params, vec![1, 2, 3, 4]);
     assert_eq!(findings[0].routine, "HwStartIo");
 }
+
+#[test]
+fn adapter_scope_follows_the_adapter_number() {
+    BREAK.with(|b| b.set(Break::Nothing));
+    assert!(exports::bind_host().is_empty());
+    let options = PortOptions {
+        service: "testmp".to_owned(),
+        adapter_number: 3,
+        ..PortOptions::default()
+    };
+    let port = Port::new(
+        driver_entry as *const () as usize,
+        Arc::new(DirectCpu),
+        options,
+        None,
+    );
+    port.registry().registry.set_value(
+        r"Services\testmp\Parameters\Device",
+        "DiskCount",
+        RegValue::dword(5),
+    );
+    port.driver_entry().expect("DriverEntry");
+    port.start().expect("start");
+    let registry = &port.registry().registry;
+    assert_eq!(
+        registry.value(r"Services\testmp\Parameters\Device3", "Echo"),
+        Some(&RegValue::dword(105))
+    );
+    assert_eq!(
+        registry.value(r"Services\testmp\Parameters\Device0", "Echo"),
+        None
+    );
+}

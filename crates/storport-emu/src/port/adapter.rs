@@ -34,12 +34,16 @@ pub struct PortOptions {
     pub srb_timeout: Duration,
     /// Print the log on stderr as it happens.
     pub echo: bool,
+    /// The adapter's port number: the `<N>` of `Parameters\Device<N>` that
+    /// `Global == 0` registry calls address.
+    pub adapter_number: u32,
 }
 
 impl Default for PortOptions {
     fn default() -> Self {
         Self {
             service: "miniport".to_owned(),
+            adapter_number: 0,
             srb_timeout: Duration::from_secs(10),
             echo: false,
         }
@@ -141,6 +145,7 @@ impl Port {
         shared.echo.store(options.echo, Ordering::Relaxed);
         *lock(&shared.registry) =
             RegistryPort::new(crate::registry::Registry::new(), &options.service);
+        lock(&shared.registry).scope.adapter_number = options.adapter_number;
         let path: Vec<u16> = format!(
             "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\{}",
             options.service
