@@ -282,3 +282,41 @@ fn set_running_config_changes_only_what_may_change_at_run_time() {
     assert_eq!(adapter.capacity(0), (2047, 512));
     adapter.finish_clean();
 }
+
+#[test]
+fn the_disks_live_in_tagged_pool_from_start_to_removal() {
+    let adapter = Adapter::start(&[
+        global("DiskCount", RegValue::dword(2)),
+        global("DiskSizesMiB", RegValue::multi_sz(&["1", "2"])),
+    ]);
+    let disk_bytes = adapter.pool_bytes(*b"vstD");
+    assert!(
+        disk_bytes >= 3 << 20,
+        "3 MiB of disks in pool tagged vstD, found {disk_bytes} bytes"
+    );
+    assert!(
+        !adapter.holds_registry_buffer(),
+        "find-adapter released its registry buffer"
+    );
+    assert_eq!(adapter.port.stop(), Ok(CONTROL_SUCCESS));
+    assert_eq!(adapter.port.restart(), Ok(CONTROL_SUCCESS));
+    assert_eq!(
+        adapter.pool_bytes(*b"vstD"),
+        disk_bytes,
+        "Stop/Restart keep the disks"
+    );
+    assert_eq!(adapter.port.set_running_config(), Ok(CONTROL_SUCCESS));
+    assert!(
+        !adapter.holds_registry_buffer(),
+        "SetRunningConfig released its registry buffer"
+    );
+    assert_eq!(adapter.port.stop(), Ok(CONTROL_SUCCESS));
+    adapter.port.remove().expect("HwFreeAdapterResources runs");
+    assert_eq!(
+        adapter.pool_blocks(),
+        0,
+        "HwFreeAdapterResources freed every pool block"
+    );
+    adapter.port.unload();
+    assert_eq!(adapter.findings(), vec![]);
+}

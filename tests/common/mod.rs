@@ -234,6 +234,37 @@ impl Adapter {
         self.port.registry().registry.clone()
     }
 
+    /// Bytes of live pool the driver holds under `tag`.
+    pub fn pool_bytes(&self, tag: [u8; 4]) -> usize {
+        let tag = u32::from_le_bytes(tag);
+        self.port
+            .shared()
+            .pool
+            .lock()
+            .expect("pool lock")
+            .live()
+            .iter()
+            .filter(|(_, block)| block.tag == tag)
+            .map(|(_, block)| block.size_bytes)
+            .sum()
+    }
+
+    /// Number of live pool blocks the driver holds, any tag.
+    pub fn pool_blocks(&self) -> usize {
+        self.port
+            .shared()
+            .pool
+            .lock()
+            .expect("pool lock")
+            .live()
+            .len()
+    }
+
+    /// Whether the adapter holds a Storport registry buffer now.
+    pub fn holds_registry_buffer(&self) -> bool {
+        self.port.registry().buffer().is_some()
+    }
+
     /// The debug output lines so far.
     pub fn dbgprint(&self) -> Vec<String> {
         self.port.dbgprint()
