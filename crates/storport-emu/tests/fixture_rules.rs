@@ -359,3 +359,13 @@ fn find_adapter_failure_stops_the_start() {
     );
     assert_eq!(run.json["luns"], serde_json::json!([]));
 }
+
+#[test]
+fn returning_at_a_raised_irql_is_reported() {
+    let run = expect_rule("raise-irql", "IrqlNotRestored", "violations");
+    assert_eq!(run.json["findings"][0]["routine"], "HwFindAdapter");
+    assert_eq!(
+        run.json["findings"][0]["params"],
+        serde_json::json!(["0x0", "0x2"])
+    );
+}

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::context;
 use super::rules::Rule;
 use crate::machine::{BugCheck, Fault, gate};
 
@@ -67,6 +68,21 @@ impl Cpu for GateCpu {
         // SAFETY: the caller's contract is the gate's: `target` is win64
         // code that may run with `args`.
         let result = unsafe { gate::call(target, args, irql, self.timeout) };
+        let exit_irql = gate::last_exit_irql();
+        if result.is_ok()
+            && exit_irql != irql
+            && let Some((shared, routine, _)) = context::current()
+        {
+            shared.violation(
+                Rule::IrqlNotRestored,
+                routine,
+                vec![u64::from(irql), u64::from(exit_irql)],
+                format!(
+                    "{} was called at IRQL {irql} and returned at IRQL {exit_irql}.",
+                    routine.name()
+                ),
+            );
+        }
         result.map_err(|fault| {
             let (bugcheck, params) = fault
                 .bugcheck()

@@ -63,6 +63,8 @@ pub enum Rule {
     MissingImport,
     /// Data written to a disk did not read back equal.
     DataIntegrity,
+    /// A callback returned at another IRQL than it was called at.
+    IrqlNotRestored,
 }
 
 /// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
@@ -213,6 +215,12 @@ pub const RULES: &[RuleRow] = &[
         Rule::DataIntegrity,
         "DataIntegrity",
         "storemu's probe: a block written with WRITE(10) and completed with SUCCESS reads back as written",
+        None,
+    ),
+    (
+        Rule::IrqlNotRestored,
+        "IrqlNotRestored",
+        "Kernel routine contract: a callback returns at the IRQL it was called at (a raise without a lower, a spin lock not released)",
         None,
     ),
 ];
