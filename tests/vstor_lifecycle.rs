@@ -320,3 +320,41 @@ fn the_disks_live_in_tagged_pool_from_start_to_removal() {
     adapter.port.unload();
     assert_eq!(adapter.findings(), vec![]);
 }
+
+#[test]
+fn two_adapters_keep_their_own_overrides_and_start_counts() {
+    let (registry, service) = registry_with(&[
+        small(),
+        Setting {
+            subkey: "Device1".to_owned(),
+            name: "DiskCount",
+            value: RegValue::dword(2),
+        },
+        Setting {
+            subkey: "Device1".to_owned(),
+            name: "VendorId",
+            value: RegValue::sz("SECOND"),
+        },
+    ]);
+    let first = Adapter::start_numbered(registry, &service, 0);
+    assert_eq!(first.report_luns(), vec![0]);
+    assert_eq!(&first.inquiry(0)[8..16], b"VSTOR   ");
+    first.finish_clean();
+
+    let second = Adapter::start_numbered(first.registry(), &service, 1);
+    assert!(second.adapter_key().ends_with("\\Parameters\\Device1"));
+    assert_eq!(second.report_luns(), vec![0, 1 << 48]);
+    assert_eq!(&second.inquiry(1)[8..16], b"SECOND  ");
+    assert_eq!(
+        start_count(&second),
+        Some(RegValue::dword(1)),
+        "its own count"
+    );
+    assert_eq!(
+        second.value(&first.adapter_key(), "StartCount"),
+        Some(RegValue::dword(1)),
+        "the first adapter's count is its own"
+    );
+    assert!(effective_config(&second).starts_with("DiskCount=2;DiskSizesMiB=1,1;"));
+    second.finish_clean();
+}

@@ -127,13 +127,14 @@ pub fn first_adapter(name: &'static str, value: RegValue) -> Setting {
 /// `Device<N>`), as the port's registry scope says.
 pub fn first_adapter_number() -> u32 {
     let (registry, service) = inf_registry();
-    let port = bare_port(&service);
+    let port = bare_port(&service, PortOptions::default().adapter_number);
     port.set_registry(registry);
     port.registry().scope.adapter_number
 }
 
-/// A port for a freshly loaded copy of the image, not yet entered.
-fn bare_port(service: &str) -> Port {
+/// A port for adapter `adapter_number` on a freshly loaded copy of the
+/// image, not yet entered.
+fn bare_port(service: &str, adapter_number: u32) -> Port {
     let bytes = image_bytes();
     let loaded = loader::load_named("vstor.sys", &bytes, &exports::resolve, false)
         .unwrap_or_else(|error| panic!("{} does not load: {error}", sys_path().display()));
@@ -143,6 +144,7 @@ fn bare_port(service: &str) -> Port {
         Arc::new(GateCpu::default()),
         PortOptions {
             service: service.to_owned(),
+            adapter_number,
             ..PortOptions::default()
         },
         Some(Box::new(loaded)),
@@ -173,7 +175,13 @@ pub struct Adapter {
 impl Adapter {
     /// Loads the image with `registry` and runs `DriverEntry`.
     pub fn load(registry: Registry, service: &str) -> Self {
-        let port = bare_port(service);
+        Self::load_numbered(registry, service, PortOptions::default().adapter_number)
+    }
+
+    /// Loads the image as adapter `adapter_number` (the `<N>` of
+    /// `Device<N>`) with `registry` and runs `DriverEntry`.
+    pub fn load_numbered(registry: Registry, service: &str, adapter_number: u32) -> Self {
+        let port = bare_port(service, adapter_number);
         port.set_registry(registry);
         port.driver_entry().expect("DriverEntry succeeds");
         Self {
@@ -184,7 +192,12 @@ impl Adapter {
 
     /// Loads and starts an adapter on `registry`.
     pub fn start_on(registry: Registry, service: &str) -> Self {
-        let adapter = Self::load(registry, service);
+        Self::start_numbered(registry, service, PortOptions::default().adapter_number)
+    }
+
+    /// Loads and starts adapter `adapter_number` on `registry`.
+    pub fn start_numbered(registry: Registry, service: &str, adapter_number: u32) -> Self {
+        let adapter = Self::load_numbered(registry, service, adapter_number);
         if let Err(error) = adapter.port.start() {
             panic!(
                 "the adapter does not start: {error}\ndebug output: {:#?}\nfindings: {:#?}",
