@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::{root, sys_path};
+use common::{readable_sys_path, root};
 use storport_emu::cli::{self, RunArgs};
 
 fn run(sets: &[&str]) -> cli::RunReport {
     let args = RunArgs {
-        driver: sys_path(),
+        driver: readable_sys_path(),
         inf: Some(root().join("inf").join("vstor.inf")),
         set: sets.iter().map(|&set| set.to_owned()).collect(),
         json: true,

@@ -70,14 +70,25 @@ pub fn sys_path() -> PathBuf {
 /// The bytes of the driver image.
 pub fn image_bytes() -> Vec<u8> {
     let path = sys_path();
-    std::fs::read(&path).unwrap_or_else(|error| {
-        panic!(
-            "cannot read the driver image {}: {error}. Build it first with `cargo make build` \
-             or `bash tools/build-driver.sh` (`cargo make test` does this before running the \
-             tests).",
-            path.display()
-        )
-    })
+    std::fs::read(&path).unwrap_or_else(|error| missing_image(&path, &error))
+}
+
+/// The driver image's path, after checking that it can be read.
+pub fn readable_sys_path() -> PathBuf {
+    let path = sys_path();
+    if let Err(error) = std::fs::File::open(&path) {
+        missing_image(&path, &error);
+    }
+    path
+}
+
+fn missing_image(path: &std::path::Path, error: &std::io::Error) -> ! {
+    panic!(
+        "cannot read the driver image {}: {error}. Build it first with `cargo make build` \
+         or `bash tools/build-driver.sh` (`cargo make test` does this before running the \
+         tests).",
+        path.display()
+    )
 }
 
 /// A registry with vstor installed from `inf/vstor.inf`, and its service name.
