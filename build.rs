@@ -1,11 +1,26 @@
 //! Build configuration of the driver package.
 //!
-//! For the Windows target the image is linked as a WDM kernel driver by
-//! lld-link; on the host nothing special happens (the library is unit-tested
-//! there, and the binary only explains how to build the driver).
+//! For the Windows target the image is linked as a WDM kernel driver; on the
+//! host nothing special happens (the library is unit-tested there, and the
+//! binary only explains how to build the driver).
+//!
+//! Two paths reach the Windows target. On Linux (`tools/build-driver.sh`)
+//! lld-link gets the arguments below. On a Windows host with the WDK and the
+//! `wdk` feature, `wdk_build::configure_wdk_binary_build` first checks the
+//! static C runtime, adds the WDK library folders and sets the
+//! `driver_model__driver_type` cfg from `package.metadata.wdk`; its own link
+//! arguments are for `cdylib` drivers only, so this `bin` image still gets
+//! the same arguments, plus the map file the WDK flow packages.
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    #[cfg(feature = "wdk")]
+    if let Err(error) = wdk_build::configure_wdk_binary_build() {
+        // A build script reports through its exit status; the message says
+        // which WDK setting is missing.
+        eprintln!("vstor: wdk-build could not configure the driver build: {error:?}");
+        std::process::exit(1);
+    }
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "windows" {
         for arg in [
@@ -18,6 +33,14 @@ fn main() {
             "/MERGE:.edata=.rdata",
         ] {
             println!("cargo::rustc-link-arg-bins={arg}");
+        }
+        if cfg!(feature = "wdk") {
+            // As wdk-build does for cdylib drivers: a map file with exports,
+            // and no LNK4257 ("object file was not compiled for kernel mode"),
+            // which every rustc object would raise under link.exe.
+            for arg in ["/MAP", "/MAPINFO:EXPORTS", "/IGNORE:4257"] {
+                println!("cargo::rustc-link-arg-bins={arg}");
+            }
         }
     }
 }
