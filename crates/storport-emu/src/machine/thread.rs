@@ -47,6 +47,9 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
 
 thread_local! {
     // Const-initialised and without destructor: read by the signal handler.
+    // Holds the timer id plus one, 0 meaning "no timer": the kernel hands
+    // out timer id 0 to a process's first timer, so the id itself cannot
+    // double as the "none" marker.
     static TIMER: Cell<usize> = const { Cell::new(0) };
     static ENV: RefCell<Option<ThreadEnv>> = const { RefCell::new(None) };
 }
@@ -55,10 +58,9 @@ thread_local! {
 /// `deadline_ns`, or disarms it when `deadline_ns` is `u64::MAX`.
 /// Async-signal-safe.
 pub fn arm_timer(deadline_ns: u64) {
-    let timer = TIMER.with(Cell::get);
-    if timer == 0 {
+    let Some(timer) = TIMER.with(Cell::get).checked_sub(1) else {
         return;
-    }
+    };
     let value = if deadline_ns == u64::MAX {
         libc::timespec {
             tv_sec: 0,
@@ -140,7 +142,7 @@ impl ThreadEnv {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        TIMER.with(|t| t.set(env.timer as usize));
+        TIMER.with(|t| t.set((env.timer as usize).wrapping_add(1)));
         // INVARIANT: timer created and alternate stack installed above.
         Ok(env)
     }
