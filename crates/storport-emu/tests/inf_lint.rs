@@ -363,3 +363,52 @@ proptest::proptest! {
         }
     }
 }
+
+/// `storemu inf-lint FILE` on `text`: exit code, stdout, stderr.
+fn storemu_inf_lint(name: &str, text: Option<&str>) -> (Option<i32>, String, String) {
+    let path = std::env::temp_dir().join(format!("inf-lint-{}-{name}.inf", std::process::id()));
+    if let Some(text) = text {
+        std::fs::write(&path, text).unwrap();
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_storemu"))
+        .arg("inf-lint")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn storemu_inf_lint_passes_the_shipped_inf() {
+    let (code, stdout, _) = storemu_inf_lint("clean", Some(VSTOR_INF));
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("passes all 16 INF rules"), "{stdout}");
+}
+
+#[test]
+fn storemu_inf_lint_prints_each_finding_and_fails() {
+    let text =
+        broken("PnpLockdown = 1\n", "").replacen("StartType      = 3 ", "StartType      = 9 ", 1);
+    let (code, stdout, _) = storemu_inf_lint("broken", Some(&text));
+    assert_eq!(code, Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].contains(": PnpLockdown (line "), "{stdout}");
+    assert!(lines[1].contains(": StartType (line "), "{stdout}");
+    assert!(lines[1].contains("`9`"), "{stdout}");
+}
+
+#[test]
+fn storemu_inf_lint_reports_an_unreadable_file() {
+    let (code, _, stderr) = storemu_inf_lint("missing", None);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot read the INF file"), "{stderr}");
+    let (code, _, stderr) = storemu_inf_lint("syntax", Some("[Version\n"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("is not a readable INF file"), "{stderr}");
+}

@@ -6,6 +6,9 @@
 //! adapter start, bus scan, LUN probe (with a write/read-back on writable
 //! disks and a flush), stop, `HwFreeAdapterResources`, unload.
 //!
+//! `storemu inf-lint FILE.inf` checks an INF against the rules of
+//! [`crate::inf::lint`] and prints one line per finding.
+//!
 //! Exit status: 0 clean, 1 findings or bug check, 2 load error, 64 usage error.
 
 pub mod scan;
@@ -73,6 +76,11 @@ fn command() -> Command {
         .subcommand_required(true)
         .arg_required_else_help(true)
         .subcommand(Command::new("rules").about("List every verifier rule with its source and bug check"))
+        .subcommand(
+            Command::new("inf-lint")
+                .about("Check an INF for what InfVerif rejects in a Storport miniport INF")
+                .arg(Arg::new("inf").value_name("FILE.inf").required(true).value_parser(value_parser!(PathBuf)).help("The INF file")),
+        )
         .subcommand(
             Command::new("run")
                 .about("Load DRIVER, run its life cycle and I/O, and report every rule it breaks")
@@ -423,6 +431,30 @@ pub fn rule_table() -> String {
     out
 }
 
+/// `storemu inf-lint`: prints each finding, or that the INF passes.
+fn inf_lint(path: &std::path::Path) -> ExitCode {
+    match crate::inf::lint::lint_file(path) {
+        Ok(findings) if findings.is_empty() => {
+            println!(
+                "{}: passes all {} INF rules",
+                path.display(),
+                crate::inf::lint::LintRule::ALL.len()
+            );
+            ExitCode::from(EXIT_CLEAN)
+        }
+        Ok(findings) => {
+            for finding in &findings {
+                println!("{}: {finding}", path.display());
+            }
+            ExitCode::from(EXIT_FINDINGS)
+        }
+        Err(error) => {
+            eprintln!("storemu: {error}");
+            ExitCode::from(EXIT_LOAD_ERROR)
+        }
+    }
+}
+
 /// Entry point of the `storemu` binary.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -439,6 +471,14 @@ pub fn main() -> ExitCode {
         Some(("rules", _)) => {
             print!("{}", rule_table());
             return ExitCode::from(EXIT_CLEAN);
+        }
+        Some(("inf-lint", lint_matches)) => {
+            return inf_lint(
+                &lint_matches
+                    .get_one::<PathBuf>("inf")
+                    .cloned()
+                    .unwrap_or_default(),
+            );
         }
         _ => return ExitCode::from(EXIT_USAGE),
     };

@@ -225,6 +225,43 @@ pub fn lint_bytes(bytes: &[u8]) -> Result<Vec<LintFinding>, super::ParseError> {
     Inf::from_bytes(bytes).map(|inf| lint(&inf))
 }
 
+/// Why an INF file could not be linted.
+#[derive(Debug, thiserror::Error)]
+pub enum LintFileError {
+    /// The file could not be read.
+    #[error("cannot read the INF file {path}: {source}; check the path and try again")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The file is not INF syntax.
+    #[error("{path} is not a readable INF file: {source}")]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Where and what.
+        source: super::ParseError,
+    },
+}
+
+/// Reads the INF file at `path` and lints it (`storemu inf-lint`).
+///
+/// # Errors
+///
+/// [`LintFileError`] when the file cannot be read or parsed.
+pub fn lint_file(path: &std::path::Path) -> Result<Vec<LintFinding>, LintFileError> {
+    let bytes = std::fs::read(path).map_err(|source| LintFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    lint_bytes(&bytes).map_err(|source| LintFileError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 struct Findings(Vec<LintFinding>);
 
 impl Findings {
