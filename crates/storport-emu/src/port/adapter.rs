@@ -1,4 +1,17 @@
 //! The adapter life cycle Storport drives, and the request path.
+//!
+//! The IRQL of each callback is the strict end of what the DDI pages allow:
+//!
+//! | Callback | IRQL | Source |
+//! |---|---|---|
+//! | `DriverEntry`, `HwFindAdapter` (virtual) | PASSIVE_LEVEL | VIRTUAL_HW_FIND_ADAPTER |
+//! | `HwInitialize` | DIRQL (5) | HW_INITIALIZE: "called at DIRQL" |
+//! | `HwPassiveInitializeRoutine` | PASSIVE_LEVEL | HW_PASSIVE_INITIALIZE_ROUTINE |
+//! | `HwStartIo` (virtual) | DISPATCH_LEVEL | HW_STARTIO: "any IRQL <= DISPATCH_LEVEL" |
+//! | `HwAdapterControl`: query, SetRunningConfig | PASSIVE_LEVEL | HW_ADAPTER_CONTROL |
+//! | `HwAdapterControl`: Stop, Restart | DIRQL (5) | HW_ADAPTER_CONTROL |
+//! | `HwResetBus`, timer and DPC routines | DISPATCH_LEVEL | HW_RESET_BUS, HW_TIMER, HW_DPC_ROUTINE |
+//! | `HwFreeAdapterResources` | PASSIVE_LEVEL | HW_FREE_ADAPTER_RESOURCES |
 
 use std::any::Any;
 use std::sync::atomic::Ordering;
@@ -416,7 +429,16 @@ impl Port {
         let passive = lock(&self.shared.passive_init).take();
         if let Some(routine) = passive {
             self.log("HwPassiveInitializeRoutine (PASSIVE_LEVEL)");
-            let _ = self.call(Routine::Initialize, 0, routine, &[extension])?;
+            if !bool_result(self.call(Routine::Initialize, 0, routine, &[extension])?) {
+                self.shared.violation(
+                    Rule::AdapterStartFailed,
+                    Routine::Initialize,
+                    vec![],
+                    "HwPassiveInitializeRoutine returned FALSE; the adapter does not start."
+                        .to_owned(),
+                );
+                return Err(PortError::InitializeFailed);
+            }
         }
         self.set_phase(Phase::Started);
         self.query_supported_control_types()?;

@@ -57,6 +57,28 @@
 //! [`Port::reset_bus`], [`Port::config`] (ConfigInfo as find-adapter left
 //! it), [`Port::events`] / [`Port::dbgprint`] / [`Port::findings`].
 //!
+//! # Decisions where the documentation leaves room
+//!
+//! - `StorPortInitialize` accepts `HwInitializationDataSize` 0xD0
+//!   (`HW_INITIALIZATION_DATA`, Windows 8+) and 0xB0
+//!   (`VIRTUAL_HW_INITIALIZATION_DATA`); anything else is
+//!   `STATUS_REVISION_MISMATCH`, the documented status for a structure
+//!   version the system does not take. Init data for a virtual miniport that
+//!   lacks a required callback, names another interface type than
+//!   `Internal` or (0xD0 form) lacks `STOR_FEATURE_VIRTUAL_MINIPORT` is
+//!   `STATUS_INVALID_PARAMETER`.
+//! - A registry buffer is leaked when it is still allocated after a failed
+//!   HwFindAdapter, after ScsiSetRunningConfig, or at HwFreeAdapterResources:
+//!   one buffer per instance at a time means a buffer kept across routines
+//!   blocks every later registry access of the adapter.
+//! - SpNoWait is stricter than HW_STARTIO (which allows StorPortAllocatePool
+//!   in a virtual miniport's HwStartIo): any pool allocation, stall or wait in
+//!   HwStartIo is reported, as the project requires.
+//! - Verifier bug checks that Windows raises at once (0xF1/0x2004,
+//!   0xF1/0x2001) are recorded and the run goes on, so one run shows every
+//!   problem; a fault, `KeBugCheckEx` or hang ends the run: after it the port
+//!   calls no more driver code and reports no pool leaks.
+//!
 //! Every export finds its port instance through [`context`]: each call
 //! into driver code runs inside a frame naming the instance, the routine and
 //! the IRQL, on the calling thread.
