@@ -101,6 +101,21 @@ pub enum Lookup<'a> {
 pub trait Source {
     /// Looks `name` up as `kind` and hands the result to `f`.
     fn lookup<R>(&mut self, name: &CStr, kind: Kind, f: impl FnOnce(Lookup<'_>) -> R) -> R;
+
+    /// Where the latest [`Source::lookup`] found its value; `None` when it
+    /// found none or the source does not tell.
+    fn last_origin(&self) -> Option<Origin> {
+        None
+    }
+}
+
+/// The scope a value was found in; the adapter scope is the more specific.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// `Parameters\Device`, shared by every adapter.
+    Global,
+    /// `Parameters\Device<N>`, this adapter's own.
+    Adapter,
 }
 
 /// A short ASCII string held inline (no allocation in the kernel).
@@ -301,6 +316,7 @@ impl Config {
             "a DWORD from 1 to 16",
             "1",
         );
+        let count_origin = source.last_origin();
         if let Some(count) = explicit_count {
             config.disk_count = count;
         }
@@ -315,17 +331,26 @@ impl Config {
             config.disk_size_mib = [size; MAX_DISKS];
         }
         if let Some((sizes, count)) = read_sizes(source, report) {
-            match explicit_count {
+            let sizes_origin = source.last_origin();
+            // Of two disagreeing values the one in the more specific scope
+            // wins (an adapter's own `DiskSizesMiB` over the INF's global
+            // `DiskCount`); in the same scope they contradict each other.
+            let sizes_win = match explicit_count {
                 Some(disk_count) if disk_count != count => {
-                    return Err(ConfigError::CountMismatch {
-                        disk_count,
-                        sizes: count,
-                    });
+                    if sizes_origin == count_origin {
+                        return Err(ConfigError::CountMismatch {
+                            disk_count,
+                            sizes: count,
+                        });
+                    }
+                    sizes_origin > count_origin
                 }
-                _ => {}
+                _ => true,
+            };
+            if sizes_win {
+                config.disk_count = count;
+                config.disk_size_mib = sizes;
             }
-            config.disk_count = count;
-            config.disk_size_mib = sizes;
         }
         config.load_runtime(source, report);
         if let Some(size) = read_dword(
@@ -721,6 +746,69 @@ mod tests {
             error
                 .to_string()
                 .contains("DiskCount is 2 but DiskSizesMiB lists 3 sizes")
+        );
+    }
+
+    /// Two scopes: the adapter's values are looked up first.
+    struct Scoped {
+        adapter: Values,
+        global: Values,
+        last: Option<Origin>,
+    }
+
+    impl Source for Scoped {
+        fn lookup<R>(&mut self, name: &CStr, kind: Kind, f: impl FnOnce(Lookup<'_>) -> R) -> R {
+            let in_adapter = self
+                .adapter
+                .lookup(name, kind, |found| found != Lookup::Missing);
+            let (origin, values) = if in_adapter {
+                (Origin::Adapter, &mut self.adapter)
+            } else {
+                (Origin::Global, &mut self.global)
+            };
+            let (found, result) =
+                values.lookup(name, kind, |found| (found != Lookup::Missing, f(found)));
+            self.last = found.then_some(origin);
+            result
+        }
+
+        fn last_origin(&self) -> Option<Origin> {
+            self.last
+        }
+    }
+
+    #[test]
+    fn the_more_specific_scope_settles_count_against_sizes() {
+        let mut scoped = Scoped {
+            adapter: Values(vec![("DiskSizesMiB", Stored::MultiSz(b"1\x002\x003"))]),
+            global: Values(vec![("DiskCount", Stored::Dword(1))]),
+            last: None,
+        };
+        let config = Config::load(&mut scoped, &mut |_| {}).expect("the adapter's sizes win");
+        assert_eq!(config.sizes_mib(), &[1, 2, 3]);
+
+        let mut scoped = Scoped {
+            adapter: Values(vec![("DiskCount", Stored::Dword(2))]),
+            global: Values(vec![("DiskSizesMiB", Stored::MultiSz(b"1\x002\x003"))]),
+            last: None,
+        };
+        let config = Config::load(&mut scoped, &mut |_| {}).expect("the adapter's count wins");
+        assert_eq!(config.sizes_mib(), &[64, 64]);
+
+        let mut scoped = Scoped {
+            adapter: Values(vec![
+                ("DiskCount", Stored::Dword(2)),
+                ("DiskSizesMiB", Stored::MultiSz(b"1\x002\x003")),
+            ]),
+            global: Values::default(),
+            last: None,
+        };
+        assert_eq!(
+            Config::load(&mut scoped, &mut |_| {}),
+            Err(ConfigError::CountMismatch {
+                disk_count: 2,
+                sizes: 3
+            })
         );
     }
 

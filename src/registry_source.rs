@@ -9,7 +9,7 @@ use core::fmt;
 use storport::debug_print;
 use storport::registry::{ReadError, Registry, RegistryBuffer, Scope};
 
-use crate::config::{Config, Kind, Lookup, Source, names};
+use crate::config::{Config, Kind, Lookup, Origin, Source, names};
 
 /// Registry buffer vstor opens first; reads that need more grow it.
 const REGISTRY_BUFFER_BYTES: u32 = 64;
@@ -25,6 +25,8 @@ pub struct RegistrySource<'r> {
     /// `None` when the port gave no buffer: every value then reads as
     /// missing, and the defaults apply.
     buffer: Option<RegistryBuffer<'r>>,
+    /// Where the latest lookup found its value.
+    last_origin: Option<Origin>,
 }
 
 impl<'r> RegistrySource<'r> {
@@ -35,7 +37,10 @@ impl<'r> RegistrySource<'r> {
             .open(REGISTRY_BUFFER_BYTES)
             .inspect_err(|error| debug_print!("vstor: {error}\n"))
             .ok();
-        Self { buffer }
+        Self {
+            buffer,
+            last_origin: None,
+        }
     }
 
     /// Makes the buffer at least `needed` bytes long; `false` when the port
@@ -79,7 +84,13 @@ impl<'r> RegistrySource<'r> {
                 .map(|strings| Lookup::MultiString(strings.as_bytes())),
         };
         match result {
-            Ok(lookup) => Attempt::Done(f(lookup)),
+            Ok(lookup) => {
+                self.last_origin = Some(match scope {
+                    Scope::Adapter => Origin::Adapter,
+                    Scope::Global => Origin::Global,
+                });
+                Attempt::Done(f(lookup))
+            }
             // Missing here, or of another type: the API does not tell which,
             // so the next scope is asked.
             Err(ReadError::Failed) => Attempt::NotHere(f),
@@ -167,7 +178,12 @@ enum Attempt<R, F> {
 }
 
 impl Source for RegistrySource<'_> {
+    fn last_origin(&self) -> Option<Origin> {
+        self.last_origin
+    }
+
     fn lookup<R>(&mut self, name: &CStr, kind: Kind, f: impl FnOnce(Lookup<'_>) -> R) -> R {
+        self.last_origin = None;
         let mut f = f;
         for scope in [Scope::Adapter, Scope::Global] {
             f = match self.attempt(scope, name, kind, f) {

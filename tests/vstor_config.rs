@@ -647,17 +647,20 @@ fn disk_count_disagreeing_with_disk_sizes_mib_does_not_start() {
 }
 
 #[test]
-fn a_disk_count_override_disagreeing_with_global_sizes_does_not_start() {
-    let output = assert_bad_config(&[
+fn a_disk_count_override_wins_over_global_sizes() {
+    // The adapter's own DiskCount is more specific than the global
+    // DiskSizesMiB: it gives the number of disks, each DiskSizeMiB big.
+    let adapter = Adapter::start(&[
         global("DiskSizesMiB", RegValue::multi_sz(&["1", "1"])),
         first_adapter("DiskCount", RegValue::dword(3)),
+        first_adapter("DiskSizeMiB", RegValue::dword(2)),
     ]);
-    assert!(
-        output
-            .iter()
-            .any(|line| line.starts_with("vstor: DiskCount is 3 but DiskSizesMiB lists 2 sizes")),
-        "{output:#?}"
+    assert_eq!(
+        adapter.report_luns(),
+        vec![lun_entry(0), lun_entry(1), lun_entry(2)]
     );
+    assert_eq!(adapter.capacity(2), (4095, 512));
+    adapter.finish_clean();
 }
 
 #[test]
@@ -677,8 +680,6 @@ fn more_than_256_gib_in_all_does_not_start() {
 }
 
 #[test]
-#[ignore = "vstor takes the INF's global DiskCount = 1 as conflicting with an adapter's own \
-            DiskSizesMiB and fails find-adapter; the adapter scope should override it"]
 fn disk_sizes_mib_in_the_adapters_key_overrides_the_infs_disk_count() {
     let adapter = Adapter::start(&[first_adapter(
         "DiskSizesMiB",
