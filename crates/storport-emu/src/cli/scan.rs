@@ -247,6 +247,95 @@ fn write_read_back(
     }
 }
 
+/// Threads that write and read back at once in [`concurrent_check`].
+const CONCURRENT_THREADS: u8 = 4;
+/// Write/read rounds per thread.
+const CONCURRENT_ROUNDS: u8 = 8;
+
+/// One thread of [`concurrent_check`]: rounds of write and read-back of
+/// block `lba`, which only this thread touches; the block is restored.
+fn concurrent_worker(
+    port: &Port,
+    address: (u8, u8, u8),
+    lba: u32,
+    thread: u8,
+    size: usize,
+) -> Result<Option<String>, PortError> {
+    let original = port.execute(address, &rw10(0x28, lba, 1), &DataDirection::In(size))?;
+    let mut mismatch = None;
+    for round in 0..CONCURRENT_ROUNDS {
+        let pattern = vec![thread.wrapping_mul(37) ^ round ^ 0x5A; size];
+        let written = port.execute(
+            address,
+            &rw10(0x2A, lba, 1),
+            &DataDirection::Out(pattern.clone()),
+        )?;
+        let back = port.execute(address, &rw10(0x28, lba, 1), &DataDirection::In(size))?;
+        if good(&written) && good(&back) && back.data != pattern {
+            mismatch = Some(format!(
+                "LUN {}:{}:{} returned other data for block {lba} than thread {thread} wrote while {CONCURRENT_THREADS} threads did I/O at once.",
+                address.0, address.1, address.2
+            ));
+            break;
+        }
+    }
+    let _ = port.execute(
+        address,
+        &rw10(0x2A, lba, 1),
+        &DataDirection::Out(original.data),
+    )?;
+    Ok(mismatch)
+}
+
+/// Storport calls a virtual miniport's `HwStartIo` on several processors at
+/// once: each of [`CONCURRENT_THREADS`] threads writes its own block and
+/// reads it back, at the same time; the blocks are restored afterwards.
+fn concurrent_check(
+    port: &Port,
+    address: (u8, u8, u8),
+    report: &LunReport,
+) -> Result<Option<String>, PortError> {
+    let size = report.block_size as usize;
+    let threads = u64::from(CONCURRENT_THREADS);
+    if report.blocks < threads + 2 {
+        return Ok(None);
+    }
+    let Ok(first) = u32::try_from(report.blocks - 1 - threads) else {
+        return Ok(None);
+    };
+    port.log(format!(
+        "concurrent I/O: {CONCURRENT_THREADS} threads write and read back blocks {first}..{} of LUN {}:{}:{}",
+        first + u32::from(CONCURRENT_THREADS) - 1,
+        address.0,
+        address.1,
+        address.2
+    ));
+    let results: Vec<Result<Option<String>, PortError>> = std::thread::scope(|scope| {
+        // Spawn every worker before joining any, so they run at once.
+        let mut workers = Vec::new();
+        for thread in 0..CONCURRENT_THREADS {
+            workers.push(scope.spawn(move || {
+                concurrent_worker(port, address, first + u32::from(thread), thread, size)
+            }));
+        }
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|_| Ok(Some("a concurrent I/O thread panicked".to_owned())))
+            })
+            .collect()
+    });
+    let mut first_mismatch = None;
+    for result in results {
+        if let Some(message) = result? {
+            first_mismatch.get_or_insert(message);
+        }
+    }
+    Ok(first_mismatch)
+}
+
 /// Probes one LUN found by [`scan`]; returns the report and, when data did
 /// not read back as written, a sentence saying so.
 ///
@@ -282,6 +371,9 @@ pub fn probe(
         read_capacity(port, address, &mut report)?;
         if report.blocks > 0 {
             mismatch = write_read_back(port, address, &mut report)?;
+        }
+        if mismatch.is_none() && report.write_verified {
+            mismatch = concurrent_check(port, address, &report)?;
         }
         let flush = port.execute(
             address,
