@@ -369,3 +369,11 @@ fn returning_at_a_raised_irql_is_reported() {
         serde_json::json!(["0x0", "0x2"])
     );
 }
+
+#[test]
+fn a_spin_lock_never_released_is_a_deadlock() {
+    let run = expect_rule("lock-held", "DriverHang", "bugcheck");
+    let finding = &run.json["findings"][0];
+    assert_eq!(finding["bugcheck"], "0x133", "DPC_WATCHDOG_VIOLATION");
+    assert_eq!(finding["routine"], "HwStartIo");
+}

@@ -149,8 +149,10 @@ pub fn notification(shared: &Arc<Shared>, routine: Routine, irql: u8, args: &VaA
             let kind = ulong(args.get(2));
             let handle = args.get(4) as usize;
             let raised = if kind == 3 { DIRQL } else { DISPATCH_LEVEL };
+            if !shared.locks[(kind as usize).min(3)].acquire_within(SPIN_LOCK_DEADLOCK) {
+                spin_lock_deadlock(shared, routine, kind);
+            }
             let old = context::set_irql(irql.max(raised));
-            shared.locks[(kind as usize).min(3)].acquire();
             let _ = mem::write(handle, &kind.to_le_bytes());
             let _ = mem::write(handle + 8, &[old]);
         }
@@ -166,6 +168,31 @@ pub fn notification(shared: &Arc<Shared>, routine: Routine, irql: u8, args: &VaA
             "StorPortNotification({other:#x}) is not emulated and was ignored"
         )),
     }
+}
+
+/// How long an acquire of a Storport spin lock may spin before the port
+/// calls it a deadlock.
+pub const SPIN_LOCK_DEADLOCK: std::time::Duration = std::time::Duration::from_secs(5);
+/// `DPC_WATCHDOG_VIOLATION`: what Windows raises for a processor stuck at
+/// DISPATCH_LEVEL.
+const DPC_WATCHDOG_VIOLATION: u32 = 0x133;
+
+/// A spin lock that stays held: on Windows the processor spins at
+/// DISPATCH_LEVEL until the DPC watchdog fires. Ends the call.
+fn spin_lock_deadlock(shared: &Shared, routine: Routine, kind: u32) -> ! {
+    let message = format!(
+        "StorPortAcquireSpinLock({kind}) in {} spun for {} s on a lock that was never released (a deadlock).",
+        routine.name(),
+        SPIN_LOCK_DEADLOCK.as_secs()
+    );
+    shared.report(Finding::bugcheck(
+        Rule::DriverHang,
+        DPC_WATCHDOG_VIOLATION,
+        vec![u64::from(kind)],
+        routine.name(),
+        message.clone(),
+    ));
+    super::cpu::abort_current_call(DPC_WATCHDOG_VIOLATION, [u64::from(kind), 0, 0, 0], message)
 }
 
 /// `RequestComplete`: the miniport hands an SRB back.

@@ -43,15 +43,24 @@ pub struct SpinLock {
 }
 
 impl SpinLock {
-    /// Spins until the lock is free, then takes it.
-    pub fn acquire(&self) {
+    /// Spins until the lock is free, then takes it; false when it stayed
+    /// held for `limit` (a deadlock: the watchdog cannot stop emulator code).
+    #[must_use]
+    pub fn acquire_within(&self, limit: std::time::Duration) -> bool {
+        let started = std::time::Instant::now();
+        let mut spins: u32 = 0;
         while self
             .held
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(4096) && started.elapsed() >= limit {
+                return false;
+            }
         }
+        true
     }
 
     /// Releases the lock; false if it was not held.
