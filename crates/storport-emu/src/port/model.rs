@@ -179,20 +179,31 @@ const DPC_WATCHDOG_VIOLATION: u32 = 0x133;
 
 /// A spin lock that stays held: on Windows the processor spins at
 /// DISPATCH_LEVEL until the DPC watchdog fires. Ends the call.
-fn spin_lock_deadlock(shared: &Shared, routine: Routine, kind: u32) -> ! {
+pub fn spin_lock_deadlock(shared: &Shared, routine: Routine, kind: u32) -> ! {
+    spin_lock_deadlock_in(
+        shared,
+        routine,
+        &format!("StorPortAcquireSpinLock({kind})"),
+        u64::from(kind),
+    )
+}
+
+/// As [`spin_lock_deadlock`], for any acquire routine and lock identity.
+pub fn spin_lock_deadlock_in(shared: &Shared, routine: Routine, acquire: &str, lock: u64) -> ! {
+    let kind = lock;
     let message = format!(
-        "StorPortAcquireSpinLock({kind}) in {} spun for {} s on a lock that was never released (a deadlock).",
+        "{acquire} in {} spun for {} s on a lock that was never released (a deadlock).",
         routine.name(),
         SPIN_LOCK_DEADLOCK.as_secs()
     );
     shared.report(Finding::bugcheck(
         Rule::DriverHang,
         DPC_WATCHDOG_VIOLATION,
-        vec![u64::from(kind)],
+        vec![kind],
         routine.name(),
         message.clone(),
     ));
-    super::cpu::abort_current_call(DPC_WATCHDOG_VIOLATION, [u64::from(kind), 0, 0, 0], message)
+    super::cpu::abort_current_call(DPC_WATCHDOG_VIOLATION, [kind, 0, 0, 0], message)
 }
 
 /// `RequestComplete`: the miniport hands an SRB back.

@@ -296,6 +296,8 @@ fn spin_acquire(lock: u64) {
     // SAFETY: the address is 8-aligned and readable, and a KSPIN_LOCK is a
     // pointer-sized word the kernel only ever accesses atomically.
     let word = unsafe { std::sync::atomic::AtomicU64::from_ptr(address as *mut u64) };
+    let started = std::time::Instant::now();
+    let mut spins: u32 = 0;
     while word
         .compare_exchange_weak(
             0,
@@ -306,6 +308,13 @@ fn spin_acquire(lock: u64) {
         .is_err()
     {
         std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(4096)
+            && started.elapsed() >= model::SPIN_LOCK_DEADLOCK
+            && let Some((shared, routine, _)) = context::current()
+        {
+            model::spin_lock_deadlock_in(&shared, routine, "KeAcquireSpinLock", lock);
+        }
     }
 }
 
