@@ -25,7 +25,9 @@ mod kernel {
     }
 
     /// Referenced by compiler_builtins' float code; the MSVC CRT defines it
-    /// and a driver links no CRT. Its value is never read.
+    /// and a driver links no CRT. Its value is never read. With the `wdk`
+    /// feature, wdk-sys defines it instead.
+    #[cfg(not(feature = "wdk"))]
     #[unsafe(no_mangle)]
     pub static _fltused: i32 = 0;
 
