@@ -43,28 +43,8 @@ impl Default for GateCpu {
     }
 }
 
-/// Creates one inert POSIX timer before the machine creates its watchdog
-/// timers.
-///
-/// The machine's watchdog treats timer id 0 as "no timer", but the first
-/// timer a Linux process creates has id 0: without this, the watchdog of the
-/// first thread that calls driver code would never fire.
-fn reserve_timer_id_zero() {
-    static RESERVED: std::sync::Once = std::sync::Once::new();
-    RESERVED.call_once(|| {
-        // SAFETY: all-zero is a valid sigevent; SIGEV_NONE is set below.
-        let mut event: libc::sigevent = unsafe { std::mem::zeroed() };
-        event.sigev_notify = libc::SIGEV_NONE;
-        let mut id: libc::timer_t = std::ptr::null_mut();
-        // SAFETY: valid pointers to a sigevent and a timer id; the timer
-        // never fires (SIGEV_NONE) and lives as long as the process.
-        let _ = unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &raw mut event, &raw mut id) };
-    });
-}
-
 impl Cpu for GateCpu {
     unsafe fn call(&self, target: usize, args: &[u64], irql: u8) -> Result<u64, CallFault> {
-        reserve_timer_id_zero();
         // SAFETY: the caller's contract is the gate's: `target` is win64
         // code that may run with `args`.
         let result = unsafe { gate::call(target, args, irql, self.timeout) };
