@@ -201,6 +201,17 @@ impl Adapter {
         }
     }
 
+    /// Loads the image with `registry` without running `DriverEntry` (to
+    /// install a fault plan or other port state first).
+    pub fn unentered(registry: Registry, service: &str) -> Self {
+        let port = bare_port(service, PortOptions::default().adapter_number);
+        port.set_registry(registry);
+        Self {
+            port,
+            service: service.to_owned(),
+        }
+    }
+
     /// Loads and starts an adapter on `registry`.
     pub fn start_on(registry: Registry, service: &str) -> Self {
         Self::start_numbered(registry, service, PortOptions::default().adapter_number)

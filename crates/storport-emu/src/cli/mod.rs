@@ -6,6 +6,9 @@
 //! adapter start, bus scan, LUN probe (with a write/read-back on writable
 //! disks and a flush), stop, `HwFreeAdapterResources`, unload.
 //!
+//! `--fail CALL@N[..]` (repeatable) makes the N-th call of a fallible import
+//! fail, as [`crate::port::faults`] describes.
+//!
 //! `storemu inf-lint FILE.inf` checks an INF against the rules of
 //! [`crate::inf::lint`] and prints one line per finding.
 //!
@@ -24,7 +27,7 @@ use crate::inf::{Inf, InstallOptions, install, install_default, service_name_for
 use crate::machine::loader;
 use crate::port::cpu::GateCpu;
 use crate::port::state::Event;
-use crate::port::{Finding, Port, PortError, PortOptions, Rule, exports};
+use crate::port::{FaultSpec, Finding, Port, PortError, PortOptions, Rule, exports};
 use crate::registry::{Registry, SetSpec, apply, parse_set};
 use scan::LunReport;
 
@@ -76,6 +79,7 @@ fn command() -> Command {
         .subcommand_required(true)
         .arg_required_else_help(true)
         .subcommand(Command::new("rules").about("List every verifier rule with its source and bug check"))
+        .subcommand(crate::serve::command::definition())
         .subcommand(
             Command::new("inf-lint")
                 .about("Check an INF for what InfVerif rejects in a Storport miniport INF")
@@ -110,7 +114,14 @@ fn command() -> Command {
                         .default_value("10000")
                         .help("Longest the port waits for a request's completion"),
                 )
-                .arg(Arg::new("allow-missing").long("allow-missing").action(ArgAction::SetTrue).help("Bind unimplemented imports to stubs that report when called")),
+                .arg(Arg::new("allow-missing").long("allow-missing").action(ArgAction::SetTrue).help("Bind unimplemented imports to stubs that report when called"))
+                .arg(
+                    Arg::new("fail")
+                        .long("fail")
+                        .value_name("CALL@N[..]")
+                        .action(ArgAction::Append)
+                        .help("Make the N-th call (and with `..` every later one) of a fallible import fail: ExAllocatePool2, ExAllocatePoolWithTag, ExAllocatePool, StorPortAllocatePool, StorPortAllocateMdl, StorPortAllocateRegistryBuffer, StorPortRegistryRead, StorPortRegistryWrite"),
+                ),
         )
 }
 
@@ -268,7 +279,7 @@ pub fn parse_sets(specs: &[String]) -> Result<Vec<SetSpec>, String> {
         .collect()
 }
 
-fn prepare_registry(args: &RunArgs, sets: &[SetSpec]) -> Result<(Registry, String), String> {
+pub(crate) fn prepare_registry(args: &RunArgs, sets: &[SetSpec]) -> Result<(Registry, String), String> {
     let mut registry = Registry::new();
     let service = if let Some(path) = &args.inf {
         let bytes = std::fs::read(path).map_err(|e| {
@@ -301,9 +312,29 @@ fn prepare_registry(args: &RunArgs, sets: &[SetSpec]) -> Result<(Registry, Strin
     Ok((registry, service))
 }
 
+/// Parses every `--fail CALL@N[..]`, before anything is loaded.
+///
+/// # Errors
+///
+/// The first malformed option, as a sentence.
+pub fn parse_faults(specs: &[String]) -> Result<Vec<FaultSpec>, String> {
+    specs
+        .iter()
+        .map(|s| s.parse().map_err(|e| format!("--fail {s}: {e}")))
+        .collect()
+}
+
 /// Runs `storemu run` and returns its report.
 #[must_use]
 pub fn run(args: &RunArgs, sets: &[SetSpec]) -> RunReport {
+    run_with_faults(args, sets, &[])
+}
+
+/// Runs `storemu run` with the fault plan `faults` (`--fail`) and returns
+/// its report; the log names every injected failure and, at the end, how
+/// many calls of each fallible import the driver made.
+#[must_use]
+pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -> RunReport {
     let bytes = match std::fs::read(&args.driver) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -342,8 +373,27 @@ pub fn run(args: &RunArgs, sets: &[SetSpec]) -> RunReport {
     let port = Port::new(entry, Arc::new(cpu), options, Some(Box::new(image)));
     port.set_registry(registry);
     port.log(format!("loaded {name}"));
+    if !faults.is_empty() {
+        port.inject_faults(faults.to_vec());
+    }
     let luns = life_cycle(&port);
     port.unload();
+    if !faults.is_empty() {
+        let calls: Vec<String> = port
+            .fault_calls()
+            .iter()
+            .map(|(call, count)| format!("{call} x{count}"))
+            .collect();
+        port.log(format!(
+            "fault injection: {} failure(s) injected; fallible calls made: {}",
+            port.injected_faults().len(),
+            if calls.is_empty() {
+                "none".to_owned()
+            } else {
+                calls.join(", ")
+            }
+        ));
+    }
     let findings = port.findings();
     RunReport {
         outcome: outcome_of(&findings),
@@ -468,6 +518,7 @@ pub fn main() -> ExitCode {
     };
     let run_matches = match matches.subcommand() {
         Some(("run", run_matches)) => run_matches,
+        Some(("serve", serve_matches)) => return crate::serve::command::main(serve_matches),
         Some(("rules", _)) => {
             print!("{}", rule_table());
             return ExitCode::from(EXIT_CLEAN);
@@ -490,7 +541,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let report = run(&args, &sets);
+    let faults = match parse_faults(
+        &run_matches
+            .get_many::<String>("fail")
+            .map(|v| v.cloned().collect::<Vec<_>>())
+            .unwrap_or_default(),
+    ) {
+        Ok(faults) => faults,
+        Err(message) => {
+            eprintln!("storemu: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let report = run_with_faults(&args, &sets, &faults);
     if args.json {
         println!("{}", report.to_json());
     } else {

@@ -22,6 +22,7 @@ use storport_sys::{HW_INITIALIZATION_DATA, PORT_CONFIGURATION_INFORMATION, adapt
 
 use super::context::{self, Routine};
 use super::cpu::{CallFault, Cpu};
+use super::faults::{FaultPlan, FaultSpec, InjectedFault};
 use super::model::{DIRQL, DISPATCH_LEVEL, STATUS_SUCCESS};
 use super::regglue::RegistryPort;
 use super::rules::{Finding, Rule};
@@ -226,6 +227,28 @@ impl Port {
     /// Records a life-cycle line.
     pub fn log(&self, text: impl Into<String>) {
         self.shared.phase(text);
+    }
+
+    /// Installs a fault plan: the calls `specs` name will fail (see
+    /// [`super::faults`]). Call counts start again from zero.
+    pub fn inject_faults(&self, specs: Vec<FaultSpec>) {
+        for spec in &specs {
+            self.log(format!("fault injection planned: {spec}"));
+        }
+        *lock(&self.shared.faults) = FaultPlan::new(specs);
+    }
+
+    /// How many calls of each fallible import the driver made so far
+    /// (names never called are absent).
+    #[must_use]
+    pub fn fault_calls(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        lock(&self.shared.faults).calls()
+    }
+
+    /// The failures the fault plan injected so far, in order.
+    #[must_use]
+    pub fn injected_faults(&self) -> Vec<InjectedFault> {
+        lock(&self.shared.faults).injected().to_vec()
     }
 
     /// The init data the miniport registered.

@@ -11,6 +11,9 @@
 //!   threads) → Stop / Restart / SetRunningConfig / HwResetBus on request →
 //!   HwFreeAdapterResources ([`Port::remove`]) → unload with leak checks.
 //! - [`rules`]: every verifier rule, its stable name and its source.
+//! - [`faults`]: fault injection — the N-th call of a fallible import
+//!   (pool, registry buffer, registry read/write) fails
+//!   ([`Port::inject_faults`], `storemu run --fail CALL@N`).
 //!
 //! # Host-linked mode
 //!
@@ -96,6 +99,7 @@ pub mod adapter;
 pub mod context;
 pub mod cpu;
 pub mod exports;
+pub mod faults;
 pub mod mem;
 pub mod model;
 pub mod pool;
@@ -105,5 +109,6 @@ pub mod srb;
 pub mod state;
 
 pub use adapter::{Port, PortError, PortOptions};
+pub use faults::{FaultPlan, FaultSpec, InjectedFault};
 pub use rules::{Finding, Rule};
 pub use srb::{DataDirection, SrbResult};

@@ -296,7 +296,7 @@ pub fn pool_allocate(
     shared: &Shared,
     routine: Routine,
     irql: u8,
-    export: &str,
+    export: &'static str,
     size: usize,
     tag: u32,
     zeroed: bool,
@@ -308,6 +308,9 @@ pub fn pool_allocate(
             vec![size as u64, u64::from(tag)],
             format!("{export} of {size} bytes with tag '{}' was called in HwStartIo (IRQL {irql}); HwStartIo must not allocate.", tag_text(tag)),
         );
+    }
+    if shared.inject_fault(export, routine) {
+        return None;
     }
     lock(&shared.pool).allocate(size, tag, zeroed, routine.name())
 }
@@ -330,6 +333,9 @@ pub fn mdl_allocate(shared: &Shared, routine: Routine, buffer: u64, length: u32)
     let offset = buffer & 0xFFF;
     let pages = (offset + u64::from(length)).div_ceil(4096).max(1);
     let size = 0x30 + usize::try_from(pages).ok()? * 8;
+    if shared.inject_fault("StorPortAllocateMdl", routine) {
+        return None;
+    }
     let mdl =
         lock(&shared.pool).allocate(size, u32::from_le_bytes(*b"SpMd"), true, routine.name())?;
     let mut header = [0_u8; 0x30];

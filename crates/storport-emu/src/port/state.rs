@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use storport_sys::HW_INITIALIZATION_DATA;
 
 use super::context::Routine;
+use super::faults::FaultPlan;
 use super::pool::Pool;
 use super::regglue::RegistryPort;
 use super::rules::{Finding, Rule};
@@ -116,6 +117,8 @@ pub struct Shared {
     pub dpcs: Mutex<VecDeque<[u64; 4]>>,
     /// Set once a bug check has been raised.
     pub bugchecked: AtomicBool,
+    /// Calls of fallible imports counted so far, and the ones to fail.
+    pub faults: Mutex<FaultPlan>,
 }
 
 /// Locks `mutex`, recovering the data if a panicking thread poisoned it.
@@ -137,6 +140,16 @@ impl Shared {
     /// Records a finding for `rule` raised in `routine`.
     pub fn violation(&self, rule: Rule, routine: Routine, params: Vec<u64>, message: String) {
         self.report(Finding::new(rule, routine.name(), params, message));
+    }
+
+    /// Counts one call of the fallible import `call` made from `routine`;
+    /// true when the fault plan says it fails (the failure is logged).
+    pub fn inject_fault(&self, call: &'static str, routine: Routine) -> bool {
+        let injected = lock(&self.faults).on_call(call, routine.name());
+        injected.is_some_and(|fault| {
+            self.phase(fault.to_string());
+            true
+        })
     }
 
     /// Records a life-cycle step.

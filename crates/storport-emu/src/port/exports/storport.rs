@@ -103,6 +103,9 @@ unsafe extern "win64" fn allocate_registry_buffer(_extension: u64, length: u64) 
     if !registry_irql_ok(&shared, routine, irql, "StorPortAllocateRegistryBuffer") {
         return 0;
     }
+    if shared.inject_fault("StorPortAllocateRegistryBuffer", routine) {
+        return 0;
+    }
     let allocated = lock(&shared.registry).allocate(wanted);
     match allocated {
         Some((address, size)) => {
@@ -171,6 +174,9 @@ unsafe extern "win64" fn registry_read(
     if !registry_irql_ok(&shared, routine, irql, "StorPortRegistryRead") {
         return fail(0);
     }
+    if shared.inject_fault("StorPortRegistryRead", routine) {
+        return fail(0);
+    }
     let Some(name) = value_name(name) else {
         return fail(0);
     };
@@ -206,6 +212,9 @@ unsafe extern "win64" fn registry_write(
         return 0;
     };
     if !registry_irql_ok(&shared, routine, irql, "StorPortRegistryWrite") {
+        return 0;
+    }
+    if shared.inject_fault("StorPortRegistryWrite", routine) {
         return 0;
     }
     let Some(name) = value_name(name) else {
