@@ -274,7 +274,7 @@ const fn load_error(message: String) -> RunReport {
 pub fn parse_sets(specs: &[String]) -> Result<Vec<SetSpec>, String> {
     specs
         .iter()
-        .map(|s| parse_set(s).map_err(|e| format!("--set {s}: {e}")))
+        .map(|s| parse_set(s).map_err(|e| format!("{e} Nothing was run.")))
         .collect()
 }
 
