@@ -8,3 +8,4 @@ pub mod inf;
 pub mod machine;
 pub mod port;
 pub mod registry;
+pub mod serve;

@@ -79,6 +79,7 @@ fn command() -> Command {
         .subcommand_required(true)
         .arg_required_else_help(true)
         .subcommand(Command::new("rules").about("List every verifier rule with its source and bug check"))
+        .subcommand(crate::serve::command::definition())
         .subcommand(
             Command::new("inf-lint")
                 .about("Check an INF for what InfVerif rejects in a Storport miniport INF")
@@ -278,7 +279,10 @@ pub fn parse_sets(specs: &[String]) -> Result<Vec<SetSpec>, String> {
         .collect()
 }
 
-fn prepare_registry(args: &RunArgs, sets: &[SetSpec]) -> Result<(Registry, String), String> {
+pub(crate) fn prepare_registry(
+    args: &RunArgs,
+    sets: &[SetSpec],
+) -> Result<(Registry, String), String> {
     let mut registry = Registry::new();
     let service = if let Some(path) = &args.inf {
         let bytes = std::fs::read(path).map_err(|e| {
@@ -517,6 +521,7 @@ pub fn main() -> ExitCode {
     };
     let run_matches = match matches.subcommand() {
         Some(("run", run_matches)) => run_matches,
+        Some(("serve", serve_matches)) => return crate::serve::command::main(serve_matches),
         Some(("rules", _)) => {
             print!("{}", rule_table());
             return ExitCode::from(EXIT_CLEAN);

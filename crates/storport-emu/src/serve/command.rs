@@ -1,0 +1,211 @@
+//! The `storemu serve` subcommand.
+//!
+//! `storemu serve DRIVER.sys [--inf FILE.inf] [--set ...] [--nbd ADDR:PORT]
+//! [--iscsi ADDR:PORT]` starts the adapter as `storemu run` does, prints
+//! one `listening` line per front end and one `export` line per LUN, then
+//! serves until SIGINT or SIGTERM. Then it closes every connection, stops
+//! and removes the adapter, unloads the driver (leak checks) and prints the
+//! findings. Exit status as `storemu run`: 0 clean, 1 findings, 2 the
+//! driver could not be started, 64 usage error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+
+use super::{Adapter, DEFAULT_NBD, ServeConfig, Server};
+use crate::cli::{
+    DEFAULT_SRB_TIMEOUT_MS, DEFAULT_WATCHDOG_MS, EXIT_CLEAN, EXIT_FINDINGS, EXIT_LOAD_ERROR,
+    EXIT_USAGE, RunArgs, parse_sets,
+};
+
+/// The grammar of `storemu serve`.
+#[must_use]
+pub fn definition() -> Command {
+    Command::new("serve")
+        .about("Start DRIVER's adapter and serve its disks over NBD and iSCSI until SIGINT/SIGTERM")
+        .arg(
+            Arg::new("driver")
+                .value_name("DRIVER.sys")
+                .required(true)
+                .value_parser(value_parser!(PathBuf))
+                .help("The driver image (PE32+ for x64)"),
+        )
+        .arg(
+            Arg::new("inf")
+                .long("inf")
+                .value_name("FILE.inf")
+                .value_parser(value_parser!(PathBuf))
+                .help("INF to install the driver from"),
+        )
+        .arg(
+            Arg::new("set")
+                .long("set")
+                .value_name("[SUBKEY\\]NAME=TYPE:VALUE")
+                .action(ArgAction::Append)
+                .help("Registry value to set after installation, as for `storemu run`"),
+        )
+        .arg(
+            Arg::new("nbd")
+                .long("nbd")
+                .value_name("ADDR:PORT")
+                .value_parser(value_parser!(SocketAddr))
+                .help("NBD listen address (default 127.0.0.1:10809; port 0 picks a free one)"),
+        )
+        .arg(
+            Arg::new("iscsi")
+                .long("iscsi")
+                .value_name("ADDR:PORT")
+                .value_parser(value_parser!(SocketAddr))
+                .help("iSCSI listen address (default 127.0.0.1:3260; port 0 picks a free one)"),
+        )
+        .arg(
+            Arg::new("no-nbd")
+                .long("no-nbd")
+                .action(ArgAction::SetTrue)
+                .help("Do not serve NBD"),
+        )
+        .arg(
+            Arg::new("no-iscsi")
+                .long("no-iscsi")
+                .action(ArgAction::SetTrue)
+                .help("Do not serve iSCSI"),
+        )
+        .arg(
+            Arg::new("watchdog-ms")
+                .long("watchdog-ms")
+                .value_name("MS")
+                .value_parser(value_parser!(u64).range(1..))
+                .default_value("10000")
+                .help("Longest a driver callback may run before the watchdog stops it"),
+        )
+        .arg(
+            Arg::new("srb-timeout-ms")
+                .long("srb-timeout-ms")
+                .value_name("MS")
+                .value_parser(value_parser!(u64).range(1..))
+                .default_value("10000")
+                .help("Longest the port waits for a request's completion"),
+        )
+        .arg(
+            Arg::new("allow-missing")
+                .long("allow-missing")
+                .action(ArgAction::SetTrue)
+                .help("Bind unimplemented imports to stubs that report when called"),
+        )
+}
+
+fn run_args(matches: &ArgMatches) -> RunArgs {
+    RunArgs {
+        driver: matches
+            .get_one::<PathBuf>("driver")
+            .cloned()
+            .unwrap_or_default(),
+        inf: matches.get_one::<PathBuf>("inf").cloned(),
+        set: matches
+            .get_many::<String>("set")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
+        json: false,
+        allow_missing: matches.get_flag("allow-missing"),
+        watchdog_ms: matches
+            .get_one::<u64>("watchdog-ms")
+            .copied()
+            .unwrap_or(DEFAULT_WATCHDOG_MS),
+        srb_timeout_ms: matches
+            .get_one::<u64>("srb-timeout-ms")
+            .copied()
+            .unwrap_or(DEFAULT_SRB_TIMEOUT_MS),
+    }
+}
+
+fn address(matches: &ArgMatches, name: &str, default: &str) -> Option<SocketAddr> {
+    if matches.get_flag(&format!("no-{name}")) {
+        return None;
+    }
+    matches
+        .get_one::<SocketAddr>(name)
+        .copied()
+        .or_else(|| default.parse().ok())
+}
+
+/// Runs `storemu serve`.
+#[must_use]
+pub fn main(matches: &ArgMatches) -> ExitCode {
+    let args = run_args(matches);
+    let sets = match parse_sets(&args.set) {
+        Ok(sets) => sets,
+        Err(message) => {
+            eprintln!("storemu: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let config = ServeConfig {
+        nbd: address(matches, "nbd", DEFAULT_NBD),
+        iscsi: address(matches, "iscsi", super::DEFAULT_ISCSI),
+    };
+    // Catch the signals before any thread exists, so none is lost.
+    let (signalled, stop) = mpsc::channel::<()>();
+    if let Err(error) = ctrlc::set_handler(move || {
+        let _ = signalled.send(());
+    }) {
+        eprintln!(
+            "storemu: the SIGINT/SIGTERM handler cannot be installed ({error}); nothing was served."
+        );
+        return ExitCode::from(EXIT_LOAD_ERROR);
+    }
+    let adapter = match Adapter::start(&args, &sets) {
+        Ok(adapter) => adapter,
+        Err(message) => {
+            eprintln!("storemu: {message}");
+            return ExitCode::from(EXIT_LOAD_ERROR);
+        }
+    };
+    let backend = adapter.backend();
+    for lun in backend.luns() {
+        println!(
+            "export {} LUN {}:{}:{} type {} {} blocks of {} bytes{}",
+            lun.name,
+            lun.address.0,
+            lun.address.1,
+            lun.address.2,
+            lun.device_type,
+            lun.blocks,
+            lun.block_size,
+            if lun.read_only { " read-only" } else { "" }
+        );
+    }
+    let server = match Server::start(&backend, &config) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!(
+                "storemu: cannot listen on the requested address ({error}); the adapter is stopped and nothing was served."
+            );
+            let _ = adapter.finish();
+            return ExitCode::from(EXIT_LOAD_ERROR);
+        }
+    };
+    if let Some(address) = server.nbd_address() {
+        println!("listening nbd {address}");
+    }
+    if let Some(address) = server.iscsi_address() {
+        println!("listening iscsi {address}");
+    }
+    // stdout is a pipe for scripts and tests: make the lines visible now.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let _ = stop.recv();
+    println!("stopping: closing connections");
+    server.shutdown();
+    let findings = adapter.finish();
+    for finding in &findings {
+        println!("!! {finding}");
+    }
+    println!("outcome: {} finding(s)", findings.len());
+    ExitCode::from(if findings.is_empty() {
+        EXIT_CLEAN
+    } else {
+        EXIT_FINDINGS
+    })
+}

@@ -1,0 +1,314 @@
+//! `storemu serve`: the miniport's disks as network block devices.
+//!
+//! - [`backend`]: the started adapter and its LUNs; block operations
+//!   become SCSI CDBs sent to the miniport as SRBs.
+//! - [`nbd`]: an NBD server (fixed newstyle), one export per disk LUN.
+//! - [`Server`]: listeners and one thread per connection, on blocking
+//!   sockets; [`Server::shutdown`] closes every connection and waits for
+//!   its thread.
+//! - [`Adapter`]: loads and starts the driver as `storemu run` does, and
+//!   after serving stops it, removes it and unloads it with the leak checks.
+//!
+//! Addresses default to the loopback interface; another interface is
+//! served only when named explicitly.
+
+pub mod backend;
+pub mod command;
+pub mod nbd;
+
+use std::collections::HashMap;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+use crate::machine::loader;
+use crate::port::cpu::GateCpu;
+use crate::port::{Finding, Port, PortOptions, exports};
+use crate::registry::SetSpec;
+use backend::Backend;
+
+/// Default NBD address (IANA port 10809 on loopback).
+pub const DEFAULT_NBD: &str = "127.0.0.1:10809";
+/// Default iSCSI address (IANA port 3260 on loopback).
+pub const DEFAULT_ISCSI: &str = "127.0.0.1:3260";
+/// Most connections served at once; more are closed on accept.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How often the accept loops look at the stop flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
+/// A started adapter with its LUNs, ready to serve.
+pub struct Adapter {
+    port: Arc<Port>,
+    backend: Arc<Backend>,
+}
+
+impl Adapter {
+    /// Loads the driver, installs it into the emulated registry (from the
+    /// INF and `--set` values, as `storemu run` does), runs `DriverEntry`,
+    /// starts the adapter and scans its bus.
+    ///
+    /// # Errors
+    ///
+    /// A sentence saying what failed; findings recorded so far are in it.
+    pub fn start(args: &RunArgs, sets: &[SetSpec]) -> Result<Self, String> {
+        let bytes = std::fs::read(&args.driver).map_err(|e| {
+            format!(
+                "the driver image {} cannot be read ({e}); nothing was served.",
+                args.driver.display()
+            )
+        })?;
+        let (registry, service) = crate::cli::prepare_registry(args, sets)?;
+        let name = args
+            .driver
+            .file_name()
+            .map_or_else(|| "driver".to_owned(), |n| n.to_string_lossy().into_owned());
+        let image = loader::load_named(&name, &bytes, &exports::resolve, args.allow_missing)
+            .map_err(|e| format!("{} cannot be loaded: {e}", args.driver.display()))?;
+        let entry = image.entry_point().ok_or_else(|| {
+            format!(
+                "{} has no entry point (DriverEntry); nothing was served.",
+                args.driver.display()
+            )
+        })?;
+        let cpu = GateCpu {
+            timeout: Duration::from_millis(args.watchdog_ms),
+        };
+        let options = PortOptions {
+            service,
+            srb_timeout: Duration::from_millis(args.srb_timeout_ms),
+            ..PortOptions::default()
+        };
+        let port = Arc::new(Port::new(
+            entry,
+            Arc::new(cpu),
+            options,
+            Some(Box::new(image)),
+        ));
+        port.set_registry(registry);
+        port.log(format!("loaded {name}"));
+        let failed = |port: &Port, what: String| {
+            let findings: Vec<String> = port.findings().iter().map(ToString::to_string).collect();
+            if findings.is_empty() {
+                what
+            } else {
+                format!("{what} Findings: {}", findings.join("; "))
+            }
+        };
+        if let Err(e) = port.driver_entry() {
+            port.unload();
+            return Err(failed(&port, format!("{e} Nothing was served.")));
+        }
+        if let Err(e) = port.start() {
+            if !port.bugchecked() {
+                let _ = port.remove();
+            }
+            port.unload();
+            return Err(failed(&port, format!("{e} Nothing was served.")));
+        }
+        match Backend::discover(Arc::clone(&port)) {
+            Ok(backend) => Ok(Self {
+                port,
+                backend: Arc::new(backend),
+            }),
+            Err(e) => {
+                let _ = port.stop();
+                let _ = port.remove();
+                port.unload();
+                Err(failed(
+                    &port,
+                    format!("the bus scan failed: {e} Nothing was served."),
+                ))
+            }
+        }
+    }
+
+    /// The back end the front ends share.
+    #[must_use]
+    pub fn backend(&self) -> Arc<Backend> {
+        Arc::clone(&self.backend)
+    }
+
+    /// The port.
+    #[must_use]
+    pub const fn port(&self) -> &Arc<Port> {
+        &self.port
+    }
+
+    /// Stops the adapter (`ScsiStopAdapter`), removes it
+    /// (`HwFreeAdapterResources`), unloads the driver with the leak checks,
+    /// and returns every finding of the run.
+    #[must_use]
+    pub fn finish(self) -> Vec<Finding> {
+        if !self.port.bugchecked() {
+            let _ = self.port.stop();
+        }
+        if !self.port.bugchecked() {
+            let _ = self.port.remove();
+        }
+        self.port.unload();
+        self.port.findings()
+    }
+}
+
+/// Which front ends to run, and where.
+#[derive(Clone, Debug, Default)]
+pub struct ServeConfig {
+    /// NBD listen address.
+    pub nbd: Option<SocketAddr>,
+    /// iSCSI listen address.
+    pub iscsi: Option<SocketAddr>,
+}
+
+type Connections = Arc<Mutex<HashMap<u64, TcpStream>>>;
+
+/// The listeners and connection threads of one `serve`.
+pub struct Server {
+    stop: Arc<AtomicBool>,
+    connections: Connections,
+    threads: Vec<JoinHandle<()>>,
+    nbd: Option<SocketAddr>,
+    iscsi: Option<SocketAddr>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a front end does with one accepted connection.
+type Handler = Arc<dyn Fn(&Backend, TcpStream) + Send + Sync>;
+
+impl Server {
+    /// Binds the listeners of `config` and starts accepting.
+    ///
+    /// # Errors
+    ///
+    /// When an address cannot be bound.
+    pub fn start(backend: &Arc<Backend>, config: &ServeConfig) -> std::io::Result<Self> {
+        let mut server = Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            connections: Arc::new(Mutex::new(HashMap::new())),
+            threads: Vec::new(),
+            nbd: None,
+            iscsi: None,
+        };
+        if let Some(address) = config.nbd {
+            let handler: Handler = Arc::new(|backend: &Backend, mut stream: TcpStream| {
+                let ended = nbd::serve_connection(backend, &mut stream);
+                if let nbd::Ended::ProtocolError(message) = ended {
+                    backend
+                        .port()
+                        .log(format!("NBD connection closed: {message}"));
+                }
+            });
+            server.nbd = Some(server.listen(address, Arc::clone(backend), handler)?);
+        }
+        if let Some(address) = config.iscsi {
+            let _ = address;
+        }
+        Ok(server)
+    }
+
+    /// The bound NBD address.
+    #[must_use]
+    pub const fn nbd_address(&self) -> Option<SocketAddr> {
+        self.nbd
+    }
+
+    /// The bound iSCSI address.
+    #[must_use]
+    pub const fn iscsi_address(&self) -> Option<SocketAddr> {
+        self.iscsi
+    }
+
+    fn listen(
+        &mut self,
+        address: SocketAddr,
+        backend: Arc<Backend>,
+        handler: Handler,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(address)?;
+        let bound = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::clone(&self.stop);
+        let connections = Arc::clone(&self.connections);
+        let accept = std::thread::Builder::new()
+            .name(format!("accept {bound}"))
+            .spawn(move || accept_loop(&listener, &stop, &connections, &backend, &handler))?;
+        self.threads.push(accept);
+        Ok(bound)
+    }
+
+    /// Stops accepting, closes every connection and waits for the threads.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Release);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn accept_loop(
+    listener: &TcpListener,
+    stop: &AtomicBool,
+    connections: &Connections,
+    backend: &Arc<Backend>,
+    handler: &Handler,
+) {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    while !stop.load(Ordering::Acquire) {
+        workers.retain(|w| !w.is_finished());
+        match listener.accept() {
+            Ok((stream, _peer)) => {
+                if workers.len() >= MAX_CONNECTIONS || stream.set_nonblocking(false).is_err() {
+                    let _ = stream.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                if let Ok(clone) = stream.try_clone() {
+                    lock(connections).insert(id, clone);
+                }
+                let backend = Arc::clone(backend);
+                let handler = Arc::clone(handler);
+                let registry = Arc::clone(connections);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("connection {id}"))
+                    .spawn(move || {
+                        handler(&backend, stream);
+                        lock(&registry).remove(&id);
+                    });
+                if let Ok(worker) = spawned {
+                    workers.push(worker);
+                } else {
+                    let stream = lock(connections).remove(&id);
+                    if let Some(stream) = stream {
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(ACCEPT_POLL);
+            }
+            Err(_) => std::thread::sleep(ACCEPT_POLL),
+        }
+    }
+    for stream in lock(connections).values() {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    for worker in workers {
+        let _ = worker.join();
+    }
+}

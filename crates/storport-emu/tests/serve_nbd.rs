@@ -1,0 +1,454 @@
+//! `storemu serve` over NBD on the real vstor.sys: the fixed newstyle
+//! handshake and options, the block commands (each through the miniport),
+//! and hostile input. Numbers are written out from the NBD protocol
+//! description (`doc/proto.md`), not taken from the server.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+#[expect(dead_code, reason = "each test binary uses part of the shared harness")]
+mod port_support;
+#[expect(dead_code, reason = "each test binary uses part of the shared harness")]
+mod serve_support;
+
+use serve_support::Served;
+
+const IHAVEOPT: u64 = 0x4948_4156_454F_5054;
+const REPLY_MAGIC: u64 = 0x0003_E889_0455_65A9;
+const OPT_EXPORT_NAME: u32 = 1;
+const OPT_ABORT: u32 = 2;
+const OPT_LIST: u32 = 3;
+const OPT_STARTTLS: u32 = 5;
+const OPT_INFO: u32 = 6;
+const OPT_GO: u32 = 7;
+const OPT_STRUCTURED_REPLY: u32 = 8;
+const REP_ACK: u32 = 1;
+const REP_SERVER: u32 = 2;
+const REP_INFO: u32 = 3;
+const REP_ERR_UNSUP: u32 = 0x8000_0001;
+const REP_ERR_INVALID: u32 = 0x8000_0003;
+const REP_ERR_UNKNOWN: u32 = 0x8000_0006;
+const REP_ERR_TOO_BIG: u32 = 0x8000_0009;
+const CMD_READ: u16 = 0;
+const CMD_WRITE: u16 = 1;
+const CMD_DISC: u16 = 2;
+const CMD_FLUSH: u16 = 3;
+const CMD_TRIM: u16 = 4;
+const CMD_WRITE_ZEROES: u16 = 6;
+const FLAG_FUA: u16 = 1;
+const EPERM: u32 = 1;
+const EINVAL: u32 = 22;
+const ENOSPC: u32 = 28;
+/// vstor's INF default disk: 64 MiB.
+const DISK_BYTES: u64 = 64 << 20;
+
+struct Client {
+    stream: TcpStream,
+}
+
+struct OptionReply {
+    option: u32,
+    kind: u32,
+    data: Vec<u8>,
+}
+
+impl Client {
+    /// Connects and completes the greeting with `FIXED_NEWSTYLE | NO_ZEROES`.
+    fn connect(address: SocketAddr) -> Self {
+        let stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut client = Self { stream };
+        let mut hello = [0_u8; 18];
+        client.stream.read_exact(&mut hello).expect("greeting");
+        assert_eq!(&hello[..8], b"NBDMAGIC");
+        assert_eq!(
+            u64::from_be_bytes(hello[8..16].try_into().unwrap()),
+            IHAVEOPT
+        );
+        let flags = u16::from_be_bytes([hello[16], hello[17]]);
+        assert_eq!(flags & 3, 3, "FIXED_NEWSTYLE and NO_ZEROES offered");
+        client.stream.write_all(&3_u32.to_be_bytes()).unwrap();
+        client
+    }
+
+    fn send_option(&mut self, option: u32, data: &[u8]) {
+        let mut out = IHAVEOPT.to_be_bytes().to_vec();
+        out.extend_from_slice(&option.to_be_bytes());
+        out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(data);
+        self.stream.write_all(&out).unwrap();
+    }
+
+    fn reply(&mut self) -> OptionReply {
+        let mut header = [0_u8; 20];
+        self.stream.read_exact(&mut header).expect("option reply");
+        assert_eq!(
+            u64::from_be_bytes(header[..8].try_into().unwrap()),
+            REPLY_MAGIC
+        );
+        let length = u32::from_be_bytes(header[16..20].try_into().unwrap());
+        assert!(length < 65536);
+        let mut data = vec![0; length as usize];
+        self.stream.read_exact(&mut data).unwrap();
+        OptionReply {
+            option: u32::from_be_bytes(header[8..12].try_into().unwrap()),
+            kind: u32::from_be_bytes(header[12..16].try_into().unwrap()),
+            data,
+        }
+    }
+
+    fn info_request(name: &str, requests: &[u16]) -> Vec<u8> {
+        let mut data = u32::try_from(name.len()).unwrap().to_be_bytes().to_vec();
+        data.extend_from_slice(name.as_bytes());
+        data.extend_from_slice(&u16::try_from(requests.len()).unwrap().to_be_bytes());
+        for r in requests {
+            data.extend_from_slice(&r.to_be_bytes());
+        }
+        data
+    }
+
+    /// `OPT_GO` on `name`; returns (size, transmission flags, block sizes).
+    fn go(&mut self, name: &str) -> (u64, u16, [u32; 3]) {
+        self.send_option(OPT_GO, &Self::info_request(name, &[3]));
+        let mut export = None;
+        let mut sizes = None;
+        loop {
+            let reply = self.reply();
+            assert_eq!(reply.option, OPT_GO);
+            match reply.kind {
+                REP_INFO => match u16::from_be_bytes([reply.data[0], reply.data[1]]) {
+                    0 => {
+                        export = Some((
+                            u64::from_be_bytes(reply.data[2..10].try_into().unwrap()),
+                            u16::from_be_bytes([reply.data[10], reply.data[11]]),
+                        ));
+                    }
+                    3 => {
+                        let v =
+                            |i: usize| u32::from_be_bytes(reply.data[i..i + 4].try_into().unwrap());
+                        sizes = Some([v(2), v(6), v(10)]);
+                    }
+                    _ => {}
+                },
+                REP_ACK => break,
+                other => panic!("OPT_GO {name}: reply type {other:#x}"),
+            }
+        }
+        let (size, flags) = export.expect("NBD_INFO_EXPORT");
+        (size, flags, sizes.expect("NBD_INFO_BLOCK_SIZE"))
+    }
+
+    fn request(
+        &mut self,
+        command: u16,
+        flags: u16,
+        cookie: u64,
+        offset: u64,
+        length: u32,
+        data: &[u8],
+    ) {
+        let mut out = 0x2560_9513_u32.to_be_bytes().to_vec();
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(&command.to_be_bytes());
+        out.extend_from_slice(&cookie.to_be_bytes());
+        out.extend_from_slice(&offset.to_be_bytes());
+        out.extend_from_slice(&length.to_be_bytes());
+        out.extend_from_slice(data);
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// The error of the simple reply to `cookie`, and `read` bytes of data on success.
+    fn simple_reply(&mut self, cookie: u64, read: usize) -> (u32, Vec<u8>) {
+        let mut header = [0_u8; 16];
+        self.stream.read_exact(&mut header).expect("simple reply");
+        assert_eq!(
+            u32::from_be_bytes(header[..4].try_into().unwrap()),
+            0x6744_6698
+        );
+        assert_eq!(
+            u64::from_be_bytes(header[8..16].try_into().unwrap()),
+            cookie
+        );
+        let error = u32::from_be_bytes(header[4..8].try_into().unwrap());
+        let mut data = vec![0; if error == 0 { read } else { 0 }];
+        self.stream.read_exact(&mut data).unwrap();
+        (error, data)
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8], flags: u16) -> u32 {
+        self.request(
+            CMD_WRITE,
+            flags,
+            7,
+            offset,
+            u32::try_from(data.len()).unwrap(),
+            data,
+        );
+        self.simple_reply(7, 0).0
+    }
+
+    fn read(&mut self, offset: u64, length: u32) -> Result<Vec<u8>, u32> {
+        self.request(CMD_READ, 0, 9, offset, length, &[]);
+        match self.simple_reply(9, length as usize) {
+            (0, data) => Ok(data),
+            (error, _) => Err(error),
+        }
+    }
+
+    fn command(&mut self, command: u16, flags: u16, offset: u64, length: u32) -> u32 {
+        self.request(command, flags, 11, offset, length, &[]);
+        self.simple_reply(11, 0).0
+    }
+
+    /// Whether the server closed the connection (EOF or reset within the timeout).
+    fn closed(&mut self) -> bool {
+        let mut buffer = [0_u8; 64];
+        loop {
+            match self.stream.read(&mut buffer) {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+fn pattern(length: usize, seed: u8) -> Vec<u8> {
+    (0..length)
+        .map(|i| u8::try_from((i * 7 + usize::from(seed)) % 251).unwrap() ^ seed)
+        .collect()
+}
+
+#[test]
+fn options_list_info_and_refusals() {
+    let served = Served::start(&["DiskCount=dword:2"], &["nbd"]);
+    let mut client = Client::connect(served.nbd());
+    client.send_option(OPT_LIST, &[]);
+    let mut names = Vec::new();
+    loop {
+        let reply = client.reply();
+        match reply.kind {
+            REP_SERVER => names.push(String::from_utf8(reply.data[4..].to_vec()).unwrap()),
+            REP_ACK => break,
+            other => panic!("OPT_LIST reply {other:#x}"),
+        }
+    }
+    assert_eq!(names, ["lun0", "lun1"]);
+    client.send_option(OPT_LIST, b"x");
+    assert_eq!(client.reply().kind, REP_ERR_INVALID);
+    client.send_option(OPT_INFO, &Client::info_request("lun9", &[]));
+    assert_eq!(client.reply().kind, REP_ERR_UNKNOWN);
+    client.send_option(OPT_INFO, &[0, 0, 0, 200, b'l']);
+    assert_eq!(
+        client.reply().kind,
+        REP_ERR_INVALID,
+        "name length past the data"
+    );
+    for unsupported in [OPT_STARTTLS, OPT_STRUCTURED_REPLY, 0x4242] {
+        client.send_option(unsupported, &[]);
+        let reply = client.reply();
+        assert_eq!((reply.option, reply.kind), (unsupported, REP_ERR_UNSUP));
+    }
+    client.send_option(OPT_INFO, &Client::info_request("lun1", &[1]));
+    let mut saw_name = false;
+    loop {
+        let reply = client.reply();
+        match reply.kind {
+            REP_INFO if reply.data[..2] == [0, 1] => {
+                assert_eq!(&reply.data[2..], b"lun1");
+                saw_name = true;
+            }
+            REP_INFO => {}
+            REP_ACK => break,
+            other => panic!("OPT_INFO reply {other:#x}"),
+        }
+    }
+    assert!(saw_name, "NBD_INFO_NAME answers the request for it");
+    let (size, flags, [minimum, preferred, maximum]) = client.go("lun1");
+    assert_eq!(size, DISK_BYTES);
+    // HAS_FLAGS, SEND_FLUSH, SEND_FUA, SEND_TRIM, SEND_WRITE_ZEROES; not READ_ONLY.
+    assert_eq!(flags & 0b110_1111, 0b110_1101, "flags {flags:#x}");
+    assert_eq!(minimum, 512);
+    assert!(preferred >= minimum && maximum >= preferred && maximum >= 1 << 20);
+    assert_eq!(client.command(CMD_FLUSH, 0, 0, 0), 0);
+    client.request(CMD_DISC, 0, 1, 0, 0, &[]);
+    assert!(client.closed(), "NBD_CMD_DISC closes the connection");
+
+    let mut aborting = Client::connect(served.nbd());
+    aborting.send_option(OPT_ABORT, &[]);
+    assert_eq!(aborting.reply().kind, REP_ACK);
+    assert!(aborting.closed());
+
+    // The old-style choice: NBD_OPT_EXPORT_NAME, 10 bytes with NO_ZEROES.
+    let mut old = Client::connect(served.nbd());
+    old.send_option(OPT_EXPORT_NAME, b"lun0");
+    let mut reply = [0_u8; 10];
+    old.stream.read_exact(&mut reply).unwrap();
+    assert_eq!(
+        u64::from_be_bytes(reply[..8].try_into().unwrap()),
+        DISK_BYTES
+    );
+    assert_eq!(old.read(0, 512).map(|d| d.len()), Ok(512));
+    drop(old);
+    served.stop_clean();
+}
+
+#[test]
+fn data_round_trips_through_the_miniport_and_errors_map_to_errno() {
+    let served = Served::start(&["DiskCount=dword:2"], &["nbd"]);
+    let mut lun0 = Client::connect(served.nbd());
+    lun0.go("lun0");
+    let mut lun1 = Client::connect(served.nbd());
+    lun1.go("lun1");
+    // 3 MiB + 1 block: more than the adapter's 1 MiB maximum transfer, so split.
+    let big = pattern((3 << 20) + 512, 3);
+    assert_eq!(lun0.write(512 * 7, &big, 0), 0);
+    assert_eq!(lun1.write(512 * 7, &pattern(4096, 9), FLAG_FUA), 0);
+    assert_eq!(
+        lun0.read(512 * 7, u32::try_from(big.len()).unwrap()),
+        Ok(big.clone())
+    );
+    assert_eq!(
+        lun1.read(512 * 7, 4096),
+        Ok(pattern(4096, 9)),
+        "LUNs keep their own data"
+    );
+    assert_eq!(lun0.command(CMD_FLUSH, 0, 0, 0), 0);
+    // A second connection to the same export sees the data (CAN_MULTI_CONN).
+    let mut again = Client::connect(served.nbd());
+    again.go("lun0");
+    assert_eq!(again.read(512 * 7, 4096), Ok(big[..4096].to_vec()));
+    // The last block, then past the end.
+    assert_eq!(lun0.write(DISK_BYTES - 512, &pattern(512, 1), 0), 0);
+    assert_eq!(lun0.read(DISK_BYTES - 512, 512), Ok(pattern(512, 1)));
+    assert_eq!(lun0.read(DISK_BYTES - 512, 1024), Err(EINVAL));
+    assert_eq!(lun0.write(DISK_BYTES, &pattern(512, 1), 0), ENOSPC);
+    assert_eq!(lun0.read(u64::MAX - 511, 512), Err(EINVAL), "no overflow");
+    assert_eq!(lun0.write(100, &pattern(512, 1), 0), EINVAL, "unaligned");
+    // An unknown command gets EINVAL and the connection goes on.
+    assert_eq!(lun0.command(0x77, 0, 0, 0), EINVAL);
+    assert_eq!(lun0.read(512 * 7, 512), Ok(big[..512].to_vec()));
+    served.stop_clean();
+}
+
+#[test]
+fn trim_and_write_zeroes_read_back_zeroes() {
+    let served = Served::start(&[], &["nbd"]);
+    let mut client = Client::connect(served.nbd());
+    client.go("lun0");
+    let data = pattern(64 * 1024, 5);
+    assert_eq!(client.write(1 << 20, &data, 0), 0);
+    assert_eq!(client.write(2 << 20, &data, 0), 0);
+    // Trim 16 KiB in the middle: whole blocks, so they read back as zeroes (LBPRZ).
+    assert_eq!(client.command(CMD_TRIM, 0, (1 << 20) + 8192, 16384), 0);
+    let back = client.read(1 << 20, 64 * 1024).unwrap();
+    assert_eq!(&back[..8192], &data[..8192]);
+    assert!(back[8192..8192 + 16384].iter().all(|&b| b == 0));
+    assert_eq!(&back[8192 + 16384..], &data[8192 + 16384..]);
+    // WRITE_ZEROES with FUA, over 4 MiB (split) including the written range.
+    assert_eq!(
+        client.command(CMD_WRITE_ZEROES, FLAG_FUA, 2 << 20, 4 << 20),
+        0
+    );
+    let back = client.read(2 << 20, 64 * 1024).unwrap();
+    assert!(back.iter().all(|&b| b == 0));
+    assert_eq!(client.command(CMD_TRIM, 0, DISK_BYTES, 512), ENOSPC);
+    assert_eq!(
+        client.command(CMD_WRITE_ZEROES, 0, DISK_BYTES - 512, 1024),
+        ENOSPC
+    );
+    served.stop_clean();
+}
+
+#[test]
+fn read_only_disk_refuses_writes_with_eperm() {
+    let served = Served::start(&["ReadOnly=dword:1"], &["nbd"]);
+    let mut client = Client::connect(served.nbd());
+    let (_, flags, _) = client.go("lun0");
+    assert_eq!(flags & 2, 2, "NBD_FLAG_READ_ONLY");
+    assert_eq!(client.write(0, &pattern(512, 1), 0), EPERM);
+    assert_eq!(client.command(CMD_WRITE_ZEROES, 0, 0, 512), EPERM);
+    assert_eq!(client.read(0, 512).map(|d| d.len()), Ok(512));
+    served.stop_clean();
+}
+
+#[test]
+fn hostile_input_closes_the_connection_and_the_server_goes_on() {
+    let served = Served::start(&[], &["nbd"]);
+    let address = served.nbd();
+
+    let mut wrong_magic = Client::connect(address);
+    wrong_magic.stream.write_all(&[0xEE; 16]).unwrap();
+    assert!(wrong_magic.closed(), "a wrong option magic closes");
+
+    let mut huge_option = Client::connect(address);
+    let mut header = IHAVEOPT.to_be_bytes().to_vec();
+    header.extend_from_slice(&OPT_GO.to_be_bytes());
+    header.extend_from_slice(&0xFFFF_FFF0_u32.to_be_bytes());
+    huge_option.stream.write_all(&header).unwrap();
+    assert_eq!(huge_option.reply().kind, REP_ERR_TOO_BIG);
+    assert!(huge_option.closed(), "an oversized option closes");
+
+    let mut unknown_flags = TcpStream::connect(address).unwrap();
+    let mut hello = [0_u8; 18];
+    unknown_flags.read_exact(&mut hello).unwrap();
+    unknown_flags
+        .write_all(&0x8000_0001_u32.to_be_bytes())
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = unknown_flags.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty(),
+        "unknown client flags close without a reply"
+    );
+
+    let mut bad_request = Client::connect(address);
+    bad_request.go("lun0");
+    bad_request.stream.write_all(&[0x11; 28]).unwrap();
+    assert!(bad_request.closed(), "a wrong request magic closes");
+
+    let mut huge_write = Client::connect(address);
+    huge_write.go("lun0");
+    huge_write.request(CMD_WRITE, 0, 1, 0, 0xFFFF_FE00, &[]);
+    assert!(
+        huge_write.closed(),
+        "a write beyond the maximum payload closes"
+    );
+
+    let mut huge_read = Client::connect(address);
+    huge_read.go("lun0");
+    assert_eq!(
+        huge_read.read(0, 0xFFFF_FE00),
+        Err(EINVAL),
+        "and a huge read is refused"
+    );
+
+    // Early closes: mid-greeting, mid-option, mid-request, mid-payload.
+    drop(TcpStream::connect(address).unwrap());
+    let mut partial = Client::connect(address);
+    partial
+        .stream
+        .write_all(&IHAVEOPT.to_be_bytes()[..5])
+        .unwrap();
+    drop(partial);
+    let mut partial = Client::connect(address);
+    partial.go("lun0");
+    partial
+        .stream
+        .write_all(&0x2560_9513_u32.to_be_bytes())
+        .unwrap();
+    drop(partial);
+    let mut partial = Client::connect(address);
+    partial.go("lun0");
+    partial.request(CMD_WRITE, 0, 1, 0, 1 << 20, &[1; 4096]);
+    drop(partial);
+
+    // The server still serves.
+    let mut client = Client::connect(address);
+    client.go("lun0");
+    assert_eq!(client.write(0, &pattern(1024, 2), 0), 0);
+    assert_eq!(client.read(0, 1024), Ok(pattern(1024, 2)));
+    served.stop_clean();
+}
