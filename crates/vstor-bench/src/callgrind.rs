@@ -1,0 +1,290 @@
+//! Instructions per SRB inside vstor.sys, counted by callgrind.
+//!
+//! # Method
+//!
+//! `vstor-bench workload` starts an adapter, sends one SRB of the kind
+//! outside the measurement, then sends [`COUNT`] more from
+//! `measured_srb_sequence`; valgrind runs it with
+//! `--collect-atstart=no --toggle-collect=*measured_srb_sequence*`, so only
+//! that sequence is counted, and with `--dump-instr=yes`, so every cost is
+//! kept per instruction address. The workload prints where the image was
+//! mapped. Of everything counted, only instructions **at addresses inside
+//! the mapped vstor.sys image** are vstor's: the benchmark's loop, the SRB
+//! reset and the completion stub (`StorPortNotification`) lie outside and
+//! drop out. Inside the image the count runs from `HwStartIo`'s first
+//! instruction to its return, the completion call included (its
+//! instructions in the driver; the export itself is outside).
+//!
+//! The data copy is the work done by the medium's `read` / `write`
+//! (`vstor::ramdisk::…::read` / `::write`, with whatever they call or
+//! inline). Each address is named with `llvm-symbolizer --inlining` from
+//! the image's PDB, so code of those functions inlined elsewhere still
+//! counts as copy; the copy is their own instructions plus the inclusive
+//! cost of every call they make into other functions of the image
+//! (callgrind's call records), and everything else is the rest.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
+
+use crate::kinds::Kind;
+
+/// SRBs in the counted sequence.
+pub const COUNT: usize = 16;
+
+/// Instructions per SRB.
+#[derive(Clone, Copy, Debug)]
+pub struct Count {
+    /// All instructions inside the image.
+    pub total: f64,
+    /// Instructions of the data copy.
+    pub copy: f64,
+}
+
+impl Count {
+    /// Everything but the copy.
+    #[must_use]
+    pub fn other(&self) -> f64 {
+        self.total - self.copy
+    }
+}
+
+/// Runs the workload of `kind` under callgrind and counts.
+///
+/// # Errors
+///
+/// A sentence naming what failed (valgrind or llvm-symbolizer missing, the
+/// workload failing, an unreadable profile).
+pub fn count(sys: &Path, inf: &Path, kind: Kind) -> Result<Count, String> {
+    let exe = std::env::current_exe()
+        .map_err(|error| format!("cannot find the running executable: {error}."))?;
+    let out = std::env::temp_dir().join(format!(
+        "vstor-bench-{}-{}.callgrind",
+        std::process::id(),
+        kind.name()
+    ));
+    let output = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .args([
+            "--collect-atstart=no",
+            "--toggle-collect=*measured_srb_sequence*",
+            "--dump-instr=yes",
+            "--compress-strings=no",
+            "--compress-pos=no",
+        ])
+        .arg(&exe)
+        .arg("--sys")
+        .arg(sys)
+        .arg("--inf")
+        .arg(inf)
+        .args(["workload", "--kind", &kind.name(), "--count"])
+        .arg(COUNT.to_string())
+        .output()
+        .map_err(|error| {
+            format!("cannot run valgrind: {error}; install it (tools/bench.sh does).")
+        })?;
+    if !output.status.success() {
+        return Err(format!(
+            "the callgrind run of {} failed ({}): {}",
+            kind.label(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (base, size) = image_line(&stdout)
+        .ok_or_else(|| format!("the workload printed no image line; its output was: {stdout}"))?;
+    let profile = std::fs::read_to_string(&out)
+        .map_err(|error| format!("cannot read the profile {}: {error}.", out.display()))?;
+    let _ = std::fs::remove_file(&out);
+    let costs = parse(&profile)?;
+    let inside = |address: u64| address >= base && address < base + size;
+    let mut addresses = BTreeSet::new();
+    for &(address, _) in &costs.selfs {
+        if inside(address) {
+            addresses.insert(address);
+        }
+    }
+    for call in &costs.calls {
+        if inside(call.site) {
+            addresses.insert(call.site);
+        }
+        if inside(call.target) {
+            addresses.insert(call.target);
+        }
+    }
+    let copy_code = copy_addresses(sys, base, &addresses)?;
+    let mut total = 0_u64;
+    let mut copy = 0_u64;
+    for &(address, ir) in &costs.selfs {
+        if inside(address) {
+            total += ir;
+            if copy_code.contains(&address) {
+                copy += ir;
+            }
+        }
+    }
+    for call in &costs.calls {
+        if inside(call.site)
+            && inside(call.target)
+            && copy_code.contains(&call.site)
+            && !copy_code.contains(&call.target)
+        {
+            copy += call.inclusive;
+        }
+    }
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "instruction counts stay far below 2^52"
+    )]
+    Ok(Count {
+        total: total as f64 / COUNT as f64,
+        copy: copy as f64 / COUNT as f64,
+    })
+}
+
+fn image_line(stdout: &str) -> Option<(u64, u64)> {
+    let line = stdout.lines().find(|line| line.starts_with("image "))?;
+    let mut words = line.split_whitespace().skip(1);
+    let number = |word: Option<&str>| u64::from_str_radix(word?.trim_start_matches("0x"), 16).ok();
+    Some((number(words.next())?, number(words.next())?))
+}
+
+/// One call record: from `site` to `target`, with the callee's inclusive cost.
+struct Call {
+    site: u64,
+    target: u64,
+    inclusive: u64,
+}
+
+/// Self costs per instruction address, and call records.
+struct Costs {
+    selfs: Vec<(u64, u64)>,
+    calls: Vec<Call>,
+}
+
+/// Parses a callgrind profile written with `--dump-instr=yes
+/// --compress-pos=no` and the single event `Ir`.
+fn parse(profile: &str) -> Result<Costs, String> {
+    let mut costs = Costs {
+        selfs: Vec::new(),
+        calls: Vec::new(),
+    };
+    let mut positions = 1_usize;
+    let mut pending_target: Option<u64> = None;
+    for line in profile.lines() {
+        if let Some(list) = line.strip_prefix("positions:") {
+            positions = list.split_whitespace().count();
+            continue;
+        }
+        if let Some(call) = line.strip_prefix("calls=") {
+            let target = call
+                .split_whitespace()
+                .nth(1)
+                .and_then(address)
+                .ok_or_else(|| format!("a calls= line of the profile has no target: '{line}'"))?;
+            pending_target = Some(target);
+            continue;
+        }
+        let Some(first) = line.chars().next() else {
+            continue;
+        };
+        if !first.is_ascii_digit() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let at = words.next().and_then(address);
+        let ir = words
+            .nth(positions - 1)
+            .map_or(Some(0), |word| word.parse::<u64>().ok());
+        let (Some(at), Some(ir)) = (at, ir) else {
+            return Err(format!("cannot read the profile's cost line '{line}'"));
+        };
+        match pending_target.take() {
+            Some(target) => costs.calls.push(Call {
+                site: at,
+                target,
+                inclusive: ir,
+            }),
+            None => costs.selfs.push((at, ir)),
+        }
+    }
+    Ok(costs)
+}
+
+fn address(word: &str) -> Option<u64> {
+    word.strip_prefix("0x").map_or_else(
+        || word.parse().ok(),
+        |hex| u64::from_str_radix(hex, 16).ok(),
+    )
+}
+
+/// Whether a function (or inlined frame) name is the medium's copy.
+fn is_copy_function(name: &str) -> bool {
+    name.contains("vstor::ramdisk::") && (name.contains("::read") || name.contains("::write"))
+}
+
+/// The addresses among `addresses` whose code belongs to the copy, named
+/// by `llvm-symbolizer` from the image's PDB.
+fn copy_addresses(
+    sys: &Path,
+    base: u64,
+    addresses: &BTreeSet<u64>,
+) -> Result<BTreeSet<u64>, String> {
+    let bytes =
+        std::fs::read(sys).map_err(|error| format!("cannot read {}: {error}.", sys.display()))?;
+    let pe = PeFile64::parse(&*bytes)
+        .map_err(|error| format!("{} is not PE32+: {error}.", sys.display()))?;
+    let preferred = pe.nt_headers().optional_header().image_base();
+    let mut input = String::new();
+    for address in addresses {
+        let _ = writeln!(input, "{:#x}", address - base + preferred);
+    }
+    let mut child = Command::new("llvm-symbolizer")
+        .arg(format!("--obj={}", sys.display()))
+        .args(["--inlining", "--functions=linkage", "--no-demangle"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|error| {
+            format!("cannot run llvm-symbolizer: {error}; install llvm (tools/bench.sh does).")
+        })?;
+    let mut stdin = child.stdin.take().ok_or("llvm-symbolizer has no stdin.")?;
+    let writer =
+        std::thread::spawn(move || std::io::Write::write_all(&mut stdin, input.as_bytes()));
+    let output = child
+        .wait_with_output()
+        .map_err(|error| format!("llvm-symbolizer failed: {error}."))?;
+    writer
+        .join()
+        .map_err(|_| "the llvm-symbolizer writer thread panicked.".to_owned())?
+        .map_err(|error| format!("cannot feed llvm-symbolizer: {error}."))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // One block per address, blank-line separated: function and location
+    // lines alternate, innermost frame first.
+    let blocks: Vec<&str> = text
+        .split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .collect();
+    if blocks.len() != addresses.len() {
+        return Err(format!(
+            "llvm-symbolizer named {} of {} addresses; is {} next to its PDB?",
+            blocks.len(),
+            addresses.len(),
+            sys.display()
+        ));
+    }
+    let mut names: HashMap<u64, bool> = HashMap::new();
+    for (&address, block) in addresses.iter().zip(blocks) {
+        let copy = block.lines().step_by(2).any(is_copy_function);
+        names.insert(address, copy);
+    }
+    Ok(names
+        .into_iter()
+        .filter_map(|(address, copy)| copy.then_some(address))
+        .collect())
+}

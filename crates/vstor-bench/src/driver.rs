@@ -1,0 +1,231 @@
+//! One started vstor adapter, and the direct request path the benchmarks
+//! time and count.
+//!
+//! The adapter goes through storemu's normal life cycle (the image loaded
+//! by storemu's loader, installed from `vstor.inf` into the emulated
+//! registry, `DriverEntry`, `HwFindAdapter`, `HwInitialize` through the
+//! call gate). Requests then skip the port's request engine: the benchmark
+//! thread calls `HwStartIo` itself on a prebuilt SRB (storemu's
+//! [`DirectCpu`] path), and `StorPortNotification` is bound to
+//! [`notification`], which only counts completions. What is measured is
+//! therefore the driver's own path from `HwStartIo` entry to its
+//! completion call, without the port's per-request work (building the SRB
+//! and its buffers, the call gate's stack switch and watchdog, completion
+//! bookkeeping), which costs microseconds and is not vstor's.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use storport_emu::inf::{Inf, InstallOptions, install};
+use storport_emu::machine::loader;
+use storport_emu::port::cpu::{Cpu, DirectCpu, GateCpu};
+use storport_emu::port::srb::{self, DataDirection, SrbSlot};
+use storport_emu::port::{Port, PortOptions, exports};
+use storport_emu::registry::{RegValue, Registry};
+
+/// `StorPortNotification` type `RequestComplete`.
+const REQUEST_COMPLETE: u64 = 0;
+/// `DISPATCH_LEVEL`, the IRQL Storport calls a virtual `HwStartIo` at.
+const DISPATCH_LEVEL: u8 = 2;
+
+/// Completions seen by [`notification`].
+static COMPLETIONS: AtomicU64 = AtomicU64::new(0);
+/// The SRB of the last completion.
+static LAST_COMPLETED: AtomicUsize = AtomicUsize::new(0);
+
+/// The benchmark's `StorPortNotification`: counts `RequestComplete` calls
+/// and ignores every other notification. The first three arguments of the
+/// variadic routine arrive in RCX, RDX and R8 in the Windows x64
+/// convention, so a fixed three-argument routine reads them as they are.
+extern "win64" fn notification(kind: u64, _extension: u64, srb: u64) -> u64 {
+    if kind & 0xFFFF_FFFF == REQUEST_COMPLETE {
+        COMPLETIONS.fetch_add(1, Ordering::Relaxed);
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "x86_64 only: addresses are 64 bits wide"
+        )]
+        LAST_COMPLETED.store(srb as usize, Ordering::Relaxed);
+    }
+    0
+}
+
+/// Resolves the image's imports to storemu's exports, except
+/// `StorPortNotification` (see [`notification`]).
+fn resolve(module: &str, name: &str) -> Option<usize> {
+    if name == "StorPortNotification" {
+        Some(notification as *const () as usize)
+    } else {
+        exports::resolve(module, name)
+    }
+}
+
+/// Where the image lies in memory.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageRange {
+    /// Load address.
+    pub base: usize,
+    /// Bytes mapped.
+    pub size: usize,
+}
+
+/// A started vstor adapter.
+pub struct Bench {
+    port: Port,
+    /// Where vstor.sys is mapped.
+    pub image: ImageRange,
+    start_io: usize,
+    extension: u64,
+    /// How long `Port::start` took.
+    pub start_time: Duration,
+}
+
+impl Bench {
+    /// Loads `sys`, installs `inf` into a fresh registry with one disk of
+    /// `disk_mib` MiB and starts the adapter.
+    ///
+    /// # Errors
+    ///
+    /// A sentence naming what failed.
+    pub fn start(sys: &Path, inf: &Path, disk_mib: u32) -> Result<Self, String> {
+        let bytes = std::fs::read(sys).map_err(|error| {
+            format!(
+                "cannot read the driver image {}: {error}; build it with `bash tools/build-driver.sh`.",
+                sys.display()
+            )
+        })?;
+        let inf_bytes = std::fs::read(inf)
+            .map_err(|error| format!("cannot read the INF {}: {error}.", inf.display()))?;
+        let inf = Inf::from_bytes(&inf_bytes)
+            .map_err(|error| format!("the INF does not parse: {error}."))?;
+        let mut registry = Registry::new();
+        let installed = install(&inf, &mut registry, &InstallOptions::default())
+            .map_err(|error| format!("the INF does not install: {error}."))?;
+        let key = format!("Services\\{}\\Parameters\\Device", installed.service);
+        registry.set_value(&key, "DiskCount", RegValue::dword(1));
+        registry.set_value(&key, "DiskSizeMiB", RegValue::dword(disk_mib));
+        let loaded = loader::load_named("vstor.sys", &bytes, &resolve, false)
+            .map_err(|error| format!("{} does not load: {error}.", sys.display()))?;
+        let image = ImageRange {
+            base: loaded.base(),
+            size: loaded.size(),
+        };
+        let entry = loaded
+            .entry_point()
+            .ok_or_else(|| format!("{} has no entry point.", sys.display()))?;
+        let port = Port::new(
+            entry,
+            Arc::new(GateCpu::default()),
+            PortOptions {
+                service: installed.service,
+                ..PortOptions::default()
+            },
+            Some(Box::new(loaded)),
+        );
+        port.set_registry(registry);
+        port.driver_entry()
+            .map_err(|error| format!("DriverEntry failed: {error}"))?;
+        let begun = Instant::now();
+        port.start().map_err(|error| {
+            format!(
+                "the adapter with a {disk_mib} MiB disk does not start: {error} (debug output: {:?})",
+                port.dbgprint()
+            )
+        })?;
+        let start_time = begun.elapsed();
+        let init = port
+            .init_data()
+            .ok_or("the driver did not register with StorPortInitialize.")?;
+        let start_io = init
+            .HwStartIo
+            .map(|f| f as *const () as usize)
+            .ok_or("the driver registered no HwStartIo.")?;
+        let extension = port.shared().device_extension.load(Ordering::Acquire) as u64;
+        Ok(Self {
+            port,
+            image,
+            start_io,
+            extension,
+            start_time,
+        })
+    }
+
+    /// Stops, removes and unloads the adapter; the findings storemu made
+    /// over the whole life cycle, as sentences.
+    pub fn finish(self) -> Vec<String> {
+        let _ = self.port.stop();
+        let _ = self.port.remove();
+        self.port.unload();
+        self.port
+            .findings()
+            .into_iter()
+            .map(|finding| finding.message)
+            .collect()
+    }
+
+    /// Calls `HwStartIo` on `request`'s SRB once, after resetting the
+    /// fields the driver writes.
+    ///
+    /// # Panics
+    ///
+    /// When the driver does not complete the SRB inside the call.
+    #[inline]
+    pub fn start_io(&self, request: &mut Request) {
+        let slot = &mut request.slot;
+        slot.srb.SrbStatus = 0;
+        slot.srb.ScsiStatus = 0;
+        slot.srb.DataTransferLength = request.data_len;
+        let srb_address = std::ptr::from_mut(&mut slot.srb) as usize;
+        let before = COMPLETIONS.load(Ordering::Relaxed);
+        // SAFETY: `start_io` is the HwStartIo routine vstor registered with
+        // StorPortInitialize (two integer arguments: the device extension
+        // and the SRB); the extension is the one storemu allocated for this
+        // started adapter, and the SRB with its data and sense buffers lives
+        // in `request`, borrowed mutably for the whole call. vstor completes
+        // synchronously, so nothing refers to the SRB after the call.
+        let result = unsafe {
+            DirectCpu.call(
+                self.start_io,
+                &[self.extension, srb_address as u64],
+                DISPATCH_LEVEL,
+            )
+        };
+        assert!(result.is_ok(), "HwStartIo faulted");
+        assert!(
+            COMPLETIONS.load(Ordering::Relaxed) == before + 1
+                && LAST_COMPLETED.load(Ordering::Relaxed) == srb_address,
+            "HwStartIo returned without completing the SRB"
+        );
+    }
+}
+
+/// One SRB, reused for every call.
+pub struct Request {
+    slot: Box<SrbSlot>,
+    data_len: u32,
+}
+
+impl Request {
+    /// An `SRB_FUNCTION_EXECUTE_SCSI` request to LUN 0 with `cdb` and
+    /// `direction`.
+    #[must_use]
+    pub fn new(cdb: &[u8], direction: &DataDirection) -> Self {
+        let slot = srb::build(
+            (0, 0, 0),
+            storport_sys::srb_function::EXECUTE_SCSI,
+            cdb,
+            direction,
+            0,
+            10,
+        );
+        let data_len = slot.srb.DataTransferLength;
+        Self { slot, data_len }
+    }
+
+    /// The SRB status and SCSI status of the last completion.
+    #[must_use]
+    pub fn status(&self) -> (u8, u8) {
+        (self.slot.srb.SrbStatus, self.slot.srb.ScsiStatus)
+    }
+}
