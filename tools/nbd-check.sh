@@ -116,9 +116,9 @@ convert_check() {
 
 fio_check() {
     local export=$1 url=$2 out
-    if out=$(timeout 300 fio --name=verify --ioengine=nbd --uri="$url" --rw=randwrite --bs=4k \
+    if out=$(cd "$WORK" && timeout 300 fio --name=verify --ioengine=nbd --uri="$url" --rw=randwrite --bs=4k \
         --size=32M --io_size=16M --iodepth=8 --verify=crc32c --verify_fatal=1 --do_verify=1 \
-        --randrepeat=0 --output-format=terse 2>&1); then
+        --randrepeat=0 --verify_state_save=0 --output-format=terse 2>&1); then
         if grep -qiE 'verify|bad|error' <<<"$(grep -v '^3;' <<<"$out")"; then
             fail fio "$export: $out"
         else
