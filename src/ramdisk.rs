@@ -3,19 +3,23 @@
 //! # Why this is free of data races
 //!
 //! Storport calls `HwStartIo` on several processors at once with no lock
-//! held, so two requests may touch the same bytes at the same time. The
-//! medium is therefore made of `AtomicU64` words, and every access is an
-//! atomic load or store (`Relaxed`: SCSI orders nothing between concurrent
-//! commands, and each word is never torn). Shared references to atomics are
-//! all that is ever handed out, so there is no `unsafe` here and no data race
-//! in Rust's sense. Two overlapping concurrent writes may interleave at word
-//! granularity, which SCSI permits.
+//! held, so two requests may touch the same bytes at the same time. Each
+//! chunk is a [`SharedBytes`]: plain memory copied with `memcpy` under the
+//! chunk's reader-writer spin lock (shared to read, exclusive to write), so
+//! every conflicting pair of copies is ordered and there is no data race in
+//! Rust's sense; the `unsafe` copy and its argument live in
+//! `storport::shared_bytes`. A request spanning two chunks takes their locks
+//! one after the other, never together. Two overlapping concurrent writes
+//! may therefore interleave at chunk granularity, which SCSI permits (it
+//! orders nothing between concurrent commands).
 //!
 //! Chunks (1 MiB each) keep every pool allocation modest: a 64 GiB disk is
 //! 65536 allocations of 1 MiB rather than one block the pool may not have.
 
-use core::ops::Deref;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::ops::{Deref, Range};
+use core::sync::atomic::AtomicU64;
+
+use storport::SharedBytes;
 
 use crate::scsi::BlockStore;
 
@@ -28,7 +32,7 @@ const WORD: usize = size_of::<u64>();
 /// A RAM disk over chunks of type `C` (pool memory in the driver, boxed
 /// slices in tests).
 pub struct RamDisk<C> {
-    chunks: alloc::vec::Vec<C>,
+    chunks: alloc::vec::Vec<SharedBytes<C>>,
     size_bytes: u64,
 }
 
@@ -56,7 +60,7 @@ impl<C: Deref<Target = [AtomicU64]>> RamDisk<C> {
             if chunk.len() < words {
                 return Err(None);
             }
-            chunks.push(chunk);
+            chunks.push(SharedBytes::new(chunk));
             remaining -= words;
         }
         Ok(Self { chunks, size_bytes })
@@ -68,30 +72,32 @@ impl<C: Deref<Target = [AtomicU64]>> RamDisk<C> {
         self.size_bytes
     }
 
-    /// The word holding byte `offset`, or `None` past the end.
-    fn word(&self, offset: u64) -> Option<&AtomicU64> {
-        let word_index = usize::try_from(offset / WORD as u64).ok()?;
-        self.chunks
-            .get(word_index / CHUNK_WORDS)?
-            .get(word_index % CHUNK_WORDS)
-    }
-
-    /// Visits the words covering `offset..offset + len` in order, with the
-    /// byte range of each word that lies inside, and the position of those
-    /// bytes in the caller's buffer. Stops at the end of the disk.
-    fn for_each_word(
+    /// Visits the chunks covering `offset..offset + len` in order, with the
+    /// offset inside each chunk and the range of the caller's buffer that
+    /// lies in it. Stops at the end of the disk.
+    fn for_each_piece(
         &self,
         offset: u64,
         len: usize,
-        mut f: impl FnMut(&AtomicU64, usize, usize, usize),
+        mut f: impl FnMut(&SharedBytes<C>, usize, Range<usize>),
     ) {
         let mut done = 0_usize;
         while done < len {
-            let at = offset.saturating_add(done as u64);
-            let Some(word) = self.word(at) else { return };
-            let first = usize::try_from(at % WORD as u64).unwrap_or(0);
-            let count = (WORD - first).min(len - done);
-            f(word, first, count, done);
+            let Some(at) = offset
+                .checked_add(done as u64)
+                .and_then(|at| usize::try_from(at).ok())
+            else {
+                return;
+            };
+            let Some(chunk) = self.chunks.get(at / CHUNK_BYTES) else {
+                return;
+            };
+            let within = at % CHUNK_BYTES;
+            let count = chunk.len_bytes().saturating_sub(within).min(len - done);
+            if count == 0 {
+                return;
+            }
+            f(chunk, within, done..done + count);
             done += count;
         }
     }
@@ -99,33 +105,17 @@ impl<C: Deref<Target = [AtomicU64]>> RamDisk<C> {
 
 impl<C: Deref<Target = [AtomicU64]>> BlockStore for RamDisk<C> {
     fn read(&self, byte_offset: u64, out: &mut [u8]) {
-        let len = out.len();
-        self.for_each_word(byte_offset, len, |word, first, count, at| {
-            let bytes = word.load(Ordering::Relaxed).to_le_bytes();
-            if let (Some(to), Some(from)) =
-                (out.get_mut(at..at + count), bytes.get(first..first + count))
-            {
-                to.copy_from_slice(from);
+        self.for_each_piece(byte_offset, out.len(), |chunk, within, range| {
+            if let Some(to) = out.get_mut(range) {
+                chunk.read(within, to);
             }
         });
     }
 
     fn write(&self, byte_offset: u64, data: &[u8]) {
-        self.for_each_word(byte_offset, data.len(), |word, first, count, at| {
-            let Some(from) = data.get(at..at + count) else {
-                return;
-            };
-            if count == WORD {
-                let mut bytes = [0_u8; WORD];
-                bytes.copy_from_slice(from);
-                word.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
-            } else {
-                // A partial word: merge with what is there, atomically.
-                let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-                    let mut bytes = old.to_le_bytes();
-                    bytes.get_mut(first..first + count)?.copy_from_slice(from);
-                    Some(u64::from_le_bytes(bytes))
-                });
+        self.for_each_piece(byte_offset, data.len(), |chunk, within, range| {
+            if let Some(from) = data.get(range) {
+                chunk.write(within, from);
             }
         });
     }
@@ -133,19 +123,13 @@ impl<C: Deref<Target = [AtomicU64]>> BlockStore for RamDisk<C> {
     fn zero(&self, byte_offset: u64, len: u64) {
         let mut offset = byte_offset;
         let end = byte_offset.saturating_add(len);
-        // Whole chunks at a time keep the closure calls few for large ranges.
+        // At most a chunk per step, so `len` fits a usize on any target.
         while offset < end {
             let step = usize::try_from(end - offset)
                 .unwrap_or(usize::MAX)
                 .min(CHUNK_BYTES);
-            self.for_each_word(offset, step, |word, first, count, _| {
-                if count == WORD {
-                    word.store(0, Ordering::Relaxed);
-                } else {
-                    // count < 8 here, so the shifts stay inside the word.
-                    let range = ((1_u64 << (count * 8)) - 1) << (first * 8);
-                    word.fetch_and(!range, Ordering::Relaxed);
-                }
+            self.for_each_piece(offset, step, |chunk, within, range| {
+                chunk.zero(within, range.len());
             });
             offset += step as u64;
         }

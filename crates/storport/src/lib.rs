@@ -33,6 +33,7 @@ pub mod print;
 pub mod registry;
 #[cfg(target_os = "windows")]
 mod rt;
+pub mod shared_bytes;
 mod srb;
 mod vtable;
 
@@ -41,6 +42,7 @@ pub use miniport::{
     Miniport, SupportedControlTypes,
 };
 pub use pool::{PoolAllocError, PoolSlice, PoolTag, Zeroable};
+pub use shared_bytes::SharedBytes;
 pub use srb::{Srb, SrbData, SrbFunction, SrbIo, SrbStatus};
 
 /// The kernel's `DRIVER_OBJECT`, as `DriverEntry` receives it (opaque).
