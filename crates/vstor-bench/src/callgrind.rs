@@ -16,8 +16,9 @@
 //! instructions in the driver; the export itself is outside).
 //!
 //! The data copy is the work done by the medium's `read` / `write`
-//! (`vstor::ramdisk::…::read` / `::write`, with whatever they call or
-//! inline). Each address is named with `llvm-symbolizer --inlining` from
+//! (`vstor::ramdisk::…::read` / `::write` and `storport::shared_bytes`,
+//! with whatever they call or inline: the chunk lookup, the chunk lock and
+//! `memcpy`). Each address is named with `llvm-symbolizer --inlining` from
 //! the image's PDB, so code of those functions inlined elsewhere still
 //! counts as copy; the copy is their own instructions plus the inclusive
 //! cost of every call they make into other functions of the image
@@ -225,7 +226,8 @@ fn address(word: &str) -> Option<u64> {
 
 /// Whether a function (or inlined frame) name is the medium's copy.
 fn is_copy_function(name: &str) -> bool {
-    name.contains("vstor::ramdisk::") && (name.contains("::read") || name.contains("::write"))
+    (name.contains("vstor::ramdisk::") && (name.contains("::read") || name.contains("::write")))
+        || name.contains("storport::shared_bytes::")
 }
 
 /// The addresses among `addresses` whose code belongs to the copy, named
