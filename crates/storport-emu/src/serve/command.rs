@@ -145,6 +145,7 @@ pub fn main(matches: &ArgMatches) -> ExitCode {
     let config = ServeConfig {
         nbd: address(matches, "nbd", DEFAULT_NBD),
         iscsi: address(matches, "iscsi", super::DEFAULT_ISCSI),
+        service: crate::inf::service_name_for_image(&args.driver),
     };
     // Catch the signals before any thread exists, so none is lost.
     let (signalled, stop) = mpsc::channel::<()>();
@@ -191,7 +192,10 @@ pub fn main(matches: &ArgMatches) -> ExitCode {
         println!("listening nbd {address}");
     }
     if let Some(address) = server.iscsi_address() {
-        println!("listening iscsi {address}");
+        println!(
+            "listening iscsi {address} target {}",
+            super::iscsi::Target::for_service(&config.service).name
+        );
     }
     // stdout is a pipe for scripts and tests: make the lines visible now.
     let _ = std::io::Write::flush(&mut std::io::stdout());

@@ -3,6 +3,7 @@
 //! - [`backend`]: the started adapter and its LUNs; block operations
 //!   become SCSI CDBs sent to the miniport as SRBs.
 //! - [`nbd`]: an NBD server (fixed newstyle), one export per disk LUN.
+//! - [`iscsi`]: an iSCSI target (RFC 7143 subset), one target per adapter.
 //! - [`Server`]: listeners and one thread per connection, on blocking
 //!   sockets; [`Server::shutdown`] closes every connection and waits for
 //!   its thread.
@@ -14,6 +15,7 @@
 
 pub mod backend;
 pub mod command;
+pub mod iscsi;
 pub mod nbd;
 
 use std::collections::HashMap;
@@ -160,6 +162,8 @@ pub struct ServeConfig {
     pub nbd: Option<SocketAddr>,
     /// iSCSI listen address.
     pub iscsi: Option<SocketAddr>,
+    /// The driver's service name, for the iSCSI target name.
+    pub service: String,
 }
 
 type Connections = Arc<Mutex<HashMap<u64, TcpStream>>>;
@@ -206,7 +210,22 @@ impl Server {
             server.nbd = Some(server.listen(address, Arc::clone(backend), handler)?);
         }
         if let Some(address) = config.iscsi {
-            let _ = address;
+            let target = iscsi::Target::for_service(if config.service.is_empty() {
+                "miniport"
+            } else {
+                &config.service
+            });
+            let handler: Handler = Arc::new(move |backend: &Backend, mut stream: TcpStream| {
+                match iscsi::serve_connection(backend, &target, &mut stream) {
+                    iscsi::Ended::ProtocolError(message) | iscsi::Ended::LoginFailed(message) => {
+                        backend
+                            .port()
+                            .log(format!("iSCSI connection closed: {message}"));
+                    }
+                    iscsi::Ended::Closed => {}
+                }
+            });
+            server.iscsi = Some(server.listen(address, Arc::clone(backend), handler)?);
         }
         Ok(server)
     }

@@ -41,6 +41,8 @@ pub struct Served {
     pub nbd: Option<SocketAddr>,
     /// The iSCSI address, when served.
     pub iscsi: Option<SocketAddr>,
+    /// The iSCSI target name.
+    pub target: String,
 }
 
 impl Served {
@@ -84,6 +86,7 @@ impl Served {
             output: Vec::new(),
             nbd: None,
             iscsi: None,
+            target: String::new(),
         };
         let deadline = Instant::now() + START_TIMEOUT;
         while served.nbd.is_none() == front_ends.contains(&"nbd")
@@ -100,8 +103,16 @@ impl Served {
             if let Some(address) = line.strip_prefix("listening nbd ") {
                 served.nbd = Some(address.parse().expect("NBD address"));
             }
-            if let Some(address) = line.strip_prefix("listening iscsi ") {
-                served.iscsi = Some(address.parse().expect("iSCSI address"));
+            if let Some(rest) = line.strip_prefix("listening iscsi ") {
+                let mut words = rest.split_whitespace();
+                served.iscsi = Some(
+                    words
+                        .next()
+                        .unwrap_or_default()
+                        .parse()
+                        .expect("iSCSI address"),
+                );
+                served.target = words.nth(1).unwrap_or_default().to_owned();
             }
             served.output.push(line);
         }

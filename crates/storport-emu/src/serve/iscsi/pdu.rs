@@ -1,0 +1,216 @@
+//! iSCSI PDUs (RFC 7143 §11).
+//!
+//! The 48-byte basic header segment, additional header segments and the
+//! padded data segment, read with every length checked before anything is
+//! allocated. Digests are never negotiated, so
+//! no PDU carries one.
+
+use std::io::{self, Read, Write};
+
+/// Bytes of the basic header segment.
+pub const BHS_BYTES: usize = 48;
+
+/// Initiator opcodes.
+pub mod op {
+    /// NOP-Out.
+    pub const NOP_OUT: u8 = 0x00;
+    /// SCSI Command.
+    pub const SCSI_COMMAND: u8 = 0x01;
+    /// SCSI Task Management Function Request.
+    pub const TASK_MANAGEMENT: u8 = 0x02;
+    /// Login Request.
+    pub const LOGIN: u8 = 0x03;
+    /// Text Request.
+    pub const TEXT: u8 = 0x04;
+    /// SCSI Data-Out.
+    pub const DATA_OUT: u8 = 0x05;
+    /// Logout Request.
+    pub const LOGOUT: u8 = 0x06;
+    /// SNACK Request.
+    pub const SNACK: u8 = 0x10;
+    /// NOP-In.
+    pub const NOP_IN: u8 = 0x20;
+    /// SCSI Response.
+    pub const SCSI_RESPONSE: u8 = 0x21;
+    /// Task Management Function Response.
+    pub const TASK_MANAGEMENT_RESPONSE: u8 = 0x22;
+    /// Login Response.
+    pub const LOGIN_RESPONSE: u8 = 0x23;
+    /// Text Response.
+    pub const TEXT_RESPONSE: u8 = 0x24;
+    /// SCSI Data-In.
+    pub const DATA_IN: u8 = 0x25;
+    /// Logout Response.
+    pub const LOGOUT_RESPONSE: u8 = 0x26;
+    /// Ready To Transfer.
+    pub const R2T: u8 = 0x31;
+    /// Reject.
+    pub const REJECT: u8 = 0x3F;
+}
+
+/// Reject reasons (RFC 7143 §11.17.1).
+pub mod reject {
+    /// Command not supported.
+    pub const COMMAND_NOT_SUPPORTED: u8 = 0x05;
+    /// Protocol error.
+    pub const PROTOCOL_ERROR: u8 = 0x04;
+    /// Invalid PDU field.
+    pub const INVALID_PDU_FIELD: u8 = 0x09;
+}
+
+/// One PDU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pdu {
+    /// The basic header segment.
+    pub bhs: [u8; BHS_BYTES],
+    /// Additional header segments (`TotalAHSLength` × 4 bytes).
+    pub ahs: Vec<u8>,
+    /// The data segment, without padding.
+    pub data: Vec<u8>,
+}
+
+/// Why a PDU could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PduError {
+    /// The peer closed the connection.
+    #[error("the initiator closed the connection")]
+    Closed,
+    /// The data segment is longer than this side accepts.
+    #[error(
+        "the PDU's data segment of {length} bytes exceeds the {limit} bytes this target accepts"
+    )]
+    TooLong {
+        /// `DataSegmentLength`.
+        length: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The socket failed.
+    #[error("the connection failed: {0}")]
+    Io(io::Error),
+}
+
+impl From<io::Error> for PduError {
+    fn from(error: io::Error) -> Self {
+        if error.kind() == io::ErrorKind::UnexpectedEof {
+            Self::Closed
+        } else {
+            Self::Io(error)
+        }
+    }
+}
+
+const fn padded(length: usize) -> usize {
+    length.div_ceil(4) * 4
+}
+
+impl Pdu {
+    /// A PDU with `opcode` and the final bit in byte 1.
+    #[must_use]
+    pub const fn new(opcode: u8) -> Self {
+        let mut bhs = [0_u8; BHS_BYTES];
+        bhs[0] = opcode & 0x3F;
+        bhs[1] = 0x80;
+        Self {
+            bhs,
+            ahs: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+
+    /// Reads one PDU whose data segment is at most `max_data` bytes.
+    ///
+    /// # Errors
+    ///
+    /// End of stream, an oversized data segment, or a socket error.
+    pub fn read(r: &mut impl Read, max_data: usize) -> Result<Self, PduError> {
+        let mut bhs = [0_u8; BHS_BYTES];
+        r.read_exact(&mut bhs)?;
+        // TotalAHSLength is one byte of 4-byte words: at most 1020 bytes.
+        let ahs_length = usize::from(bhs[4]) * 4;
+        let length = usize::from(bhs[5]) << 16 | usize::from(bhs[6]) << 8 | usize::from(bhs[7]);
+        if length > max_data {
+            return Err(PduError::TooLong {
+                length,
+                limit: max_data,
+            });
+        }
+        let mut ahs = vec![0_u8; ahs_length];
+        r.read_exact(&mut ahs)?;
+        let mut data = vec![0_u8; padded(length)];
+        r.read_exact(&mut data)?;
+        data.truncate(length);
+        Ok(Self { bhs, ahs, data })
+    }
+
+    /// Writes the PDU, setting `DataSegmentLength` and padding the data.
+    ///
+    /// # Errors
+    ///
+    /// A socket error.
+    pub fn write(&mut self, w: &mut impl Write) -> io::Result<()> {
+        let length = self.data.len().min(0x00FF_FFFF);
+        self.bhs[4] = u8::try_from(self.ahs.len() / 4).unwrap_or(0);
+        self.bhs[5..8].copy_from_slice(&u32::try_from(length).unwrap_or(0).to_be_bytes()[1..]);
+        let mut out = Vec::with_capacity(BHS_BYTES + self.ahs.len() + padded(length));
+        out.extend_from_slice(&self.bhs);
+        out.extend_from_slice(&self.ahs);
+        out.extend_from_slice(&self.data[..length]);
+        out.resize(out.len() + padded(length) - length, 0);
+        w.write_all(&out)
+    }
+
+    /// The opcode.
+    #[must_use]
+    pub const fn opcode(&self) -> u8 {
+        self.bhs[0] & 0x3F
+    }
+
+    /// The immediate-delivery bit.
+    #[must_use]
+    pub const fn immediate(&self) -> bool {
+        self.bhs[0] & 0x40 != 0
+    }
+
+    /// The final bit.
+    #[must_use]
+    pub const fn is_final(&self) -> bool {
+        self.bhs[1] & 0x80 != 0
+    }
+
+    /// A big-endian 32-bit field at `at`.
+    #[must_use]
+    pub const fn u32_at(&self, at: usize) -> u32 {
+        u32::from_be_bytes([
+            self.bhs[at],
+            self.bhs[at + 1],
+            self.bhs[at + 2],
+            self.bhs[at + 3],
+        ])
+    }
+
+    /// Stores a big-endian 32-bit field at `at`.
+    pub fn set_u32(&mut self, at: usize, value: u32) {
+        self.bhs[at..at + 4].copy_from_slice(&value.to_be_bytes());
+    }
+
+    /// Initiator Task Tag.
+    #[must_use]
+    pub const fn itt(&self) -> u32 {
+        self.u32_at(16)
+    }
+
+    /// The 8-byte LUN field.
+    #[must_use]
+    pub fn lun_field(&self) -> [u8; 8] {
+        let mut lun = [0_u8; 8];
+        lun.copy_from_slice(&self.bhs[8..16]);
+        lun
+    }
+}
+
+/// `CmdSN` comparison in serial number arithmetic (RFC 1982, 32 bits).
+#[must_use]
+pub const fn sn_lt(a: u32, b: u32) -> bool {
+    a != b && b.wrapping_sub(a) < 0x8000_0000
+}
