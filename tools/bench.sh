@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# Benchmarks the real vstor.sys under storemu (cargo make bench): per-SRB
-# instructions (callgrind) and wall time against memcpy, adapter start time,
-# image size. Writes target/bench-report/report.md and ratios.svg.
-# Usage: tools/bench.sh [--out DIR]   (extra arguments go to vstor-bench run)
+# Benchmarks the real vstor.sys under storemu (cargo make bench). A report,
+# not a pass/fail timing:
+#   1. vstor-bench: instructions per SRB inside vstor.sys (callgrind), split
+#      into the data copy and the rest; wall time per SRB against glibc memcpy;
+#      adapter start time for 64 MiB and 1 GiB; the image size;
+#   2. tools/bench-nbd.sh: fio over NBD against storemu serve and nbdkit memory.
+# Writes target/bench-report/report.md (both parts), ratios.svg and
+# fio-ratios.svg, and prints their paths.
+# Usage: tools/bench.sh [--no-fio]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+fio=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --no-fio) fio=0; shift ;;
+        *) echo "bench: unknown argument '$1' (expected --no-fio)" >&2; exit 64 ;;
+    esac
+done
+out="$root/target/bench-report"
 
 # shellcheck source=tools/cross-env.sh
 source "$root/tools/cross-env.sh"
@@ -14,6 +27,13 @@ source "$root/tools/cross-env.sh"
 vstor_apt_install valgrind llvm
 
 bash "$root/tools/build-driver.sh"
-cargo build --release --package vstor-bench
-target_dir=${CARGO_TARGET_DIR:-$root/target}
-"$target_dir/release/vstor-bench" --sys "$root/target/vstor/vstor.sys" --inf "$root/inf/vstor.inf" run "$@"
+cargo build --release --package vstor-bench --package storport-emu --bin vstor-bench --bin storemu
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+"$target_dir/release/vstor-bench" --sys "$root/target/vstor/vstor.sys" --inf "$root/inf/vstor.inf" \
+    run --out "$out"
+if [ "$fio" = 1 ]; then
+    STOREMU="$target_dir/release/storemu" bash "$root/tools/bench-nbd.sh" --out "$out"
+    printf '\n' >>"$out/report.md"
+    cat "$out/fio.md" >>"$out/report.md"
+fi
+echo "bench: report in $out/report.md (charts: $out/ratios.svg, $out/fio-ratios.svg)"

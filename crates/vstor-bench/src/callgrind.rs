@@ -37,10 +37,13 @@ use crate::kinds::Kind;
 pub const COUNT: usize = 16;
 
 /// Instructions per SRB.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Count {
     /// All instructions inside the image.
     pub total: f64,
+    /// The largest parts of everything but the copy: innermost function
+    /// (inlined frames included, generics dropped) and instructions per SRB.
+    pub top_other: Vec<(String, f64)>,
     /// Instructions of the data copy.
     pub copy: f64,
 }
@@ -118,34 +121,46 @@ pub fn count(sys: &Path, inf: &Path, kind: Kind) -> Result<Count, String> {
             addresses.insert(call.target);
         }
     }
-    let copy_code = copy_addresses(sys, base, &addresses)?;
+    let code = name_addresses(sys, base, &addresses)?;
+    let is_copy = |address: &u64| code.get(address).is_some_and(|(copy, _)| *copy);
     let mut total = 0_u64;
     let mut copy = 0_u64;
+    let mut other_by_function: HashMap<&str, u64> = HashMap::new();
     for &(address, ir) in &costs.selfs {
         if inside(address) {
             total += ir;
-            if copy_code.contains(&address) {
+            if is_copy(&address) {
                 copy += ir;
+            } else if let Some((_, name)) = code.get(&address) {
+                *other_by_function.entry(name.as_str()).or_default() += ir;
             }
         }
     }
     for call in &costs.calls {
-        if inside(call.site)
-            && inside(call.target)
-            && copy_code.contains(&call.site)
-            && !copy_code.contains(&call.target)
+        if inside(call.site) && inside(call.target) && is_copy(&call.site) && !is_copy(&call.target)
         {
             copy += call.inclusive;
         }
     }
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "instruction counts stay far below 2^52"
-    )]
+    let mut top_other: Vec<(String, f64)> = other_by_function
+        .into_iter()
+        .map(|(name, ir)| (name.to_owned(), per_srb(ir)))
+        .collect();
+    top_other.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top_other.truncate(6);
     Ok(Count {
-        total: total as f64 / COUNT as f64,
-        copy: copy as f64 / COUNT as f64,
+        total: per_srb(total),
+        copy: per_srb(copy),
+        top_other,
     })
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "instruction counts stay far below 2^52"
+)]
+fn per_srb(instructions: u64) -> f64 {
+    instructions as f64 / COUNT as f64
 }
 
 fn image_line(stdout: &str) -> Option<(u64, u64)> {
@@ -230,13 +245,14 @@ fn is_copy_function(name: &str) -> bool {
         || name.contains("storport::shared_bytes::")
 }
 
-/// The addresses among `addresses` whose code belongs to the copy, named
-/// by `llvm-symbolizer` from the image's PDB.
-fn copy_addresses(
+/// For each of `addresses`: whether its code belongs to the copy, and the
+/// innermost function it belongs to (generic arguments dropped), named by
+/// `llvm-symbolizer` from the image's PDB.
+fn name_addresses(
     sys: &Path,
     base: u64,
     addresses: &BTreeSet<u64>,
-) -> Result<BTreeSet<u64>, String> {
+) -> Result<HashMap<u64, (bool, String)>, String> {
     let bytes =
         std::fs::read(sys).map_err(|error| format!("cannot read {}: {error}.", sys.display()))?;
     let pe = PeFile64::parse(&*bytes)
@@ -280,13 +296,12 @@ fn copy_addresses(
             sys.display()
         ));
     }
-    let mut names: HashMap<u64, bool> = HashMap::new();
+    let mut names = HashMap::new();
     for (&address, block) in addresses.iter().zip(blocks) {
         let copy = block.lines().step_by(2).any(is_copy_function);
-        names.insert(address, copy);
+        let innermost = block.lines().next().unwrap_or("??");
+        let name = innermost.split('<').next().unwrap_or(innermost).to_owned();
+        names.insert(address, (copy, name));
     }
-    Ok(names
-        .into_iter()
-        .filter_map(|(address, copy)| copy.then_some(address))
-        .collect())
+    Ok(names)
 }

@@ -40,9 +40,11 @@ enum Command {
     Run { out: PathBuf },
     /// Send `count` SRBs of kind `kind` inside `measured_srb_sequence`.
     Workload { kind: String, count: usize },
+    /// Only the wall-time measurement, printed (quick comparisons).
+    Wall,
 }
 
-const USAGE: &str = "usage: vstor-bench [--sys FILE] [--inf FILE] [run [--out DIR] | workload --kind KIND [--count N]]";
+const USAGE: &str = "usage: vstor-bench [--sys FILE] [--inf FILE] [run [--out DIR] | wall | workload --kind KIND [--count N]]";
 
 /// Parses the command line (a handful of options; see [`USAGE`]).
 fn parse_args(args: impl Iterator<Item = String>) -> Result<(Files, Command), String> {
@@ -71,7 +73,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<(Files, Command), St
                     format!("--count takes a whole number of SRBs, not '{text}'; {USAGE}")
                 })?;
             }
-            "run" | "workload" if subcommand.is_none() => subcommand = Some(arg),
+            "run" | "workload" | "wall" if subcommand.is_none() => subcommand = Some(arg),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unexpected argument '{other}'; {USAGE}")),
         }
@@ -81,6 +83,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<(Files, Command), St
             kind: kind.ok_or_else(|| format!("workload needs --kind; {USAGE}"))?,
             count,
         },
+        Some("wall") => Command::Wall,
         _ => Command::Run { out },
     };
     Ok((files, command))
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
     let result = parse_args(std::env::args().skip(1)).and_then(|(files, command)| match command {
         Command::Run { out } => run(&files, &out),
         Command::Workload { kind, count } => workload(&files, &kind, count),
+        Command::Wall => wall_only(&files),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,6 +134,28 @@ fn workload(files: &Files, kind: &str, count: usize) -> Result<(), String> {
 fn measured_srb_sequence(bench: &Bench, request: &mut driver::Request, count: usize) {
     for _ in 0..count {
         bench.start_io(request);
+    }
+}
+
+fn wall_only(files: &Files) -> Result<(), String> {
+    let bench = Bench::start(&files.sys, &files.inf, SRB_DISK_MIB)?;
+    for kind in kinds::ALL {
+        let wall = wall::measure(&bench, kind);
+        println!(
+            "{:<18} {:>9.1} ns/SRB  memcpy {:>9} ns  ratio {}",
+            kind.label(),
+            wall.srb_ns,
+            wall.memcpy_ns
+                .map_or_else(|| "-".to_owned(), |ns| format!("{ns:.1}")),
+            wall.ratio()
+                .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}")),
+        );
+    }
+    let findings = bench.finish();
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("storemu reported findings: {findings:?}"))
     }
 }
 

@@ -103,6 +103,19 @@ impl Report {
                 row.count.other(),
             );
         }
+        let _ = writeln!(
+            out,
+            "\nLargest parts of \"other\" (innermost function, inlined code included; instructions per SRB):\n"
+        );
+        for row in &self.rows {
+            let parts: Vec<String> = row
+                .count
+                .top_other
+                .iter()
+                .map(|(name, ir)| format!("`{name}` {ir:.0}"))
+                .collect();
+            let _ = writeln!(out, "- {}: {}", row.kind.label(), parts.join(", "));
+        }
         let _ = writeln!(out, "\n| adapter start | time |\n|---|---:|");
         for (mib, time) in &self.starts {
             let _ = writeln!(
