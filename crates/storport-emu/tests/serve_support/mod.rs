@@ -112,7 +112,10 @@ impl Served {
                         .parse()
                         .expect("iSCSI address"),
                 );
-                served.target = words.nth(1).unwrap_or_default().to_owned();
+                words
+                    .nth(1)
+                    .unwrap_or_default()
+                    .clone_into(&mut served.target);
             }
             served.output.push(line);
         }

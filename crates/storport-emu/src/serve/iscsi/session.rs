@@ -110,6 +110,89 @@ fn cdb_transfer_bytes(cdb: &[u8], block_size: u32) -> Option<u64> {
     Some(blocks * block)
 }
 
+/// A WRITE (10/12/16) or WRITE AND VERIFY CDB moving only `blocks` blocks.
+fn shorten_write(cdb: &[u8], blocks: usize) -> Option<Vec<u8>> {
+    let mut shorter = cdb.to_vec();
+    match *cdb.first()? {
+        0x2A | 0x2E => shorter
+            .get_mut(7..9)?
+            .copy_from_slice(&u16::try_from(blocks).ok()?.to_be_bytes()),
+        0xAA | 0xAE => shorter
+            .get_mut(6..10)?
+            .copy_from_slice(&u32::try_from(blocks).ok()?.to_be_bytes()),
+        0x8A | 0x8E => shorter
+            .get_mut(10..14)?
+            .copy_from_slice(&u32::try_from(blocks).ok()?.to_be_bytes()),
+        _ => return None,
+    }
+    Some(shorter)
+}
+
+/// Where a READ/WRITE CDB keeps its LBA and transfer length.
+#[derive(Clone)]
+struct LbaFields {
+    lba: std::ops::Range<usize>,
+    count: std::ops::Range<usize>,
+}
+
+impl LbaFields {
+    fn read_lba(&self, cdb: &[u8]) -> u64 {
+        cdb[self.lba.clone()]
+            .iter()
+            .fold(0, |acc, &b| acc << 8 | u64::from(b))
+    }
+
+    fn with(&self, cdb: &[u8], lba: u64, count: u64) -> Vec<u8> {
+        let mut piece = cdb.to_vec();
+        let lba_bytes = lba.to_be_bytes();
+        let lba_width = self.lba.len();
+        piece[self.lba.clone()].copy_from_slice(&lba_bytes[8 - lba_width..]);
+        let count_bytes = count.to_be_bytes();
+        let count_width = self.count.len();
+        piece[self.count.clone()].copy_from_slice(&count_bytes[8 - count_width..]);
+        piece
+    }
+}
+
+/// The LBA and length fields of READ/WRITE (10/12/16), the commands the
+/// disk class driver splits at the adapter's maximum transfer length.
+const fn lba_fields(cdb: &[u8]) -> Option<LbaFields> {
+    let Some(&opcode) = cdb.first() else {
+        return None;
+    };
+    match opcode {
+        0x28 | 0x2A if cdb.len() >= 10 => Some(LbaFields {
+            lba: 2..6,
+            count: 7..9,
+        }),
+        0xA8 | 0xAA if cdb.len() >= 12 => Some(LbaFields {
+            lba: 2..6,
+            count: 6..10,
+        }),
+        0x88 | 0x8A if cdb.len() >= 16 => Some(LbaFields {
+            lba: 2..10,
+            count: 10..14,
+        }),
+        _ => None,
+    }
+}
+
+/// The data phase a command defines.
+enum Direction {
+    In,
+    Out,
+}
+
+/// The data direction of the block commands whose direction this target
+/// must know to frame a mismatched task (READ flagged as a write, ...).
+const fn cdb_direction(opcode: u8) -> Option<Direction> {
+    match opcode {
+        0x08 | 0x28 | 0xA8 | 0x88 => Some(Direction::In),
+        0x0A | 0x2A | 0xAA | 0x8A | 0x2E | 0xAE | 0x8E | 0x41 | 0x93 | 0x89 => Some(Direction::Out),
+        _ => None,
+    }
+}
+
 /// The length of a CDB from its group code (SPC-4 §4.2.5.1).
 const fn cdb_length(opcode: u8) -> usize {
     match opcode >> 5 {
@@ -440,7 +523,12 @@ impl<'a> Session<'a> {
     }
 
     /// Maps an SRB result to what the initiator sees, as a port driver would.
-    fn outcome(&self, address: (u8, u8, u8), result: SrbResult) -> Result<Outcome, PortError> {
+    fn outcome(
+        &self,
+        address: (u8, u8, u8),
+        result: SrbResult,
+        sent: Option<usize>,
+    ) -> Result<Outcome, PortError> {
         let fixed = |key: u8, asc: u8, ascq: u8| {
             let mut sense = vec![0_u8; 18];
             sense[0] = 0x70;
@@ -463,6 +551,15 @@ impl<'a> Session<'a> {
             data,
         };
         Ok(match result.status() {
+            // A data-out SRB the miniport did not take whole: the initiator
+            // sent less than the command transfers (FCP-4 b: INVALID FIELD
+            // IN COMMAND INFORMATION UNIT, nothing written).
+            srb_status::DATA_OVERRUN
+                if result.scsi_status == SCSI_GOOD
+                    && sent.is_some_and(|n| (result.transferred as usize) < n || n == 0) =>
+            {
+                check(fixed(0x05, 0x0E, 0x03))
+            }
             srb_status::SUCCESS => good(result.data),
             srb_status::DATA_OVERRUN if result.scsi_status == SCSI_GOOD => good(result.data),
             _ if result.scsi_status == SCSI_CHECK_CONDITION => {
@@ -553,24 +650,49 @@ impl<'a> Session<'a> {
             return self.respond(stream, pdu, expected, None, outcome, r2t_count);
         };
         let needed = cdb_transfer_bytes(&cdb, self.block_size(address));
-        let direction = match out_data {
-            Some(data) => DataDirection::Out(data),
-            None if reads => {
-                // The miniport gets the buffer the CDB asks for (within the
-                // cap); the initiator gets what fits its expected length.
-                let wanted = needed
-                    .map_or_else(|| u64::from(expected), |n| n.max(u64::from(expected)))
-                    .min(u64::from(MAX_TASK_BYTES));
-                DataDirection::In(usize::try_from(wanted).unwrap_or(0))
+        // The SRB's direction is the command's (SAM: the CDB defines the
+        // data phase); the task attribute bits only frame the transfer.
+        let read_buffer = || {
+            // The miniport gets the buffer the CDB asks for (within the
+            // cap); the initiator gets what fits its expected length.
+            let wanted = needed
+                .map_or_else(|| u64::from(expected), |n| n.max(u64::from(expected)))
+                .min(u64::from(MAX_TASK_BYTES));
+            DataDirection::In(usize::try_from(wanted).unwrap_or(0))
+        };
+        let direction = match (cdb_direction(cdb[0]), out_data) {
+            (Some(Direction::In), _) => read_buffer(),
+            (Some(Direction::Out), None) => DataDirection::Out(Vec::new()),
+            (_, Some(mut data)) => {
+                // Data beyond what the CDB transfers is residual, not payload.
+                if let Some(needed) = needed.and_then(|n| usize::try_from(n).ok()) {
+                    data.truncate(needed);
+                    // Less data than the CDB transfers: FCP-4 (a) — process
+                    // the command for the whole blocks that did arrive.
+                    let block = self.block_size(address) as usize;
+                    if data.len() < needed
+                        && block > 0
+                        && let Some(shorter) = shorten_write(&cdb, data.len() / block)
+                    {
+                        cdb = shorter;
+                        data.truncate(data.len() / block * block);
+                    }
+                }
+                DataDirection::Out(data)
             }
-            None => DataDirection::None,
+            (None, None) if reads => read_buffer(),
+            (None, None) => DataDirection::None,
         };
         let direction = match direction {
             DataDirection::In(0) => DataDirection::None,
             other => other,
         };
-        let result = self.backend.execute(address, &cdb, &direction);
-        let outcome = match result.and_then(|r| self.outcome(address, r)) {
+        let sent = match &direction {
+            DataDirection::Out(data) => Some(data.len()),
+            _ => None,
+        };
+        let result = self.execute_split(address, &cdb, &direction);
+        let outcome = match result.and_then(|r| self.outcome(address, r, sent)) {
             Ok(outcome) => outcome,
             Err(error) => {
                 self.respond_failure(stream, pdu, expected)?;
@@ -580,6 +702,77 @@ impl<'a> Session<'a> {
             }
         };
         self.respond(stream, pdu, expected, needed, outcome, r2t_count)
+    }
+
+    /// Sends the command as the disk class driver would: READ and WRITE
+    /// (10/12/16) larger than the adapter's `MaximumTransferLength` go to
+    /// the miniport as consecutive pieces; the first piece that does not
+    /// succeed ends the command with its status.
+    fn execute_split(
+        &self,
+        address: (u8, u8, u8),
+        cdb: &[u8],
+        direction: &DataDirection,
+    ) -> Result<SrbResult, PortError> {
+        let block = u64::from(self.block_size(address));
+        let max_blocks = u64::from(self.backend.max_transfer_bytes()) / block.max(1);
+        let (Some(needed), Some(field)) = (cdb_transfer_bytes(cdb, 512), lba_fields(cdb)) else {
+            return self.backend.execute(address, cdb, direction);
+        };
+        let blocks = needed / 512;
+        let buffer_blocks = match direction {
+            DataDirection::In(n) => *n as u64 / block.max(1),
+            DataDirection::Out(data) => data.len() as u64 / block.max(1),
+            DataDirection::None => 0,
+        };
+        if block == 0 || max_blocks == 0 || blocks <= max_blocks || buffer_blocks < blocks {
+            return self.backend.execute(address, cdb, direction);
+        }
+        let lba = field.read_lba(cdb);
+        let capacity = self
+            .backend
+            .luns()
+            .iter()
+            .find(|l| l.address == address)
+            .map_or(0, |l| l.blocks);
+        if lba.checked_add(blocks).is_none_or(|end| end > capacity) {
+            // Out of range: the miniport rejects the whole command.
+            return self.backend.execute(address, cdb, direction);
+        }
+        let mut data = Vec::new();
+        let mut done = 0;
+        let mut last = None;
+        while done < blocks {
+            let count = max_blocks.min(blocks - done);
+            let piece = field.with(cdb, lba + done, count);
+            let bytes = usize::try_from(count * block).unwrap_or(0);
+            let start = usize::try_from(done * block).unwrap_or(0);
+            let part = match direction {
+                DataDirection::Out(all) => DataDirection::Out(all[start..start + bytes].to_vec()),
+                _ => DataDirection::In(bytes),
+            };
+            let result = self.backend.execute(address, &piece, &part)?;
+            if result.status() != srb_status::SUCCESS {
+                return Ok(result);
+            }
+            data.extend_from_slice(&result.data);
+            done += count;
+            last = Some(result);
+        }
+        Ok(last.map_or_else(
+            || SrbResult {
+                srb_status: srb_status::SUCCESS,
+                scsi_status: SCSI_GOOD,
+                sense: Vec::new(),
+                data: Vec::new(),
+                transferred: 0,
+            },
+            |r| SrbResult {
+                transferred: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                data,
+                ..r
+            },
+        ))
     }
 
     fn respond_failure(
