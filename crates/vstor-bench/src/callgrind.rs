@@ -63,6 +63,14 @@ impl Count {
 /// A sentence naming what failed (valgrind or llvm-symbolizer missing, the
 /// workload failing, an unreadable profile).
 pub fn count(sys: &Path, inf: &Path, kind: Kind) -> Result<Count, String> {
+    let (profile, base, size) = profile(sys, inf, kind)?;
+    let costs = parse(&profile)?;
+    tally(sys, &costs, base, size)
+}
+
+/// Runs the workload of `kind` under callgrind: the profile's text and
+/// the image's base and size.
+fn profile(sys: &Path, inf: &Path, kind: Kind) -> Result<(String, u64, u64), String> {
     let exe = std::env::current_exe()
         .map_err(|error| format!("cannot find the running executable: {error}."))?;
     let out = std::env::temp_dir().join(format!(
@@ -105,7 +113,11 @@ pub fn count(sys: &Path, inf: &Path, kind: Kind) -> Result<Count, String> {
     let profile = std::fs::read_to_string(&out)
         .map_err(|error| format!("cannot read the profile {}: {error}.", out.display()))?;
     let _ = std::fs::remove_file(&out);
-    let costs = parse(&profile)?;
+    Ok((profile, base, size))
+}
+
+/// Splits the instructions inside the image into copy and other.
+fn tally(sys: &Path, costs: &Costs, base: u64, size: u64) -> Result<Count, String> {
     let inside = |address: u64| address >= base && address < base + size;
     let mut addresses = BTreeSet::new();
     for &(address, _) in &costs.selfs {
@@ -122,7 +134,23 @@ pub fn count(sys: &Path, inf: &Path, kind: Kind) -> Result<Count, String> {
         }
     }
     let code = name_addresses(sys, base, &addresses)?;
-    let is_copy = |address: &u64| code.get(address).is_some_and(|(copy, _)| *copy);
+    let is_copy = |address: &u64| code.get(address).is_some_and(|named| named.copy);
+    // Functions the copy calls and nothing else calls (memcpy on the
+    // READ/WRITE path): their instructions are the copy's, so they stay out
+    // of the breakdown of the rest.
+    let procedure = |address: &u64| code.get(address).map(|named| named.procedure.as_str());
+    let mut copy_callees = BTreeSet::new();
+    let mut other_callees = BTreeSet::new();
+    for call in &costs.calls {
+        if inside(call.site) && inside(call.target) && !is_copy(&call.target) {
+            let callees = if is_copy(&call.site) {
+                &mut copy_callees
+            } else {
+                &mut other_callees
+            };
+            callees.extend(procedure(&call.target));
+        }
+    }
     let mut total = 0_u64;
     let mut copy = 0_u64;
     let mut other_by_function: HashMap<&str, u64> = HashMap::new();
@@ -131,8 +159,13 @@ pub fn count(sys: &Path, inf: &Path, kind: Kind) -> Result<Count, String> {
             total += ir;
             if is_copy(&address) {
                 copy += ir;
-            } else if let Some((_, name)) = code.get(&address) {
-                *other_by_function.entry(name.as_str()).or_default() += ir;
+            } else if let Some(named) = code.get(&address) {
+                let procedure = named.procedure.as_str();
+                if !copy_callees.contains(procedure) || other_callees.contains(procedure) {
+                    *other_by_function
+                        .entry(named.innermost.as_str())
+                        .or_default() += ir;
+                }
             }
         }
     }
@@ -245,14 +278,22 @@ fn is_copy_function(name: &str) -> bool {
         || name.contains("storport::shared_bytes::")
 }
 
-/// For each of `addresses`: whether its code belongs to the copy, and the
-/// innermost function it belongs to (generic arguments dropped), named by
-/// `llvm-symbolizer` from the image's PDB.
+/// What `llvm-symbolizer` says about one address.
+struct Named {
+    /// The code belongs to the copy.
+    copy: bool,
+    /// Innermost (inlined) function, generic arguments dropped.
+    innermost: String,
+    /// The procedure the address lies in, generic arguments dropped.
+    procedure: String,
+}
+
+/// Names each of `addresses` with `llvm-symbolizer` from the image's PDB.
 fn name_addresses(
     sys: &Path,
     base: u64,
     addresses: &BTreeSet<u64>,
-) -> Result<HashMap<u64, (bool, String)>, String> {
+) -> Result<HashMap<u64, Named>, String> {
     let bytes =
         std::fs::read(sys).map_err(|error| format!("cannot read {}: {error}.", sys.display()))?;
     let pe = PeFile64::parse(&*bytes)
@@ -298,10 +339,16 @@ fn name_addresses(
     }
     let mut names = HashMap::new();
     for (&address, block) in addresses.iter().zip(blocks) {
-        let copy = block.lines().step_by(2).any(is_copy_function);
-        let innermost = block.lines().next().unwrap_or("??");
-        let name = innermost.split('<').next().unwrap_or(innermost).to_owned();
-        names.insert(address, (copy, name));
+        let functions: Vec<&str> = block.lines().step_by(2).collect();
+        let strip = |name: &str| name.split('<').next().unwrap_or(name).to_owned();
+        names.insert(
+            address,
+            Named {
+                copy: functions.iter().any(|name| is_copy_function(name)),
+                innermost: strip(functions.first().copied().unwrap_or("??")),
+                procedure: strip(functions.last().copied().unwrap_or("??")),
+            },
+        );
     }
     Ok(names)
 }
