@@ -33,17 +33,21 @@ fi
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${VSTOR_FUZZ_TARGET_DIR:-$root/target/fuzz}"
 cd "$here"
+# Build once, then run the binaries themselves, so a source edit during the
+# run cannot trigger a rebuild half-way.
 cargo fuzz build --sanitizer none
+host="$(rustc -vV | sed -n 's/^host: //p')"
+bin="$CARGO_TARGET_DIR/$host/release"
 
 summary=()
 for target in "${targets[@]}"; do
     scratch="$root/target/fuzz-corpus/$target"
-    mkdir -p "$scratch"
+    mkdir -p "$scratch" "$here/artifacts/$target"
     log="$root/target/fuzz-corpus/$target.log"
     echo "fuzz: $target for ${seconds} s"
-    if ! cargo fuzz run --sanitizer none "$target" "$scratch" "corpus/$target" -- \
+    if ! "$bin/$target" -artifact_prefix="$here/artifacts/$target/" \
         -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
-        >"$log" 2>&1; then
+        "$scratch" "corpus/$target" >"$log" 2>&1; then
         tail -n 60 "$log"
         echo "fuzz: $target failed; the input is in fuzz/artifacts/$target/ and the log in $log" >&2
         exit 1
