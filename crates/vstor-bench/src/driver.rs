@@ -41,7 +41,10 @@ static LAST_COMPLETED: AtomicUsize = AtomicUsize::new(0);
 /// convention, so a fixed three-argument routine reads them as they are.
 extern "win64" fn notification(kind: u64, _extension: u64, srb: u64) -> u64 {
     if kind & 0xFFFF_FFFF == REQUEST_COMPLETE {
-        COMPLETIONS.fetch_add(1, Ordering::Relaxed);
+        // A load and a store, not a locked read-modify-write: only the
+        // benchmark thread sends requests, and a locked instruction here
+        // would add the stub's own cost to every SRB timed.
+        COMPLETIONS.store(COMPLETIONS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         #[expect(
             clippy::cast_possible_truncation,
             reason = "x86_64 only: addresses are 64 bits wide"
