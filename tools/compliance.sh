@@ -70,8 +70,8 @@ TGTD_PID=""
 cleanup() {
     [ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null || true
     if [ -n "$TGTD_PID" ]; then
-        kill -TERM "$TGTD_PID" 2>/dev/null || true
-        sleep 0.5
+        tgtadm -C "$CONTROL_PORT" --mode system --op delete --force >/dev/null 2>&1 || true
+        for _ in $(seq 1 20); do kill -0 "$TGTD_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$TGTD_PID" 2>/dev/null || true
     fi
     rm -rf "$WORK"
@@ -123,7 +123,7 @@ PY
 
 # vstor under storemu.
 "$STOREMU" serve "$PACKAGE_DIR/vstor.sys" --inf "$PACKAGE_DIR/vstor.inf" \
-    --iscsi 127.0.0.1:0 --no-nbd >"$WORK/serve.log" 2>&1 &
+    --iscsi 127.0.0.1:0 --no-nbd --log >"$WORK/serve.log" 2>"$WORK/serve.err" &
 SERVER_PID=$!
 for _ in $(seq 1 300); do
     grep -q '^listening iscsi ' "$WORK/serve.log" && break
@@ -147,6 +147,7 @@ if [ "$TGT" -eq 1 ]; then
     truncate -s 64M "$WORK/tgt.img"
     tgtd -f -C "$CONTROL_PORT" --iscsi "portal=127.0.0.1:$TGT_PORT" >"$WORK/tgtd.log" 2>&1 &
     TGTD_PID=$!
+    disown "$TGTD_PID"
     TGT_IQN=iqn.2026-11.org.storemu:tgt-reference
     for _ in $(seq 1 100); do
         tgtadm -C "$CONTROL_PORT" --lld iscsi --mode target --op show >/dev/null 2>&1 && break
@@ -227,6 +228,10 @@ fails = counts(vstor)["fail"]
 print(f"vstor: {v['pass']} pass, {v['skip']} skip, {v['fail']} fail" + (f"; tgt: {t['pass']} pass, {t['skip']} skip, {t['fail']} fail" if tgt_on else ""))
 sys.exit(1 if problems or fails else 0)
 PY
+if [ "$STATUS" -ne 0 ] && grep -q 'connection closed' "$WORK/serve.err"; then
+    note "connections storemu closed on protocol errors (last 10):"
+    grep 'connection closed' "$WORK/serve.err" | tail -10 >&2
+fi
 if [ "$SERVE_STATUS" -ne 0 ] || ! grep -q '^outcome: 0 finding(s)' "$WORK/serve.log"; then
     sed -n '/^stopping/,$p' "$WORK/serve.log"
     note "storemu serve stopped with status $SERVE_STATUS or reported findings"

@@ -90,6 +90,12 @@ pub fn definition() -> Command {
                 .help("Longest the port waits for a request's completion"),
         )
         .arg(
+            Arg::new("log")
+                .long("log")
+                .action(ArgAction::SetTrue)
+                .help("Print the port's log (life cycle, DbgPrint, connections closed on protocol errors) on stderr as it happens"),
+        )
+        .arg(
             Arg::new("allow-missing")
                 .long("allow-missing")
                 .action(ArgAction::SetTrue)
@@ -157,7 +163,7 @@ pub fn main(matches: &ArgMatches) -> ExitCode {
         );
         return ExitCode::from(EXIT_LOAD_ERROR);
     }
-    let adapter = match Adapter::start(&args, &sets) {
+    let adapter = match Adapter::start(&args, &sets, matches.get_flag("log")) {
         Ok(adapter) => adapter,
         Err(message) => {
             eprintln!("storemu: {message}");

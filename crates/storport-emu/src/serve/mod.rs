@@ -50,12 +50,13 @@ pub struct Adapter {
 impl Adapter {
     /// Loads the driver, installs it into the emulated registry (from the
     /// INF and `--set` values, as `storemu run` does), runs `DriverEntry`,
-    /// starts the adapter and scans its bus.
+    /// starts the adapter and scans its bus. With `echo` the port prints
+    /// its log on stderr as it happens.
     ///
     /// # Errors
     ///
     /// A sentence saying what failed; findings recorded so far are in it.
-    pub fn start(args: &RunArgs, sets: &[SetSpec]) -> Result<Self, String> {
+    pub fn start(args: &RunArgs, sets: &[SetSpec], echo: bool) -> Result<Self, String> {
         let bytes = std::fs::read(&args.driver).map_err(|e| {
             format!(
                 "the driver image {} cannot be read ({e}); nothing was served.",
@@ -81,6 +82,7 @@ impl Adapter {
         let options = PortOptions {
             service,
             srb_timeout: Duration::from_millis(args.srb_timeout_ms),
+            echo,
             ..PortOptions::default()
         };
         let port = Arc::new(Port::new(
