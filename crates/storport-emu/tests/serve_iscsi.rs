@@ -626,3 +626,72 @@ fn hostile_input_ends_the_connection_and_the_target_goes_on() {
     c.logout();
     served.stop_clean();
 }
+
+/// A small deterministic generator for the garbage below (xorshift64).
+struct Noise(u64);
+
+impl Noise {
+    const fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn bytes(&mut self, length: usize) -> Vec<u8> {
+        (0..length).map(|_| self.next().to_le_bytes()[0]).collect()
+    }
+}
+
+/// Sends `garbage`, half-closes, and drains what the target says until it closes.
+fn throw(stream: &mut TcpStream, garbage: &[u8]) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(garbage);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut sink = Vec::new();
+    let _ = stream.read_to_end(&mut sink);
+}
+
+#[test]
+fn random_pdus_before_and_after_login_never_stop_the_target() {
+    let served = Served::start(&[], &["iscsi"]);
+    let mut noise = Noise(0xC0FF_EE00_1234_5678);
+    for round in 0..48_u64 {
+        // A header with a valid opcode most of the time and a small data
+        // segment length, so the target reads it and acts on the fields.
+        let mut pdu = noise.bytes(48);
+        let opcodes = [
+            NOP_OUT,
+            SCSI_COMMAND,
+            TMF,
+            LOGIN,
+            TEXT,
+            DATA_OUT,
+            LOGOUT,
+            0x10,
+            0x3F,
+        ];
+        pdu[0] = opcodes[usize::try_from(noise.next() % 9).unwrap()] | (pdu[0] & 0x40);
+        pdu[4] = 0;
+        let length = noise.next() % 600;
+        pdu[5..8].copy_from_slice(&u32::try_from(length).unwrap().to_be_bytes()[1..]);
+        let padded = usize::try_from(length.div_ceil(4) * 4).unwrap();
+        pdu.extend(noise.bytes(padded));
+        let tail = usize::try_from(noise.next() % 64).unwrap();
+        pdu.extend(noise.bytes(tail));
+        let mut c = Connection::connect(served.iscsi());
+        if round % 2 == 1 {
+            c.login(&served.target, &[]);
+        }
+        throw(&mut c.stream, &pdu);
+    }
+    let mut c = Connection::connect(served.iscsi());
+    c.login(&served.target, &[]);
+    let data = pattern(512, 5);
+    assert_eq!(c.write(0, &rw10(0x2A, 30, 1), &data, 512).0, 0);
+    assert_eq!(c.read(0, &rw10(0x28, 30, 1), 512).1, data);
+    c.logout();
+    served.stop_clean();
+}

@@ -452,3 +452,68 @@ fn hostile_input_closes_the_connection_and_the_server_goes_on() {
     assert_eq!(client.read(0, 1024), Ok(pattern(1024, 2)));
     served.stop_clean();
 }
+
+/// A small deterministic generator for the garbage below (xorshift64).
+struct Noise(u64);
+
+impl Noise {
+    const fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn bytes(&mut self, length: usize) -> Vec<u8> {
+        (0..length).map(|_| self.next().to_le_bytes()[0]).collect()
+    }
+}
+
+/// Sends `garbage`, half-closes, and drains what the server says until it closes.
+fn throw(mut stream: TcpStream, garbage: &[u8]) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(garbage);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut sink = Vec::new();
+    let _ = stream.read_to_end(&mut sink);
+}
+
+#[test]
+fn random_bytes_in_every_phase_never_stop_the_server() {
+    let served = Served::start(&[], &["nbd"]);
+    let mut noise = Noise(0x5EED_1234_ABCD_0001);
+    for round in 0..48_u64 {
+        let length = usize::try_from(noise.next() % 512).unwrap();
+        let mut garbage = noise.bytes(length);
+        match round % 4 {
+            // Right after the greeting.
+            0 => throw(TcpStream::connect(served.nbd()).unwrap(), &garbage),
+            // Valid flags, then options with the right magic and random fields.
+            1 | 2 => {
+                let client = Client::connect(served.nbd());
+                let mut option = IHAVEOPT.to_be_bytes().to_vec();
+                option.extend_from_slice(&u32::try_from(noise.next() % 12).unwrap().to_be_bytes());
+                option.extend_from_slice(&u32::try_from(garbage.len()).unwrap().to_be_bytes());
+                option.append(&mut garbage);
+                throw(client.stream.try_clone().unwrap(), &option);
+                drop(client);
+            }
+            // Transmission phase: requests with the right magic and random fields.
+            _ => {
+                let mut client = Client::connect(served.nbd());
+                client.go("lun0");
+                let mut request = 0x2560_9513_u32.to_be_bytes().to_vec();
+                request.extend_from_slice(&noise.bytes(24));
+                request.append(&mut garbage);
+                throw(client.stream.try_clone().unwrap(), &request);
+            }
+        }
+    }
+    let mut client = Client::connect(served.nbd());
+    client.go("lun0");
+    assert_eq!(client.write(4096, &pattern(512, 4), 0), 0);
+    assert_eq!(client.read(4096, 512), Ok(pattern(512, 4)));
+    served.stop_clean();
+}

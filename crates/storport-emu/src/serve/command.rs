@@ -207,13 +207,16 @@ pub fn main(matches: &ArgMatches) -> ExitCode {
     let _ = std::io::Write::flush(&mut std::io::stdout());
     let _ = stop.recv();
     println!("stopping: closing connections");
-    server.shutdown();
+    let panics = server.shutdown();
     let findings = adapter.finish();
     for finding in &findings {
         println!("!! {finding}");
     }
+    if panics > 0 {
+        println!("!! {panics} connection thread(s) panicked: a front-end bug, see stderr");
+    }
     println!("outcome: {} finding(s)", findings.len());
-    ExitCode::from(if findings.is_empty() {
+    ExitCode::from(if findings.is_empty() && panics == 0 {
         EXIT_CLEAN
     } else {
         EXIT_FINDINGS

@@ -20,7 +20,7 @@ pub mod nbd;
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -173,6 +173,7 @@ type Connections = Arc<Mutex<HashMap<u64, TcpStream>>>;
 /// The listeners and connection threads of one `serve`.
 pub struct Server {
     stop: Arc<AtomicBool>,
+    panics: Arc<AtomicUsize>,
     connections: Connections,
     threads: Vec<JoinHandle<()>>,
     nbd: Option<SocketAddr>,
@@ -195,6 +196,7 @@ impl Server {
     pub fn start(backend: &Arc<Backend>, config: &ServeConfig) -> std::io::Result<Self> {
         let mut server = Self {
             stop: Arc::new(AtomicBool::new(false)),
+            panics: Arc::new(AtomicUsize::new(0)),
             connections: Arc::new(Mutex::new(HashMap::new())),
             threads: Vec::new(),
             nbd: None,
@@ -254,20 +256,29 @@ impl Server {
         let bound = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let stop = Arc::clone(&self.stop);
+        let panics = Arc::clone(&self.panics);
         let connections = Arc::clone(&self.connections);
         let accept = std::thread::Builder::new()
             .name(format!("accept {bound}"))
-            .spawn(move || accept_loop(&listener, &stop, &connections, &backend, &handler))?;
+            .spawn(move || {
+                accept_loop(&listener, &stop, &connections, &backend, &handler, &panics);
+            })?;
         self.threads.push(accept);
         Ok(bound)
     }
 
-    /// Stops accepting, closes every connection and waits for the threads.
-    pub fn shutdown(mut self) {
+    /// Stops accepting, closes every connection and waits for the
+    /// threads; returns how many connection threads panicked (a bug in the
+    /// front end: outside input must never panic it).
+    #[must_use]
+    pub fn shutdown(mut self) -> usize {
         self.stop.store(true, Ordering::Release);
         for thread in self.threads.drain(..) {
-            let _ = thread.join();
+            if thread.join().is_err() {
+                self.panics.fetch_add(1, Ordering::Relaxed);
+            }
         }
+        self.panics.load(Ordering::Relaxed)
     }
 }
 
@@ -286,11 +297,19 @@ fn accept_loop(
     connections: &Connections,
     backend: &Arc<Backend>,
     handler: &Handler,
+    panics: &AtomicUsize,
 ) {
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::Acquire) {
-        workers.retain(|w| !w.is_finished());
+        let (finished, running): (Vec<_>, Vec<_>) =
+            workers.into_iter().partition(JoinHandle::is_finished);
+        workers = running;
+        for worker in finished {
+            if worker.join().is_err() {
+                panics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         match listener.accept() {
             Ok((stream, _peer)) => {
                 if workers.len() >= MAX_CONNECTIONS || stream.set_nonblocking(false).is_err() {
@@ -330,6 +349,8 @@ fn accept_loop(
         let _ = stream.shutdown(Shutdown::Both);
     }
     for worker in workers {
-        let _ = worker.join();
+        if worker.join().is_err() {
+            panics.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
