@@ -27,6 +27,8 @@ use storport_emu::registry::{RegValue, Registry};
 
 /// `StorPortNotification` type `RequestComplete`.
 const REQUEST_COMPLETE: u64 = 0;
+/// Bytes per page.
+pub const PAGE_BYTES: usize = 4096;
 /// `DISPATCH_LEVEL`, the IRQL Storport calls a virtual `HwStartIo` at.
 const DISPATCH_LEVEL: u8 = 2;
 
@@ -154,6 +156,19 @@ impl Bench {
         })
     }
 
+    /// Where the disk's pool chunks start within their page (every chunk is
+    /// a 1 MiB pool block, so they all share it), to give the memcpy
+    /// baseline the same alignment.
+    #[must_use]
+    pub fn medium_page_offset(&self) -> Option<usize> {
+        let tag = u32::from_le_bytes(*b"vstD");
+        let pool = self.port.shared().pool.lock().ok()?;
+        pool.live()
+            .iter()
+            .find(|(_, block)| block.tag == tag)
+            .map(|(address, _)| address % PAGE_BYTES)
+    }
+
     /// Stops, removes and unloads the adapter; the findings storemu made
     /// over the whole life cycle, as sentences.
     pub fn finish(self) -> Vec<String> {
@@ -224,6 +239,12 @@ impl Request {
         );
         let data_len = slot.srb.DataTransferLength;
         Self { slot, data_len }
+    }
+
+    /// Where the data buffer starts within its page.
+    #[must_use]
+    pub fn data_page_offset(&self) -> usize {
+        self.slot.data.as_ptr() as usize % PAGE_BYTES
     }
 
     /// The SRB status and SCSI status of the last completion.
