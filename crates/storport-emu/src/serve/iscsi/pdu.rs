@@ -214,3 +214,53 @@ impl Pdu {
 pub const fn sn_lt(a: u32, b: u32) -> bool {
     a != b && b.wrapping_sub(a) < 0x8000_0000
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Pdu, PduError, sn_lt};
+
+    #[test]
+    fn oversized_segments_are_refused_before_allocation() {
+        let mut header = [0_u8; 48];
+        header[5..8].copy_from_slice(&[0xFF, 0xFF, 0xFF]);
+        let error = Pdu::read(&mut &header[..], 8192).expect_err("too long");
+        assert!(matches!(
+            error,
+            PduError::TooLong {
+                length: 0xFF_FFFF,
+                limit: 8192
+            }
+        ));
+    }
+
+    #[test]
+    fn padding_and_ahs_are_read_and_written() {
+        let mut pdu = Pdu::new(0x25);
+        pdu.data = vec![1, 2, 3, 4, 5];
+        let mut wire = Vec::new();
+        pdu.write(&mut wire).unwrap();
+        assert_eq!(wire.len(), 48 + 8, "five bytes padded to eight");
+        assert_eq!(&wire[5..8], &[0, 0, 5]);
+        let back = Pdu::read(&mut wire.as_slice(), 8).unwrap();
+        assert_eq!(back.data, [1, 2, 3, 4, 5]);
+        let mut with_ahs = wire.clone();
+        with_ahs[4] = 1;
+        with_ahs.splice(48..48, [0, 4, 1, 0]);
+        let back = Pdu::read(&mut with_ahs.as_slice(), 8).unwrap();
+        assert_eq!((back.ahs.len(), back.data.len()), (4, 5));
+        let truncated = &wire[..50];
+        assert!(matches!(
+            Pdu::read(&mut &truncated[..], 8),
+            Err(PduError::Closed)
+        ));
+    }
+
+    #[test]
+    fn serial_numbers_wrap() {
+        assert!(sn_lt(1, 2));
+        assert!(sn_lt(0xFFFF_FFFF, 0));
+        assert!(!sn_lt(5, 5));
+        assert!(sn_lt(0, 0x7FFF_FFFF));
+        assert!(!sn_lt(0x7FFF_FFFF, 0));
+    }
+}

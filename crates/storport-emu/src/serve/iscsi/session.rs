@@ -957,3 +957,66 @@ impl<'a> Session<'a> {
             .map_err(|e| protocol_error(format!("the adapter can no longer serve requests: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{cdb_length, cdb_transfer_bytes, lba_fields, shorten_write};
+
+    #[test]
+    fn transfer_lengths_come_from_the_cdb() {
+        // READ(10) of 3 blocks, WRITE(16) of 0x10000 blocks, READ(6) of "0" = 256.
+        assert_eq!(
+            cdb_transfer_bytes(&[0x28, 0, 0, 0, 0, 9, 0, 0, 3, 0], 512),
+            Some(1536)
+        );
+        let mut write16 = [0_u8; 16];
+        write16[0] = 0x8A;
+        write16[11] = 1;
+        assert_eq!(cdb_transfer_bytes(&write16, 4096), Some(0x10000 * 4096));
+        assert_eq!(
+            cdb_transfer_bytes(&[0x08, 0, 0, 0, 0, 0], 512),
+            Some(256 * 512)
+        );
+        // VERIFY(10) without BYTCHK moves nothing; WRITE SAME one block; INQUIRY unknown.
+        assert_eq!(
+            cdb_transfer_bytes(&[0x2F, 0, 0, 0, 0, 0, 0, 0, 8, 0], 512),
+            Some(0)
+        );
+        assert_eq!(
+            cdb_transfer_bytes(&[0x41, 0, 0, 0, 0, 0, 0, 0, 8, 0], 512),
+            Some(512)
+        );
+        assert_eq!(cdb_transfer_bytes(&[0x12, 0, 0, 0, 36, 0], 512), None);
+        assert_eq!(
+            cdb_transfer_bytes(&[0x28, 0], 512),
+            Some(0),
+            "short CDB reads as zero"
+        );
+    }
+
+    #[test]
+    fn cdb_lengths_follow_the_group_code() {
+        assert_eq!(
+            [0x00, 0x28, 0x5A, 0x88, 0xA0, 0xC0].map(cdb_length),
+            [6, 10, 10, 16, 12, 16]
+        );
+    }
+
+    #[test]
+    fn pieces_and_shortened_writes_keep_the_other_fields() {
+        let cdb = [0x2A, 0x08, 0, 0, 0x10, 0, 0x07, 0, 200, 0x55];
+        let field = lba_fields(&cdb).expect("WRITE(10)");
+        assert_eq!(field.read_lba(&cdb), 0x1000);
+        assert_eq!(
+            field.with(&cdb, 0x1002, 100),
+            [0x2A, 0x08, 0, 0, 0x10, 0x02, 0x07, 0, 100, 0x55]
+        );
+        assert_eq!(
+            shorten_write(&cdb, 1),
+            Some(vec![0x2A, 0x08, 0, 0, 0x10, 0, 0x07, 0, 1, 0x55])
+        );
+        assert_eq!(shorten_write(&cdb, 70_000), None, "does not fit WRITE(10)");
+        assert!(lba_fields(&[0x28, 0, 0]).is_none(), "too short");
+        assert!(lba_fields(&[0x12, 0, 0, 0, 36, 0]).is_none());
+    }
+}

@@ -252,3 +252,75 @@ pub fn negotiate(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Params, Stage, negotiate, parse};
+
+    fn answer(text: &[u8]) -> (Vec<(String, Option<String>)>, Params) {
+        let mut params = Params::default();
+        let negotiated = negotiate(&parse(text), &mut params, Stage::Operational);
+        (parse(&negotiated.answer), params)
+    }
+
+    #[test]
+    fn numeric_keys_take_the_rfc_result_functions() {
+        let (answered, params) = answer(
+            b"MaxBurstLength=99999999\0FirstBurstLength=4096\0DefaultTime2Wait=7\0DefaultTime2Retain=9\0",
+        );
+        assert_eq!(
+            answered,
+            [
+                ("MaxBurstLength".to_owned(), Some("Reject".to_owned())),
+                ("FirstBurstLength".to_owned(), Some("4096".to_owned())),
+                ("DefaultTime2Wait".to_owned(), Some("7".to_owned())),
+                ("DefaultTime2Retain".to_owned(), Some("0".to_owned())),
+            ]
+        );
+        assert_eq!((params.max_burst, params.first_burst), (262_144, 4096));
+        let (answered, params) = answer(b"MaxBurstLength=0x2000\0FirstBurstLength=65536\0");
+        assert_eq!(answered[0].1.as_deref(), Some("8192"));
+        assert_eq!(
+            answered[1].1.as_deref(),
+            Some("8192"),
+            "FirstBurstLength <= MaxBurstLength"
+        );
+        assert_eq!(params.first_burst, 8192);
+    }
+
+    #[test]
+    fn declarations_are_recorded_and_unknown_keys_not_understood() {
+        let (answered, params) = answer(
+            b"InitiatorName=iqn.x\0MaxRecvDataSegmentLength=4096\0SessionType=Discovery\0Foo=1\0ImmediateData=maybe\0",
+        );
+        assert_eq!(
+            answered,
+            [
+                ("Foo".to_owned(), Some("NotUnderstood".to_owned())),
+                ("ImmediateData".to_owned(), Some("Reject".to_owned())),
+            ]
+        );
+        assert_eq!(params.initiator_name.as_deref(), Some("iqn.x"));
+        assert_eq!(params.initiator_max_recv, 4096);
+        assert!(params.discovery);
+    }
+
+    #[test]
+    fn malformed_text_is_flagged_not_trusted() {
+        let mut params = Params::default();
+        let negotiated = negotiate(&parse(b"NoEquals\0\0\0"), &mut params, Stage::Security);
+        assert!(negotiated.malformed);
+        let negotiated = negotiate(
+            &parse(b"AuthMethod=CHAP,SRP\0"),
+            &mut params,
+            Stage::Security,
+        );
+        assert!(negotiated.auth_refused);
+        let negotiated = negotiate(
+            &parse(b"MaxRecvDataSegmentLength=1\0"),
+            &mut params,
+            Stage::Operational,
+        );
+        assert!(negotiated.malformed, "below 512 is out of range");
+    }
+}
