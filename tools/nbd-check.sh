@@ -10,7 +10,8 @@
 # Usage: tools/nbd-check.sh [--disks N]   (default 2)
 # Environment: STOREMU (storemu binary; default: built with cargo),
 #              VSTOR_PACKAGE_DIR (vstor.sys + vstor.inf; default target/vstor).
-# Installs qemu-utils and fio with apt when they are missing and it runs as root.
+# Installs qemu-utils and fio with apt when they are missing (as root, or
+# through passwordless sudo as on CI runners).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -31,10 +32,12 @@ apt_install() {
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    local as_root=()
+    [ "$(id -u)" -ne 0 ] && sudo -n true 2>/dev/null && as_root=(sudo -n)
+    if { [ "$(id -u)" -eq 0 ] || [ ${#as_root[@]} -gt 0 ]; } && command -v apt-get >/dev/null; then
         note "installing ${missing[*]} with apt"
-        apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
+        "${as_root[@]}" apt-get update -qq >&2
+        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
     else
         note "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}"
         exit 1
