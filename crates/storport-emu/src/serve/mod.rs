@@ -12,6 +12,31 @@
 //!
 //! Addresses default to the loopback interface; another interface is
 //! served only when named explicitly.
+//!
+//! # Using it
+//!
+//! ```text
+//! storemu serve target/vstor/vstor.sys --inf target/vstor/vstor.inf --set DiskCount=dword:2
+//! qemu-io -f raw -c "write -P 0x5a 0 1M" -c "read -P 0x5a 0 1M" nbd://127.0.0.1:10809/lun1
+//! iscsi-ls -s iscsi://127.0.0.1:3260
+//! iscsi-inq iscsi://127.0.0.1:3260/iqn.2026-11.org.storemu:vstor/0
+//! ```
+//!
+//! `cargo make nbd-check` runs qemu-io, qemu-img and fio against every NBD
+//! export; `cargo make compliance` runs libiscsi's `iscsi-test-cu` against
+//! the iSCSI target and against tgt (`tools/compliance.sh`).
+//!
+//! # What the bridge decides itself
+//!
+//! Every CDB runs in the miniport. The bridge only does what a port driver
+//! and the disk class driver above it do: map SRB statuses that carry no
+//! SCSI status to the CHECK CONDITION an initiator would see (for example
+//! `SRB_STATUS_INVALID_LUN` to LOGICAL UNIT NOT SUPPORTED), issue REQUEST
+//! SENSE when a CHECK CONDITION comes without autosense data, split READ
+//! and WRITE at the adapter's `MaximumTransferLength`, and frame transfers
+//! whose iSCSI expected length differs from the CDB's (residuals). NBD
+//! requests are checked against the export's size and block alignment
+//! before any SRB is sent, as the NBD protocol asks.
 
 pub mod backend;
 pub mod command;
