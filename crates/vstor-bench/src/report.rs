@@ -145,7 +145,7 @@ impl Report {
             .iter()
             .filter_map(|row| Some((row, row.wall?.ratio()?)))
             .collect();
-        let width = 120 + 90 * bars.len();
+        let width = 120 + 125 * bars.len();
         let height = 320.0;
         let top = 40.0;
         let bottom = 260.0;
@@ -158,7 +158,7 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
         );
         let _ = writeln!(
             out,
@@ -182,7 +182,7 @@ impl Report {
             );
         }
         for (index, (row, ratio)) in bars.iter().enumerate() {
-            let x = 80 + 90 * index;
+            let x = 90 + 125 * index;
             let goal = ratio_goal(row.kind.copy_bytes());
             let colour = if *ratio <= goal { "#3a7" } else { "#d54" };
             let _ = writeln!(
