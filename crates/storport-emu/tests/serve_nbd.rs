@@ -517,3 +517,50 @@ fn random_bytes_in_every_phase_never_stop_the_server() {
     assert_eq!(client.read(4096, 512), Ok(pattern(512, 4)));
     served.stop_clean();
 }
+
+#[test]
+fn pipelined_requests_are_all_answered_by_cookie() {
+    let served = Served::start(&[], &["nbd"]);
+    let mut client = Client::connect(served.nbd());
+    client.go("lun0");
+    // 16 writes sent back to back, then 16 reads; replies may come in any order.
+    for block in 0..16_u64 {
+        let data = pattern(4096, u8::try_from(block).unwrap());
+        client.request(CMD_WRITE, 0, 100 + block, block * 4096, 4096, &data);
+    }
+    let mut cookies: Vec<u64> = (0..16)
+        .map(|_| {
+            let mut header = [0_u8; 16];
+            client.stream.read_exact(&mut header).unwrap();
+            assert_eq!(&header[4..8], &[0, 0, 0, 0], "write succeeded");
+            u64::from_be_bytes(header[8..16].try_into().unwrap())
+        })
+        .collect();
+    cookies.sort_unstable();
+    assert_eq!(cookies, (100..116).collect::<Vec<_>>());
+    for block in 0..16_u64 {
+        client.request(CMD_READ, 0, 200 + block, block * 4096, 4096, &[]);
+    }
+    let mut seen = 0_u32;
+    for _ in 0..16 {
+        let mut header = [0_u8; 16];
+        client.stream.read_exact(&mut header).unwrap();
+        let cookie = u64::from_be_bytes(header[8..16].try_into().unwrap());
+        let mut data = vec![0; 4096];
+        client.stream.read_exact(&mut data).unwrap();
+        let block = cookie - 200;
+        assert_eq!(
+            data,
+            pattern(4096, u8::try_from(block).unwrap()),
+            "block {block}"
+        );
+        seen |= 1 << block;
+    }
+    assert_eq!(seen, 0xFFFF, "every read answered once");
+    // DISC after pipelined requests: each is answered before the close.
+    client.request(CMD_FLUSH, 0, 300, 0, 0, &[]);
+    client.request(CMD_DISC, 0, 301, 0, 0, &[]);
+    assert_eq!(client.simple_reply(300, 0).0, 0);
+    assert!(client.closed());
+    served.stop_clean();
+}

@@ -15,6 +15,8 @@
 //! oversized payload ends the connection.
 
 use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Mutex, mpsc};
 
 use super::backend::{Backend, BlockError, Lun};
 
@@ -214,7 +216,7 @@ pub const fn transmission_flags(lun: &Lun) -> u16 {
 /// # Errors
 ///
 /// Never: how the connection ended is the [`Ended`] value.
-pub fn serve_connection<S: Read + Write>(backend: &Backend, stream: &mut S) -> Ended {
+pub fn serve_connection(backend: &Backend, stream: &mut TcpStream) -> Ended {
     match handshake(backend, stream) {
         Ok(Some(lun)) => match transmission(backend, &lun, stream) {
             Ok(()) => Ended::Closed,
@@ -412,86 +414,136 @@ fn simple_reply(w: &mut impl Write, error: u32, cookie: u64, data: &[u8]) -> io:
     w.write_all(&out)
 }
 
-fn transmission<S: Read + Write>(backend: &Backend, lun: &Lun, s: &mut S) -> Result<(), Ended> {
+/// One request of the transmission phase, read whole (with its payload).
+struct Request {
+    command: u16,
+    flags: u16,
+    cookie: u64,
+    offset: u64,
+    length: u32,
+    /// WRITE payload.
+    data: Vec<u8>,
+    /// An error decided while reading (oversized read, unknown command).
+    refused: Option<u32>,
+}
+
+/// Requests one connection runs at once (fio and qemu keep several in flight).
+const WORKERS: usize = 4;
+/// Requests read ahead of the workers.
+const QUEUED: usize = 32;
+
+/// Runs one request; returns the reply's error, its data, and whether the
+/// adapter can no longer serve.
+fn execute(backend: &Backend, lun: &Lun, request: &Request) -> (u32, Vec<u8>, Option<String>) {
+    if let Some(error) = request.refused {
+        return (error, Vec::new(), None);
+    }
+    let fua = request.flags & cmd::FLAG_FUA != 0;
+    let (offset, length) = (request.offset, u64::from(request.length));
+    let result = match request.command {
+        cmd::READ => match backend.read(lun, offset, length) {
+            Ok(data) => return (0, data, None),
+            Err(e) => Err(e),
+        },
+        cmd::WRITE | cmd::WRITE_ZEROES if lun.read_only => Err(BlockError::ReadOnly),
+        cmd::WRITE => backend.write(lun, offset, &request.data, fua),
+        cmd::FLUSH => backend.flush(lun),
+        cmd::TRIM => backend.trim(lun, offset, length),
+        cmd::WRITE_ZEROES => backend
+            .write_zeroes(lun, offset, length, request.flags & cmd::FLAG_NO_HOLE != 0)
+            .and_then(|()| if fua { backend.flush(lun) } else { Ok(()) }),
+        _ => return (errno::EINVAL, Vec::new(), None),
+    };
+    match result {
+        Ok(()) => (0, Vec::new(), None),
+        Err(error) => {
+            let fatal = matches!(error, BlockError::Port(_))
+                .then(|| format!("the adapter can no longer serve requests: {error}"));
+            (error_number(request.command, &error), Vec::new(), fatal)
+        }
+    }
+}
+
+/// Reads requests until `NBD_CMD_DISC`, end of stream or a protocol error,
+/// and hands them to the workers.
+fn read_requests(stream: &mut TcpStream, queue: &mpsc::SyncSender<Request>) -> Result<(), Ended> {
     loop {
         let mut header = [0_u8; 28];
-        s.read_exact(&mut header)?;
+        stream.read_exact(&mut header)?;
         let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         if magic != REQUEST_MAGIC {
             return Err(Ended::ProtocolError(format!(
                 "the request magic {magic:#x} is not NBD_REQUEST_MAGIC"
             )));
         }
-        let flags = u16::from_be_bytes([header[4], header[5]]);
-        let command = u16::from_be_bytes([header[6], header[7]]);
-        let cookie = u64::from_be_bytes(header[8..16].try_into().unwrap_or_default());
-        let offset = u64::from_be_bytes(header[16..24].try_into().unwrap_or_default());
-        let length = u32::from_be_bytes([header[24], header[25], header[26], header[27]]);
-        let result = match command {
-            cmd::READ => {
-                if length > MAX_PAYLOAD_BYTES {
-                    simple_reply(s, errno::EINVAL, cookie, &[])?;
-                    continue;
-                }
-                match backend.read(lun, offset, u64::from(length)) {
-                    Ok(data) => {
-                        simple_reply(s, 0, cookie, &data)?;
-                        continue;
-                    }
-                    Err(e) => Err(e),
-                }
+        let mut request = Request {
+            flags: u16::from_be_bytes([header[4], header[5]]),
+            command: u16::from_be_bytes([header[6], header[7]]),
+            cookie: u64::from_be_bytes(header[8..16].try_into().unwrap_or_default()),
+            offset: u64::from_be_bytes(header[16..24].try_into().unwrap_or_default()),
+            length: u32::from_be_bytes([header[24], header[25], header[26], header[27]]),
+            data: Vec::new(),
+            refused: None,
+        };
+        match request.command {
+            cmd::DISC => return Ok(()),
+            cmd::READ if request.length > MAX_PAYLOAD_BYTES => {
+                request.refused = Some(errno::EINVAL);
             }
             cmd::WRITE => {
-                if length > MAX_PAYLOAD_BYTES {
+                if request.length > MAX_PAYLOAD_BYTES {
                     return Err(Ended::ProtocolError(format!(
-                        "a write of {length} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte maximum block size"
+                        "a write of {} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte maximum block size",
+                        request.length
                     )));
                 }
-                let data = read_exact_vec(s, length)?;
-                if lun.read_only {
-                    Err(BlockError::ReadOnly)
-                } else {
-                    backend.write(lun, offset, &data, flags & cmd::FLAG_FUA != 0)
-                }
+                request.data = read_exact_vec(stream, request.length)?;
             }
-            cmd::DISC => return Ok(()),
-            cmd::FLUSH => backend.flush(lun),
-            cmd::TRIM => backend.trim(lun, offset, u64::from(length)),
-            cmd::WRITE_ZEROES => {
-                if lun.read_only {
-                    Err(BlockError::ReadOnly)
-                } else {
-                    backend
-                        .write_zeroes(
-                            lun,
-                            offset,
-                            u64::from(length),
-                            flags & cmd::FLAG_NO_HOLE != 0,
-                        )
-                        .and_then(|()| {
-                            if flags & cmd::FLAG_FUA != 0 {
-                                backend.flush(lun)
-                            } else {
-                                Ok(())
-                            }
-                        })
-                }
-            }
-            _ => {
-                simple_reply(s, errno::EINVAL, cookie, &[])?;
-                continue;
-            }
-        };
-        match result {
-            Ok(()) => simple_reply(s, 0, cookie, &[])?,
-            Err(error) => {
-                simple_reply(s, error_number(command, &error), cookie, &[])?;
-                if matches!(error, BlockError::Port(_)) {
-                    return Err(Ended::ProtocolError(format!(
-                        "the adapter can no longer serve requests: {error}"
-                    )));
-                }
-            }
+            cmd::READ | cmd::FLUSH | cmd::TRIM | cmd::WRITE_ZEROES => {}
+            _ => request.refused = Some(errno::EINVAL),
+        }
+        if queue.send(request).is_err() {
+            // Every worker stopped: the connection failed while replying.
+            return Err(Ended::ProtocolError(
+                "the connection failed while replying".to_owned(),
+            ));
         }
     }
+}
+
+/// The transmission phase: one thread reads requests, [`WORKERS`] threads
+/// run them and reply as each finishes (replies may come out of order; the
+/// cookie matches them, as the protocol allows). On `NBD_CMD_DISC` every
+/// request already read is finished and answered before the close.
+fn transmission(backend: &Backend, lun: &Lun, stream: &mut TcpStream) -> Result<(), Ended> {
+    let writer = Mutex::new(stream.try_clone()?);
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    let (queue, requests) = mpsc::sync_channel::<Request>(QUEUED);
+    let requests = Mutex::new(requests);
+    let read = std::thread::scope(|scope| {
+        for _ in 0..WORKERS {
+            scope.spawn(|| {
+                loop {
+                    let next = super::lock(&requests).recv();
+                    let Ok(request) = next else { return };
+                    let (error, data, fatal) = execute(backend, lun, &request);
+                    let written =
+                        simple_reply(&mut *super::lock(&writer), error, request.cookie, &data);
+                    if written.is_err() || fatal.is_some() {
+                        if let Some(message) = fatal {
+                            super::lock(&failure).get_or_insert(message);
+                        }
+                        // Wakes the reader: the connection is over.
+                        let _ = super::lock(&writer).shutdown(Shutdown::Both);
+                        return;
+                    }
+                }
+            });
+        }
+        let read = read_requests(stream, &queue);
+        drop(queue);
+        read
+    });
+    let failed = super::lock(&failure).take();
+    failed.map_or(read, |message| Err(Ended::ProtocolError(message)))
 }
