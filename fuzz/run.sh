@@ -18,7 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(scsi srb registry inf)
+    targets=(scsi srb registry inf iscsi_pdu)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
