@@ -34,6 +34,8 @@ pub mod op {
     pub const READ_10: u8 = 0x28;
     /// WRITE(10).
     pub const WRITE_10: u8 = 0x2A;
+    /// WRITE AND VERIFY(10).
+    pub const WRITE_AND_VERIFY_10: u8 = 0x2E;
     /// VERIFY(10).
     pub const VERIFY_10: u8 = 0x2F;
     /// SYNCHRONIZE CACHE(10).
@@ -50,6 +52,8 @@ pub mod op {
     pub const READ_16: u8 = 0x88;
     /// WRITE(16).
     pub const WRITE_16: u8 = 0x8A;
+    /// WRITE AND VERIFY(16).
+    pub const WRITE_AND_VERIFY_16: u8 = 0x8E;
     /// VERIFY(16).
     pub const VERIFY_16: u8 = 0x8F;
     /// SYNCHRONIZE CACHE(16).
@@ -64,11 +68,13 @@ pub mod op {
     pub const READ_12: u8 = 0xA8;
     /// WRITE(12).
     pub const WRITE_12: u8 = 0xAA;
+    /// WRITE AND VERIFY(12).
+    pub const WRITE_AND_VERIFY_12: u8 = 0xAE;
     /// VERIFY(12).
     pub const VERIFY_12: u8 = 0xAF;
 
     /// Every operation code above, ascending.
-    pub const ALL: [u8; 28] = [
+    pub const ALL: [u8; 31] = [
         TEST_UNIT_READY,
         REQUEST_SENSE,
         READ_6,
@@ -81,6 +87,7 @@ pub mod op {
         READ_CAPACITY_10,
         READ_10,
         WRITE_10,
+        WRITE_AND_VERIFY_10,
         VERIFY_10,
         SYNCHRONIZE_CACHE_10,
         WRITE_SAME_10,
@@ -89,6 +96,7 @@ pub mod op {
         MODE_SENSE_10,
         READ_16,
         WRITE_16,
+        WRITE_AND_VERIFY_16,
         VERIFY_16,
         SYNCHRONIZE_CACHE_16,
         WRITE_SAME_16,
@@ -96,6 +104,7 @@ pub mod op {
         REPORT_LUNS,
         READ_12,
         WRITE_12,
+        WRITE_AND_VERIFY_12,
         VERIFY_12,
     ];
 }
@@ -287,6 +296,9 @@ impl Disk {
             op::READ_6 | op::READ_10 | op::READ_12 | op::READ_16 => self.read(store, cdb, data),
             op::WRITE_6 | op::WRITE_10 | op::WRITE_12 | op::WRITE_16 => {
                 self.write(store, cdb, data)
+            }
+            op::WRITE_AND_VERIFY_10 | op::WRITE_AND_VERIFY_12 | op::WRITE_AND_VERIFY_16 => {
+                self.write_and_verify(store, cdb, data)
             }
             op::VERIFY_10 | op::VERIFY_12 | op::VERIFY_16 => self.verify(store, cdb, data),
             op::WRITE_SAME_10 | op::WRITE_SAME_16 => self.write_same(store, cdb, data),

@@ -176,6 +176,23 @@ impl Disk {
         Ok(Outcome::good(wanted))
     }
 
+    /// WRITE AND VERIFY(10/12/16) (SBC-4). Writes like WRITE; the medium is RAM, so the
+    /// data read back is the data just written and the verification (BYTCHK 01b: compare
+    /// with the data-out buffer) cannot fail: nothing more is done. BYTCHK 1xb is reserved:
+    /// INVALID FIELD IN CDB. The shared WRITE path treats byte 1 bit 3 (FUA in WRITE, reserved
+    /// here) as FUA, which on RAM only calls [`BlockStore::flush`].
+    pub(crate) fn write_and_verify<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        cdb: &Cdb,
+        data: DataBuffer<'_>,
+    ) -> Handled {
+        if cdb.bit(1, 2) {
+            return Err(SenseData::invalid_cdb_field(1, Some(2)));
+        }
+        self.write(store, cdb, data)
+    }
+
     /// VERIFY(10/12/16) (SBC-3). BYTCHK 00b: the medium needs no check, only the
     /// range is validated (length 0 is fine). BYTCHK 01b: the data-out buffer is compared with
     /// the medium. BYTCHK 11b: one block is compared with every block of the range. BYTCHK

@@ -302,3 +302,41 @@ fn page_boundaries_of_the_store_are_invisible() {
     );
     assert_eq!(bytes, data);
 }
+
+#[test]
+fn write_and_verify_stores_what_every_read_form_returns() {
+    let disk = disk(Kind::Rw);
+    let store = MemStore::for_disk(&disk);
+    let forms: [(Vec<u8>, u64, usize); 3] = [
+        (rw10(0x2E, 0x02, 7, 3).to_vec(), 7, 3),
+        (rw12(0xAE, 0x10, 1000, 9).to_vec(), 1000, 9),
+        (rw16(0x8E, 0x02, 2040, 8).to_vec(), 2040, 8),
+    ];
+    for (i, (cdb, lba, blocks)) in forms.iter().enumerate() {
+        let data = pattern(i as u8 + 7, lba * 512, blocks * 512);
+        let o = run(&disk, &store, cdb, DataBuffer::Out(&data));
+        assert_good(&o, data.len());
+        let (o, bytes) = run_in(
+            &disk,
+            &store,
+            &rw16(0x88, 0, *lba, *blocks as u32),
+            data.len(),
+        );
+        assert_good(&o, data.len());
+        assert_eq!(bytes, data, "{cdb:02X?} read back");
+        assert_eq!(
+            store.get((lba - 1) * 512, 512),
+            vec![0; 512],
+            "block before untouched"
+        );
+    }
+    // A refused BYTCHK leaves the medium as it was.
+    let o = run(
+        &disk,
+        &store,
+        &rw10(0x2E, 0x06, 0, 1),
+        DataBuffer::Out(&[0xA5; 512]),
+    );
+    assert_eq!(o.scsi_status, 2);
+    assert_eq!(store.get(0, 512), vec![0; 512]);
+}
