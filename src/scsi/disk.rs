@@ -38,6 +38,8 @@ pub mod op {
     pub const WRITE_AND_VERIFY_10: u8 = 0x2E;
     /// VERIFY(10).
     pub const VERIFY_10: u8 = 0x2F;
+    /// PRE-FETCH(10).
+    pub const PRE_FETCH_10: u8 = 0x34;
     /// SYNCHRONIZE CACHE(10).
     pub const SYNCHRONIZE_CACHE_10: u8 = 0x35;
     /// WRITE SAME(10).
@@ -56,6 +58,8 @@ pub mod op {
     pub const WRITE_AND_VERIFY_16: u8 = 0x8E;
     /// VERIFY(16).
     pub const VERIFY_16: u8 = 0x8F;
+    /// PRE-FETCH(16).
+    pub const PRE_FETCH_16: u8 = 0x90;
     /// SYNCHRONIZE CACHE(16).
     pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
     /// WRITE SAME(16).
@@ -74,7 +78,7 @@ pub mod op {
     pub const VERIFY_12: u8 = 0xAF;
 
     /// Every operation code above, ascending.
-    pub const ALL: [u8; 31] = [
+    pub const ALL: [u8; 33] = [
         TEST_UNIT_READY,
         REQUEST_SENSE,
         READ_6,
@@ -89,6 +93,7 @@ pub mod op {
         WRITE_10,
         WRITE_AND_VERIFY_10,
         VERIFY_10,
+        PRE_FETCH_10,
         SYNCHRONIZE_CACHE_10,
         WRITE_SAME_10,
         UNMAP,
@@ -98,6 +103,7 @@ pub mod op {
         WRITE_16,
         WRITE_AND_VERIFY_16,
         VERIFY_16,
+        PRE_FETCH_16,
         SYNCHRONIZE_CACHE_16,
         WRITE_SAME_16,
         SERVICE_ACTION_IN_16,
@@ -303,9 +309,10 @@ impl Disk {
             op::VERIFY_10 | op::VERIFY_12 | op::VERIFY_16 => self.verify(store, cdb, data),
             op::WRITE_SAME_10 | op::WRITE_SAME_16 => self.write_same(store, cdb, data),
             op::UNMAP => self.unmap(store, cdb, data),
-            op::SYNCHRONIZE_CACHE_10 | op::SYNCHRONIZE_CACHE_16 => {
-                self.synchronize_cache(store, cdb)
-            }
+            op::SYNCHRONIZE_CACHE_10
+            | op::SYNCHRONIZE_CACHE_16
+            | op::PRE_FETCH_10
+            | op::PRE_FETCH_16 => self.synchronize_cache(store, cdb),
             _ => Err(SenseData::illegal(asc::INVALID_COMMAND_OPERATION_CODE)),
         }
     }

@@ -1,4 +1,5 @@
-//! Medium access (SBC-3): READ, WRITE, VERIFY, WRITE SAME, UNMAP, SYNCHRONIZE CACHE.
+//! Medium access (SBC-3): READ, WRITE, WRITE AND VERIFY, VERIFY, WRITE SAME, UNMAP,
+//! SYNCHRONIZE CACHE, PRE-FETCH.
 //!
 //! Checks run in this order, so the first error found is the one reported: CDB fields
 //! (protection fields, unsupported bits, lengths over the Block Limits page) → write
@@ -376,21 +377,24 @@ impl Disk {
         Ok(Outcome::good(plen))
     }
 
-    /// SYNCHRONIZE CACHE(10/16) (SBC-3): range-checked (0 blocks = to the end),
-    /// then [`BlockStore::flush`]. IMMED and `SYNC_NV` are accepted; the flush completes before
-    /// status either way.
+    /// SYNCHRONIZE CACHE(10/16) and PRE-FETCH(10/16) (SBC-3): range-checked (0 blocks = to
+    /// the end), then SYNCHRONIZE CACHE calls [`BlockStore::flush`]. IMMED and `SYNC_NV` are
+    /// accepted; the flush completes before status either way. PRE-FETCH does nothing more:
+    /// the medium is RAM and there is no separate cache to load, which SBC-3 reports with
+    /// GOOD (CONDITION MET would claim the blocks were moved into a cache).
     pub(crate) fn synchronize_cache<S: BlockStore + ?Sized>(
         &self,
         store: &S,
         cdb: &Cdb,
     ) -> Handled {
-        let (lba, blocks) = if cdb.u8(0) == op::SYNCHRONIZE_CACHE_16 {
-            (cdb.be64(2), u64::from(cdb.be32(10)))
-        } else {
-            (u64::from(cdb.be32(2)), u64::from(cdb.be16(7)))
-        };
-        self.range(lba, blocks)?;
-        store.flush();
+        let span = span(cdb);
+        self.range(span.lba, span.blocks)?;
+        if matches!(
+            cdb.u8(0),
+            op::SYNCHRONIZE_CACHE_10 | op::SYNCHRONIZE_CACHE_16
+        ) {
+            store.flush();
+        }
         Ok(Outcome::good(0))
     }
 }

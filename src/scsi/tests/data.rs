@@ -279,6 +279,16 @@ fn synchronize_cache_flushes_the_store() {
     let o = run(&disk, &store, &rw10(0x35, 0, 4000, 0), DataBuffer::None);
     assert!(o.sense.is_some());
     assert_eq!(store.flushes.load(Ordering::Relaxed), 2);
+    // PRE-FETCH checks the same range but neither flushes nor touches the medium.
+    let before = store.get(0, 2048 * 512);
+    for cdb in [
+        rw10(0x34, 0x02, 0, 0).to_vec(),
+        rw16(0x90, 0, 8, 8).to_vec(),
+    ] {
+        assert_good(&run(&disk, &store, &cdb, DataBuffer::None), 0);
+    }
+    assert_eq!(store.flushes.load(Ordering::Relaxed), 2);
+    assert_eq!(store.get(0, 2048 * 512), before);
 }
 
 #[test]

@@ -466,6 +466,14 @@ fn control_cases() -> Vec<Case> {
         case("SYNCHRONIZE CACHE(16)", Rw, &rw16(0x91, 0, 0, 2048), None, Good(0)),
         case("SYNCHRONIZE CACHE(16) past end", Rw, &rw16(0x91, 0, 2049, 0), None, Check(ILL, LBA_RANGE)),
         case("SYNCHRONIZE CACHE(10) read-only", Ro, &rw10(0x35, 0, 0, 0), None, Good(0)),
+        // PRE-FETCH.
+        case("PRE-FETCH(10)", Rw, &rw10(0x34, 0, 0, 256), None, Good(0)),
+        case("PRE-FETCH(10) IMMED, to the end", Rw, &rw10(0x34, 0x02, 2047, 0), None, Good(0)),
+        case("PRE-FETCH(10) zero length past capacity", Rw, &rw10(0x34, 0, 2049, 0), None, Check(ILL, LBA_RANGE)),
+        case("PRE-FETCH(10) past end", Rw, &rw10(0x34, 0, 2047, 2), None, Check(ILL, LBA_RANGE)),
+        case("PRE-FETCH(16)", Rw, &rw16(0x90, 0, 1792, 256), None, Good(0)),
+        case("PRE-FETCH(16) LBA overflow", Rw, &rw16(0x90, 0, u64::MAX, 1), None, Check(ILL, LBA_RANGE)),
+        case("PRE-FETCH(16) huge disk high LBA", Huge, &rw16(0x90, 0, HUGE_BLOCKS - 1, 1), None, Good(0)),
     ]
 }
 
