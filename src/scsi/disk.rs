@@ -68,6 +68,8 @@ pub mod op {
     pub const SERVICE_ACTION_IN_16: u8 = 0x9E;
     /// REPORT LUNS.
     pub const REPORT_LUNS: u8 = 0xA0;
+    /// MAINTENANCE IN: REPORT SUPPORTED OPERATION CODES (0Ch).
+    pub const MAINTENANCE_IN: u8 = 0xA3;
     /// READ(12).
     pub const READ_12: u8 = 0xA8;
     /// WRITE(12).
@@ -78,7 +80,7 @@ pub mod op {
     pub const VERIFY_12: u8 = 0xAF;
 
     /// Every operation code above, ascending.
-    pub const ALL: [u8; 33] = [
+    pub const ALL: [u8; 34] = [
         TEST_UNIT_READY,
         REQUEST_SENSE,
         READ_6,
@@ -108,6 +110,7 @@ pub mod op {
         WRITE_SAME_16,
         SERVICE_ACTION_IN_16,
         REPORT_LUNS,
+        MAINTENANCE_IN,
         READ_12,
         WRITE_12,
         WRITE_AND_VERIFY_12,
@@ -123,7 +126,7 @@ const SA_GET_LBA_STATUS: u8 = 0x12;
 pub type Handled = Result<Outcome, SenseData>;
 
 /// CDB length implied by the operation code's group (SPC-4).
-const fn cdb_length(opcode: u8) -> usize {
+pub const fn cdb_length(opcode: u8) -> u8 {
     match opcode >> 5 {
         0 => 6,
         1 | 2 => 10,
@@ -225,7 +228,7 @@ impl Disk {
         let Some(&opcode) = request.cdb.first() else {
             return Outcome::srb(srb_status::INVALID_REQUEST);
         };
-        if !op::ALL.contains(&opcode) {
+        if !super::opcodes::COMMANDS.iter().any(|c| c[0] == opcode) {
             return self.fail(
                 SenseData::illegal(asc::INVALID_COMMAND_OPERATION_CODE).with_field(
                     super::FieldPointer {
@@ -237,7 +240,7 @@ impl Disk {
                 request.autosense,
             );
         }
-        let len = cdb_length(opcode);
+        let len = usize::from(cdb_length(opcode));
         if request.cdb.len() < len {
             return Outcome::srb(srb_status::INVALID_REQUEST);
         }
@@ -299,6 +302,12 @@ impl Disk {
                 _ => Err(SenseData::invalid_cdb_field(1, Some(4))),
             },
             op::REPORT_LUNS => Self::report_luns(cdb, data, luns),
+            op::MAINTENANCE_IN => match cdb.u8(1) & 0x1F {
+                super::opcodes::SA_REPORT_SUPPORTED_OPCODES => {
+                    Self::report_supported_opcodes(cdb, data)
+                }
+                _ => Err(SenseData::invalid_cdb_field(1, Some(4))),
+            },
             op::READ_6 | op::READ_10 | op::READ_12 | op::READ_16 => self.read(store, cdb, data),
             op::WRITE_6 | op::WRITE_10 | op::WRITE_12 | op::WRITE_16 => {
                 self.write(store, cdb, data)

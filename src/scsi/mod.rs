@@ -69,6 +69,10 @@
 //! - CONTROL byte with NACA or LINK set: INVALID FIELD IN CDB (`NormACA` = 0).
 //! - START STOP UNIT with START 0 or 1 is accepted and the unit stays ready; PREVENT ALLOW
 //!   MEDIUM REMOVAL accepts 00b and 01b (the medium can never be removed).
+//! - REPORT SUPPORTED OPERATION CODES lists every implemented command with CDB usage data
+//!   from one compact table (`opcodes.rs`), which also decides which operation codes exist.
+//! - WRITE AND VERIFY writes through the WRITE path; on RAM the data read back is the data
+//!   written, so the verification cannot fail. PRE-FETCH is a range check answered with GOOD.
 //! - No unit attention is ever raised: a reset or a MODE SELECT changes nothing another
 //!   initiator must be told about (there is one, the OS).
 
@@ -77,6 +81,7 @@ mod disk;
 mod inquiry;
 mod io;
 mod mode;
+mod opcodes;
 mod reply;
 mod sense;
 pub mod srb;

@@ -258,3 +258,46 @@ fn write_protection_follows_set_read_only() {
     let (_, d) = run_in(&disk, &store, &[0x1A, 0x08, 0x08, 0, 255, 0], 255);
     assert_eq!(d[2] & 0x80, 0);
 }
+
+/// REPORT SUPPORTED OPERATION CODES lists exactly the implemented commands, and asking for
+/// each one alone returns its operation code, CDB size and usage data of that size.
+#[test]
+fn supported_operation_codes_match_the_dispatcher() {
+    use super::{Kind, MemStore, disk, run_in};
+    let disk = disk(Kind::Rw);
+    let store = MemStore::for_disk(&disk);
+    let (o, all) = run_in(
+        &disk,
+        &store,
+        &[0xA3, 0x0C, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0],
+        4096,
+    );
+    assert_eq!(o.scsi_status, 0);
+    let n = u32::from_be_bytes(all[..4].try_into().unwrap()) as usize / 8;
+    let listed: Vec<&[u8]> = all[4..4 + 8 * n].chunks(8).collect();
+    let mut codes: Vec<u8> = listed.iter().map(|d| d[0]).collect();
+    codes.dedup();
+    assert_eq!(codes, crate::scsi::op::ALL, "listed operation codes");
+    for d in listed {
+        let (code, servactv, size) = (d[0], d[5] & 1 == 1, d[7]);
+        let options = if servactv { 2 } else { 1 };
+        let cdb = [0xA3, 0x0C, options, code, 0, d[3], 0, 0, 1, 0, 0, 0];
+        let (o, one) = run_in(&disk, &store, &cdb, 256);
+        assert_eq!(o.scsi_status, 0, "{code:#04X}");
+        assert_eq!(one[1] & 7, 3, "{code:#04X} supported");
+        assert_eq!(u16::from_be_bytes([one[2], one[3]]), u16::from(size));
+        assert_eq!(one.len(), 4 + usize::from(size), "{code:#04X} usage data");
+        assert_eq!(one[4], code);
+        assert_eq!(*one.last().unwrap(), 0, "{code:#04X} CONTROL byte");
+        if servactv {
+            assert_eq!(one[5] & 0x1F, 0x1F, "{code:#04X} service action field");
+        }
+        // A command without service actions asked for with 010b, and the reverse, is refused.
+        let cdb = [0xA3, 0x0C, 3 - options, code, 0, d[3], 0, 0, 1, 0, 0, 0];
+        assert_eq!(
+            run_in(&disk, &store, &cdb, 256).0.scsi_status,
+            2,
+            "{code:#04X}"
+        );
+    }
+}

@@ -107,6 +107,14 @@ pub fn select10(long: bool, descriptor: Option<&[u8]>, pages: &[&[u8]]) -> Vec<u
     v
 }
 
+/// REPORT SUPPORTED OPERATION CODES with byte 2 (RCTD, REPORTING OPTIONS), the requested
+/// operation code and service action, and the allocation length.
+fn rsoc(options: u8, opcode: u8, sa: u16, alloc: u32) -> [u8; 12] {
+    let [s0, s1] = sa.to_be_bytes();
+    let [a0, a1, a2, a3] = alloc.to_be_bytes();
+    [0xA3, 0x0C, options, opcode, s0, s1, a0, a1, a2, a3, 0, 0]
+}
+
 fn ms6(plen: u8) -> [u8; 6] {
     [0x15, 0x10, 0, 0, plen, 0]
 }
@@ -454,6 +462,20 @@ fn control_cases() -> Vec<Case> {
             }),
         ),
         case("REPORT LUNS select 2", Rw, &[0xA0, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0], In(256), Good(32)),
+        // REPORT SUPPORTED OPERATION CODES.
+        case("RSOC all", Rw, &rsoc(0, 0, 0, 4096), In(4096), Bytes(4 + 35 * 8, |d| be32(d, 0) == 35 * 8 && d[4..12] == [0, 0, 0, 0, 0, 0, 0, 6] && d[12] == 0x03)),
+        case("RSOC all RCTD", Rw, &rsoc(0x80, 0, 0, 4096), In(4096), Bytes(4 + 35 * 20, |d| be32(d, 0) == 35 * 20 && d[9] == 0x02 && be16(d, 12) == 0x0A && d[24] == 0x03)),
+        case("RSOC all truncated", Rw, &rsoc(0, 0, 0, 6), In(4096), Bytes(6, |d| be32(d, 0) == 35 * 8)),
+        case("RSOC READ(10)", Rw, &rsoc(1, 0x28, 0, 512), In(512), Bytes(14, |d| d[..6] == [0, 3, 0, 10, 0x28, 0x1C] && d[6..10] == [0xFF; 4] && d[10..14] == [0, 0xFF, 0xFF, 0])),
+        case("RSOC WRITE(16) RCTD", Rw, &rsoc(0x81, 0x8A, 0, 512), In(512), Bytes(32, |d| d[..6] == [0, 0x83, 0, 16, 0x8A, 0x18] && d[6..18] == [0xFF; 12] && d[18..20] == [0, 0] && be16(d, 20) == 0x0A)),
+        case("RSOC unsupported opcode", Rw, &rsoc(1, 0x89, 0, 512), In(512), Bytes(4, |d| d == [0, 1, 0, 0])),
+        case("RSOC READ CAPACITY(16)", Rw, &rsoc(2, 0x9E, 0x10, 512), In(512), Bytes(20, |d| d[..6] == [0, 3, 0, 16, 0x9E, 0x1F])),
+        case("RSOC either form", Rw, &rsoc(3, 0x9E, 0x12, 512), In(512), Bytes(20, |d| d[..6] == [0, 3, 0, 16, 0x9E, 0x1F])),
+        case("RSOC unsupported service action", Rw, &rsoc(2, 0x9E, 0x11, 512), In(512), Bytes(4, |d| d == [0, 1, 0, 0])),
+        case("RSOC opcode with service actions", Rw, &rsoc(1, 0x9E, 0x10, 512), In(512), cdb_at(2, Some(2))),
+        case("RSOC opcode without service actions", Rw, &rsoc(2, 0x28, 0, 512), In(512), cdb_at(2, Some(2))),
+        case("RSOC reserved option", Rw, &rsoc(4, 0, 0, 512), In(512), cdb_at(2, Some(2))),
+        case("MAINTENANCE IN other service action", Rw, &[0xA3, 0x05, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0], In(512), cdb_at(1, Some(4))),
         case("REPORT LUNS well known only", Rw, &[0xA0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0], In(256), Bytes(8, |d| d == [0; 8])),
         case("REPORT LUNS bad select", Rw, &[0xA0, 0, 3, 0, 0, 0, 0, 0, 1, 0, 0, 0], In(256), cdb_at(2, Option::None)),
         case("REPORT LUNS alloc 15", Rw, &[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 0, 0], In(256), cdb_at(6, Option::None)),
