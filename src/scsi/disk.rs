@@ -46,6 +46,8 @@ pub mod op {
     pub const WRITE_SAME_10: u8 = 0x41;
     /// UNMAP.
     pub const UNMAP: u8 = 0x42;
+    /// READ DEFECT DATA(10).
+    pub const READ_DEFECT_DATA_10: u8 = 0x37;
     /// MODE SELECT(10).
     pub const MODE_SELECT_10: u8 = 0x55;
     /// MODE SENSE(10).
@@ -74,13 +76,15 @@ pub mod op {
     pub const READ_12: u8 = 0xA8;
     /// WRITE(12).
     pub const WRITE_12: u8 = 0xAA;
+    /// READ DEFECT DATA(12).
+    pub const READ_DEFECT_DATA_12: u8 = 0xB7;
     /// WRITE AND VERIFY(12).
     pub const WRITE_AND_VERIFY_12: u8 = 0xAE;
     /// VERIFY(12).
     pub const VERIFY_12: u8 = 0xAF;
 
     /// Every operation code above, ascending.
-    pub const ALL: [u8; 34] = [
+    pub const ALL: [u8; 36] = [
         TEST_UNIT_READY,
         REQUEST_SENSE,
         READ_6,
@@ -97,6 +101,7 @@ pub mod op {
         VERIFY_10,
         PRE_FETCH_10,
         SYNCHRONIZE_CACHE_10,
+        READ_DEFECT_DATA_10,
         WRITE_SAME_10,
         UNMAP,
         MODE_SELECT_10,
@@ -115,6 +120,7 @@ pub mod op {
         WRITE_12,
         WRITE_AND_VERIFY_12,
         VERIFY_12,
+        READ_DEFECT_DATA_12,
     ];
 }
 
@@ -302,6 +308,9 @@ impl Disk {
                 _ => Err(SenseData::invalid_cdb_field(1, Some(4))),
             },
             op::REPORT_LUNS => Self::report_luns(cdb, data, luns),
+            op::READ_DEFECT_DATA_10 | op::READ_DEFECT_DATA_12 => {
+                Ok(Self::read_defect_data(cdb, data))
+            }
             op::MAINTENANCE_IN => match cdb.u8(1) & 0x1F {
                 super::opcodes::SA_REPORT_SUPPORTED_OPCODES => {
                     Self::report_supported_opcodes(cdb, data)
@@ -433,6 +442,26 @@ impl Disk {
         reply.byte(0); // mapped or unknown
         reply.zeros(3);
         Ok(reply.finish())
+    }
+
+    /// READ DEFECT DATA(10/12) (SBC-3). RAM has no defects: the lists asked for (`REQ_PLIST`,
+    /// `REQ_GLIST`) are reported valid and empty, in the DEFECT LIST FORMAT asked for, which
+    /// needs no conversion when there is nothing to list.
+    fn read_defect_data(cdb: &Cdb, data: DataBuffer<'_>) -> Outcome {
+        let (flags, alloc, header) = if cdb.u8(0) == op::READ_DEFECT_DATA_12 {
+            (cdb.u8(1), cdb.be32(6), 8)
+        } else {
+            (cdb.u8(2), u32::from(cdb.be16(7)), 4)
+        };
+        let buf = match data_in(data) {
+            Ok(buf) => buf,
+            Err(outcome) => return outcome,
+        };
+        let mut reply = Reply::new(buf, usize::try_from(alloc).unwrap_or(usize::MAX));
+        reply.byte(0);
+        reply.byte(flags & 0x1F); // PLISTV, GLISTV, DEFECT LIST FORMAT
+        reply.zeros(header - 2); // (GENERATION CODE,) DEFECT LIST LENGTH 0
+        reply.finish()
     }
 
     /// REPORT LUNS (SPC-4). SELECT REPORT 00h and 02h list the target's LUNs, 01h (well

@@ -24,7 +24,7 @@ const RW10: u8 = 0b0110_1111;
 const LBA_LEN: u8 = 0xFF;
 
 /// Every implemented command: operation code, service action, byte 1 usage, bytes 2–9 usage.
-pub const COMMANDS: [[u8; 4]; 35] = [
+pub const COMMANDS: [[u8; 4]; 37] = [
     [op::TEST_UNIT_READY, 0, 0, 0],
     [op::REQUEST_SENSE, 0, 0x01, 0b100],
     [op::READ_6, 0, 0x1F, RW6],
@@ -41,6 +41,7 @@ pub const COMMANDS: [[u8; 4]; 35] = [
     [op::VERIFY_10, 0, 0x16, RW10],
     [op::PRE_FETCH_10, 0, 0x02, RW10],
     [op::SYNCHRONIZE_CACHE_10, 0, 0x02, RW10],
+    [op::READ_DEFECT_DATA_10, 0, 0, 0b0110_0001],
     [op::WRITE_SAME_10, 0, 0x08, RW10],
     [op::UNMAP, 0, 0, 0b0110_0000],
     [op::MODE_SELECT_10, 0, 0x11, 0b0110_0000],
@@ -65,6 +66,7 @@ pub const COMMANDS: [[u8; 4]; 35] = [
     [op::WRITE_12, 0, 0x18, LBA_LEN],
     [op::WRITE_AND_VERIFY_12, 0, 0x16, LBA_LEN],
     [op::VERIFY_12, 0, 0x16, LBA_LEN],
+    [op::READ_DEFECT_DATA_12, 0, 0x1F, 0b1111_0000],
 ];
 
 /// Whether `opcode` is one with service actions (SERVACTV).
