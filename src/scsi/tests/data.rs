@@ -350,3 +350,46 @@ fn write_and_verify_stores_what_every_read_form_returns() {
     assert_eq!(o.scsi_status, 2);
     assert_eq!(store.get(0, 512), vec![0; 512]);
 }
+
+#[test]
+fn write_same_without_a_block_count_runs_to_the_last_block() {
+    let disk = disk(Kind::Rw);
+    let store = MemStore::for_disk(&disk);
+    let before = pattern(3, 2040 * 512, 8 * 512);
+    assert_good(
+        &run(
+            &disk,
+            &store,
+            &rw10(0x2A, 0, 2040, 8),
+            DataBuffer::Out(&before),
+        ),
+        8 * 512,
+    );
+    let o = run(
+        &disk,
+        &store,
+        &rw10(0x41, 0, 2044, 0),
+        DataBuffer::Out(&[0x5A; 512]),
+    );
+    assert_good(&o, 512);
+    assert_eq!(
+        store.get(2040 * 512, 4 * 512),
+        before[..4 * 512],
+        "blocks before the LBA"
+    );
+    assert_eq!(
+        store.get(2044 * 512, 4 * 512),
+        vec![0x5A; 4 * 512],
+        "LBA through the end"
+    );
+    // A zero block with UNMAP through WRITE SAME(16) clears the same tail.
+    let o = run(
+        &disk,
+        &store,
+        &rw16(0x93, 0x08, 2046, 0),
+        DataBuffer::Out(&[0; 512]),
+    );
+    assert_good(&o, 512);
+    assert_eq!(store.get(2046 * 512, 2 * 512), vec![0; 2 * 512]);
+    assert_eq!(store.get(2044 * 512, 2 * 512), vec![0x5A; 2 * 512]);
+}
