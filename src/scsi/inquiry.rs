@@ -98,13 +98,13 @@ impl Disk {
         reply.bytes(serial);
     }
 
-    /// Block Limits (B0h, SBC-3). WSNZ = 0: WRITE SAME with no block count runs to the last LBA.
+    /// Block Limits (B0h, SBC-3). WSNZ = 1: WRITE SAME needs a block count.
     fn block_limits(&self, reply: &mut Reply<'_>) {
         let limits = &self.config().limits;
         let shift = self.config().block_size.shift();
         let to_blocks = |bytes: u64| u32::try_from(bytes >> shift).unwrap_or(u32::MAX);
         let max_transfer = to_blocks(u64::from(limits.max_transfer_bytes));
-        reply.byte(0); // WSNZ = 0
+        reply.byte(0x01); // WSNZ
         reply.byte(0); // MAXIMUM COMPARE AND WRITE LENGTH: not supported
         reply.be16(1); // OPTIMAL TRANSFER LENGTH GRANULARITY: one block
         reply.be32(max_transfer); // MAXIMUM TRANSFER LENGTH

@@ -248,9 +248,8 @@ impl Disk {
         Ok(Outcome::good(block))
     }
 
-    /// WRITE SAME(10/16) (SBC-3). NUMBER OF LOGICAL BLOCKS 0 asks for every block from the
-    /// LBA through the last one (WSNZ = 0 in page B0h); more blocks than MAXIMUM WRITE SAME
-    /// LENGTH, asked for either way, are INVALID FIELD IN CDB at the length field. ANCHOR (`ANC_SUP` = 0), PBDATA
+    /// WRITE SAME(10/16) (SBC-3). NUMBER OF LOGICAL BLOCKS 0 is refused (WSNZ = 1
+    /// in page B0h), as is more than MAXIMUM WRITE SAME LENGTH. ANCHOR (`ANC_SUP` = 0), PBDATA
     /// and LBDATA are not supported. A zero block (or NDOB = 1 in WRITE SAME(16), SBC-4) is
     /// stored with [`BlockStore::zero`], UNMAP or not: with LBPRZ = 1 an unmapped block reads
     /// zero, which is the data asked for. A nonzero block is written to every block even when
@@ -274,24 +273,18 @@ impl Disk {
         } else {
             (u64::from(cdb.be16(7)), 7)
         };
-        let lba = if sixteen {
-            cdb.be64(2)
-        } else {
-            u64::from(cdb.be32(2))
-        };
-        // WSNZ = 0: no blocks means through the last LBA (none when LBA is past it, which the
-        // range check below reports).
-        let blocks = match blocks {
-            0 => self.config().block_count.saturating_sub(lba),
-            n => n,
-        };
         let limit = self.config().limits.max_write_same_bytes / self.block_bytes();
-        if blocks > limit {
+        if blocks == 0 || blocks > limit {
             return Err(SenseData::invalid_cdb_field(length_at, None));
         }
         if self.is_read_only() {
             return Err(write_protected());
         }
+        let lba = if sixteen {
+            cdb.be64(2)
+        } else {
+            u64::from(cdb.be32(2))
+        };
         let (offset, bytes) = self.range(lba, blocks)?;
         if ndob {
             store.zero(offset, bytes);

@@ -63,8 +63,7 @@
 //!   [`BlockStore::flush`].
 //! - Logical block provisioning: thin (B2h provisioning type 010b), LBPME = LBPRZ = 1; UNMAP
 //!   and WRITE SAME with a zero block call [`BlockStore::zero`]; GET LBA STATUS reports
-//!   "mapped or unknown". WSNZ = 0 (WRITE SAME of 0 blocks runs to the last LBA, within
-//!   MAXIMUM WRITE SAME LENGTH); NDOB (SBC-4) accepted.
+//!   "mapped or unknown". WSNZ = 1 (WRITE SAME needs a block count); NDOB (SBC-4) accepted.
 //! - Identification: VPD 83h carries an NAA 3 (locally assigned) designator from
 //!   [`DiskConfig::naa_local_id`] and a T10 vendor ID designator (vendor, product, serial).
 //! - CONTROL byte with NACA or LINK set: INVALID FIELD IN CDB (`NormACA` = 0).
