@@ -125,7 +125,9 @@ fn command() -> Command {
         )
 }
 
-fn run_args(matches: &ArgMatches) -> RunArgs {
+/// The adapter arguments `run` and `serve` share, from their matches
+/// (`serve` has no `--json`).
+pub(crate) fn run_args(matches: &ArgMatches) -> RunArgs {
     RunArgs {
         driver: matches
             .get_one::<PathBuf>("driver")
@@ -136,7 +138,12 @@ fn run_args(matches: &ArgMatches) -> RunArgs {
             .get_many::<String>("set")
             .map(|v| v.cloned().collect())
             .unwrap_or_default(),
-        json: matches.get_flag("json"),
+        json: matches
+            .try_get_one::<bool>("json")
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false),
         allow_missing: matches.get_flag("allow-missing"),
         watchdog_ms: matches
             .get_one::<u64>("watchdog-ms")

@@ -16,10 +16,7 @@ use std::sync::mpsc;
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 
 use super::{Adapter, DEFAULT_NBD, ServeConfig, Server};
-use crate::cli::{
-    DEFAULT_SRB_TIMEOUT_MS, DEFAULT_WATCHDOG_MS, EXIT_CLEAN, EXIT_FINDINGS, EXIT_LOAD_ERROR,
-    EXIT_USAGE, RunArgs, parse_sets,
-};
+use crate::cli::{EXIT_CLEAN, EXIT_FINDINGS, EXIT_LOAD_ERROR, EXIT_USAGE, parse_sets};
 
 /// The grammar of `storemu serve`.
 #[must_use]
@@ -103,30 +100,6 @@ pub fn definition() -> Command {
         )
 }
 
-fn run_args(matches: &ArgMatches) -> RunArgs {
-    RunArgs {
-        driver: matches
-            .get_one::<PathBuf>("driver")
-            .cloned()
-            .unwrap_or_default(),
-        inf: matches.get_one::<PathBuf>("inf").cloned(),
-        set: matches
-            .get_many::<String>("set")
-            .map(|v| v.cloned().collect())
-            .unwrap_or_default(),
-        json: false,
-        allow_missing: matches.get_flag("allow-missing"),
-        watchdog_ms: matches
-            .get_one::<u64>("watchdog-ms")
-            .copied()
-            .unwrap_or(DEFAULT_WATCHDOG_MS),
-        srb_timeout_ms: matches
-            .get_one::<u64>("srb-timeout-ms")
-            .copied()
-            .unwrap_or(DEFAULT_SRB_TIMEOUT_MS),
-    }
-}
-
 fn address(matches: &ArgMatches, name: &str, default: &str) -> Option<SocketAddr> {
     if matches.get_flag(&format!("no-{name}")) {
         return None;
@@ -140,7 +113,7 @@ fn address(matches: &ArgMatches, name: &str, default: &str) -> Option<SocketAddr
 /// Runs `storemu serve`.
 #[must_use]
 pub fn main(matches: &ArgMatches) -> ExitCode {
-    let args = run_args(matches);
+    let args = crate::cli::run_args(matches);
     let sets = match parse_sets(&args.set) {
         Ok(sets) => sets,
         Err(message) => {
