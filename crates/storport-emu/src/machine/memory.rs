@@ -46,10 +46,10 @@ pub fn read_partial(addr: usize, buf: &mut [u8]) -> usize {
         };
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
-        // SAFETY: `local` describes `rest`, a live exclusive buffer; the remote
-        // range is only read by the kernel, which checks it and fails with
-        // EFAULT instead of touching an unmapped or unreadable page.
         let n =
+            // SAFETY: `local` describes `rest`, a live exclusive buffer; the remote
+            // range is only read by the kernel, which checks it and fails with
+            // EFAULT instead of touching an unmapped or unreadable page.
             unsafe { libc::process_vm_readv(pid, &raw const local, 1, &raw const remote, 1, 0) };
         match usize::try_from(n) {
             Ok(0) | Err(_) => break,
@@ -75,10 +75,10 @@ fn write_partial(addr: usize, data: &[u8]) -> usize {
         };
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
-        // SAFETY: the kernel only reads `local` (a live buffer) and checks the
-        // remote range, honouring page protections (no FOLL_FORCE), so a
-        // read-only or unmapped destination fails with EFAULT.
         let n =
+            // SAFETY: the kernel only reads `local` (a live buffer) and checks the
+            // remote range, honouring page protections (no FOLL_FORCE), so a
+            // read-only or unmapped destination fails with EFAULT.
             unsafe { libc::process_vm_writev(pid, &raw const local, 1, &raw const remote, 1, 0) };
         match usize::try_from(n) {
             Ok(0) | Err(_) => break,
@@ -339,10 +339,10 @@ impl Mapping {
         if len == 0 {
             return Ok(());
         }
-        // SAFETY: the range lies inside this mapping (checked above), which no
-        // Rust reference points into; changing its protection cannot
-        // invalidate a reference.
         let rc =
+            // SAFETY: the range lies inside this mapping (checked above), which no
+            // Rust reference points into; changing its protection cannot
+            // invalidate a reference.
             unsafe { libc::mprotect((self.addr + offset) as *mut libc::c_void, len, perms.prot()) };
         if rc != 0 {
             return Err(io::Error::last_os_error());

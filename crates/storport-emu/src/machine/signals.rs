@@ -427,9 +427,9 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_voi
     }
     let flags = previous.map_or(0, |a| a.sa_flags);
     if flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous action was registered with SA_SIGINFO, so its
-        // handler has this signature.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            // SAFETY: the previous action was registered with SA_SIGINFO, so its
+            // handler has this signature.
             unsafe { std::mem::transmute::<usize, _>(handler) };
         f(sig, info, context);
     } else {

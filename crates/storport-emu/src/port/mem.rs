@@ -53,10 +53,10 @@ pub fn write(address: usize, bytes: &[u8]) -> bool {
     };
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
-    // SAFETY: `local` describes `bytes`, which the kernel only reads; the
-    // remote range is checked by the kernel, which reports EFAULT for memory
-    // that is not mapped writable instead of faulting.
     let done =
+        // SAFETY: `local` describes `bytes`, which the kernel only reads; the
+        // remote range is checked by the kernel, which reports EFAULT for memory
+        // that is not mapped writable instead of faulting.
         unsafe { libc::process_vm_writev(pid, &raw const local, 1, &raw const remote, 1, 0) };
     usize::try_from(done).ok() == Some(bytes.len())
 }

@@ -109,9 +109,9 @@ impl RegistryPort {
         length: u32,
     ) -> Result<ReadOutcome, FreeError> {
         let buffer = self.live(address)?;
-        // SAFETY: the live registry buffer is a pool block of
-        // `buffer.length` bytes this port allocated and still owns.
         let bytes =
+            // SAFETY: the live registry buffer is a pool block of
+            // `buffer.length` bytes this port allocated and still owns.
             unsafe { std::slice::from_raw_parts_mut(address as *mut u8, buffer.length as usize) };
         Ok(registry_read(
             &self.registry,
@@ -139,8 +139,8 @@ impl RegistryPort {
         length: u32,
     ) -> Result<(), Result<RegistryCallError, FreeError>> {
         let buffer = self.live(address).map_err(Err)?;
-        // SAFETY: as in `read`: a live pool block of `buffer.length` bytes.
         let bytes =
+            // SAFETY: as in `read`: a live pool block of `buffer.length` bytes.
             unsafe { std::slice::from_raw_parts(address as *const u8, buffer.length as usize) };
         registry_write(
             &mut self.registry,

@@ -140,8 +140,8 @@ mod tests {
 
     #[test]
     fn snprintf_formats_through_the_variadic_shim_and_truncates_like_msvc() {
-        // SAFETY: `_snprintf` is variadic; three slots follow the format.
         let f: unsafe extern "win64" fn(*mut u8, u64, *const u8, u64, u64, u64) -> i64 =
+            // SAFETY: `_snprintf` is variadic; three slots follow the format.
             unsafe { std::mem::transmute(export("ntoskrnl.exe", "_snprintf")) };
         let mut buffer = [0xAA_u8; 32];
         // SAFETY: a 32-byte buffer, a NUL-terminated format and its arguments.
@@ -176,8 +176,8 @@ mod tests {
     fn counted_strings_and_routine_lookup() {
         let text: Vec<u16> = "DbgPrint\0".encode_utf16().collect();
         let mut header = [0_u64; 2];
-        // SAFETY: RtlInitUnicodeString(UNICODE_STRING*, PCWSTR).
         let init: unsafe extern "win64" fn(*mut u64, *const u16) =
+            // SAFETY: RtlInitUnicodeString(UNICODE_STRING*, PCWSTR).
             unsafe { std::mem::transmute(export("ntoskrnl.exe", "RtlInitUnicodeString")) };
         // SAFETY: a 16-byte UNICODE_STRING and a terminated string.
         unsafe { init(header.as_mut_ptr(), text.as_ptr()) };
@@ -187,8 +187,8 @@ mod tests {
             "Length 16, MaximumLength 18"
         );
         assert_eq!(header[1], text.as_ptr() as u64);
-        // SAFETY: MmGetSystemRoutineAddress(UNICODE_STRING*).
         let lookup: unsafe extern "win64" fn(*const u64) -> usize =
+            // SAFETY: MmGetSystemRoutineAddress(UNICODE_STRING*).
             unsafe { std::mem::transmute(export("ntoskrnl.exe", "MmGetSystemRoutineAddress")) };
         // SAFETY: the string initialised above.
         let found = unsafe { lookup(header.as_ptr()) };
@@ -197,15 +197,15 @@ mod tests {
 
     #[test]
     fn memory_routines_follow_the_c_contract() {
-        // SAFETY: memcmp(const void*, const void*, size_t).
         let memcmp: unsafe extern "win64" fn(*const u8, *const u8, usize) -> i32 =
+            // SAFETY: memcmp(const void*, const void*, size_t).
             unsafe { std::mem::transmute(export("ntoskrnl.exe", "memcmp")) };
         // SAFETY: two 3-byte arrays.
         assert!(unsafe { memcmp(b"abc".as_ptr(), b"abd".as_ptr(), 3) } < 0);
         // SAFETY: as above.
         assert_eq!(unsafe { memcmp(b"abc".as_ptr(), b"abc".as_ptr(), 3) }, 0);
-        // SAFETY: memmove(void*, const void*, size_t) -> void*.
         let memmove: unsafe extern "win64" fn(*mut u8, *const u8, usize) -> *mut u8 =
+            // SAFETY: memmove(void*, const void*, size_t) -> void*.
             unsafe { std::mem::transmute(export("ntoskrnl.exe", "memmove")) };
         let mut overlap = *b"abcdef";
         let base = overlap.as_mut_ptr();
