@@ -295,7 +295,7 @@ fn build_luns(config: &Config) -> Result<Vec<Lun>, FindAdapterError> {
         })?;
         let disk =
             Disk::new(disk_config(config, index, block_size, size_bytes)?).map_err(|error| {
-                debug_print!("vstor: disk {index}: {error:?}; the adapter does not start\n");
+                debug_print!("vstor: disk {index}: {error} The adapter does not start\n");
                 FindAdapterError::BadConfig
             })?;
         luns.push(Lun { disk, medium });
@@ -319,7 +319,7 @@ fn disk_config(
         text(serial.as_bytes()),
     )
     .map_err(|error| {
-        debug_print!("vstor: disk {index}: {error:?}; the adapter does not start\n");
+        debug_print!("vstor: disk {index}: {error} The adapter does not start\n");
         FindAdapterError::BadConfig
     })?;
     Ok(DiskConfig {
