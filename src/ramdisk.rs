@@ -21,10 +21,12 @@ use core::sync::atomic::AtomicU64;
 
 use storport::SharedBytes;
 
-use crate::scsi::BlockStore;
+use crate::scsi::{BlockStore, MAX_ATOMIC_BYTES};
 
 /// Bytes per chunk.
 pub const CHUNK_BYTES: usize = 1 << 20;
+// An atomic step crosses at most one chunk boundary (see `RamDisk::atomically`).
+const _: () = assert!(MAX_ATOMIC_BYTES as usize <= CHUNK_BYTES);
 /// 64-bit words per chunk.
 pub const CHUNK_WORDS: usize = CHUNK_BYTES / WORD;
 const WORD: usize = size_of::<u64>();
@@ -104,6 +106,43 @@ impl<C: Deref<Target = [AtomicU64]>> RamDisk<C> {
 }
 
 impl<C: Deref<Target = [AtomicU64]>> BlockStore for RamDisk<C> {
+    /// Holds the lock of every chunk the range touches: at most two, since a range of at
+    /// most [`MAX_ATOMIC_BYTES`] (one chunk's size) crosses at most one chunk boundary.
+    /// The first chunk's lock is taken before the second's; every other access holds one
+    /// chunk lock at a time, so this order cannot deadlock.
+    fn atomically(
+        &self,
+        byte_offset: u64,
+        len: usize,
+        f: &mut dyn FnMut(&mut [u8], &mut [u8]),
+    ) -> bool {
+        let Ok(at) = usize::try_from(byte_offset) else {
+            return false;
+        };
+        let (index, within) = (at / CHUNK_BYTES, at % CHUNK_BYTES);
+        let Some(first) = self.chunks.get(index) else {
+            return false;
+        };
+        let head = len.min(first.len_bytes().saturating_sub(within));
+        if head == len {
+            return first
+                .with_exclusive(within, len, |a| f(a, &mut []))
+                .is_some();
+        }
+        let Some(second) = self.chunks.get(index + 1) else {
+            return false;
+        };
+        let tail = len - head;
+        if tail > second.len_bytes() {
+            return false;
+        }
+        first
+            .with_exclusive(within, head, |a| {
+                second.with_exclusive(0, tail, |b| f(a, b)).is_some()
+            })
+            .unwrap_or(false)
+    }
+
     fn read(&self, byte_offset: u64, out: &mut [u8]) {
         self.for_each_piece(byte_offset, out.len(), |chunk, within, range| {
             if let Some(to) = out.get_mut(range) {
@@ -156,6 +195,38 @@ mod tests {
         let mut out = vec![0xAA_u8; 4096];
         disk.read(0, &mut out);
         assert!(out.iter().all(|&byte| byte == 0));
+    }
+
+    #[test]
+    fn atomically_spans_a_chunk_boundary_and_refuses_ranges_outside() {
+        let disk = disk(2 * CHUNK_BYTES as u64);
+        let start = CHUNK_BYTES as u64 - 3;
+        disk.write(start, &[1, 2, 3, 4, 5]);
+        let mut seen = (Vec::new(), Vec::new());
+        assert!(disk.atomically(start, 5, &mut |a, b| {
+            seen = (a.to_vec(), b.to_vec());
+            a.fill(9);
+            b.fill(8);
+        }));
+        assert_eq!(seen, (vec![1, 2, 3], vec![4, 5]));
+        let mut out = [0_u8; 7];
+        disk.read(start - 1, &mut out);
+        assert_eq!(out, [0, 9, 9, 9, 8, 8, 0]);
+
+        let mut in_one = (0, 1);
+        assert!(disk.atomically(16, 4, &mut |a, b| in_one = (a.len(), b.len())));
+        assert_eq!(
+            in_one,
+            (4, 0),
+            "a range inside one chunk comes as one slice"
+        );
+
+        let mut called = false;
+        let end = 2 * CHUNK_BYTES as u64;
+        assert!(!disk.atomically(end - 2, 4, &mut |_, _| called = true));
+        assert!(!disk.atomically(end, 1, &mut |_, _| called = true));
+        assert!(!disk.atomically(start, CHUNK_BYTES + 4, &mut |_, _| called = true));
+        assert!(!called, "a refused range must not run the closure");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::Barrier;
 use common::{
     Adapter, LBA_OUT_OF_RANGE, assert_check_condition, assert_good, block, blocks, global,
 };
+use storport_emu::port::DataDirection;
 use storport_emu::registry::RegValue;
 
 const BLOCK: usize = 512;
@@ -281,4 +282,70 @@ fn the_shared_range_check_rejects_a_block_of_another_lba() {
 fn the_shared_range_check_rejects_a_block_of_another_lun() {
     let data = blocks(BLOCK, 1, u64::from(SHARED_LBA), 8, generation(0, 0));
     check_shared(0, &data);
+}
+
+/// COMPARE AND WRITE of `blocks` at `lba`.
+fn compare_and_write(lba: u64, blocks: u8) -> [u8; 16] {
+    let mut cdb = [0_u8; 16];
+    cdb[0] = 0x89;
+    cdb[2..10].copy_from_slice(&lba.to_be_bytes());
+    cdb[13] = blocks;
+    cdb
+}
+
+/// Four threads each add 1 to a counter 200 times with COMPARE AND WRITE (read the two
+/// blocks, compare them with what was read and write the counter plus one; on MISCOMPARE
+/// read again). The two blocks are the last of the first 1 MiB and the first of the second,
+/// so each update crosses the disk's chunk boundary, and both blocks carry the counter:
+/// every increment must count exactly once, and no read may see the two blocks disagree.
+#[test]
+fn concurrent_compare_and_write_increments_count_once_across_a_chunk_boundary() {
+    const LBA: u64 = (1 << 20) / BLOCK as u64 - 1;
+    let adapter = Adapter::start(&[
+        global("DiskCount", RegValue::dword(1)),
+        global("DiskSizeMiB", RegValue::dword(2)),
+    ]);
+    let read_counter = |adapter: &Adapter| {
+        let data = adapter.read_ok(0, u32::try_from(LBA).expect("small"), 2, BLOCK);
+        let first = u64::from_le_bytes(data[..8].try_into().expect("8 bytes"));
+        let second = u64::from_le_bytes(data[BLOCK..BLOCK + 8].try_into().expect("8 bytes"));
+        assert_eq!(first, second, "the two blocks of one update disagree");
+        (first, data)
+    };
+    let misses = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let (adapter, misses) = (&adapter, &misses);
+            scope.spawn(move || {
+                let mut done = 0;
+                while done < 200 {
+                    let (n, old) = read_counter(adapter);
+                    let mut new = old.clone();
+                    new[..8].copy_from_slice(&(n + 1).to_le_bytes());
+                    new[BLOCK..BLOCK + 8].copy_from_slice(&(n + 1).to_le_bytes());
+                    let result = adapter.execute(
+                        0,
+                        &compare_and_write(LBA, 2),
+                        &DataDirection::Out([old, new].concat()),
+                    );
+                    if result.scsi_status == 0 {
+                        done += 1;
+                    } else {
+                        assert_check_condition(
+                            &result,
+                            (0x0E, 0x1D, 0x00),
+                            "COMPARE AND WRITE after a concurrent update",
+                        );
+                        misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(read_counter(&adapter).0, 800);
+    eprintln!(
+        "COMPARE AND WRITE: 800 increments, {} miscompares retried",
+        misses.into_inner()
+    );
+    adapter.finish_clean();
 }

@@ -54,8 +54,12 @@ pub mod op {
     pub const MODE_SENSE_10: u8 = 0x5A;
     /// READ(16).
     pub const READ_16: u8 = 0x88;
+    /// COMPARE AND WRITE.
+    pub const COMPARE_AND_WRITE: u8 = 0x89;
     /// WRITE(16).
     pub const WRITE_16: u8 = 0x8A;
+    /// ORWRITE(16).
+    pub const ORWRITE_16: u8 = 0x8B;
     /// WRITE AND VERIFY(16).
     pub const WRITE_AND_VERIFY_16: u8 = 0x8E;
     /// VERIFY(16).
@@ -66,6 +70,8 @@ pub mod op {
     pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
     /// WRITE SAME(16).
     pub const WRITE_SAME_16: u8 = 0x93;
+    /// WRITE ATOMIC(16) (SBC-4).
+    pub const WRITE_ATOMIC_16: u8 = 0x9C;
     /// SERVICE ACTION IN(16): READ CAPACITY(16) (10h), GET LBA STATUS (12h).
     pub const SERVICE_ACTION_IN_16: u8 = 0x9E;
     /// REPORT LUNS.
@@ -84,7 +90,7 @@ pub mod op {
     pub const VERIFY_12: u8 = 0xAF;
 
     /// Every operation code above, ascending.
-    pub const ALL: [u8; 36] = [
+    pub const ALL: [u8; 39] = [
         TEST_UNIT_READY,
         REQUEST_SENSE,
         READ_6,
@@ -107,12 +113,15 @@ pub mod op {
         MODE_SELECT_10,
         MODE_SENSE_10,
         READ_16,
+        COMPARE_AND_WRITE,
         WRITE_16,
+        ORWRITE_16,
         WRITE_AND_VERIFY_16,
         VERIFY_16,
         PRE_FETCH_16,
         SYNCHRONIZE_CACHE_16,
         WRITE_SAME_16,
+        WRITE_ATOMIC_16,
         SERVICE_ACTION_IN_16,
         REPORT_LUNS,
         MAINTENANCE_IN,
@@ -325,6 +334,9 @@ impl Disk {
                 self.write_and_verify(store, cdb, data)
             }
             op::VERIFY_10 | op::VERIFY_12 | op::VERIFY_16 => self.verify(store, cdb, data),
+            op::COMPARE_AND_WRITE => self.compare_and_write(store, cdb, data),
+            op::ORWRITE_16 => self.or_write(store, cdb, data),
+            op::WRITE_ATOMIC_16 => self.write_atomic(store, cdb, data),
             op::WRITE_SAME_10 | op::WRITE_SAME_16 => self.write_same(store, cdb, data),
             op::UNMAP => self.unmap(store, cdb, data),
             op::SYNCHRONIZE_CACHE_10

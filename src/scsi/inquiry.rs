@@ -98,14 +98,15 @@ impl Disk {
         reply.bytes(serial);
     }
 
-    /// Block Limits (B0h, SBC-3). WSNZ = 1: WRITE SAME needs a block count.
+    /// Block Limits (B0h, SBC-3; the atomic fields from SBC-4). WSNZ = 1: WRITE SAME needs a
+    /// block count.
     fn block_limits(&self, reply: &mut Reply<'_>) {
         let limits = &self.config().limits;
         let shift = self.config().block_size.shift();
         let to_blocks = |bytes: u64| u32::try_from(bytes >> shift).unwrap_or(u32::MAX);
         let max_transfer = to_blocks(u64::from(limits.max_transfer_bytes));
         reply.byte(0x01); // WSNZ
-        reply.byte(0); // MAXIMUM COMPARE AND WRITE LENGTH: not supported
+        reply.byte(self.max_compare_and_write_blocks()); // MAXIMUM COMPARE AND WRITE LENGTH
         reply.be16(1); // OPTIMAL TRANSFER LENGTH GRANULARITY: one block
         reply.be32(max_transfer); // MAXIMUM TRANSFER LENGTH
         reply.be32(max_transfer); // OPTIMAL TRANSFER LENGTH
@@ -115,7 +116,8 @@ impl Disk {
         reply.be32(1); // OPTIMAL UNMAP GRANULARITY: one block
         reply.be32(0x8000_0000); // UGAVALID = 1, UNMAP GRANULARITY ALIGNMENT = 0
         reply.be64(u64::from(to_blocks(limits.max_write_same_bytes))); // MAXIMUM WRITE SAME LENGTH
-        reply.zeros(20);
+        reply.be32(self.max_atomic_blocks()); // MAXIMUM ATOMIC TRANSFER LENGTH
+        reply.zeros(16); // no ATOMIC ALIGNMENT, GRANULARITY or BOUNDARY (SBC-4)
     }
 }
 

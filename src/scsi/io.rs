@@ -13,14 +13,14 @@ use super::sense::{SenseData, SenseDetail, asc, sense_key};
 use super::{BlockStore, DataBuffer, Outcome};
 
 /// LBA, block count and where the length field sits, for the pointer of an error.
-struct Span {
-    lba: u64,
-    blocks: u64,
-    length_at: u16,
+pub(super) struct Span {
+    pub(super) lba: u64,
+    pub(super) blocks: u64,
+    pub(super) length_at: u16,
 }
 
 /// LBA and TRANSFER/VERIFICATION LENGTH of the READ, WRITE and VERIFY families.
-fn span(cdb: &Cdb) -> Span {
+pub(super) fn span(cdb: &Cdb) -> Span {
     match cdb.u8(0) >> 5 {
         // READ(6) / WRITE(6): 21-bit LBA; length 0 means 256 blocks (SBC-3).
         0 => Span {
@@ -50,20 +50,20 @@ fn span(cdb: &Cdb) -> Span {
 }
 
 /// The byte 1 flags of the 10/12/16-byte forms (the 6-byte forms have none).
-fn flags(cdb: &Cdb) -> u8 {
+pub(super) fn flags(cdb: &Cdb) -> u8 {
     if cdb.u8(0) >> 5 == 0 { 0 } else { cdb.u8(1) }
 }
 
 /// RDPROTECT / WRPROTECT / VRPROTECT ≠ 0 without protection information (PROTECT = 0 in
 /// INQUIRY): INVALID FIELD IN CDB (SBC-3, READ, WRITE, VERIFY, WRITE SAME).
-fn check_protect(cdb: &Cdb) -> Result<(), SenseData> {
+pub(super) fn check_protect(cdb: &Cdb) -> Result<(), SenseData> {
     if flags(cdb) >> 5 != 0 {
         return Err(SenseData::invalid_cdb_field(1, Some(7)));
     }
     Ok(())
 }
 
-const fn write_protected() -> SenseData {
+pub(super) const fn write_protected() -> SenseData {
     SenseData::new(sense_key::DATA_PROTECT, asc::WRITE_PROTECTED)
 }
 
@@ -86,7 +86,7 @@ fn first_mismatch<S: BlockStore + ?Sized>(
     None
 }
 
-fn miscompare(at: usize) -> SenseData {
+pub(super) fn miscompare(at: usize) -> SenseData {
     SenseData {
         detail: SenseDetail::Information(u32::try_from(at).unwrap_or(u32::MAX)),
         ..SenseData::new(sense_key::MISCOMPARE, asc::MISCOMPARE_DURING_VERIFY)
@@ -95,7 +95,7 @@ fn miscompare(at: usize) -> SenseData {
 
 impl Disk {
     /// Byte offset and length of `blocks` blocks at `lba`, or LBA OUT OF RANGE.
-    const fn range(&self, lba: u64, blocks: u64) -> Result<(u64, u64), SenseData> {
+    pub(super) const fn range(&self, lba: u64, blocks: u64) -> Result<(u64, u64), SenseData> {
         match lba.checked_add(blocks) {
             Some(end) if end <= self.config().block_count => {
                 let shift = self.config().block_size.shift();

@@ -76,6 +76,7 @@
 //! - No unit attention is ever raised: a reset or a MODE SELECT changes nothing another
 //!   initiator must be told about (there is one, the OS).
 
+mod atomic;
 mod config;
 mod disk;
 mod inquiry;
@@ -146,7 +147,22 @@ pub trait BlockStore {
     /// Makes earlier writes durable (SYNCHRONIZE CACHE, FUA, SRB flush and shutdown). RAM has
     /// nothing to do, hence the default.
     fn flush(&self) {}
+    /// Runs `f` on the bytes at `byte_offset..byte_offset + len` as one indivisible step: no
+    /// other access to them runs until `f` returns (COMPARE AND WRITE, ORWRITE, WRITE
+    /// ATOMIC). The bytes come as two slices, the second continuing the first (empty when
+    /// the range is stored in one piece). `len` is at most [`MAX_ATOMIC_BYTES`]. Returns
+    /// `false`, without calling `f`, when the store cannot do it (the range lies outside).
+    fn atomically(
+        &self,
+        byte_offset: u64,
+        len: usize,
+        f: &mut dyn FnMut(&mut [u8], &mut [u8]),
+    ) -> bool;
 }
+
+/// Most bytes one [`BlockStore::atomically`] step covers, and so the most an atomic command
+/// (COMPARE AND WRITE's write, ORWRITE, WRITE ATOMIC) may name.
+pub const MAX_ATOMIC_BYTES: u32 = 1 << 20;
 
 /// The SRB's data buffer, with the direction taken from the SRB flags.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 //! show for the commands that honour them, matching DPOFUA = 1 in MODE SENSE), and one bit
 //! per CDB byte 2–9 set when the command uses that whole byte. In a 16-byte CDB, bit 7 (byte
 //! 9) also stands for bytes 10–13: every implemented 16-byte command that uses byte 9 carries
-//! a 32-bit length field there. Bytes used only in part are reported whole; the CONTROL
+//! a 32-bit length field there, except COMPARE AND WRITE, which uses only byte 13 of them. Bytes used only in part are reported whole; the CONTROL
 //! byte is reported 0 (NACA and LINK are not supported). No command has a timeout beyond
 //! the default: with RCTD = 1 each timeout descriptor is present with both timeouts 0
 //! ("not specified").
@@ -24,7 +24,7 @@ const RW10: u8 = 0b0110_1111;
 const LBA_LEN: u8 = 0xFF;
 
 /// Every implemented command: operation code, service action, byte 1 usage, bytes 2–9 usage.
-pub const COMMANDS: [[u8; 4]; 37] = [
+pub const COMMANDS: [[u8; 4]; 40] = [
     [op::TEST_UNIT_READY, 0, 0, 0],
     [op::REQUEST_SENSE, 0, 0x01, 0b100],
     [op::READ_6, 0, 0x1F, RW6],
@@ -47,12 +47,15 @@ pub const COMMANDS: [[u8; 4]; 37] = [
     [op::MODE_SELECT_10, 0, 0x11, 0b0110_0000],
     [op::MODE_SENSE_10, 0, 0x18, 0b0110_0011],
     [op::READ_16, 0, 0x1C, LBA_LEN],
+    [op::COMPARE_AND_WRITE, 0, 0x18, LBA_LEN],
     [op::WRITE_16, 0, 0x18, LBA_LEN],
+    [op::ORWRITE_16, 0, 0x18, LBA_LEN],
     [op::WRITE_AND_VERIFY_16, 0, 0x16, LBA_LEN],
     [op::VERIFY_16, 0, 0x16, LBA_LEN],
     [op::PRE_FETCH_16, 0, 0x02, LBA_LEN],
     [op::SYNCHRONIZE_CACHE_16, 0, 0x02, LBA_LEN],
     [op::WRITE_SAME_16, 0, 0x09, LBA_LEN],
+    [op::WRITE_ATOMIC_16, 0, 0x18, LBA_LEN],
     [op::SERVICE_ACTION_IN_16, 0x10, 0x1F, LBA_LEN],
     [op::SERVICE_ACTION_IN_16, 0x12, 0x1F, LBA_LEN],
     [op::REPORT_LUNS, 0, 0, 0b1111_0001],
@@ -126,7 +129,8 @@ impl Disk {
         for i in 2..len - 1 {
             let used = match i {
                 2..=9 => (whole >> (i - 2)) & 1 == 1,
-                10..=13 => whole >> 7 == 1,
+                10..=12 => whole >> 7 == 1 && code != op::COMPARE_AND_WRITE,
+                13 => whole >> 7 == 1,
                 _ => false,
             };
             reply.byte(if used { 0xFF } else { 0 });

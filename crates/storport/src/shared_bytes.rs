@@ -20,9 +20,13 @@
 //! `Release` one, so every copy happens-before the next conflicting one:
 //! there is no data race in Rust's (C++20's) sense. The bytes are never
 //! accessed atomically, so mixing atomic and non-atomic accesses never
-//! arises either. The lock is held for one copy and never nested; a caller
-//! touching several [`SharedBytes`] takes their locks one after another,
-//! so no two locks are ever held together and there is no deadlock.
+//! arises either. [`SharedBytes::read`], [`SharedBytes::write`] and
+//! [`SharedBytes::zero`] hold the lock for one copy and never nest.
+//! [`SharedBytes::with_exclusive`] lends the bytes out as `&mut [u8]` with
+//! the lock held exclusively, so a caller may nest it to update several
+//! [`SharedBytes`] as one step: such callers must take the locks in one
+//! agreed order (ascending address, say). Since every other access holds
+//! one lock at a time, that order rules out deadlock.
 //!
 //! It spins rather than waits, which a miniport at `DISPATCH_LEVEL` may do
 //! (SDV `SpNoWait` forbids waits, not spins); each hold lasts one bounded
@@ -131,6 +135,34 @@ impl<C: Deref<Target = [AtomicU64]>> SharedBytes<C> {
         true
     }
 
+    /// Runs `f` on the `len` bytes at `offset`, lent out as one mutable
+    /// slice with the lock held exclusively: no other access to any of these
+    /// bytes runs until `f` returns, so a read-modify-write in `f` is one
+    /// indivisible step (COMPARE AND WRITE, ORWRITE). Returns `None` (and
+    /// does not call `f`) when the range does not lie inside the bytes.
+    ///
+    /// `f` may call `with_exclusive` on *another* `SharedBytes`, to update
+    /// both as one step; see the module documentation for the lock order.
+    /// Calling it on the same `SharedBytes` spins forever.
+    pub fn with_exclusive<R>(
+        &self,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Option<R> {
+        if !self.contains(offset, len) {
+            return None;
+        }
+        let _guard = self.lock_exclusive();
+        // SAFETY: the range lies inside the words (checked above), which are
+        // interior-mutable, so a mutable view derived from `&self` is allowed.
+        // It is unique while it lives: every other access to these bytes
+        // holds this lock, which stays held exclusively until the guard drops
+        // after `f` returns, and the slice does not escape `f`.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(self.at(offset), len) };
+        Some(f(bytes))
+    }
+
     /// Sets `len` bytes at `offset` to zero. Returns `false` (and changes
     /// nothing) when the range does not lie inside the bytes.
     pub fn zero(&self, offset: usize, len: usize) -> bool {
@@ -237,6 +269,45 @@ mod tests {
         assert!(shared.zero(4, 2));
         assert!(shared.read(0, &mut out));
         assert_eq!(out, [0, 0, 0, 1, 0, 0, 4, 5, 0, 0]);
+    }
+
+    #[test]
+    fn with_exclusive_lends_the_range_and_refuses_out_of_range() {
+        let shared = bytes(2);
+        assert!(shared.write(0, &[1, 2, 3, 4]));
+        let seen = shared.with_exclusive(1, 2, |bytes| {
+            let before = [bytes[0], bytes[1]];
+            bytes.copy_from_slice(&[7, 8]);
+            before
+        });
+        assert_eq!(seen, Some([2, 3]));
+        let mut out = [0_u8; 5];
+        assert!(shared.read(0, &mut out));
+        assert_eq!(out, [1, 7, 8, 4, 0]);
+        let mut called = false;
+        assert_eq!(shared.with_exclusive(15, 2, |_| called = true), None);
+        assert!(!called, "an out-of-range request must not run the closure");
+    }
+
+    #[test]
+    fn concurrent_read_modify_writes_lose_no_update() {
+        let shared = bytes(1);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                let shared = &shared;
+                scope.spawn(move || {
+                    for _ in 0..2000 {
+                        shared.with_exclusive(0, 8, |bytes| {
+                            let n = u64::from_le_bytes(bytes.try_into().unwrap());
+                            bytes.copy_from_slice(&(n + 1).to_le_bytes());
+                        });
+                    }
+                });
+            }
+        });
+        let mut out = [0_u8; 8];
+        assert!(shared.read(0, &mut out));
+        assert_eq!(u64::from_le_bytes(out), 8000);
     }
 
     #[test]

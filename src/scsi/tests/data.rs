@@ -350,3 +350,135 @@ fn write_and_verify_stores_what_every_read_form_returns() {
     assert_eq!(o.scsi_status, 2);
     assert_eq!(store.get(0, 512), vec![0; 512]);
 }
+
+/// COMPARE AND WRITE of `blocks` at `lba`.
+fn caw(flags: u8, lba: u64, blocks: u8) -> [u8; 16] {
+    let mut c = rw16(0x89, flags, lba, 0);
+    c[13] = blocks;
+    c
+}
+
+#[test]
+fn compare_and_write_writes_only_when_the_medium_matches() {
+    let disk = disk(Kind::Rw);
+    let store = MemStore::for_disk(&disk);
+    // Blocks 7..=9 straddle the store's page boundary at byte 4096.
+    let old = pattern(1, 7 * 512, 3 * 512);
+    let new = pattern(2, 7 * 512, 3 * 512);
+    store.write_direct(7 * 512, &old);
+    let o = run(
+        &disk,
+        &store,
+        &caw(0x08, 7, 3),
+        DataBuffer::Out(&[old.clone(), new.clone()].concat()),
+    );
+    assert_good(&o, 6 * 512);
+    assert_eq!(store.get(7 * 512, 3 * 512), new, "the write half stored");
+    assert_eq!(store.flushes.load(Ordering::Relaxed), 1, "FUA flushed");
+
+    // Compare against the old data again: byte 1000 of the compare half now differs.
+    let o = run(
+        &disk,
+        &store,
+        &caw(0, 7, 3),
+        DataBuffer::Out(&[old.clone(), pattern(3, 0, 3 * 512)].concat()),
+    );
+    assert_check(&o, MISCOMPARE, MISCOMPARE_DURING_VERIFY);
+    let first = old.iter().zip(&new).position(|(a, b)| a != b).unwrap() as u32;
+    assert_eq!(o.sense.unwrap().detail, SenseDetail::Information(first));
+    assert_eq!(
+        store.get(7 * 512, 3 * 512),
+        new,
+        "a miscompare writes nothing"
+    );
+}
+
+#[test]
+fn orwrite_ors_the_data_into_the_medium() {
+    let disk = disk(Kind::Rw);
+    let store = MemStore::for_disk(&disk);
+    store.fill(6 * 512, 4 * 512, 0x0F);
+    let data = vec![0xA0_u8; 3 * 512];
+    let o = run(&disk, &store, &rw16(0x8B, 0, 7, 3), DataBuffer::Out(&data));
+    assert_good(&o, data.len());
+    assert!(store.get(6 * 512, 512).iter().all(|&b| b == 0x0F));
+    assert!(store.get(7 * 512, 3 * 512).iter().all(|&b| b == 0xAF));
+    assert!(store.get(10 * 512, 512).iter().all(|&b| b == 0));
+}
+
+#[test]
+fn write_atomic_stores_like_write() {
+    let disk = disk(Kind::Rw);
+    let store = MemStore::for_disk(&disk);
+    let data = pattern(4, 2040 * 512, 8 * 512);
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x9C;
+    cdb[2..10].copy_from_slice(&2040_u64.to_be_bytes());
+    cdb[12..14].copy_from_slice(&8_u16.to_be_bytes());
+    assert_good(
+        &run(&disk, &store, &cdb, DataBuffer::Out(&data)),
+        data.len(),
+    );
+    assert_eq!(store.get(2040 * 512, 8 * 512), data);
+}
+
+/// Four threads each add 1 to a counter 500 times with COMPARE AND WRITE (read, then compare
+/// the value read and write it plus one; on MISCOMPARE read again), on the driver's RAM disk.
+/// Every increment must count exactly once.
+#[test]
+fn concurrent_compare_and_write_increments_lose_nothing() {
+    use crate::ramdisk::{CHUNK_BYTES, RamDisk};
+    use std::sync::atomic::AtomicU64;
+
+    let disk = disk(Kind::Rw);
+    let store = RamDisk::new(2 * CHUNK_BYTES as u64, |words| {
+        Ok::<_, ()>((0..words).map(|_| AtomicU64::new(0)).collect::<Box<[_]>>())
+    })
+    .unwrap();
+    let lba = (CHUNK_BYTES as u64 / 512) - 1;
+    let store = &store;
+    let disk = &disk;
+    let read_counter = move || {
+        let mut buf = vec![0u8; 512];
+        let o = disk.execute(
+            store,
+            super::Request {
+                cdb: &rw16(0x88, 0, lba, 1),
+                data: DataBuffer::In(&mut buf),
+                autosense: super::Autosense::Enabled,
+                luns: &super::luns(),
+            },
+        );
+        assert_good(&o, 512);
+        buf
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(move || {
+                let mut done = 0;
+                while done < 500 {
+                    let old = read_counter();
+                    let n = u64::from_le_bytes(old[..8].try_into().unwrap());
+                    let mut new = old.clone();
+                    new[..8].copy_from_slice(&(n + 1).to_le_bytes());
+                    let o = disk.execute(
+                        store,
+                        super::Request {
+                            cdb: &caw(0, lba, 1),
+                            data: DataBuffer::Out(&[old, new].concat()),
+                            autosense: super::Autosense::Enabled,
+                            luns: &super::luns(),
+                        },
+                    );
+                    if o.scsi_status == 0 {
+                        done += 1;
+                    } else {
+                        assert_check(&o, MISCOMPARE, MISCOMPARE_DURING_VERIFY);
+                    }
+                }
+            });
+        }
+    });
+    let counter = read_counter();
+    assert_eq!(u64::from_le_bytes(counter[..8].try_into().unwrap()), 2000);
+}

@@ -115,6 +115,37 @@ impl BlockStore for MemStore {
         self.write_direct(byte_offset, data);
     }
 
+    /// Copies the range out, runs `f` on the copy and stores it back, with the page map
+    /// locked throughout; counts as one write. Checks the length bound of the contract.
+    fn atomically(
+        &self,
+        byte_offset: u64,
+        len: usize,
+        f: &mut dyn FnMut(&mut [u8], &mut [u8]),
+    ) -> bool {
+        self.check(byte_offset, len as u64);
+        assert!(
+            len <= super::MAX_ATOMIC_BYTES as usize,
+            "atomic step of {len} bytes exceeds MAX_ATOMIC_BYTES"
+        );
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut pages = self.pages.lock().unwrap();
+        let mut bytes = vec![0; len];
+        Self::each_page(byte_offset, len as u64, |page, at, buf, n| {
+            if let Some(p) = pages.get(&page) {
+                bytes[buf..buf + n].copy_from_slice(&p[at..at + n]);
+            }
+        });
+        f(&mut bytes, &mut []);
+        Self::each_page(byte_offset, len as u64, |page, at, buf, n| {
+            let p = pages
+                .entry(page)
+                .or_insert_with(|| Box::new([0; PAGE as usize]));
+            p[at..at + n].copy_from_slice(&bytes[buf..buf + n]);
+        });
+        true
+    }
+
     fn zero(&self, byte_offset: u64, len: u64) {
         self.check(byte_offset, len);
         self.zeroes.fetch_add(1, Ordering::Relaxed);

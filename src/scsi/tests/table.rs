@@ -115,6 +115,27 @@ fn rsoc(options: u8, opcode: u8, sa: u16, alloc: u32) -> [u8; 12] {
     [0xA3, 0x0C, options, opcode, s0, s1, a0, a1, a2, a3, 0, 0]
 }
 
+/// COMPARE AND WRITE of `blocks` at `lba` with byte 1 = `flags`.
+fn caw(flags: u8, lba: u64, blocks: u8) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[0] = 0x89;
+    c[1] = flags;
+    c[2..10].copy_from_slice(&lba.to_be_bytes());
+    c[13] = blocks;
+    c
+}
+
+/// WRITE ATOMIC(16) of `blocks` at `lba`, with byte 1 = `flags` and ATOMIC BOUNDARY.
+fn write_atomic(flags: u8, lba: u64, blocks: u16, boundary: u16) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[0] = 0x9C;
+    c[1] = flags;
+    c[2..10].copy_from_slice(&lba.to_be_bytes());
+    c[10..12].copy_from_slice(&boundary.to_be_bytes());
+    c[12..14].copy_from_slice(&blocks.to_be_bytes());
+    c
+}
+
 fn ms6(plen: u8) -> [u8; 6] {
     [0x15, 0x10, 0, 0, plen, 0]
 }
@@ -237,9 +258,14 @@ fn control_cases() -> Vec<Case> {
                     && be32(d, 28) == 1
                     && be32(d, 32) == 0x8000_0000
                     && be64(d, 36) == 131_072
+                    // MAXIMUM COMPARE AND WRITE LENGTH: 255 (half of 1 MiB is 1024 blocks).
+                    && d[5] == 255
+                    // MAXIMUM ATOMIC TRANSFER LENGTH: 1 MiB; no alignment, granularity, boundary.
+                    && be32(d, 44) == 2048
+                    && d[48..64] == [0; 16]
             }),
         ),
-        case("VPD B0h 4K blocks", B4k, &[0x12, 1, 0xB0, 0, 255, 0], In(255), Bytes(64, |d| { be32(d, 8) == 256 && be32(d, 20) == 16384 && be64(d, 36) == 16384 })),
+        case("VPD B0h 4K blocks", B4k, &[0x12, 1, 0xB0, 0, 255, 0], In(255), Bytes(64, |d| { be32(d, 8) == 256 && be32(d, 20) == 16384 && be64(d, 36) == 16384 && d[5] == 128 && be32(d, 44) == 256 })),
         case("VPD B1h", Rw, &[0x12, 1, 0xB1, 0, 255, 0], In(255), Bytes(64, |d| { d[1] == 0xB1 && be16(d, 2) == 0x3C && be16(d, 4) == 1 && d[7].trailing_zeros() >= 4 })),
         case(
             "VPD B2h",
@@ -470,12 +496,14 @@ fn control_cases() -> Vec<Case> {
         case("READ DEFECT DATA(12)", Rw, &[0xB7, 0x1D, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0], In(32), Bytes(8, |d| d == [0, 0x1D, 0, 0, 0, 0, 0, 0])),
         case("READ DEFECT DATA(12) LINK", Rw, &[0xB7, 0x08, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0x01], In(32), cdb_at(11, Some(0))),
         // REPORT SUPPORTED OPERATION CODES.
-        case("RSOC all", Rw, &rsoc(0, 0, 0, 4096), In(4096), Bytes(4 + 37 * 8, |d| be32(d, 0) == 37 * 8 && d[4..12] == [0, 0, 0, 0, 0, 0, 0, 6] && d[12] == 0x03)),
-        case("RSOC all RCTD", Rw, &rsoc(0x80, 0, 0, 4096), In(4096), Bytes(4 + 37 * 20, |d| be32(d, 0) == 37 * 20 && d[9] == 0x02 && be16(d, 12) == 0x0A && d[24] == 0x03)),
-        case("RSOC all truncated", Rw, &rsoc(0, 0, 0, 6), In(4096), Bytes(6, |d| be32(d, 0) == 37 * 8)),
+        case("RSOC all", Rw, &rsoc(0, 0, 0, 4096), In(4096), Bytes(4 + 40 * 8, |d| be32(d, 0) == 40 * 8 && d[4..12] == [0, 0, 0, 0, 0, 0, 0, 6] && d[12] == 0x03)),
+        case("RSOC all RCTD", Rw, &rsoc(0x80, 0, 0, 4096), In(4096), Bytes(4 + 40 * 20, |d| be32(d, 0) == 40 * 20 && d[9] == 0x02 && be16(d, 12) == 0x0A && d[24] == 0x03)),
+        case("RSOC all truncated", Rw, &rsoc(0, 0, 0, 6), In(4096), Bytes(6, |d| be32(d, 0) == 40 * 8)),
         case("RSOC READ(10)", Rw, &rsoc(1, 0x28, 0, 512), In(512), Bytes(14, |d| d[..6] == [0, 3, 0, 10, 0x28, 0x1C] && d[6..10] == [0xFF; 4] && d[10..14] == [0, 0xFF, 0xFF, 0])),
         case("RSOC WRITE(16) RCTD", Rw, &rsoc(0x81, 0x8A, 0, 512), In(512), Bytes(32, |d| d[..6] == [0, 0x83, 0, 16, 0x8A, 0x18] && d[6..18] == [0xFF; 12] && d[18..20] == [0, 0] && be16(d, 20) == 0x0A)),
-        case("RSOC unsupported opcode", Rw, &rsoc(1, 0x89, 0, 512), In(512), Bytes(4, |d| d == [0, 1, 0, 0])),
+        case("RSOC unsupported opcode", Rw, &rsoc(1, 0x83, 0, 512), In(512), Bytes(4, |d| d == [0, 1, 0, 0])),
+        case("RSOC COMPARE AND WRITE", Rw, &rsoc(1, 0x89, 0, 512), In(512), Bytes(20, |d| d[..6] == [0, 3, 0, 16, 0x89, 0x18] && d[6..14] == [0xFF; 8] && d[14..17] == [0; 3] && d[17] == 0xFF && d[18..20] == [0, 0])),
+        case("RSOC WRITE ATOMIC(16)", Rw, &rsoc(1, 0x9C, 0, 512), In(512), Bytes(20, |d| d[..6] == [0, 3, 0, 16, 0x9C, 0x18] && d[6..18] == [0xFF; 12])),
         case("RSOC READ CAPACITY(16)", Rw, &rsoc(2, 0x9E, 0x10, 512), In(512), Bytes(20, |d| d[..6] == [0, 3, 0, 16, 0x9E, 0x1F])),
         case("RSOC either form", Rw, &rsoc(3, 0x9E, 0x12, 512), In(512), Bytes(20, |d| d[..6] == [0, 3, 0, 16, 0x9E, 0x1F])),
         case("RSOC unsupported service action", Rw, &rsoc(2, 0x9E, 0x11, 512), In(512), Bytes(4, |d| d == [0, 1, 0, 0])),
@@ -515,6 +543,8 @@ fn medium_cases() -> Vec<Case> {
     use Kind::{B4k, Huge, Ro, Rw};
     let zeros = |n: usize| Data::Out(vec![0; n]);
     let fill = |n: usize| Data::Out(vec![0x5A; n]);
+    // COMPARE AND WRITE data: `n` bytes of zeros to compare, then `n` bytes to write.
+    let zeros_then_fill = |n: usize| Data::Out([vec![0; n], vec![0x5A; n]].concat());
     let list = |d: &[(u64, u32)]| Data::Out(unmap_list(d));
     vec![
         // READ.
@@ -611,6 +641,37 @@ fn medium_cases() -> Vec<Case> {
         case("VERIFY(16) past capacity", Rw, &rw16(0x8F, 0, 2048, 1), None, Check(ILL, LBA_RANGE)),
         case("VERIFY(16) LBA overflow", Rw, &rw16(0x8F, 0, u64::MAX, 2), None, Check(ILL, LBA_RANGE)),
         case("VERIFY(16) BYTCHK 01b", Rw, &rw16(0x8F, 0x02, 5, 1), zeros(512), Good(512)),
+        // COMPARE AND WRITE: the store starts zeroed, so zeros compare equal and 0xA5 does not.
+        case("COMPARE AND WRITE", Rw, &caw(0, 0, 2), zeros_then_fill(1024), Good(2048)),
+        case("COMPARE AND WRITE last blocks", Rw, &caw(0x18, 2046, 2), zeros_then_fill(1024), Good(2048)),
+        case("COMPARE AND WRITE max length", Rw, &caw(0, 0, 255), zeros_then_fill(255 * 512), Good(255 * 1024)),
+        case("COMPARE AND WRITE miscompare", Rw, &caw(0, 0, 1), fill(1024), Check(MISCOMPARE, MISCOMPARE_DURING_VERIFY)),
+        case("COMPARE AND WRITE zero blocks", Rw, &caw(0, 5, 0), None, Good(0)),
+        case("COMPARE AND WRITE WRPROTECT", Rw, &caw(0x20, 0, 1), zeros(1024), cdb_at(1, Some(7))),
+        case("COMPARE AND WRITE past end", Rw, &caw(0, 2047, 2), zeros(2048), Check(ILL, LBA_RANGE)),
+        case("COMPARE AND WRITE LBA overflow", Rw, &caw(0, u64::MAX, 1), zeros(1024), Check(ILL, LBA_RANGE)),
+        case("COMPARE AND WRITE over max 4K", B4k, &caw(0, 0, 129), zeros(4096), cdb_at(13, Option::None)),
+        case("COMPARE AND WRITE short buffer", Rw, &caw(0, 0, 2), zeros(2047), Srb(0x12, 0)),
+        case("COMPARE AND WRITE wrong direction", Rw, &caw(0, 0, 1), In(1024), Srb(0x06, 0)),
+        case("COMPARE AND WRITE read-only", Ro, &caw(0, 0, 1), zeros(1024), Check(DATA_PROTECT, WRITE_PROTECTED)),
+        // ORWRITE(16).
+        case("ORWRITE(16)", Rw, &rw16(0x8B, 0x18, 0, 4), fill(2048), Good(2048)),
+        case("ORWRITE(16) zero length", Rw, &rw16(0x8B, 0, 2048, 0), None, Good(0)),
+        case("ORWRITE(16) ORPROTECT", Rw, &rw16(0x8B, 0x40, 0, 1), fill(512), cdb_at(1, Some(7))),
+        case("ORWRITE(16) past end", Rw, &rw16(0x8B, 0, 2047, 2), fill(1024), Check(ILL, LBA_RANGE)),
+        case("ORWRITE(16) over max", Rw, &rw16(0x8B, 0, 0, 2049), fill(512), cdb_at(10, Option::None)),
+        case("ORWRITE(16) short buffer", Rw, &rw16(0x8B, 0, 0, 2), fill(512), Srb(0x12, 0)),
+        case("ORWRITE(16) read-only", Ro, &rw16(0x8B, 0, 0, 1), fill(512), Check(DATA_PROTECT, WRITE_PROTECTED)),
+        // WRITE ATOMIC(16).
+        case("WRITE ATOMIC(16)", Rw, &write_atomic(0x08, 0, 2048, 0), fill(1 << 20), Good(1 << 20)),
+        case("WRITE ATOMIC(16) zero length", Rw, &write_atomic(0, 2048, 0, 0), None, Good(0)),
+        case("WRITE ATOMIC(16) zero length past end", Rw, &write_atomic(0, 2049, 0, 0), None, Check(ILL, LBA_RANGE)),
+        case("WRITE ATOMIC(16) boundary", Rw, &write_atomic(0, 0, 1, 1), fill(512), cdb_at(10, Option::None)),
+        case("WRITE ATOMIC(16) over max", Rw, &write_atomic(0, 0, 2049, 0), fill(512), cdb_at(12, Option::None)),
+        case("WRITE ATOMIC(16) over max 4K", B4k, &write_atomic(0, 0, 257, 0), fill(4096), cdb_at(12, Option::None)),
+        case("WRITE ATOMIC(16) WRPROTECT", Rw, &write_atomic(0xE0, 0, 1, 0), fill(512), cdb_at(1, Some(7))),
+        case("WRITE ATOMIC(16) past end", Rw, &write_atomic(0, 2047, 2, 0), fill(1024), Check(ILL, LBA_RANGE)),
+        case("WRITE ATOMIC(16) read-only", Ro, &write_atomic(0, 0, 1, 0), fill(512), Check(DATA_PROTECT, WRITE_PROTECTED)),
         // WRITE SAME.
         case("WRITE SAME(10)", Rw, &rw10(0x41, 0, 0, 16), fill(512), Good(512)),
         case("WRITE SAME(10) UNMAP", Rw, &rw10(0x41, 0x08, 0, 16), zeros(512), Good(512)),
