@@ -333,6 +333,92 @@ fn an_endless_loop_times_out_and_the_thread_recovers() {
     assert_eq!(run(one as *const () as usize, &[10]).unwrap(), 11);
 }
 
+/// `mov rcx, count; again: dec rcx; jnz again; xor eax, eax; ret`: driver
+/// code that runs for a while (about `count` processor cycles) and returns 0.
+fn countdown(count: u64) -> CodePage {
+    let mut code = vec![0x48, 0xB9];
+    code.extend_from_slice(&count.to_le_bytes());
+    code.extend_from_slice(&[0x48, 0xFF, 0xC9, 0x75, 0xFB, 0x31, 0xC0, 0xC3]);
+    page("countdown", &code)
+}
+
+#[test]
+fn the_watchdog_left_armed_by_a_short_call_stops_no_later_call() {
+    // The 1 ms limit of this call leaves the timer armed after it returns.
+    // SAFETY: `one` is a win64 function.
+    let short = unsafe { gate::call(one as *const () as usize, &[1], 0, Duration::from_millis(1)) };
+    assert_eq!(short.unwrap(), 2);
+    // The timer fires during host code: ignored, and the sleep still lasts.
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(started.elapsed() >= Duration::from_millis(20));
+    // SAFETY: as above.
+    let short = unsafe { gate::call(one as *const () as usize, &[2], 0, Duration::from_millis(1)) };
+    assert_eq!(short.unwrap(), 3);
+    // This call runs far longer than 1 ms in driver code: the early signal
+    // finds its deadline (10 s) not reached and the call ends normally.
+    let long = countdown(300_000_000);
+    let started = Instant::now();
+    assert_eq!(run(long.addr(), &[]).unwrap(), 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_short_limit_after_a_long_one_still_stops_an_endless_loop() {
+    // The first call arms the watchdog for 10 s from now; the second needs it sooner.
+    assert_eq!(run(one as *const () as usize, &[1]).unwrap(), 2);
+    let spin = page("spin", &[0xEB, 0xFE]);
+    let started = Instant::now();
+    // SAFETY: the page loops forever without touching memory.
+    let result = unsafe { gate::call(spin.addr(), &[], 0, Duration::from_millis(50)) };
+    assert!(
+        matches!(result, Err(Fault::Timeout { pc, .. }) if pc == spin.addr()),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Runs an endless loop through the gate with a 50 ms limit and returns 1
+/// when it timed out.
+extern "win64" fn nested_spin_export() -> u64 {
+    let spin = page("innerspin", &[0xEB, 0xFE]);
+    // SAFETY: the page loops forever without touching memory.
+    let result = unsafe { gate::call(spin.addr(), &[], 0, Duration::from_millis(50)) };
+    u64::from(matches!(result, Err(Fault::Timeout { .. })))
+}
+
+#[test]
+fn after_a_nested_call_timed_out_the_watchdog_still_guards_the_outer_call() {
+    // sub rsp, 40; movabs rax, nested_spin_export; call rax; add rsp, 40; jmp $
+    let mut code = vec![0x48, 0x83, 0xEC, 0x28, 0x48, 0xB8];
+    code.extend_from_slice(&(nested_spin_export as *const () as u64).to_le_bytes());
+    code.extend_from_slice(&[0xFF, 0xD0, 0x48, 0x83, 0xC4, 0x28, 0xEB, 0xFE]);
+    let driver = page("outerspin", &code);
+    let started = Instant::now();
+    // SAFETY: the page calls `nested_spin_export` and then spins.
+    let result = unsafe { gate::call(driver.addr(), &[], 0, Duration::from_millis(300)) };
+    match result {
+        Err(Fault::Timeout { limit, pc, .. }) => {
+            assert_eq!(limit, Duration::from_millis(300));
+            assert_eq!(pc, driver.addr() + code.len() - 2);
+        }
+        other => panic!("expected the outer call to time out, got {other:?}"),
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+}
+
 extern "win64" fn bugcheck_export(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> u64 {
     gate::abort_current_call(BugCheck {
         code,

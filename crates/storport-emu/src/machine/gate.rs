@@ -218,19 +218,23 @@ pub unsafe fn call(target: usize, args: &[u64], irql: u8, timeout: Duration) -> 
             .map_err(|e| Fault::Setup(format!("setting GS to the KPCR failed: {e}")))?;
     }
     let caller_irql = irql::set(irql);
-    thread::arm_timer(effective_deadline(&frame));
+    // The frame is current before the watchdog check: a timer signal that
+    // arrives in between sees the call and re-arms for its deadline.
     CURRENT_FRAME.with(|c| c.set(&raw const frame));
+    thread::arm_timer_by(effective_deadline(&frame));
     let switch_to = if outermost { stack_top } else { 0 };
     // SAFETY: `frame` outlives the call; `arg_block` holds MAX_ARGS values;
     // `switch_to` is the top of this thread's kernel stack or 0 (stay on the
     // current kernel stack); the caller vouches for `target`.
     let rax = unsafe { gate_enter(&raw const frame, target, &raw const arg_block, switch_to) };
     CURRENT_FRAME.with(|c| c.set(outer));
-    if outermost {
-        thread::arm_timer(u64::MAX);
-    } else {
+    // The watchdog stays armed after the call (re-arming it per call would
+    // cost two system calls); if it fires outside a call, the handler only
+    // notes that. A nested call that timed out consumed the timer: make sure
+    // it still covers the calls around this one.
+    if !outermost {
         // SAFETY: the outer frame is live (its call is waiting for this one).
-        thread::arm_timer(effective_deadline(unsafe { &*outer }));
+        thread::arm_timer_by(effective_deadline(unsafe { &*outer }));
     }
     LAST_EXIT_IRQL.with(|c| c.set(irql::current()));
     if outermost {

@@ -47,6 +47,10 @@
 //! - The host's signal handlers for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP and one real-time
 //!   signal are replaced on the first call; signals that do not come from driver calls are passed
 //!   on to the previous handlers.
+//! - The watchdog timer of a thread stays armed between driver calls, so its signal may arrive
+//!   while the thread runs host code (at most once per watchdog period): the handler ignores it,
+//!   and system calls it interrupts are restarted (`SA_RESTART`) or fail with `EINTR`, which the
+//!   standard library retries.
 
 mod code;
 mod decode;

@@ -361,8 +361,12 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *
 }
 
 /// The watchdog fired: end the outermost expired call if the thread is in
-/// driver code, otherwise try again shortly.
+/// driver code, otherwise try again shortly. The gate leaves the timer armed
+/// between calls, so it may fire outside any call or before the deadline of
+/// the running ones: then it is re-armed for the earliest active deadline,
+/// if any.
 fn on_timer(frame_ptr: *const Frame, context: *mut libc::c_void) {
+    thread::timer_fired();
     if frame_ptr.is_null() {
         return;
     }

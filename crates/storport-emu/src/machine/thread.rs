@@ -51,6 +51,10 @@ thread_local! {
     // out timer id 0 to a process's first timer, so the id itself cannot
     // double as the "none" marker.
     static TIMER: Cell<usize> = const { Cell::new(0) };
+    // When the watchdog timer fires next (monotonic ns), u64::MAX when it is
+    // not armed. Read and written by the gate and by the signal handler of
+    // the same thread.
+    static ARMED_AT: Cell<u64> = const { Cell::new(u64::MAX) };
     static ENV: RefCell<Option<ThreadEnv>> = const { RefCell::new(None) };
 }
 
@@ -93,6 +97,24 @@ pub fn arm_timer(deadline_ns: u64) {
             std::ptr::null_mut(),
         );
     }
+    ARMED_AT.with(|a| a.set(deadline_ns));
+}
+
+/// Makes sure the current thread's watchdog fires no later than
+/// `deadline_ns`: re-arms the timer only when it is not armed or armed for
+/// later. A timer that fires before a call's deadline costs one signal,
+/// whose handler re-arms it for the earliest deadline of the active calls.
+/// Async-signal-safe.
+pub fn arm_timer_by(deadline_ns: u64) {
+    if ARMED_AT.with(Cell::get) > deadline_ns {
+        arm_timer(deadline_ns);
+    }
+}
+
+/// Records that the watchdog timer fired (a one-shot timer is disarmed
+/// once it expired). Async-signal-safe; called by the signal handler.
+pub fn timer_fired() {
+    ARMED_AT.with(|a| a.set(u64::MAX));
 }
 
 /// The machine state of one host thread.
@@ -183,11 +205,53 @@ impl ThreadEnv {
         // SAFETY: [bottom, top) is the usable, read-write part of the kernel
         // stack mapping this value owns, and no call runs on it.
         let words = unsafe { std::slice::from_raw_parts(bottom as *const u64, (top - bottom) / 8) };
-        let untouched = words.iter().take_while(|&&w| w == STACK_PAINT).count();
-        let low = bottom + untouched * 8;
+        let low = bottom + painted_prefix(words) * 8;
         self.dirty_low.set(low.min(self.dirty_low.get()));
         top - low
     }
+}
+
+/// How many words at the start of `words` still hold [`STACK_PAINT`].
+///
+/// Runs after every outermost call over the whole stack, most of which is
+/// untouched: with AVX2 where the processor has it (twice as fast).
+fn painted_prefix(words: &[u64]) -> usize {
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        unsafe { painted_prefix_avx2(words) }
+    } else {
+        painted_prefix_blocks(words)
+    }
+}
+
+#[target_feature(enable = "avx2")]
+fn painted_prefix_avx2(words: &[u64]) -> usize {
+    painted_prefix_blocks(words)
+}
+
+/// [`painted_prefix`], comparing blocks of 32 words at a time, a form the
+/// compiler turns into vector compares.
+#[inline(always)]
+fn painted_prefix_blocks(words: &[u64]) -> usize {
+    const BLOCK: usize = 32;
+    let clean_blocks = words
+        .chunks_exact(BLOCK)
+        .take_while(|block| {
+            let mut lanes = [0_u64; 4];
+            for quad in block.chunks_exact(4) {
+                for (lane, &w) in lanes.iter_mut().zip(quad) {
+                    *lane |= w ^ STACK_PAINT;
+                }
+            }
+            (lanes[0] | lanes[1]) | (lanes[2] | lanes[3]) == 0
+        })
+        .count();
+    let start = clean_blocks * BLOCK;
+    start
+        + words[start..]
+            .iter()
+            .take_while(|&&w| w == STACK_PAINT)
+            .count()
 }
 
 fn create_timer() -> io::Result<libc::timer_t> {
@@ -209,6 +273,7 @@ fn create_timer() -> io::Result<libc::timer_t> {
 impl Drop for ThreadEnv {
     fn drop(&mut self) {
         TIMER.with(|t| t.set(0));
+        ARMED_AT.with(|a| a.set(u64::MAX));
         // SAFETY: by the invariant the timer is live; it is not used again.
         unsafe {
             libc::timer_delete(self.timer);
@@ -250,4 +315,28 @@ pub fn with_env<R>(f: impl FnOnce(&ThreadEnv) -> R) -> io::Result<R> {
             .ok_or_else(|| io::Error::other("thread machine state vanished"))?;
         Ok(f(env))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_painted_prefix_ends_at_the_first_changed_word() {
+        let mut words = vec![STACK_PAINT; KERNEL_STACK_SIZE / 8];
+        let last = words.len() - 1;
+        assert_eq!(painted_prefix(&words), words.len());
+        for changed in [0, 1, 31, 32, 33, 100, 2047, last] {
+            words.fill(STACK_PAINT);
+            words[changed] = 0;
+            // A later change does not hide an earlier one.
+            words[last] ^= 1;
+            assert_eq!(painted_prefix(&words), changed, "changed word {changed}");
+        }
+        // Lengths that are not a multiple of the block size.
+        assert_eq!(painted_prefix(&words[..5]), 5);
+        words[40] = 7;
+        assert_eq!(painted_prefix(&words[..45]), 40);
+        assert_eq!(painted_prefix_blocks(&words), 40);
+    }
 }
