@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use alloc::vec::Vec;
 use storport::{
     AdapterControl, ControlStatus, ControlType, FindAdapterContext, FindAdapterError, Miniport,
-    PoolSlice, PoolTag, Srb, SrbFunction, SrbStatus, debug_print,
+    PoolSlice, PoolTag, Srb, SrbData, SrbFunction, SrbStatus, debug_print,
 };
 
 use crate::config::{BadValue, Config};
@@ -145,38 +145,32 @@ impl Miniport for Vstor {
     }
 
     fn start_io(adapter: &Adapter, mut srb: Srb<'_>) {
-        let mut cdb = [0_u8; 16];
-        let cdb_len = srb.cdb().len().min(cdb.len());
-        if let (Some(to), Some(from)) = (cdb.get_mut(..cdb_len), srb.cdb().get(..cdb_len)) {
-            to.copy_from_slice(from);
-        }
         let address = Address {
             path_id: srb.path_id(),
             target_id: srb.target_id(),
             lun: srb.lun(),
         };
         let function = function_code(srb.function());
-        let autosense = if srb.sense_mut().is_empty() {
+        let unspecified = srb.direction_unspecified();
+        // The CDB, data and sense buffers borrowed together, without copies.
+        let io = srb.io();
+        let autosense = if io.sense.is_empty() {
             Autosense::Disabled
         } else {
             Autosense::Enabled
         };
-        let data = if srb.data_out().is_empty() {
-            let data_in = srb.data_in_mut();
-            if data_in.is_empty() {
-                DataBuffer::None
-            } else {
-                DataBuffer::In(data_in)
-            }
-        } else {
-            DataBuffer::Out(srb.data_out())
+        let data = match io.data {
+            SrbData::In(buf) if unspecified => DataBuffer::Unspecified(buf),
+            SrbData::In(buf) => DataBuffer::In(buf),
+            SrbData::Out(buf) => DataBuffer::Out(buf),
+            SrbData::None => DataBuffer::None,
         };
         let outcome = scsi_srb::start_io(
             adapter,
             scsi_srb::Srb {
                 function,
                 address,
-                cdb: cdb.get(..cdb_len).unwrap_or(&[]),
+                cdb: io.cdb,
                 data,
                 autosense,
             },

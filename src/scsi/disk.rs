@@ -243,7 +243,7 @@ impl Disk {
         let Some(&opcode) = request.cdb.first() else {
             return Outcome::srb(srb_status::INVALID_REQUEST);
         };
-        if !super::opcodes::COMMANDS.iter().any(|c| c[0] == opcode) {
+        if !super::opcodes::is_implemented(opcode) {
             return self.fail(
                 SenseData::illegal(asc::INVALID_COMMAND_OPERATION_CODE).with_field(
                     super::FieldPointer {

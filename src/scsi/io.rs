@@ -108,11 +108,12 @@ impl Disk {
     /// Bytes of a transfer of `span`, or INVALID FIELD IN CDB at the length field when it
     /// exceeds MAXIMUM TRANSFER LENGTH (SBC-3).
     fn transfer_bytes(&self, span: &Span) -> Result<u64, SenseData> {
-        let max = u64::from(self.config().limits.max_transfer_bytes) / self.block_bytes();
+        let shift = self.config().block_size.shift();
+        let max = u64::from(self.config().limits.max_transfer_bytes) >> shift;
         if span.blocks > max {
             return Err(SenseData::invalid_cdb_field(span.length_at, None));
         }
-        Ok(span.blocks * self.block_bytes())
+        Ok(span.blocks << shift)
     }
 
     /// READ(6/10/12/16) (SBC-3). DPO, FUA and RARC are accepted. A data buffer

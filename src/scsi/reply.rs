@@ -91,11 +91,20 @@ pub struct Cdb {
 }
 
 impl Cdb {
-    /// Copies up to 16 bytes of `cdb`.
+    /// Copies up to 16 bytes of `cdb`. The CDB sizes SCSI defines (6, 10, 12 and 16 bytes)
+    /// copy as fixed-size moves; a byte loop handles any other length.
     pub fn new(cdb: &[u8]) -> Self {
         let mut bytes = [0u8; 16];
-        for (dst, src) in bytes.iter_mut().zip(cdb) {
-            *dst = *src;
+        match cdb.len() {
+            16.. => copy_prefix::<16>(&mut bytes, cdb),
+            12 => copy_prefix::<12>(&mut bytes, cdb),
+            10 => copy_prefix::<10>(&mut bytes, cdb),
+            6 => copy_prefix::<6>(&mut bytes, cdb),
+            _ => {
+                for (dst, src) in bytes.iter_mut().zip(cdb) {
+                    *dst = *src;
+                }
+            }
         }
         Self { bytes }
     }
@@ -128,6 +137,13 @@ impl Cdb {
     /// Big-endian 64-bit field at `at`.
     pub fn be64(&self, at: usize) -> u64 {
         (u64::from(self.be32(at)) << 32) | u64::from(self.be32(at + 4))
+    }
+}
+
+/// Copies the first `N` bytes of `from` (when it has them) to the start of `to`.
+fn copy_prefix<const N: usize>(to: &mut [u8; 16], from: &[u8]) {
+    if let (Some(to), Some(from)) = (to.first_chunk_mut::<N>(), from.first_chunk::<N>()) {
+        *to = *from;
     }
 }
 

@@ -159,6 +159,9 @@ pub fn luns_of<A: Adapter + ?Sized>(adapter: &A, address: Address) -> LunSet {
     set
 }
 
+/// The LUN list handed to commands other than REPORT LUNS, which do not read it.
+static NO_LUNS: LunSet = LunSet::new();
+
 /// Handles one SRB completely: the caller completes it with the returned outcome.
 ///
 /// - `EXECUTE_SCSI`: the addressed disk runs the CDB ([`Disk::execute`]).
@@ -197,10 +200,12 @@ pub fn start_io<A: Adapter + ?Sized>(adapter: &A, srb: Srb<'_>) -> Outcome {
     match srb.function {
         function::EXECUTE_SCSI => {
             // Only REPORT LUNS needs the list; skip the walk for everything else.
+            let walked;
             let luns = if srb.cdb.first() == Some(&super::op::REPORT_LUNS) {
-                luns_of(adapter, srb.address)
+                walked = luns_of(adapter, srb.address);
+                &walked
             } else {
-                LunSet::new()
+                &NO_LUNS
             };
             unit.disk.execute(
                 unit.store,
@@ -208,7 +213,7 @@ pub fn start_io<A: Adapter + ?Sized>(adapter: &A, srb: Srb<'_>) -> Outcome {
                     cdb: srb.cdb,
                     data: srb.data,
                     autosense: srb.autosense,
-                    luns: &luns,
+                    luns,
                 },
             )
         }

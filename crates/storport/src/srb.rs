@@ -251,6 +251,16 @@ impl Srb<'_> {
         &raw.Cdb[..length]
     }
 
+    /// Whether both `SRB_FLAGS_DATA_IN` and `SRB_FLAGS_DATA_OUT` are set
+    /// (`SRB_FLAGS_UNSPECIFIED_DIRECTION`, as pass-through requests with
+    /// `SCSI_IOCTL_DATA_UNSPECIFIED` arrive): the command decides the
+    /// direction. [`Srb::io`] then lends the buffer as [`SrbData::In`].
+    #[must_use]
+    pub const fn direction_unspecified(&self) -> bool {
+        let both = srb_flags::DATA_IN | srb_flags::DATA_OUT;
+        self.raw().SrbFlags & both == both
+    }
+
     /// `SRB_FLAGS_*`.
     #[must_use]
     pub const fn flags(&self) -> u32 {

@@ -301,3 +301,15 @@ fn supported_operation_codes_match_the_dispatcher() {
         );
     }
 }
+
+#[test]
+fn the_implemented_set_matches_the_command_table() {
+    use crate::scsi::opcodes::{COMMANDS, is_implemented};
+    for opcode in 0..=u8::MAX {
+        assert_eq!(
+            is_implemented(opcode),
+            COMMANDS.iter().any(|c| c[0] == opcode),
+            "opcode {opcode:#04x}"
+        );
+    }
+}
