@@ -272,10 +272,13 @@ fn address(word: &str) -> Option<u64> {
     )
 }
 
-/// Whether a function (or inlined frame) name is the medium's copy.
+/// Whether a function (or inlined frame) name is the medium's copy. Only the path counts,
+/// not the generic arguments: `vstor::scsi::disk::Disk::write<vstor::ramdisk::RamDisk<…>>`
+/// is the command's logic, not the copy.
 fn is_copy_function(name: &str) -> bool {
-    (name.contains("vstor::ramdisk::") && (name.contains("::read") || name.contains("::write")))
-        || name.contains("storport::shared_bytes::")
+    let path = name.split('<').next().unwrap_or(name);
+    (path.contains("vstor::ramdisk::") && (path.contains("::read") || path.contains("::write")))
+        || path.contains("storport::shared_bytes::")
 }
 
 /// What `llvm-symbolizer` says about one address.
@@ -351,4 +354,24 @@ fn name_addresses(
         );
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_copy_function;
+
+    #[test]
+    fn the_copy_is_the_medium_and_shared_bytes_not_their_callers() {
+        assert!(is_copy_function(
+            "vstor::ramdisk::impl$1::read<storport::pool::PoolSlice<u64> >"
+        ));
+        assert!(is_copy_function("vstor::ramdisk::impl$1::write::closure$0"));
+        assert!(is_copy_function(
+            "storport::shared_bytes::SharedBytes::lock_shared"
+        ));
+        assert!(!is_copy_function(
+            "vstor::scsi::disk::Disk::write<vstor::ramdisk::RamDisk<storport::pool::PoolSlice<u64> > >"
+        ));
+        assert!(!is_copy_function("vstor::scsi::io::span"));
+    }
 }
