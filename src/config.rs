@@ -16,6 +16,8 @@
 use core::ffi::CStr;
 use core::fmt;
 
+use crate::scsi::Plain;
+
 /// Largest number of disks one adapter exposes.
 pub const MAX_DISKS: usize = 16;
 /// Default number of disks.
@@ -243,8 +245,12 @@ pub enum Problem {
 
 impl fmt::Display for BadValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = self.name.to_str().unwrap_or("?");
-        write!(f, "vstor: registry value {name} ")?;
+        f.write_str("vstor: registry value ")?;
+        // Registry value names are ASCII: written byte by byte, without a UTF-8 check.
+        for &byte in self.name.to_bytes() {
+            fmt::Write::write_char(f, char::from(byte))?;
+        }
+        f.write_str(" ")?;
         match self.problem {
             Problem::WrongType => write!(f, "has the wrong type")?,
             Problem::OutOfRange(value) => write!(f, "= {value} is out of range")?,
@@ -255,7 +261,8 @@ impl fmt::Display for BadValue {
         write!(
             f,
             "; expected {}; using the default {}.",
-            self.expected, self.default
+            Plain(self.expected),
+            Plain(self.default)
         )
     }
 }

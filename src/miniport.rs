@@ -106,6 +106,19 @@ impl scsi_srb::Adapter for Adapter {
             store: &lun.medium,
         })
     }
+
+    /// LUN `n` is entry `n` of the table, all on path 0, target 0: an index, not a walk.
+    fn unit(&self, address: Address) -> Option<Unit<'_, Medium>> {
+        if address.path_id != 0 || address.target_id != 0 {
+            return None;
+        }
+        let lun = self.luns.get(usize::from(address.lun))?;
+        Some(Unit {
+            address,
+            disk: &lun.disk,
+            store: &lun.medium,
+        })
+    }
 }
 
 impl Miniport for Vstor {
@@ -307,10 +320,10 @@ fn disk_config(
     let mut serial = crate::registry_source::Text::<40>::new();
     let _ = write!(serial, "{}{index:04}", config.serial_prefix);
     let identity = Identity::new(
-        text(config.vendor_id.as_bytes()),
-        text(config.product_id.as_bytes()),
-        text(config.product_revision.as_bytes()),
-        text(serial.as_bytes()),
+        config.vendor_id.as_bytes(),
+        config.product_id.as_bytes(),
+        config.product_revision.as_bytes(),
+        serial.as_bytes(),
     )
     .map_err(|error| {
         debug_print!("vstor: disk {index}: {error} The adapter does not start\n");
@@ -325,12 +338,6 @@ fn disk_config(
         write_cache: false,
         limits: Limits::DEFAULT,
     })
-}
-
-/// `bytes` as text; configuration strings are printable ASCII by
-/// construction, so the fallback is never taken.
-fn text(bytes: &[u8]) -> &str {
-    core::str::from_utf8(bytes).unwrap_or("")
 }
 
 /// A locally administered NAA identifier for a disk, from its serial number

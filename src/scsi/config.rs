@@ -57,8 +57,7 @@ pub struct Identity {
 }
 
 /// Copies printable ASCII `value` into a space-padded field.
-fn padded<const N: usize>(field: &'static str, value: &str) -> Result<[u8; N], ConfigError> {
-    let bytes = value.as_bytes();
+fn padded<const N: usize>(field: &'static str, bytes: &[u8]) -> Result<[u8; N], ConfigError> {
     if bytes.len() > N {
         return Err(ConfigError::TooLong {
             field,
@@ -85,19 +84,20 @@ impl Identity {
     /// `serial` 32; [`ConfigError::NotPrintableAscii`] when any holds a byte outside 20h–7Eh
     /// (SPC-4); [`ConfigError::EmptySerial`] when `serial` is empty or all spaces.
     pub fn new(
-        vendor: &str,
-        product: &str,
-        revision: &str,
-        serial: &str,
+        vendor: impl AsRef<[u8]>,
+        product: impl AsRef<[u8]>,
+        revision: impl AsRef<[u8]>,
+        serial: impl AsRef<[u8]>,
     ) -> Result<Self, ConfigError> {
+        let serial = serial.as_ref();
         let serial_field = padded::<SERIAL_MAX_LEN>("serial number", serial)?;
-        if serial.trim_matches(' ').is_empty() {
+        if serial.iter().all(|&byte| byte == b' ') {
             return Err(ConfigError::EmptySerial);
         }
         Ok(Self {
-            vendor: padded("vendor identification", vendor)?,
-            product: padded("product identification", product)?,
-            revision: padded("product revision level", revision)?,
+            vendor: padded("vendor identification", vendor.as_ref())?,
+            product: padded("product identification", product.as_ref())?,
+            revision: padded("product revision level", revision.as_ref())?,
             serial: serial_field,
             serial_len: u8::try_from(serial.len()).unwrap_or(0),
         })
@@ -223,18 +223,31 @@ pub enum ConfigError {
     },
 }
 
+/// Text written as it is. `{}` of a `&str` goes through `Formatter::pad`, which counts
+/// characters for width and precision and brings that code into the driver image; these
+/// messages use neither.
+pub struct Plain<'a>(pub &'a str);
+
+impl fmt::Display for Plain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooLong { field, len, max } => write!(
                 f,
-                "The {field} is {len} bytes long, but INQUIRY holds at most {max}; \
-                 the disk is not created."
+                "The {} is {len} bytes long, but INQUIRY holds at most {max}; \
+                 the disk is not created.",
+                Plain(field)
             ),
             Self::NotPrintableAscii { field } => write!(
                 f,
-                "The {field} contains a character outside printable ASCII (20h to 7Eh), which \
-                 SCSI requires; the disk is not created."
+                "The {} contains a character outside printable ASCII (20h to 7Eh), which \
+                 SCSI requires; the disk is not created.",
+                Plain(field)
             ),
             Self::EmptySerial => f.write_str(
                 "The serial number is empty, but a disk needs one of 1 to 32 printable ASCII \
@@ -254,7 +267,8 @@ impl fmt::Display for ConfigError {
             ),
             Self::LimitTooSmall { limit } => write!(
                 f,
-                "The {limit} limit is smaller than one block; the disk is not created."
+                "The {} limit is smaller than one block; the disk is not created.",
+                Plain(limit)
             ),
         }
     }

@@ -90,7 +90,7 @@ pub mod srb;
 #[cfg(test)]
 mod tests;
 
-pub use config::{BlockSize, ConfigError, DiskConfig, Identity, Limits};
+pub use config::{BlockSize, ConfigError, DiskConfig, Identity, Limits, Plain};
 pub use disk::{Disk, Request, op};
 pub use sense::{FieldPointer, SenseData, SenseDetail, asc, sense_key};
 pub use srb::LunSet;

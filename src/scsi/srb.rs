@@ -109,6 +109,12 @@ pub trait Adapter {
     /// Every unit, in any order. Called on each SRB: keep it cheap (a walk over a fixed
     /// array); it runs at `DISPATCH_LEVEL`.
     fn units(&self) -> impl Iterator<Item = Unit<'_, Self::Store>>;
+
+    /// The unit at `address`, if any: what [`find`] looks up on every SRB. The default
+    /// walks [`Adapter::units`]; an adapter that can index its units directly overrides it.
+    fn unit(&self, address: Address) -> Option<Unit<'_, Self::Store>> {
+        self.units().find(|unit| unit.address == address)
+    }
 }
 
 /// One SRB as the driver hands it over.
@@ -133,14 +139,12 @@ pub struct Srb<'a> {
 /// `SRB_STATUS_NO_DEVICE` when no unit has this path and target, `SRB_STATUS_INVALID_LUN`
 /// when the target exists but not the LUN.
 pub fn find<A: Adapter + ?Sized>(adapter: &A, address: Address) -> Result<Unit<'_, A::Store>, u8> {
-    let mut target_seen = false;
-    for unit in adapter.units() {
-        if unit.address == address {
-            return Ok(unit);
-        }
-        target_seen |=
-            unit.address.path_id == address.path_id && unit.address.target_id == address.target_id;
+    if let Some(unit) = adapter.unit(address) {
+        return Ok(unit);
     }
+    let target_seen = adapter.units().any(|unit| {
+        unit.address.path_id == address.path_id && unit.address.target_id == address.target_id
+    });
     Err(if target_seen {
         srb_status::INVALID_LUN
     } else {
