@@ -134,46 +134,89 @@ fn tally(sys: &Path, costs: &Costs, base: u64, size: u64) -> Result<Count, Strin
         }
     }
     let code = name_addresses(sys, base, &addresses)?;
-    let is_copy = |address: &u64| code.get(address).is_some_and(|named| named.copy);
-    // Functions the copy calls and nothing else calls (memcpy on the
-    // READ/WRITE path): their instructions are the copy's, so they stay out
-    // of the breakdown of the rest.
     let procedure = |address: &u64| code.get(address).map(|named| named.procedure.as_str());
-    let mut copy_callees = BTreeSet::new();
-    let mut other_callees = BTreeSet::new();
-    for call in &costs.calls {
-        if inside(call.site) && inside(call.target) && !is_copy(&call.target) {
-            let callees = if is_copy(&call.site) {
-                &mut copy_callees
-            } else {
-                &mut other_callees
+    // Procedures called only from the copy (directly or through other such procedures):
+    // their instructions are the copy's. Found as a fixpoint over the call records.
+    let mut copy_only: BTreeSet<&str> = BTreeSet::new();
+    loop {
+        let in_copy = |address: &u64| {
+            code.get(address)
+                .is_some_and(|named| named.copy || copy_only.contains(named.procedure.as_str()))
+        };
+        let mut callers_outside: BTreeSet<&str> = BTreeSet::new();
+        let mut callers_inside: BTreeSet<&str> = BTreeSet::new();
+        for call in &costs.calls {
+            if !inside(call.target) || in_copy(&call.target) {
+                continue;
+            }
+            let Some(target) = procedure(&call.target) else {
+                continue;
             };
-            callees.extend(procedure(&call.target));
+            if inside(call.site) && in_copy(&call.site) {
+                callers_inside.insert(target);
+            } else {
+                callers_outside.insert(target);
+            }
+        }
+        let grown: Vec<&str> = callers_inside
+            .difference(&callers_outside)
+            .copied()
+            .collect();
+        if grown.is_empty() {
+            break;
+        }
+        copy_only.extend(grown);
+    }
+    let in_copy = |address: &u64| {
+        code.get(address)
+            .is_some_and(|named| named.copy || copy_only.contains(named.procedure.as_str()))
+    };
+    // Procedures both the copy and the rest call (memcpy, when the CDB copy uses it too):
+    // the copy's share is the inclusive cost of its calls to them.
+    let mut shared: BTreeSet<&str> = BTreeSet::new();
+    for call in &costs.calls {
+        if inside(call.site) && inside(call.target) && in_copy(&call.site) && !in_copy(&call.target)
+        {
+            shared.extend(procedure(&call.target));
         }
     }
     let mut total = 0_u64;
     let mut copy = 0_u64;
     let mut other_by_function: HashMap<&str, u64> = HashMap::new();
     for &(address, ir) in &costs.selfs {
-        if inside(address) {
-            total += ir;
-            if is_copy(&address) {
-                copy += ir;
-            } else if let Some(named) = code.get(&address) {
-                let procedure = named.procedure.as_str();
-                if !copy_callees.contains(procedure) || other_callees.contains(procedure) {
-                    *other_by_function
-                        .entry(named.innermost.as_str())
-                        .or_default() += ir;
-                }
-            }
+        if !inside(address) {
+            continue;
+        }
+        total += ir;
+        if in_copy(&address) {
+            copy += ir;
+        } else if let Some(named) = code.get(&address)
+            && !shared.contains(named.procedure.as_str())
+        {
+            *other_by_function
+                .entry(named.innermost.as_str())
+                .or_default() += ir;
         }
     }
+    let mut shared_by_copy = 0_u64;
     for call in &costs.calls {
-        if inside(call.site) && inside(call.target) && is_copy(&call.site) && !is_copy(&call.target)
+        if inside(call.site) && inside(call.target) && in_copy(&call.site) && !in_copy(&call.target)
         {
-            copy += call.inclusive;
+            shared_by_copy += call.inclusive;
         }
+    }
+    copy += shared_by_copy;
+    // The rest's share of the shared procedures, for the breakdown.
+    let shared_total: u64 = costs
+        .selfs
+        .iter()
+        .filter(|(address, _)| {
+            inside(*address) && procedure(address).is_some_and(|p| shared.contains(p))
+        })
+        .map(|(_, ir)| ir)
+        .sum();
+    if shared_total > shared_by_copy {
+        other_by_function.insert("(shared with the copy)", shared_total - shared_by_copy);
     }
     let mut top_other: Vec<(String, f64)> = other_by_function
         .into_iter()
