@@ -651,6 +651,34 @@ impl Port {
         )
     }
 
+    /// Sends one `SRB_FUNCTION_EXECUTE_SCSI` request to (bus, target, lun),
+    /// handing the data-out bytes of `direction` to the SRB without a copy
+    /// when the vector has room for [`srb::DATA_GUARD_BYTES`] more.
+    ///
+    /// # Errors
+    ///
+    /// When no adapter is started or the driver bug-checks.
+    pub fn execute_owned(
+        &self,
+        address: (u8, u8, u8),
+        cdb: &[u8],
+        direction: DataDirection,
+    ) -> Result<SrbResult, PortError> {
+        let function = storport_sys::srb_function::EXECUTE_SCSI;
+        self.require(&[Phase::Started])?;
+        let init = self.init_data().ok_or(PortError::NotRegistered)?;
+        let length = data_in_length(&direction);
+        let slot = srb::build_owned(
+            address,
+            function,
+            cdb,
+            direction,
+            init.SrbExtensionSize,
+            self.srb_timeout_seconds(),
+        );
+        self.run_slot(slot, cdb, length, &init)
+    }
+
     /// Sends one request with any `SRB_FUNCTION_*`.
     ///
     /// # Errors
@@ -665,27 +693,49 @@ impl Port {
     ) -> Result<SrbResult, PortError> {
         self.require(&[Phase::Started])?;
         let init = self.init_data().ok_or(PortError::NotRegistered)?;
-        let timeout_seconds = u32::try_from(self.options.srb_timeout.as_secs())
-            .unwrap_or(u32::MAX)
-            .max(1);
-        let mut slot = srb::build(
+        let slot = srb::build(
             address,
             function,
             cdb,
             direction,
             init.SrbExtensionSize,
-            timeout_seconds,
+            self.srb_timeout_seconds(),
         );
+        self.run_slot(slot, cdb, data_in_length(direction), &init)
+    }
+
+    /// `TimeOutValue` of the SRBs the port builds.
+    fn srb_timeout_seconds(&self) -> u32 {
+        u32::try_from(self.options.srb_timeout.as_secs())
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+
+    /// Starts a built SRB with HwStartIo, waits for its completion and
+    /// collects the result; `data_in` is the data-in length asked for.
+    fn run_slot(
+        &self,
+        mut slot: Box<srb::SrbSlot>,
+        cdb: &[u8],
+        data_in: Option<usize>,
+        init: &HW_INITIALIZATION_DATA,
+    ) -> Result<SrbResult, PortError> {
+        let timeout_seconds = slot.srb.TimeOutValue;
         let srb_address = std::ptr::from_mut(&mut slot.srb) as usize;
         let supplied = slot.srb.DataTransferLength;
-        lock(&self.shared.srbs).live.insert(
-            srb_address,
-            SrbRecord {
-                started: Instant::now(),
-                supplied_len: supplied,
-                completed: false,
-            },
-        );
+        let record = SrbRecord {
+            started: Instant::now(),
+            supplied_len: supplied,
+            completed: false,
+        };
+        // SAFETY: `in_flight` owns the slot from here and hands it to
+        // `retire` on every way out of this function, unwinding included.
+        unsafe { lock(&self.shared.srbs).start(srb_address, record) };
+        let mut in_flight = InFlight {
+            table: &self.shared.srbs,
+            address: srb_address,
+            slot: Some(slot),
+        };
         let start_io = init.HwStartIo.map_or(0, |f| f as *const () as usize);
         let call = self.call(
             Routine::StartIo,
@@ -693,16 +743,13 @@ impl Port {
             start_io,
             &[self.extension(), srb_address as u64],
         );
-        if let Err(error) = call {
-            // The miniport may still hold the SRB: keep its memory alive.
-            lock(&self.shared.srbs).retire(srb_address, slot);
-            return Err(error);
-        }
+        // On an error the miniport may still hold the SRB: `in_flight`
+        // keeps its memory alive (retired).
+        call?;
         let deadline = Instant::now() + self.options.srb_timeout;
         loop {
             let completed = lock(&self.shared.srbs)
-                .live
-                .get(&srb_address)
+                .live(srb_address)
                 .is_some_and(|r| r.completed);
             if completed {
                 break;
@@ -718,7 +765,6 @@ impl Port {
                         self.options.srb_timeout.as_millis()
                     ),
                 );
-                lock(&self.shared.srbs).retire(srb_address, slot);
                 return Ok(SrbResult {
                     srb_status: 0,
                     scsi_status: 0,
@@ -730,12 +776,14 @@ impl Port {
             self.fire_timer()?;
             std::thread::sleep(Duration::from_micros(200));
         }
-        let result = self.collect(&slot, direction, srb_address);
         // The completed SRB stays reserved (so a late second completion is
-        // recognised) but its data buffer, which may be large, is released.
-        slot.data = Vec::new();
+        // recognised) but its data buffer, which may be large, is handed to
+        // the result or released.
+        let Some(slot) = in_flight.slot.as_deref_mut() else {
+            unreachable!("the slot leaves `in_flight` only when it is dropped");
+        };
+        let result = self.collect(slot, data_in, srb_address);
         slot.srb.DataBuffer = std::ptr::null_mut();
-        lock(&self.shared.srbs).retire(srb_address, slot);
         Ok(result)
     }
 
@@ -753,10 +801,12 @@ impl Port {
         Ok(())
     }
 
+    /// The result of a completed SRB. Takes the slot's data buffer: its
+    /// first bytes become the data-in result without a copy.
     fn collect(
         &self,
-        slot: &srb::SrbSlot,
-        direction: &DataDirection,
+        slot: &mut srb::SrbSlot,
+        data_in: Option<usize>,
         srb_address: usize,
     ) -> SrbResult {
         let srb = slot.srb;
@@ -769,10 +819,11 @@ impl Port {
                 format!("The miniport wrote past the end of SRB {srb_address:#x}'s {}-byte data buffer.", slot.data_len),
             );
         }
-        let data = match direction {
-            DataDirection::In(len) => slot.data[..(*len).min(transferred as usize)].to_vec(),
-            _ => Vec::new(),
-        };
+        let mut data = std::mem::take(&mut slot.data);
+        match data_in {
+            Some(len) => data.truncate(len.min(transferred as usize).min(slot.data_len)),
+            None => data = Vec::new(),
+        }
         let sense = if srb.SrbStatus & storport_sys::srb_status::AUTOSENSE_VALID != 0 {
             slot.sense[..usize::from(srb.SenseInfoBufferLength).min(slot.sense.len())].to_vec()
         } else {
@@ -842,6 +893,30 @@ impl Port {
     #[must_use]
     pub const fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+}
+
+/// The data-in length `direction` asks for.
+const fn data_in_length(direction: &DataDirection) -> Option<usize> {
+    match direction {
+        DataDirection::In(len) => Some(*len),
+        DataDirection::Out(_) | DataDirection::None => None,
+    }
+}
+
+/// A started SRB's slot; retired (kept allocated for a while, see
+/// [`srb::SrbTable::retire`]) when this is dropped, however the request ended.
+struct InFlight<'a> {
+    table: &'a Mutex<srb::SrbTable>,
+    address: usize,
+    slot: Option<Box<srb::SrbSlot>>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            lock(self.table).retire(self.address, slot);
+        }
     }
 }
 

@@ -209,18 +209,22 @@ pub fn spin_lock_deadlock_in(shared: &Shared, routine: Routine, acquire: &str, l
 /// `RequestComplete`: the miniport hands an SRB back.
 pub fn complete(shared: &Shared, routine: Routine, srb: usize) {
     let mut table = lock(&shared.srbs);
-    let retired = table.is_retired(srb);
-    let supplied = match table.live.get_mut(&srb) {
-        Some(record) if !record.completed => {
-            record.completed = true;
-            record.supplied_len
+    let first = table.live_mut(srb).map(|record| {
+        let first = !record.completed;
+        record.completed = true;
+        (first, record.supplied_len)
+    });
+    let (supplied, status, transferred) = match first {
+        Some((true, supplied)) => {
+            let (status, transferred) = table.live_status(srb).unwrap_or_default();
+            (supplied, status, transferred)
         }
-        Some(_) => {
+        Some((false, _)) => {
             drop(table);
             double_completion(shared, routine, srb);
             return;
         }
-        None if retired => {
+        None if table.is_retired(srb) => {
             drop(table);
             double_completion(shared, routine, srb);
             return;
@@ -237,8 +241,6 @@ pub fn complete(shared: &Shared, routine: Routine, srb: usize) {
         }
     };
     drop(table);
-    let status = mem::read(srb + 3, 1).map_or(0, |b| b[0]);
-    let transferred = mem::read_u32(srb + 0x10).unwrap_or(0);
     if status & 0x3F == storport_sys::srb_status::PENDING {
         shared.violation(
             Rule::StatusPending,

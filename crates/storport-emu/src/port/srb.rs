@@ -93,10 +93,16 @@ pub struct SrbRecord {
 }
 
 /// SRBs the miniport owns now, and ones it completed recently.
+///
+/// # Invariants
+///
+/// Every address in `live` is the address of the `srb` field of a boxed
+/// [`SrbSlot`] that stays allocated until [`SrbTable::retire`] takes it
+/// over ([`SrbTable::start`] is the only way in).
 #[derive(Default)]
 pub struct SrbTable {
     /// Address → record, for SRBs started and not yet retired.
-    pub live: HashMap<usize, SrbRecord>,
+    live: HashMap<usize, SrbRecord>,
     /// Completed SRBs whose memory is kept so a second completion is recognised.
     pub retired: VecDeque<(usize, Box<SrbSlot>)>,
 }
@@ -111,6 +117,50 @@ impl std::fmt::Debug for SrbTable {
 }
 
 impl SrbTable {
+    /// Records a started SRB.
+    ///
+    /// # Safety
+    ///
+    /// `address` must be the address of the `srb` field of a boxed
+    /// [`SrbSlot`] that stays allocated until it is passed to
+    /// [`Self::retire`] with this address.
+    pub unsafe fn start(&mut self, address: usize, record: SrbRecord) {
+        // INVARIANT: the caller keeps the slot allocated until retire.
+        self.live.insert(address, record);
+    }
+
+    /// The record of a started SRB that was not retired yet.
+    #[must_use]
+    pub fn live(&self, address: usize) -> Option<&SrbRecord> {
+        self.live.get(&address)
+    }
+
+    /// The record of a started SRB that was not retired yet, to update.
+    pub fn live_mut(&mut self, address: usize) -> Option<&mut SrbRecord> {
+        self.live.get_mut(&address)
+    }
+
+    /// `SrbStatus` and `DataTransferLength` of a started SRB that was not
+    /// retired yet, read from the port's own memory (no checked access
+    /// needed: the table keeps the slot allocated).
+    #[must_use]
+    pub fn live_status(&self, address: usize) -> Option<(u8, u32)> {
+        if !self.live.contains_key(&address) {
+            return None;
+        }
+        let status = (address + std::mem::offset_of!(SCSI_REQUEST_BLOCK, SrbStatus)) as *const u8;
+        let transferred =
+            (address + std::mem::offset_of!(SCSI_REQUEST_BLOCK, DataTransferLength)) as *const u32;
+        // SAFETY: by the invariant a live address is the `srb` field of an
+        // allocated slot, so the field is readable; the miniport may write
+        // it concurrently, hence a volatile read.
+        let status = unsafe { status.read_volatile() };
+        // SAFETY: as above, for the ULONG field (aligned: the slot is a
+        // repr(C) box and the field's offset is a multiple of 4).
+        let transferred = unsafe { transferred.read_volatile() };
+        Some((status, transferred))
+    }
+
     /// Keeps a finished slot alive for a while.
     pub fn retire(&mut self, address: usize, slot: Box<SrbSlot>) {
         self.live.remove(&address);
@@ -137,17 +187,77 @@ pub fn build(
     srb_extension_size: u32,
     timeout_seconds: u32,
 ) -> Box<SrbSlot> {
+    let data = match direction {
+        DataDirection::Out(bytes) => {
+            let mut data = Vec::with_capacity(bytes.len() + DATA_GUARD_BYTES);
+            data.extend_from_slice(bytes);
+            data
+        }
+        DataDirection::In(_) | DataDirection::None => Vec::new(),
+    };
+    build_from(
+        path_target_lun,
+        function,
+        cdb,
+        direction_kind(direction),
+        data,
+        srb_extension_size,
+        timeout_seconds,
+    )
+}
+
+/// Builds a slot for one request whose data-out bytes the slot takes over:
+/// no copy when the vector has room for [`DATA_GUARD_BYTES`] more bytes.
+#[must_use]
+pub fn build_owned(
+    path_target_lun: (u8, u8, u8),
+    function: u8,
+    cdb: &[u8],
+    direction: DataDirection,
+    srb_extension_size: u32,
+    timeout_seconds: u32,
+) -> Box<SrbSlot> {
+    let kind = direction_kind(&direction);
+    let data = match direction {
+        DataDirection::Out(bytes) => bytes,
+        DataDirection::In(_) | DataDirection::None => Vec::new(),
+    };
+    build_from(
+        path_target_lun,
+        function,
+        cdb,
+        kind,
+        data,
+        srb_extension_size,
+        timeout_seconds,
+    )
+}
+
+/// The direction's data length and `SRB_FLAGS_*`.
+const fn direction_kind(direction: &DataDirection) -> (usize, u32) {
     use storport_sys::srb_flags;
-    let (data_len, flags) = match direction {
+    match direction {
         DataDirection::None => (0, srb_flags::NO_DATA_TRANSFER),
         DataDirection::In(len) => (*len, srb_flags::DATA_IN),
         DataDirection::Out(bytes) => (bytes.len(), srb_flags::DATA_OUT),
-    };
-    let mut data = vec![0_u8; data_len + DATA_GUARD_BYTES];
-    if let DataDirection::Out(bytes) = direction {
-        data[..bytes.len()].copy_from_slice(bytes);
     }
-    data[data_len..].fill(GUARD_FILL);
+}
+
+/// Builds the slot; `data` holds the data-out bytes (empty otherwise) and
+/// becomes the data buffer, zero-filled to `data_len` and followed by the
+/// guard bytes.
+fn build_from(
+    path_target_lun: (u8, u8, u8),
+    function: u8,
+    cdb: &[u8],
+    (data_len, flags): (usize, u32),
+    mut data: Vec<u8>,
+    srb_extension_size: u32,
+    timeout_seconds: u32,
+) -> Box<SrbSlot> {
+    data.reserve_exact((data_len + DATA_GUARD_BYTES).saturating_sub(data.len()));
+    data.resize(data_len, 0);
+    data.resize(data_len + DATA_GUARD_BYTES, GUARD_FILL);
     let mut cdb16 = [0_u8; 16];
     let cdb_len = cdb.len().min(16);
     cdb16[..cdb_len].copy_from_slice(&cdb[..cdb_len]);
@@ -192,4 +302,51 @@ pub fn build(
         slot.srb.SrbExtension = slot.extension.as_mut_ptr().cast();
     }
     slot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_out_with_room_for_the_guard_becomes_the_buffer_without_a_copy() {
+        let mut bytes = Vec::with_capacity(512 + DATA_GUARD_BYTES);
+        bytes.extend((0..512_u32).map(|i| i as u8));
+        let address = bytes.as_ptr();
+        let slot = build_owned((0, 1, 2), 0, &[0x8A], DataDirection::Out(bytes), 24, 10);
+        assert_eq!(slot.data.as_ptr(), address);
+        assert_eq!(slot.srb.DataBuffer.cast_const().cast::<u8>(), address);
+        assert_eq!(slot.srb.DataTransferLength, 512);
+        assert_eq!(
+            slot.data[..512],
+            (0..512_u32).map(|i| i as u8).collect::<Vec<_>>()
+        );
+        assert!(slot.data[512..].iter().all(|&b| b == GUARD_FILL));
+        assert_eq!(slot.data.len(), 512 + DATA_GUARD_BYTES);
+    }
+
+    #[test]
+    fn borrowed_and_owned_directions_build_the_same_srb() {
+        let payload: Vec<u8> = (0..100_u8).collect();
+        for direction in [
+            DataDirection::None,
+            DataDirection::In(300),
+            DataDirection::Out(payload),
+        ] {
+            let borrowed = build((1, 2, 3), 0, &[0x28, 0, 1], &direction, 40, 7);
+            let owned = build_owned((1, 2, 3), 0, &[0x28, 0, 1], direction.clone(), 40, 7);
+            assert_eq!(borrowed.data, owned.data, "{direction:?}");
+            assert_eq!(borrowed.data_len, owned.data_len);
+            assert_eq!(borrowed.srb.SrbFlags, owned.srb.SrbFlags);
+            assert_eq!(
+                borrowed.srb.DataTransferLength,
+                owned.srb.DataTransferLength
+            );
+            assert_eq!(borrowed.srb.Cdb, owned.srb.Cdb);
+            assert_eq!(
+                borrowed.srb.DataBuffer.is_null(),
+                matches!(direction, DataDirection::None)
+            );
+        }
+    }
 }
