@@ -73,6 +73,10 @@
 //!   from one compact table (`opcodes.rs`), which also decides which operation codes exist.
 //! - WRITE AND VERIFY writes through the WRITE path; on RAM the data read back is the data
 //!   written, so the verification cannot fail. PRE-FETCH is a range check answered with GOOD.
+//! - COMPARE AND WRITE, ORWRITE(16) and WRITE ATOMIC(16) change the medium in one
+//!   [`BlockStore::atomically`] step, so no concurrent command sees them half done; they name
+//!   at most [`MAX_ATOMIC_BYTES`] (Block Limits: MAXIMUM COMPARE AND WRITE LENGTH, MAXIMUM
+//!   ATOMIC TRANSFER LENGTH; no atomic alignment, granularity or boundary).
 //! - No unit attention is ever raised: a reset or a MODE SELECT changes nothing another
 //!   initiator must be told about (there is one, the OS).
 
