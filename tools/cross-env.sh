@@ -14,22 +14,8 @@ DEBIAN_PACKAGES_RUST=(rustc-web cargo-web rust-web-src)
 
 vstor_note() { printf 'cross-env: %s\n' "$*" >&2; }
 
-vstor_apt_install() {
-    local missing=()
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        vstor_note "installing ${missing[*]} with apt"
-        apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >&2
-    else
-        vstor_note "missing Debian packages: ${missing[*]}"
-        vstor_note "install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}"
-        return 1
-    fi
-}
+# shellcheck source=tools/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 # 1. A rustup toolchain with the Windows target.
 VSTOR_BUILD_STD=1

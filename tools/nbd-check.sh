@@ -26,24 +26,9 @@ done
 
 note() { printf 'nbd-check: %s\n' "$*" >&2; }
 
-apt_install() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    local as_root=()
-    [ "$(id -u)" -ne 0 ] && sudo -n true 2>/dev/null && as_root=(sudo -n)
-    if { [ "$(id -u)" -eq 0 ] || [ ${#as_root[@]} -gt 0 ]; } && command -v apt-get >/dev/null; then
-        note "installing ${missing[*]} with apt"
-        "${as_root[@]}" apt-get update -qq >&2
-        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
-    else
-        note "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}"
-        exit 1
-    fi
-}
-apt_install qemu-utils fio
+# shellcheck source=tools/apt.sh
+source "$ROOT/tools/apt.sh"
+vstor_apt_install qemu-utils fio || exit 1
 
 PACKAGE_DIR=${VSTOR_PACKAGE_DIR:-$ROOT/target/vstor}
 if [ ! -f "$PACKAGE_DIR/vstor.sys" ]; then

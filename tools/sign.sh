@@ -39,24 +39,11 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] || out="$(dirname "$input")/signed"
 
-# Installs Debian packages that are missing, once; only as root with apt.
-apt_install() {
-    local missing=()
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        note "installing ${missing[*]} with apt"
-        apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >&2
-    else
-        fail "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}"
-    fi
-}
+# shellcheck source=tools/apt.sh
+source "$root/tools/apt.sh"
 
-command -v openssl >/dev/null || apt_install openssl
-command -v osslsigncode >/dev/null || apt_install osslsigncode
+command -v openssl >/dev/null || vstor_apt_install openssl || fail "openssl is needed to make the test certificate"
+command -v osslsigncode >/dev/null || vstor_apt_install osslsigncode || fail "osslsigncode is needed to sign the image"
 
 [ -f "$input" ] || fail "the driver image '$input' does not exist; build it first with 'cargo make build' (or pass --in FILE.sys)."
 
