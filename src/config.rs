@@ -65,6 +65,8 @@ pub mod names {
     pub const PRODUCT_REVISION: &CStr = c"ProductRevision";
     /// `SerialPrefix` (`REG_SZ`, ASCII).
     pub const SERIAL_PREFIX: &CStr = c"SerialPrefix";
+    /// `TargetPorts` (DWORD, 1–8): buses through which every disk is reachable.
+    pub const TARGET_PORTS: &CStr = c"TargetPorts";
     /// `StartCount` (DWORD, written back: +1 each start).
     pub const START_COUNT: &CStr = c"StartCount";
     /// `EffectiveConfig` (`REG_SZ`, written back: the configuration in force).
@@ -197,6 +199,11 @@ pub struct Config {
     pub product_revision: Ascii<4>,
     /// Prefix of each disk's serial number.
     pub serial_prefix: Ascii<MAX_SERIAL_PREFIX>,
+    /// Target ports, 1..=8: the adapter has this many buses and every disk is on each, as
+    /// one logical unit reachable through several ports (each its own `I_T` nexus: unit
+    /// attentions and reservations are kept per port). More than 1 makes Windows see each
+    /// disk once per bus unless MPIO claims them.
+    pub target_ports: u8,
 }
 
 impl Default for Config {
@@ -210,6 +217,7 @@ impl Default for Config {
             product_id: Ascii::from_default(DEFAULT_PRODUCT_ID),
             product_revision: Ascii::from_default(DEFAULT_PRODUCT_REVISION),
             serial_prefix: Ascii::from_default(DEFAULT_SERIAL_PREFIX),
+            target_ports: 1,
         }
     }
 }
@@ -379,32 +387,16 @@ impl Config {
                 });
             }
         }
-        if let Some(id) = read_ascii(source, report, names::VENDOR_ID, "up to 8 ASCII characters") {
-            config.vendor_id = id;
-        }
-        if let Some(id) = read_ascii(
+        config.load_identity(source, report);
+        if let Some(ports) = read_dword(
             source,
             report,
-            names::PRODUCT_ID,
-            "up to 16 ASCII characters",
+            names::TARGET_PORTS,
+            1..=u32::from(crate::scsi::MAX_PORTS),
+            "a DWORD from 1 to 8",
+            "1",
         ) {
-            config.product_id = id;
-        }
-        if let Some(id) = read_ascii(
-            source,
-            report,
-            names::PRODUCT_REVISION,
-            "up to 4 ASCII characters",
-        ) {
-            config.product_revision = id;
-        }
-        if let Some(prefix) = read_ascii(
-            source,
-            report,
-            names::SERIAL_PREFIX,
-            "up to 16 ASCII characters",
-        ) {
-            config.serial_prefix = prefix;
+            config.target_ports = u8::try_from(ports).unwrap_or(1);
         }
         let total_mib = config
             .sizes_mib()
@@ -415,6 +407,37 @@ impl Config {
             return Err(ConfigError::TooLarge { total_mib });
         }
         Ok(config)
+    }
+
+    /// The INQUIRY strings and the serial number prefix.
+    fn load_identity(&mut self, source: &mut impl Source, report: &mut impl FnMut(&BadValue)) {
+        if let Some(id) = read_ascii(source, report, names::VENDOR_ID, "up to 8 ASCII characters") {
+            self.vendor_id = id;
+        }
+        if let Some(id) = read_ascii(
+            source,
+            report,
+            names::PRODUCT_ID,
+            "up to 16 ASCII characters",
+        ) {
+            self.product_id = id;
+        }
+        if let Some(id) = read_ascii(
+            source,
+            report,
+            names::PRODUCT_REVISION,
+            "up to 4 ASCII characters",
+        ) {
+            self.product_revision = id;
+        }
+        if let Some(prefix) = read_ascii(
+            source,
+            report,
+            names::SERIAL_PREFIX,
+            "up to 16 ASCII characters",
+        ) {
+            self.serial_prefix = prefix;
+        }
     }
 
     /// Re-reads the settings that may change while the adapter runs
@@ -451,13 +474,15 @@ impl Config {
         }
         write!(
             out,
-            ";SectorSize={};ReadOnly={};VendorId={};ProductId={};ProductRevision={};SerialPrefix={}",
+            ";SectorSize={};ReadOnly={};VendorId={};ProductId={};ProductRevision={};SerialPrefix={};\
+             TargetPorts={}",
             self.sector_size,
             u8::from(self.read_only),
             self.vendor_id,
             self.product_id,
             self.product_revision,
             self.serial_prefix,
+            self.target_ports,
         )
     }
 }
@@ -494,9 +519,21 @@ fn read_ascii<const N: usize>(
     name: &'static CStr,
     expected: &'static str,
 ) -> Option<Ascii<N>> {
+    read_text(source, report, name, N, expected).and_then(|text| Ascii::new(text.as_bytes()))
+}
+
+/// [`read_ascii`] for every length at once: one copy of the lookup in the driver image
+/// instead of one per string length.
+fn read_text(
+    source: &mut impl Source,
+    report: &mut impl FnMut(&BadValue),
+    name: &'static CStr,
+    max: usize,
+    expected: &'static str,
+) -> Option<Ascii<MAX_SERIAL_PREFIX>> {
     let result = source.lookup(name, Kind::String, |found| match found {
         Lookup::Missing => Err(None),
-        Lookup::String(text) if text.len() > N => Err(Some(Problem::TooLong(text.len()))),
+        Lookup::String(text) if text.len() > max => Err(Some(Problem::TooLong(text.len()))),
         Lookup::String(text) => Ascii::new(text).ok_or(Some(Problem::NotAscii)),
         _ => Err(Some(Problem::WrongType)),
     });
@@ -504,7 +541,7 @@ fn read_ascii<const N: usize>(
         Ok(value) => return Some(value),
         Err(problem) => problem?,
     };
-    let default = match N {
+    let default = match max {
         8 => DEFAULT_VENDOR_ID,
         4 => DEFAULT_PRODUCT_REVISION,
         _ if name == names::SERIAL_PREFIX => DEFAULT_SERIAL_PREFIX,
@@ -858,7 +895,7 @@ mod tests {
         assert_eq!(
             text,
             "DiskCount=2;DiskSizesMiB=16,32;SectorSize=512;ReadOnly=0;VendorId=VSTOR;\
-             ProductId=RAM DISK;ProductRevision=0001;SerialPrefix=VST"
+             ProductId=RAM DISK;ProductRevision=0001;SerialPrefix=VST;TargetPorts=1"
         );
     }
 

@@ -57,7 +57,7 @@ pub struct Adapter {
     read_only: AtomicBool,
     /// `StartCount` as written back at this start.
     start_count: AtomicU32,
-    /// The disks, LUN 0 first, all on path 0, target 0.
+    /// The disks, LUN 0 first, on target 0 of every path (`config.target_ports`).
     luns: Vec<Lun>,
 }
 
@@ -95,21 +95,28 @@ impl Adapter {
 impl scsi_srb::Adapter for Adapter {
     type Store = Medium;
 
+    /// Every disk on every path (target port), target 0.
     fn units(&self) -> impl Iterator<Item = Unit<'_, Medium>> {
-        self.luns.iter().zip(0_u8..).map(|(lun, number)| Unit {
-            address: Address {
-                path_id: 0,
-                target_id: 0,
-                lun: number,
-            },
-            disk: &lun.disk,
-            store: &lun.medium,
+        // One flat index over paths × LUNs (at most 8 × 16): smaller code than nested
+        // iterators.
+        let count = self.luns.len();
+        (0..count * usize::from(self.config.target_ports)).filter_map(move |index| {
+            let lun = self.luns.get(index % count)?;
+            Some(Unit {
+                address: Address {
+                    path_id: u8::try_from(index / count).ok()?,
+                    target_id: 0,
+                    lun: u8::try_from(index % count).ok()?,
+                },
+                disk: &lun.disk,
+                store: &lun.medium,
+            })
         })
     }
 
-    /// LUN `n` is entry `n` of the table, all on path 0, target 0: an index, not a walk.
+    /// LUN `n` is entry `n` of the table on every path, target 0: an index, not a walk.
     fn unit(&self, address: Address) -> Option<Unit<'_, Medium>> {
-        if address.path_id != 0 || address.target_id != 0 {
+        if address.path_id >= self.config.target_ports || address.target_id != 0 {
             return None;
         }
         let lun = self.luns.get(usize::from(address.lun))?;
@@ -141,7 +148,7 @@ impl Miniport for Vstor {
             .set_maximum_transfer_length(MAX_TRANSFER_BYTES)
             .set_number_of_physical_breaks(MAX_TRANSFER_BYTES / PAGE_BYTES + 1)
             .set_alignment_mask(0)
-            .set_number_of_buses(1)
+            .set_number_of_buses(config.target_ports)
             .set_maximum_number_of_targets(1)
             .set_maximum_number_of_logical_units(lun_count)
             .set_scatter_gather(true)
@@ -202,9 +209,10 @@ impl Miniport for Vstor {
         srb.complete(status);
     }
 
-    fn reset_bus(adapter: &Adapter, _path_id: u8) -> bool {
+    /// A reset of bus `path_id` is a reset of that target port on every disk.
+    fn reset_bus(adapter: &Adapter, path_id: u8) -> bool {
         for lun in &adapter.luns {
-            lun.disk.reset();
+            lun.disk.reset_port(path_id);
         }
         true
     }

@@ -90,6 +90,7 @@ fn missing_values_take_the_built_in_defaults() {
         "ProductId",
         "ProductRevision",
         "SerialPrefix",
+        "TargetPorts",
     ] {
         assert!(registry.delete_value(&device, name), "{name} was installed");
     }

@@ -97,11 +97,12 @@ fn effective_config_names_the_configuration_in_force() {
         global("ProductId", RegValue::sz("TEST DISK")),
         global("ProductRevision", RegValue::sz("7")),
         global("SerialPrefix", RegValue::sz("SN-")),
+        global("TargetPorts", RegValue::dword(3)),
     ]);
     assert_eq!(
         effective_config(&adapter),
         "DiskCount=2;DiskSizesMiB=2,1;SectorSize=4096;ReadOnly=0;VendorId=ACME;\
-         ProductId=TEST DISK;ProductRevision=7;SerialPrefix=SN-"
+         ProductId=TEST DISK;ProductRevision=7;SerialPrefix=SN-;TargetPorts=3"
     );
     assert_eq!(
         adapter.value(&adapter.global_key(), "EffectiveConfig"),
@@ -123,7 +124,7 @@ fn effective_config_shows_defaults_used_for_bad_values_and_overrides() {
     assert_eq!(
         effective_config(&adapter),
         "DiskCount=3;DiskSizesMiB=1,1,1;SectorSize=512;ReadOnly=1;VendorId=VSTOR;\
-         ProductId=RAM DISK;ProductRevision=0001;SerialPrefix=VST"
+         ProductId=RAM DISK;ProductRevision=0001;SerialPrefix=VST;TargetPorts=1"
     );
     adapter.finish_clean();
 }
@@ -135,7 +136,7 @@ fn effective_config_follows_the_registry_from_start_to_start() {
     assert_eq!(
         effective_config(&first),
         "DiskCount=1;DiskSizesMiB=1;SectorSize=512;ReadOnly=0;VendorId=VSTOR;\
-         ProductId=RAM DISK;ProductRevision=0001;SerialPrefix=VST"
+         ProductId=RAM DISK;ProductRevision=0001;SerialPrefix=VST;TargetPorts=1"
     );
     first.finish_clean();
     let mut registry = first.registry();
@@ -148,7 +149,7 @@ fn effective_config_follows_the_registry_from_start_to_start() {
     assert_eq!(
         effective_config(&second),
         "DiskCount=2;DiskSizesMiB=1,1;SectorSize=512;ReadOnly=0;VendorId=VSTOR;\
-         ProductId=RAM DISK;ProductRevision=0001;SerialPrefix=VST"
+         ProductId=RAM DISK;ProductRevision=0001;SerialPrefix=VST;TargetPorts=1"
     );
     assert_eq!(start_count(&second), Some(RegValue::dword(2)));
     second.finish_clean();
@@ -198,10 +199,18 @@ fn data_written_before_stop_is_read_back_after_restart() {
 }
 
 #[test]
-fn data_survives_a_bus_reset() {
+fn data_survives_a_bus_reset_which_the_next_command_learns_of() {
     let adapter = Adapter::start(&[small()]);
     adapter.write_ok(0, 9, block(512, 0, 9, 4), 512);
     assert_eq!(adapter.port.reset_bus(0), Ok(true));
+    // The first command after the reset gets UNIT ATTENTION, SCSI BUS RESET OCCURRED
+    // (29h/02h), once; INQUIRY neither reports nor clears it.
+    assert_eq!(adapter.inquiry(0)[8..13], *b"VSTOR");
+    assert_check_condition(
+        &adapter.read10(0, 9, 1, 512),
+        (0x06, 0x29, 0x02),
+        "READ(10) after HwResetBus",
+    );
     assert_eq!(adapter.read_ok(0, 9, 1, 512), block(512, 0, 9, 4));
     adapter.finish_clean();
 }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use common::{Adapter, Setting, assert_good, block, first_adapter, global, registry_with};
 use storport_emu::cli::{self, RunArgs};
 use storport_emu::port::faults::FALLIBLE_CALLS;
-use storport_emu::port::{FaultSpec, PortError, Rule};
+use storport_emu::port::{DataDirection, FaultSpec, PortError, Rule};
 use storport_emu::registry::RegValue;
 
 /// `SP_RETURN_ERROR`.
@@ -109,6 +109,17 @@ fn exercise(adapter: &Adapter, luns: usize, context: &str) {
         "{context}"
     );
     assert_eq!(adapter.port.reset_bus(0), Ok(true), "{context}");
+    // Each disk reports the bus reset once, to the next command (29h/02h).
+    let mut told = std::collections::BTreeSet::new();
+    for &(lun, ..) in &written {
+        if told.insert(lun) {
+            common::assert_check_condition(
+                &adapter.execute(lun, &[0, 0, 0, 0, 0, 0], &DataDirection::None),
+                (0x06, 0x29, 0x02),
+                context,
+            );
+        }
+    }
     for (lun, lba, block_bytes, data) in written {
         let result = adapter.read10(lun, lba, 1, block_bytes);
         assert_good(&result, context);

@@ -97,6 +97,7 @@ struct Totals {
     bytes_verified: AtomicU64,
     blocks_verified: AtomicU64,
     writes_refused_read_only: AtomicU64,
+    unit_attentions: AtomicU64,
     controls: AtomicU64,
 }
 
@@ -122,7 +123,25 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
+    /// Sends `cdb` and, as an initiator does, sends it again when it ended in the UNIT
+    /// ATTENTION a bus reset of the control thread leaves (29h/02h): that command did not run.
     fn submit(&self, lun: u8, cdb: &[u8], direction: &DataDirection) -> SrbResult {
+        loop {
+            let result = self.submit_once(lun, cdb, direction);
+            let attention = result.scsi_status == SCSI_CHECK_CONDITION
+                && result.sense.get(2).map(|key| key & 0x0F) == Some(0x06);
+            if !attention {
+                return result;
+            }
+            assert_check_condition(&result, (0x06, 0x29, 0x02), "after HwResetBus");
+            self.shared
+                .totals
+                .unit_attentions
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn submit_once(&self, lun: u8, cdb: &[u8], direction: &DataDirection) -> SrbResult {
         let _queue = self.shared.queue.read().expect("queue lock");
         self.shared.totals.srbs.fetch_add(1, Ordering::Relaxed);
         let result = self
@@ -469,11 +488,13 @@ fn concurrent_random_io_with_resets_stops_and_running_config_keeps_every_block()
     println!(
         "stress: {THREADS} threads, {LUNS} LUNs, {srbs} SRBs in {:.1} s, {completions} completions \
          (0 lost, 0 duplicated), {} blocks ({} bytes) verified, {} writes refused while read-only, \
+         {} unit attentions after resets retried, \
          {} resets / stop-restarts / running-config changes interleaved",
         started.elapsed().as_secs_f64(),
         totals.blocks_verified.load(Ordering::Relaxed),
         totals.bytes_verified.load(Ordering::Relaxed),
         totals.writes_refused_read_only.load(Ordering::Relaxed),
+        totals.unit_attentions.load(Ordering::Relaxed),
         totals.controls.load(Ordering::Relaxed),
     );
     assert_eq!(srbs, completions, "every SRB completed exactly once");

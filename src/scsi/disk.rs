@@ -1,6 +1,6 @@
 //! One logical unit: its configuration, its atomics, and the command dispatcher.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use super::config::{ConfigError, DiskConfig};
 use super::reply::{Cdb, Reply, data_in};
@@ -22,6 +22,10 @@ pub mod op {
     pub const INQUIRY: u8 = 0x12;
     /// MODE SELECT(6).
     pub const MODE_SELECT_6: u8 = 0x15;
+    /// RESERVE(6) (SPC-2).
+    pub const RESERVE_6: u8 = 0x16;
+    /// RELEASE(6) (SPC-2).
+    pub const RELEASE_6: u8 = 0x17;
     /// MODE SENSE(6).
     pub const MODE_SENSE_6: u8 = 0x1A;
     /// START STOP UNIT.
@@ -90,13 +94,15 @@ pub mod op {
     pub const VERIFY_12: u8 = 0xAF;
 
     /// Every operation code above, ascending.
-    pub const ALL: [u8; 39] = [
+    pub const ALL: [u8; 41] = [
         TEST_UNIT_READY,
         REQUEST_SENSE,
         READ_6,
         WRITE_6,
         INQUIRY,
         MODE_SELECT_6,
+        RESERVE_6,
+        RELEASE_6,
         MODE_SENSE_6,
         START_STOP_UNIT,
         PREVENT_ALLOW_MEDIUM_REMOVAL,
@@ -161,6 +167,10 @@ pub struct Request<'a> {
     pub autosense: Autosense,
     /// LUNs of this disk's target, for REPORT LUNS.
     pub luns: &'a LunSet,
+    /// The target port the command came through (the SRB's `PathId`): with several ports
+    /// each stands for one `I_T` nexus, whose unit attentions and reservation the disk keeps
+    /// apart (see the `nexus` module).
+    pub port: u8,
 }
 
 /// A RAM-backed direct-access logical unit (SBC-3).
@@ -178,7 +188,12 @@ pub struct Disk {
     read_only: AtomicBool,
     /// Sense of a CHECK CONDITION returned with autosense disabled, packed by
     /// [`SenseData::pack`]; 0 = none. Last writer wins: there is one initiator, the OS.
-    deferred_sense: AtomicU64,
+    pub(super) deferred_sense: AtomicU64,
+    /// Unit attentions pending, a byte per target port: 0 = none, else the ASCQ of ASC 29h
+    /// plus one.
+    pub(super) unit_attention: AtomicU64,
+    /// The SPC-2 reservation: 0 = none, else the holding port plus one.
+    pub(super) reservation: AtomicU8,
 }
 
 impl Disk {
@@ -196,6 +211,8 @@ impl Disk {
             read_only: AtomicBool::new(config.read_only),
             config,
             deferred_sense: AtomicU64::new(0),
+            unit_attention: AtomicU64::new(0),
+            reservation: AtomicU8::new(0),
         })
     }
 
@@ -224,11 +241,6 @@ impl Disk {
     /// start after this call.
     pub fn set_read_only(&self, read_only: bool) {
         self.read_only.store(read_only, Ordering::Relaxed);
-    }
-
-    /// Logical unit reset: drops a deferred sense. Nothing else is outstanding.
-    pub fn reset(&self) {
-        self.deferred_sense.store(0, Ordering::Relaxed);
     }
 
     /// Block size in bytes.
@@ -260,7 +272,16 @@ impl Disk {
             return Outcome::srb(srb_status::INVALID_REQUEST);
         }
         let cdb = Cdb::new(request.cdb.get(..len).unwrap_or(&[]));
-        match self.dispatch(store, &cdb, len, request.data, request.luns) {
+        if let Some(attention) = self.take_attention(opcode, request.port) {
+            if opcode == op::REQUEST_SENSE {
+                return self.request_sense(&cdb, request.data, Some(attention));
+            }
+            return self.fail(attention, request.autosense);
+        }
+        if let Some(conflict) = self.check_reservation(opcode, request.port) {
+            return conflict;
+        }
+        match self.dispatch(store, &cdb, len, request.data, request.luns, request.port) {
             Ok(outcome) => outcome,
             Err(sense) => self.fail(sense, request.autosense),
         }
@@ -289,6 +310,7 @@ impl Disk {
         len: usize,
         data: DataBuffer<'_>,
         luns: &LunSet,
+        port: u8,
     ) -> Handled {
         // CONTROL byte (SPC-4): NACA is not supported (NormACA = 0 in INQUIRY) and
         // linked commands are obsolete, so either bit set is an invalid field.
@@ -302,7 +324,9 @@ impl Disk {
         }
         match cdb.u8(0) {
             op::TEST_UNIT_READY => Ok(Outcome::good(0)),
-            op::REQUEST_SENSE => Ok(self.request_sense(cdb, data)),
+            op::REQUEST_SENSE => Ok(self.request_sense(cdb, data, None)),
+            op::RESERVE_6 => self.reserve(cdb, port),
+            op::RELEASE_6 => self.release(cdb, port),
             op::INQUIRY => self.inquiry(cdb, data),
             op::MODE_SENSE_6 => self.mode_sense(cdb, false, data),
             op::MODE_SENSE_10 => self.mode_sense(cdb, true, data),
@@ -347,17 +371,25 @@ impl Disk {
         }
     }
 
-    /// REQUEST SENSE (SPC-4): the deferred sense, or NO SENSE; DESC selects descriptor
-    /// format (supported). The deferred sense is cleared once reported.
-    fn request_sense(&self, cdb: &Cdb, data: DataBuffer<'_>) -> Outcome {
+    /// REQUEST SENSE (SPC-4): `attention` (a unit attention just taken for this port), else
+    /// the deferred sense, or NO SENSE; DESC selects descriptor format (supported). The
+    /// deferred sense is cleared once reported.
+    fn request_sense(
+        &self,
+        cdb: &Cdb,
+        data: DataBuffer<'_>,
+        attention: Option<SenseData>,
+    ) -> Outcome {
         let desc = cdb.bit(1, 0);
         let alloc = usize::from(cdb.u8(4));
         let buf = match data_in(data) {
             Ok(buf) => buf,
             Err(outcome) => return outcome,
         };
-        let pending = self.deferred_sense.swap(0, Ordering::Relaxed);
-        let sense = SenseData::unpack(pending).unwrap_or_else(SenseData::no_sense);
+        let sense = attention.unwrap_or_else(|| {
+            let pending = self.deferred_sense.swap(0, Ordering::Relaxed);
+            SenseData::unpack(pending).unwrap_or_else(SenseData::no_sense)
+        });
         let mut reply = Reply::new(buf, alloc);
         if desc {
             let (bytes, len) = sense.descriptor();

@@ -77,8 +77,8 @@
 //!   [`BlockStore::atomically`] step, so no concurrent command sees them half done; they name
 //!   at most [`MAX_ATOMIC_BYTES`] (Block Limits: MAXIMUM COMPARE AND WRITE LENGTH, MAXIMUM
 //!   ATOMIC TRANSFER LENGTH; no atomic alignment, granularity or boundary).
-//! - No unit attention is ever raised: a reset or a MODE SELECT changes nothing another
-//!   initiator must be told about (there is one, the OS).
+//! - Unit attentions follow resets only (not MODE SELECT, not power-on), per target port;
+//!   RESERVE(6)/RELEASE(6) reserve the unit to one port. See the `nexus` module.
 
 mod atomic;
 mod config;
@@ -86,6 +86,7 @@ mod disk;
 mod inquiry;
 mod io;
 mod mode;
+mod nexus;
 mod opcodes;
 mod reply;
 mod sense;
@@ -96,6 +97,7 @@ mod tests;
 
 pub use config::{BlockSize, ConfigError, DiskConfig, Identity, Limits, Plain};
 pub use disk::{Disk, Request, op};
+pub use nexus::MAX_PORTS;
 pub use sense::{FieldPointer, SenseData, SenseDetail, asc, sense_key};
 pub use srb::LunSet;
 
@@ -126,6 +128,8 @@ pub mod scsi_status {
     pub const GOOD: u8 = 0x00;
     /// CHECK CONDITION: sense data describes the error.
     pub const CHECK_CONDITION: u8 = 0x02;
+    /// RESERVATION CONFLICT: another `I_T` nexus holds a reservation of the logical unit.
+    pub const RESERVATION_CONFLICT: u8 = 0x18;
 }
 
 /// The logical unit's medium, addressed in bytes.

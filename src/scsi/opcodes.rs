@@ -24,13 +24,15 @@ const RW10: u8 = 0b0110_1111;
 const LBA_LEN: u8 = 0xFF;
 
 /// Every implemented command: operation code, service action, byte 1 usage, bytes 2–9 usage.
-pub const COMMANDS: [[u8; 4]; 40] = [
+pub const COMMANDS: [[u8; 4]; 42] = [
     [op::TEST_UNIT_READY, 0, 0, 0],
     [op::REQUEST_SENSE, 0, 0x01, 0b100],
     [op::READ_6, 0, 0x1F, RW6],
     [op::WRITE_6, 0, 0x1F, RW6],
     [op::INQUIRY, 0, 0x01, 0b111],
     [op::MODE_SELECT_6, 0, 0x11, 0b100],
+    [op::RESERVE_6, 0, 0, 0],
+    [op::RELEASE_6, 0, 0, 0],
     [op::MODE_SENSE_6, 0, 0x08, 0b111],
     [op::START_STOP_UNIT, 0, 0x01, 0b100],
     [op::PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0b100],

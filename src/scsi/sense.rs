@@ -7,6 +7,8 @@ pub mod sense_key {
     pub const NO_SENSE: u8 = 0x0;
     /// ILLEGAL REQUEST.
     pub const ILLEGAL_REQUEST: u8 = 0x5;
+    /// UNIT ATTENTION.
+    pub const UNIT_ATTENTION: u8 = 0x6;
     /// DATA PROTECT.
     pub const DATA_PROTECT: u8 = 0x7;
     /// MISCOMPARE.
@@ -31,6 +33,10 @@ pub mod asc {
     pub const INVALID_FIELD_IN_PARAMETER_LIST: (u8, u8) = (0x26, 0x00);
     /// WRITE PROTECTED.
     pub const WRITE_PROTECTED: (u8, u8) = (0x27, 0x00);
+    /// SCSI BUS RESET OCCURRED: a reset of the target port the command came through.
+    pub const BUS_RESET_OCCURRED: (u8, u8) = (0x29, 0x02);
+    /// BUS DEVICE RESET FUNCTION OCCURRED: a logical unit or target reset.
+    pub const BUS_DEVICE_RESET_FUNCTION_OCCURRED: (u8, u8) = (0x29, 0x03);
     /// SAVING PARAMETERS NOT SUPPORTED.
     pub const SAVING_PARAMETERS_NOT_SUPPORTED: (u8, u8) = (0x39, 0x00);
 }

@@ -169,9 +169,10 @@ static NO_LUNS: LunSet = LunSet::new();
 /// Handles one SRB completely: the caller completes it with the returned outcome.
 ///
 /// - `EXECUTE_SCSI`: the addressed disk runs the CDB ([`Disk::execute`]).
-/// - `RESET_LOGICAL_UNIT`, `RESET_DEVICE`: the addressed unit(s) drop deferred sense;
-///   `RESET_BUS`: every unit does. Success: commands never stay outstanding, so there is
-///   nothing to abort.
+/// - `RESET_LOGICAL_UNIT`, `RESET_DEVICE`: a logical unit reset ([`Disk::reset`]) of the
+///   addressed unit, or of every unit of the addressed target; `RESET_BUS`: a reset of the
+///   port (the path) for every unit on it ([`Disk::reset_port`]). Success: commands never
+///   stay outstanding, so there is nothing to abort.
 /// - `ABORT_COMMAND`: success. Every command completes inside `HwStartIo`, so the one to
 ///   abort has already completed.
 /// - `FLUSH`, `SHUTDOWN`: the addressed unit's store is flushed; success.
@@ -182,8 +183,11 @@ static NO_LUNS: LunSet = LunSet::new();
 pub fn start_io<A: Adapter + ?Sized>(adapter: &A, srb: Srb<'_>) -> Outcome {
     match srb.function {
         function::RESET_BUS => {
+            // Each disk appears once on each path: reset the port of this one.
             for unit in adapter.units() {
-                unit.disk.reset();
+                if unit.address.path_id == srb.address.path_id {
+                    unit.disk.reset_port(srb.address.path_id);
+                }
             }
             return Outcome::srb(srb_status::SUCCESS);
         }
@@ -218,6 +222,7 @@ pub fn start_io<A: Adapter + ?Sized>(adapter: &A, srb: Srb<'_>) -> Outcome {
                     data: srb.data,
                     autosense: srb.autosense,
                     luns,
+                    port: srb.address.path_id,
                 },
             )
         }

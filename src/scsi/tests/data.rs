@@ -447,6 +447,7 @@ fn concurrent_compare_and_write_increments_lose_nothing() {
                 data: DataBuffer::In(&mut buf),
                 autosense: super::Autosense::Enabled,
                 luns: &super::luns(),
+                port: 0,
             },
         );
         assert_good(&o, 512);
@@ -468,6 +469,7 @@ fn concurrent_compare_and_write_increments_lose_nothing() {
                             data: DataBuffer::Out(&[old, new].concat()),
                             autosense: super::Autosense::Enabled,
                             luns: &super::luns(),
+                            port: 0,
                         },
                     );
                     if o.scsi_status == 0 {

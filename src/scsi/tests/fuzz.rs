@@ -80,7 +80,10 @@ fn check(outcome: &Outcome, buffer_len: usize, autosense: Autosense, what: &dyn 
                     assert!(
                         matches!(
                             (s.key, s.asc),
-                            (5, 0x1A | 0x20 | 0x21 | 0x24 | 0x26 | 0x39) | (7, 0x27) | (0xE, 0x1D)
+                            (5, 0x1A | 0x20 | 0x21 | 0x24 | 0x26 | 0x39)
+                                | (6, 0x29)
+                                | (7, 0x27)
+                                | (0xE, 0x1D)
                         ),
                         "{}: unexpected sense {s:?}",
                         what()
@@ -91,6 +94,15 @@ fn check(outcome: &Outcome, buffer_len: usize, autosense: Autosense, what: &dyn 
                     assert!(outcome.sense.is_none(), "{}", what());
                 }
             }
+        }
+        // Random RESERVE(6) CDBs reserve the unit to one port; the others then conflict.
+        scsi_status::RESERVATION_CONFLICT => {
+            assert_eq!(
+                (outcome.srb_status, outcome.sense, outcome.transferred),
+                (srb_status::ERROR, None, 0),
+                "{}",
+                what()
+            );
         }
         other => panic!("{}: SCSI status {other:#04X}", what()),
     }
@@ -157,6 +169,7 @@ fn two_million_random_commands() {
                 data,
                 autosense,
                 luns: &luns,
+                port: (i % 3) as u8,
             },
         );
         let what = || {
@@ -211,6 +224,7 @@ fn every_value_of_every_cdb_byte() {
                                 data,
                                 autosense: Autosense::Enabled,
                                 luns: &luns,
+                                port: 0,
                             },
                         );
                         check(&outcome, 1024, Autosense::Enabled, &|| {

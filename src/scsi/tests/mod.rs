@@ -8,6 +8,7 @@
 mod data;
 mod fuzz;
 mod mode;
+mod nexus;
 mod parts;
 mod srb;
 mod table;
@@ -221,6 +222,7 @@ pub fn run(disk: &Disk, store: &MemStore, cdb: &[u8], data: DataBuffer<'_>) -> O
             data,
             autosense: Autosense::Enabled,
             luns: &luns(),
+            port: 0,
         },
     )
 }

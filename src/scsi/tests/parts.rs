@@ -93,6 +93,7 @@ fn sense_waits_for_request_sense_when_autosense_is_off() {
             data: DataBuffer::None,
             autosense: Autosense::Disabled,
             luns: &LunSet::new(),
+            port: 0,
         },
     );
     assert_eq!((o.srb_status, o.scsi_status, o.sense), (0x04, 0x02, None));
@@ -112,6 +113,7 @@ fn sense_waits_for_request_sense_when_autosense_is_off() {
             data: DataBuffer::None,
             autosense: Autosense::Disabled,
             luns: &LunSet::new(),
+            port: 0,
         },
     );
     assert_eq!(o.srb_status, 0x04);

@@ -242,18 +242,25 @@ fn flush_and_shutdown_flush_the_unit_s_store() {
 }
 
 #[test]
-fn resets_drop_deferred_sense() {
+fn resets_drop_deferred_sense_and_leave_a_unit_attention() {
     // A CHECK CONDITION without autosense leaves sense for REQUEST SENSE; a LU reset, a
-    // device reset and a bus reset each drop it.
-    for reset in [
-        function::RESET_LOGICAL_UNIT,
-        function::RESET_DEVICE,
-        function::RESET_BUS,
+    // device reset and a bus reset each drop it and leave a unit attention instead, which
+    // REQUEST SENSE reports once: 29h/03h after a LU or device reset, 29h/02h after a bus
+    // reset.
+    for (reset, ascq) in [
+        (function::RESET_LOGICAL_UNIT, 3),
+        (function::RESET_DEVICE, 3),
+        (function::RESET_BUS, 2),
     ] {
         let adapter = TestAdapter::new();
-        let run = |function, cdb: &[u8], data| {
+        fn run_on(
+            adapter: &TestAdapter,
+            function: u8,
+            cdb: &[u8],
+            data: DataBuffer<'_>,
+        ) -> Outcome {
             start_io(
-                &adapter,
+                adapter,
                 Srb {
                     function,
                     address: at(0, 0, 2),
@@ -262,7 +269,9 @@ fn resets_drop_deferred_sense() {
                     autosense: Autosense::Disabled,
                 },
             )
-        };
+        }
+        let run =
+            |function, cdb: &[u8], data: DataBuffer<'_>| run_on(&adapter, function, cdb, data);
         let o = run(
             function::EXECUTE_SCSI,
             &[0x04, 0, 0, 0, 0, 0],
@@ -273,14 +282,20 @@ fn resets_drop_deferred_sense() {
             run(reset, &[], DataBuffer::None),
             Outcome::srb(srb_status::SUCCESS)
         );
-        let mut sense = [0xFFu8; 18];
-        let o = run(
-            function::EXECUTE_SCSI,
-            &[0x03, 0, 0, 0, 18, 0],
-            DataBuffer::In(&mut sense),
-        );
-        assert_eq!(o, Outcome::good(18));
-        assert_eq!((sense[2], sense[12]), (0, 0), "reset {reset:#04X}");
+        for expected in [(6, 0x29, ascq), (0, 0, 0)] {
+            let mut sense = [0xFFu8; 18];
+            let o = run(
+                function::EXECUTE_SCSI,
+                &[0x03, 0, 0, 0, 18, 0],
+                DataBuffer::In(&mut sense),
+            );
+            assert_eq!(o, Outcome::good(18));
+            assert_eq!(
+                (sense[2], sense[12], sense[13]),
+                expected,
+                "reset {reset:#04X}"
+            );
+        }
     }
 }
 

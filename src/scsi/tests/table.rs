@@ -496,9 +496,9 @@ fn control_cases() -> Vec<Case> {
         case("READ DEFECT DATA(12)", Rw, &[0xB7, 0x1D, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0], In(32), Bytes(8, |d| d == [0, 0x1D, 0, 0, 0, 0, 0, 0])),
         case("READ DEFECT DATA(12) LINK", Rw, &[0xB7, 0x08, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0x01], In(32), cdb_at(11, Some(0))),
         // REPORT SUPPORTED OPERATION CODES.
-        case("RSOC all", Rw, &rsoc(0, 0, 0, 4096), In(4096), Bytes(4 + 40 * 8, |d| be32(d, 0) == 40 * 8 && d[4..12] == [0, 0, 0, 0, 0, 0, 0, 6] && d[12] == 0x03)),
-        case("RSOC all RCTD", Rw, &rsoc(0x80, 0, 0, 4096), In(4096), Bytes(4 + 40 * 20, |d| be32(d, 0) == 40 * 20 && d[9] == 0x02 && be16(d, 12) == 0x0A && d[24] == 0x03)),
-        case("RSOC all truncated", Rw, &rsoc(0, 0, 0, 6), In(4096), Bytes(6, |d| be32(d, 0) == 40 * 8)),
+        case("RSOC all", Rw, &rsoc(0, 0, 0, 4096), In(4096), Bytes(4 + 42 * 8, |d| be32(d, 0) == 42 * 8 && d[4..12] == [0, 0, 0, 0, 0, 0, 0, 6] && d[12] == 0x03)),
+        case("RSOC all RCTD", Rw, &rsoc(0x80, 0, 0, 4096), In(4096), Bytes(4 + 42 * 20, |d| be32(d, 0) == 42 * 20 && d[9] == 0x02 && be16(d, 12) == 0x0A && d[24] == 0x03)),
+        case("RSOC all truncated", Rw, &rsoc(0, 0, 0, 6), In(4096), Bytes(6, |d| be32(d, 0) == 42 * 8)),
         case("RSOC READ(10)", Rw, &rsoc(1, 0x28, 0, 512), In(512), Bytes(14, |d| d[..6] == [0, 3, 0, 10, 0x28, 0x1C] && d[6..10] == [0xFF; 4] && d[10..14] == [0, 0xFF, 0xFF, 0])),
         case("RSOC WRITE(16) RCTD", Rw, &rsoc(0x81, 0x8A, 0, 512), In(512), Bytes(32, |d| d[..6] == [0, 0x83, 0, 16, 0x8A, 0x18] && d[6..18] == [0xFF; 12] && d[18..20] == [0, 0] && be16(d, 20) == 0x0A)),
         case("RSOC unsupported opcode", Rw, &rsoc(1, 0x83, 0, 512), In(512), Bytes(4, |d| d == [0, 1, 0, 0])),
@@ -641,6 +641,13 @@ fn medium_cases() -> Vec<Case> {
         case("VERIFY(16) past capacity", Rw, &rw16(0x8F, 0, 2048, 1), None, Check(ILL, LBA_RANGE)),
         case("VERIFY(16) LBA overflow", Rw, &rw16(0x8F, 0, u64::MAX, 2), None, Check(ILL, LBA_RANGE)),
         case("VERIFY(16) BYTCHK 01b", Rw, &rw16(0x8F, 0x02, 5, 1), zeros(512), Good(512)),
+        // RESERVE(6) / RELEASE(6) from the one port of the table (multi-port cases: nexus.rs).
+        case("RESERVE(6)", Rw, &[0x16, 0, 0, 0, 0, 0], None, Good(0)),
+        case("RESERVE(6) third party", Rw, &[0x16, 0x10, 0, 0, 0, 0], None, cdb_at(1, Option::None)),
+        case("RESERVE(6) extent", Rw, &[0x16, 0x01, 0, 0, 0, 0], None, cdb_at(1, Option::None)),
+        case("RELEASE(6) nothing reserved", Rw, &[0x17, 0, 0, 0, 0, 0], None, Good(0)),
+        case("RELEASE(6) third party", Rw, &[0x17, 0x12, 0, 0, 0, 0], None, cdb_at(1, Option::None)),
+        case("RESERVE(6) read-only disk", Ro, &[0x16, 0, 0, 0, 0, 0], None, Good(0)),
         // COMPARE AND WRITE: the store starts zeroed, so zeros compare equal and 0xA5 does not.
         case("COMPARE AND WRITE", Rw, &caw(0, 0, 2), zeros_then_fill(1024), Good(2048)),
         case("COMPARE AND WRITE last blocks", Rw, &caw(0x18, 2046, 2), zeros_then_fill(1024), Good(2048)),
