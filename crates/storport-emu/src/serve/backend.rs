@@ -300,28 +300,40 @@ impl Backend {
     /// Out of range, unaligned, or the miniport's error.
     pub fn read(&self, lun: &Lun, offset: u64, length: u64) -> Result<Vec<u8>, BlockError> {
         let (lba, blocks) = Self::blocks_of(lun, offset, length)?;
-        let mut out = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
         let step = self.chunk_blocks(lun);
+        if blocks == 0 {
+            return Ok(Vec::new());
+        }
+        if blocks <= step {
+            // One SRB: its data buffer is the result, without a copy.
+            return self.read_chunk(lun, lba, blocks);
+        }
+        let mut out = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
         let mut done = 0;
         while done < blocks {
             let count = step.min(blocks - done);
-            let bytes = usize::try_from(count * u64::from(lun.block_size)).unwrap_or(0);
-            let result = self.port.execute(
-                lun.address,
-                &cdb16(READ_16, 0, lba + done, u32::try_from(count).unwrap_or(0)),
-                &DataDirection::In(bytes),
-            )?;
-            check(&result)?;
-            if result.data.len() != bytes {
-                return Err(BlockError::Status {
-                    srb: result.status(),
-                    scsi: result.scsi_status,
-                });
-            }
-            out.extend_from_slice(&result.data);
+            out.extend_from_slice(&self.read_chunk(lun, lba + done, count)?);
             done += count;
         }
         Ok(out)
+    }
+
+    /// One READ(16) of `count` blocks at `lba` (at most one SRB's worth).
+    fn read_chunk(&self, lun: &Lun, lba: u64, count: u64) -> Result<Vec<u8>, BlockError> {
+        let bytes = usize::try_from(count * u64::from(lun.block_size)).unwrap_or(0);
+        let result = self.port.execute_owned(
+            lun.address,
+            &cdb16(READ_16, 0, lba, u32::try_from(count).unwrap_or(0)),
+            DataDirection::In(bytes),
+        )?;
+        check(&result)?;
+        if result.data.len() != bytes {
+            return Err(BlockError::Status {
+                srb: result.status(),
+                scsi: result.scsi_status,
+            });
+        }
+        Ok(result.data)
     }
 
     /// Writes `data` at `offset` (both block-aligned) with WRITE(16), FUA when asked.
@@ -352,6 +364,37 @@ impl Backend {
             done += count;
         }
         Ok(())
+    }
+
+    /// [`Self::write`] of bytes the back end may take over: when they fit in
+    /// one SRB they become its data buffer without a copy (give the vector
+    /// [`crate::port::srb::DATA_GUARD_BYTES`] of spare capacity for that).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::write`].
+    pub fn write_owned(
+        &self,
+        lun: &Lun,
+        offset: u64,
+        data: Vec<u8>,
+        fua: bool,
+    ) -> Result<(), BlockError> {
+        let (lba, blocks) = Self::blocks_of(lun, offset, data.len() as u64)?;
+        if blocks == 0 || blocks > self.chunk_blocks(lun) {
+            return self.write(lun, offset, &data, fua);
+        }
+        let result = self.port.execute_owned(
+            lun.address,
+            &cdb16(
+                WRITE_16,
+                if fua { FUA } else { 0 },
+                lba,
+                u32::try_from(blocks).unwrap_or(0),
+            ),
+            DataDirection::Out(data),
+        )?;
+        check(&result).map_err(|e| write_error(lun, e))
     }
 
     /// SYNCHRONIZE CACHE(16) of the whole disk.

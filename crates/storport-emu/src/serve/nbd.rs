@@ -16,7 +16,9 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Mutex, mpsc};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use super::backend::{Backend, BlockError, Lun};
 
@@ -405,39 +407,214 @@ const fn error_number(command: u16, error: &BlockError) -> u32 {
     }
 }
 
-fn simple_reply(w: &mut impl Write, error: u32, cookie: u64, data: &[u8]) -> io::Result<()> {
-    let mut out = Vec::with_capacity(16 + data.len());
-    out.extend_from_slice(&SIMPLE_REPLY_MAGIC.to_be_bytes());
-    out.extend_from_slice(&error.to_be_bytes());
-    out.extend_from_slice(&cookie.to_be_bytes());
-    out.extend_from_slice(data);
-    w.write_all(&out)
+/// The 16-byte header of a simple reply.
+fn reply_header(error: u32, cookie: u64) -> [u8; 16] {
+    let mut header = [0_u8; 16];
+    header[0..4].copy_from_slice(&SIMPLE_REPLY_MAGIC.to_be_bytes());
+    header[4..8].copy_from_slice(&error.to_be_bytes());
+    header[8..16].copy_from_slice(&cookie.to_be_bytes());
+    header
 }
 
-/// One request of the transmission phase, read whole (with its payload).
+/// Bytes read from the socket at once (a burst of pipelined requests), and
+/// reply bytes gathered before they are written.
+const BUFFER_BYTES: usize = 256 * 1024;
+/// Read data up to this size is copied into the reply buffer; larger data
+/// is written from its own buffer, right after what is gathered.
+const COPY_LIMIT: usize = 32 * 1024;
+/// Bytes of a request header.
+const REQUEST_BYTES: usize = 28;
+/// READs and WRITEs of at least this many bytes run on a helper thread when
+/// one is free: copying them takes long enough to be worth a thread switch,
+/// and the connection thread meanwhile reads and runs the next requests.
+const HEAVY_BYTES: u32 = 128 * 1024;
+/// Most helper threads per connection (fewer on machines with fewer
+/// processors: one less than the processors available).
+const MAX_HELPERS: usize = 3;
+
+/// The replies of one connection, written by the connection thread and its
+/// helpers (each reply whole: replies may go out in any order, the cookie
+/// matches them). Small replies are gathered and written together.
+struct Replies<'s> {
+    stream: &'s TcpStream,
+    output: Vec<u8>,
+}
+
+impl Replies<'_> {
+    /// Writes the gathered replies.
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.output.is_empty() {
+            self.stream.write_all(&self.output)?;
+            self.output.clear();
+        }
+        Ok(())
+    }
+
+    /// Adds a simple reply: gathered when small, written at once (with
+    /// what is gathered) when its data is large.
+    fn push(&mut self, error: u32, cookie: u64, data: &[u8]) -> io::Result<()> {
+        let header = reply_header(error, cookie);
+        if data.len() <= COPY_LIMIT {
+            self.output.extend_from_slice(&header);
+            self.output.extend_from_slice(data);
+            if self.output.len() >= BUFFER_BYTES {
+                self.flush()?;
+            }
+            return Ok(());
+        }
+        // What is gathered and the header go first, held back by the
+        // kernel (MSG_MORE) until the data joins them: the reply leaves in
+        // full segments, and the data's write starts with bytes queued,
+        // which keeps TCP from taking the reply for an application-limited
+        // burst (with BBR, that kept the congestion window below one 1 MiB
+        // reply on loopback and halved the throughput).
+        self.output.extend_from_slice(&header);
+        send_more(self.stream, &self.output)?;
+        self.output.clear();
+        self.stream.write_all(data)
+    }
+}
+
+/// Writes all of `bytes` with `MSG_MORE`: the kernel holds them back until
+/// the next write (as `TCP_CORK` would for one write).
+fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    let fd = stream.as_raw_fd();
+    while !bytes.is_empty() {
+        let flags = libc::MSG_MORE | libc::MSG_NOSIGNAL;
+        // SAFETY: `fd` is the open socket `stream` owns, and the kernel only
+        // reads `bytes.len()` bytes from the live slice `bytes`.
+        let sent = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) };
+        match usize::try_from(sent) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n.min(bytes.len())..],
+            Err(_) => {
+                let error = io::Error::last_os_error();
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The request side of the transmission phase: requests are read in
+/// bursts into `input`, and the gathered replies are written before each
+/// read of the socket (the client may wait for them before it sends more).
+/// A burst of pipelined requests thus costs one read and one write.
+struct Connection<'c, 's> {
+    stream: &'s TcpStream,
+    replies: &'c Mutex<Replies<'s>>,
+    input: Box<[u8]>,
+    /// Unparsed bytes are `input[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl<'c, 's> Connection<'c, 's> {
+    fn new(stream: &'s TcpStream, replies: &'c Mutex<Replies<'s>>) -> Self {
+        Self {
+            stream,
+            replies,
+            input: vec![0; BUFFER_BYTES].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        super::lock(self.replies).flush()
+    }
+
+    /// Makes at least `n` (at most [`BUFFER_BYTES`]) unparsed bytes
+    /// available, reading the socket when needed. `false` when the client
+    /// closed the connection between requests.
+    fn fill(&mut self, n: usize) -> io::Result<bool> {
+        while self.end - self.start < n {
+            if self.start > 0 {
+                self.input.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            self.flush()?;
+            let got = match self.stream.read(&mut self.input[self.end..]) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if got == 0 {
+                if self.end == self.start {
+                    return Ok(false);
+                }
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.end += got;
+        }
+        Ok(true)
+    }
+
+    /// The next `n` unparsed bytes (after [`Self::fill`] of at least `n`).
+    fn take(&mut self, n: usize) -> &[u8] {
+        let taken = &self.input[self.start..self.start + n];
+        self.start += n;
+        taken
+    }
+
+    /// A WRITE payload of `length` bytes, in a vector with room for the
+    /// SRB's guard bytes (so the port takes it over without a copy).
+    fn payload(&mut self, length: usize) -> io::Result<Vec<u8>> {
+        let mut data = Vec::with_capacity(length + crate::port::srb::DATA_GUARD_BYTES);
+        let buffered = length.min(self.end - self.start);
+        data.extend_from_slice(self.take(buffered));
+        if data.len() < length {
+            // The rest goes straight from the socket into the payload.
+            self.flush()?;
+            data.resize(length, 0);
+            self.stream.read_exact(&mut data[buffered..])?;
+        }
+        Ok(data)
+    }
+}
+
+/// One request of the transmission phase (its header).
 struct Request {
     command: u16,
     flags: u16,
     cookie: u64,
     offset: u64,
     length: u32,
-    /// WRITE payload.
-    data: Vec<u8>,
-    /// An error decided while reading (oversized read, unknown command).
-    refused: Option<u32>,
 }
 
-/// Requests one connection runs at once (fio and qemu keep several in flight).
-const WORKERS: usize = 4;
-/// Requests read ahead of the workers.
-const QUEUED: usize = 32;
-
-/// Runs one request; returns the reply's error, its data, and whether the
-/// adapter can no longer serve.
-fn execute(backend: &Backend, lun: &Lun, request: &Request) -> (u32, Vec<u8>, Option<String>) {
-    if let Some(error) = request.refused {
-        return (error, Vec::new(), None);
+impl Request {
+    fn parse(header: &[u8]) -> Result<Self, Ended> {
+        let be32 = |at: usize| {
+            u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+        };
+        let be64 = |at: usize| (u64::from(be32(at)) << 32) | u64::from(be32(at + 4));
+        let magic = be32(0);
+        if magic != REQUEST_MAGIC {
+            return Err(Ended::ProtocolError(format!(
+                "the request magic {magic:#x} is not NBD_REQUEST_MAGIC"
+            )));
+        }
+        Ok(Self {
+            flags: u16::from_be_bytes([header[4], header[5]]),
+            command: u16::from_be_bytes([header[6], header[7]]),
+            cookie: be64(8),
+            offset: be64(16),
+            length: be32(24),
+        })
     }
+}
+
+/// Runs one request (with its WRITE payload); returns the reply's error,
+/// its data, and whether the adapter can no longer serve.
+fn execute(
+    backend: &Backend,
+    lun: &Lun,
+    request: &Request,
+    payload: Vec<u8>,
+) -> (u32, Vec<u8>, Option<String>) {
     let fua = request.flags & cmd::FLAG_FUA != 0;
     let (offset, length) = (request.offset, u64::from(request.length));
     let result = match request.command {
@@ -446,7 +623,7 @@ fn execute(backend: &Backend, lun: &Lun, request: &Request) -> (u32, Vec<u8>, Op
             Err(e) => Err(e),
         },
         cmd::WRITE | cmd::WRITE_ZEROES if lun.read_only => Err(BlockError::ReadOnly),
-        cmd::WRITE => backend.write(lun, offset, &request.data, fua),
+        cmd::WRITE => backend.write_owned(lun, offset, payload, fua),
         cmd::FLUSH => backend.flush(lun),
         cmd::TRIM => backend.trim(lun, offset, length),
         cmd::WRITE_ZEROES => backend
@@ -464,86 +641,155 @@ fn execute(backend: &Backend, lun: &Lun, request: &Request) -> (u32, Vec<u8>, Op
     }
 }
 
-/// Reads requests until `NBD_CMD_DISC`, end of stream or a protocol error,
-/// and hands them to the workers.
-fn read_requests(stream: &mut TcpStream, queue: &mpsc::SyncSender<Request>) -> Result<(), Ended> {
-    loop {
-        let mut header = [0_u8; 28];
-        stream.read_exact(&mut header)?;
-        let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        if magic != REQUEST_MAGIC {
-            return Err(Ended::ProtocolError(format!(
-                "the request magic {magic:#x} is not NBD_REQUEST_MAGIC"
-            )));
-        }
-        let mut request = Request {
-            flags: u16::from_be_bytes([header[4], header[5]]),
-            command: u16::from_be_bytes([header[6], header[7]]),
-            cookie: u64::from_be_bytes(header[8..16].try_into().unwrap_or_default()),
-            offset: u64::from_be_bytes(header[16..24].try_into().unwrap_or_default()),
-            length: u32::from_be_bytes([header[24], header[25], header[26], header[27]]),
-            data: Vec::new(),
-            refused: None,
-        };
-        match request.command {
-            cmd::DISC => return Ok(()),
-            cmd::READ if request.length > MAX_PAYLOAD_BYTES => {
-                request.refused = Some(errno::EINVAL);
+/// Runs one request and sends its reply; `Err` with a message when the
+/// connection must end (the reply could not be written, or the adapter can
+/// no longer serve).
+fn answer(
+    backend: &Backend,
+    lun: &Lun,
+    replies: &Mutex<Replies<'_>>,
+    request: &Request,
+    payload: Vec<u8>,
+    flush: bool,
+) -> Result<(), String> {
+    let (error, data, fatal) = execute(backend, lun, request, payload);
+    let written = {
+        let mut replies = super::lock(replies);
+        // A fatal error's reply goes out before the connection ends.
+        replies.push(error, request.cookie, &data).and_then(|()| {
+            if flush || fatal.is_some() {
+                replies.flush()
+            } else {
+                Ok(())
             }
-            cmd::WRITE => {
-                if request.length > MAX_PAYLOAD_BYTES {
-                    return Err(Ended::ProtocolError(format!(
-                        "a write of {} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte maximum block size",
-                        request.length
-                    )));
-                }
-                request.data = read_exact_vec(stream, request.length)?;
-            }
-            cmd::READ | cmd::FLUSH | cmd::TRIM | cmd::WRITE_ZEROES => {}
-            _ => request.refused = Some(errno::EINVAL),
-        }
-        if queue.send(request).is_err() {
-            // Every worker stopped: the connection failed while replying.
-            return Err(Ended::ProtocolError(
-                "the connection failed while replying".to_owned(),
-            ));
-        }
+        })
+    };
+    if let Some(message) = fatal {
+        return Err(message);
     }
+    written.map_err(|e| format!("the connection failed while replying: {e}"))
 }
 
-/// The transmission phase: one thread reads requests, [`WORKERS`] threads
-/// run them and reply as each finishes (replies may come out of order; the
-/// cookie matches them, as the protocol allows). On `NBD_CMD_DISC` every
-/// request already read is finished and answered before the close.
-fn transmission(backend: &Backend, lun: &Lun, stream: &mut TcpStream) -> Result<(), Ended> {
-    let writer = Mutex::new(stream.try_clone()?);
-    let failure: Mutex<Option<String>> = Mutex::new(None);
-    let (queue, requests) = mpsc::sync_channel::<Request>(QUEUED);
-    let requests = Mutex::new(requests);
-    let read = std::thread::scope(|scope| {
-        for _ in 0..WORKERS {
-            scope.spawn(|| {
-                loop {
-                    let next = super::lock(&requests).recv();
-                    let Ok(request) = next else { return };
-                    let (error, data, fatal) = execute(backend, lun, &request);
-                    let written =
-                        simple_reply(&mut *super::lock(&writer), error, request.cookie, &data);
-                    if written.is_err() || fatal.is_some() {
-                        if let Some(message) = fatal {
-                            super::lock(&failure).get_or_insert(message);
-                        }
-                        // Wakes the reader: the connection is over.
-                        let _ = super::lock(&writer).shutdown(Shutdown::Both);
-                        return;
-                    }
-                }
-            });
-        }
-        let read = read_requests(stream, &queue);
-        drop(queue);
-        read
+/// A helper thread of a connection and the requests it is given.
+struct Helper {
+    jobs: mpsc::SyncSender<(Request, Vec<u8>)>,
+    idle: Arc<AtomicBool>,
+}
+
+/// The transmission phase. The connection thread reads the requests and
+/// runs them in the order they arrive; the replies to a burst of pipelined
+/// requests go out together once the burst is answered. Large READs and
+/// WRITEs go to a helper thread when one is free, so that copying them
+/// overlaps with the next requests; replies may then come out of order
+/// (the cookie matches them, as the protocol allows). On `NBD_CMD_DISC`
+/// every request already read is answered before the close.
+///
+/// Small requests are not handed to other threads: the miniport's work per
+/// request is small next to a thread switch.
+fn transmission(backend: &Backend, lun: &Lun, stream: &TcpStream) -> Result<(), Ended> {
+    let replies = Mutex::new(Replies {
+        stream,
+        output: Vec::with_capacity(BUFFER_BYTES + COPY_LIMIT + 16),
     });
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    let most_helpers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .clamp(1, MAX_HELPERS);
+    let fail = |message: String| {
+        super::lock(&failure).get_or_insert(message);
+        // Wakes the connection thread if it waits for the client.
+        let _ = stream.shutdown(Shutdown::Both);
+    };
+    let read = std::thread::scope(|scope| {
+        let mut connection = Connection::new(stream, &replies);
+        let mut helpers: Vec<Helper> = Vec::new();
+        loop {
+            if !connection.fill(REQUEST_BYTES)? {
+                return Ok(());
+            }
+            let request = Request::parse(connection.take(REQUEST_BYTES))?;
+            let mut payload = Vec::new();
+            match request.command {
+                cmd::DISC => return Ok(()),
+                cmd::READ if request.length > MAX_PAYLOAD_BYTES => {
+                    super::lock(&replies).push(errno::EINVAL, request.cookie, &[])?;
+                    continue;
+                }
+                cmd::WRITE => {
+                    if request.length > MAX_PAYLOAD_BYTES {
+                        return Err(Ended::ProtocolError(format!(
+                            "a write of {} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte maximum block size",
+                            request.length
+                        )));
+                    }
+                    payload = connection.payload(request.length as usize)?;
+                }
+                cmd::READ | cmd::FLUSH | cmd::TRIM | cmd::WRITE_ZEROES => {}
+                _ => {
+                    super::lock(&replies).push(errno::EINVAL, request.cookie, &[])?;
+                    continue;
+                }
+            }
+            let heavy =
+                matches!(request.command, cmd::READ | cmd::WRITE) && request.length >= HEAVY_BYTES;
+            if heavy {
+                let free = helpers.iter().position(|h| h.idle.load(Ordering::Acquire));
+                let free = free.or_else(|| {
+                    (helpers.len() < most_helpers).then(|| {
+                        helpers.push(spawn_helper(scope, backend, lun, &replies, &fail));
+                        helpers.len() - 1
+                    })
+                });
+                if let Some(index) = free {
+                    let helper = &helpers[index];
+                    helper.idle.store(false, Ordering::Release);
+                    if helper.jobs.send((request, payload)).is_err() {
+                        // The helper stopped: the connection failed.
+                        return Err(Ended::Closed);
+                    }
+                    continue;
+                }
+            }
+            if let Err(message) = answer(backend, lun, &replies, &request, payload, false) {
+                fail(message);
+                return Err(Ended::Closed);
+            }
+        }
+        // Leaving the scope closes the helpers' queues and waits for them:
+        // every request handed to them is answered first.
+    });
+    let flushed = super::lock(&replies).flush();
     let failed = super::lock(&failure).take();
-    failed.map_or(read, |message| Err(Ended::ProtocolError(message)))
+    if let Some(message) = failed {
+        return Err(Ended::ProtocolError(message));
+    }
+    read?;
+    flushed.map_err(Ended::from)
+}
+
+/// Starts a helper thread that answers the requests it is sent until the
+/// queue closes.
+fn spawn_helper<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    backend: &'env Backend,
+    lun: &'env Lun,
+    replies: &'env Mutex<Replies<'env>>,
+    fail: &'env (impl Fn(String) + Sync),
+) -> Helper {
+    let (jobs, queue) = mpsc::sync_channel::<(Request, Vec<u8>)>(1);
+    let idle = Arc::new(AtomicBool::new(false));
+    let done = Arc::clone(&idle);
+    scope.spawn(move || {
+        for (request, payload) in queue {
+            // Written at once: the connection thread may be waiting for the
+            // client, which may be waiting for this reply.
+            let answered = answer(backend, lun, replies, &request, payload, true);
+            done.store(true, Ordering::Release);
+            if let Err(message) = answered {
+                fail(message);
+                return;
+            }
+        }
+    });
+    Helper { jobs, idle }
 }
