@@ -695,3 +695,51 @@ fn random_pdus_before_and_after_login_never_stop_the_target() {
     c.logout();
     served.stop_clean();
 }
+
+/// The SCSI status of a command without data, and the (key, ASC, ASCQ) of its sense.
+fn no_data(c: &mut Connection, cdb: &[u8]) -> (u8, Option<(u8, u8, u8)>) {
+    let (status, _, response) = c.read(0, cdb, 0);
+    let sense = (status == 2).then(|| {
+        (
+            response.data[4] & 0x0F,
+            response.data[14],
+            response.data[15],
+        )
+    });
+    (status, sense)
+}
+
+#[test]
+fn sessions_on_ports_of_their_own_keep_reservations_and_unit_attentions_apart() {
+    const TUR: [u8; 6] = [0; 6];
+    const RESERVE: [u8; 6] = [0x16, 0, 0, 0, 0, 0];
+    let served = Served::start(&["TargetPorts=dword:2"], &["iscsi"]);
+    let mut a = Connection::connect(served.iscsi());
+    a.login(&served.target, &[]);
+    let mut b = Connection::connect(served.iscsi());
+    b.login(&served.target, &[]);
+    // One logical unit behind both ports: b reads what a wrote.
+    let data = pattern(4096, 9);
+    assert_eq!(a.write(0, &rw10(0x2A, 8, 8), &data, 4096).0, 0);
+    let (status, seen, _) = b.read(0, &rw10(0x28, 8, 8), 4096);
+    assert_eq!((status, seen), (0, data));
+    // RESERVE(6) through a's port: b's commands conflict.
+    assert_eq!(no_data(&mut a, &RESERVE), (0, None));
+    assert_eq!(no_data(&mut b, &TUR), (0x18, None), "RESERVATION CONFLICT");
+    // A LOGICAL UNIT RESET through b ends the reservation and is reported once on each
+    // session: BUS DEVICE RESET FUNCTION OCCURRED.
+    assert_eq!(b.tmf(5, 0, 0xFFFF_FFFF), 0);
+    for c in [&mut a, &mut b] {
+        assert_eq!(no_data(c, &TUR), (2, Some((6, 0x29, 3))));
+        assert_eq!(no_data(c, &TUR), (0, None));
+    }
+    // a reserves again and logs out: the target resets a's port, which ends the
+    // reservation made through it, so b goes on.
+    assert_eq!(no_data(&mut a, &RESERVE), (0, None));
+    assert_eq!(no_data(&mut b, &TUR), (0x18, None));
+    a.logout();
+    assert_eq!(no_data(&mut b, &TUR), (0, None), "released by a's logout");
+    assert_eq!(no_data(&mut b, &RESERVE), (0, None));
+    b.logout();
+    served.stop_clean();
+}

@@ -2,7 +2,8 @@
 //!
 //! One connection per session, `ErrorRecoveryLevel` 0, no digests,
 //! `AuthMethod` None. One target name per adapter; its LUNs are the
-//! miniport's. A connection runs [`login`], then either a discovery
+//! miniport's logical units, and a miniport that puts each on several buses
+//! gives each session a port of its own ([`ports`]). A connection runs [`login`], then either a discovery
 //! session (Text `SendTargets`, Logout) or a normal session
 //! ([`session`]: SCSI commands with Data-In, immediate data, R2T and
 //! Data-Out, NOP, task management, Logout).
@@ -20,10 +21,12 @@
 
 pub mod login;
 pub mod pdu;
+pub mod ports;
 pub mod session;
 pub mod text;
 
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use super::backend::Backend;
@@ -41,6 +44,8 @@ pub struct Target {
     /// The address initiators are told to use (`TargetAddress`); `None`: the
     /// local address of each connection.
     pub portal: Option<SocketAddr>,
+    /// Its logical units, their target ports and the sessions on each port.
+    pub ports: Arc<ports::Ports>,
 }
 
 impl Target {
@@ -60,6 +65,7 @@ impl Target {
         Self {
             name: format!("iqn.2026-11.org.storemu:{clean}"),
             portal: None,
+            ports: Arc::default(),
         }
     }
 }

@@ -61,6 +61,9 @@ pub struct Session<'a> {
     next_ttt: u32,
     /// Every LUN is at bus 0, target 0: iSCSI LUN n is the miniport's LUN n.
     direct_luns: bool,
+    /// The target port (index into the layout's buses) of this session; `None` for a
+    /// discovery session and once given back.
+    port: Option<usize>,
 }
 
 fn protocol_error(message: impl Into<String>) -> Ended {
@@ -211,6 +214,7 @@ impl<'a> Session<'a> {
             .luns()
             .iter()
             .all(|l| l.address.0 == 0 && l.address.1 == 0);
+        let port = (!login.params.discovery).then(|| target.ports.acquire(backend));
         Self {
             backend,
             target,
@@ -221,6 +225,7 @@ impl<'a> Session<'a> {
             queue: VecDeque::new(),
             next_ttt: 1,
             direct_luns,
+            port,
         }
     }
 
@@ -384,8 +389,17 @@ impl<'a> Session<'a> {
         Self::send(stream, &mut reply)
     }
 
+    /// Gives the session's port back (see [`super::ports`]): before the Logout Response,
+    /// so the initiator's next login finds the port reset.
+    fn release_port(&mut self) {
+        if let Some(port) = self.port.take() {
+            self.target.ports.release(self.backend, port);
+        }
+    }
+
     fn logout(&mut self, stream: &mut TcpStream, pdu: &Pdu) -> Result<(), Ended> {
         let _ = self.accept_cmd_sn(pdu);
+        self.release_port();
         let reason = pdu.bhs[1] & 0x7F;
         let mut reply = Pdu::new(op::LOGOUT_RESPONSE);
         // Reason 2 (remove the connection for recovery) needs ErrorRecoveryLevel 2.
@@ -407,10 +421,10 @@ impl<'a> Session<'a> {
         if self.direct_luns {
             u8::try_from(number).ok().map(|lun| (0, 0, lun))
         } else {
-            self.backend
-                .luns()
-                .get(usize::from(number))
-                .map(|l| l.address)
+            self.target
+                .ports
+                .layout(self.backend)
+                .address(usize::from(number), self.port.unwrap_or(0))
         }
     }
 
@@ -955,6 +969,13 @@ impl<'a> Session<'a> {
             .port()
             .submit(address, function, &[], &DataDirection::None)
             .map_err(|e| protocol_error(format!("the adapter can no longer serve requests: {e}")))
+    }
+}
+
+impl Drop for Session<'_> {
+    /// A connection that ends without Logout (`I_T` nexus loss) gives its port back too.
+    fn drop(&mut self) {
+        self.release_port();
     }
 }
 
