@@ -87,9 +87,14 @@ run_suites() {
 import re, sys
 suite, path = sys.argv[1], sys.argv[2]
 text = open(path, errors="replace").read()
-# A test's own output runs from "Test: NAME ..." to its result word; what
-# follows the word is the fixture's teardown.
-tests = re.findall(r"^\s*Test: (\S+) \.\.\.(.*?)(passed|FAILED)", text, flags=re.M | re.S)
+# A test's own output runs from "Test: NAME ..." to its result word, which
+# CUnit writes right after the "..." or at the start of a line; what follows it
+# (even on that line) is the fixture's teardown. Log lines such as
+# "[FAILED] RESERVE6 command: ..."
+# (a step the test retries) are not the result.
+tests = re.findall(
+    r"^\s*Test: (\S+) \.\.\.((?:[^\n]*\n)*?)[ \t]*(passed|FAILED)\b", text, flags=re.M
+)
 for name, body, word in tests:
     if word == "FAILED":
         result = "fail"
@@ -110,7 +115,10 @@ PY
 }
 
 # vstor under storemu.
+# Four target ports: each session (the first and second initiator, the multipath
+# URL) gets a port, so vstor keeps their reservations and unit attentions apart.
 "$STOREMU" serve "$PACKAGE_DIR/vstor.sys" --inf "$PACKAGE_DIR/vstor.inf" \
+    --set TargetPorts=dword:4 \
     --iscsi 127.0.0.1:0 --no-nbd --log >"$WORK/serve.log" 2>"$WORK/serve.err" &
 SERVER_PID=$!
 for _ in $(seq 1 300); do
