@@ -143,12 +143,7 @@ fn a_logical_unit_reset_through_one_port_is_reported_on_every_port() {
     );
     let reset = adapter
         .port
-        .submit(
-            (1, 0, 0),
-            RESET_LOGICAL_UNIT,
-            &[],
-            &DataDirection::None,
-        )
+        .submit((1, 0, 0), RESET_LOGICAL_UNIT, &[], &DataDirection::None)
         .expect("RESET_LOGICAL_UNIT");
     assert_eq!(reset.status(), 0x01, "SRB_STATUS_SUCCESS");
     for path in [0, 1] {

@@ -1,6 +1,6 @@
 //! One logical unit: its configuration, its atomics, and the command dispatcher.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::config::{ConfigError, DiskConfig};
 use super::reply::{Cdb, Reply, data_in};
@@ -56,6 +56,10 @@ pub mod op {
     pub const MODE_SELECT_10: u8 = 0x55;
     /// MODE SENSE(10).
     pub const MODE_SENSE_10: u8 = 0x5A;
+    /// PERSISTENT RESERVE IN.
+    pub const PERSISTENT_RESERVE_IN: u8 = 0x5E;
+    /// PERSISTENT RESERVE OUT.
+    pub const PERSISTENT_RESERVE_OUT: u8 = 0x5F;
     /// READ(16).
     pub const READ_16: u8 = 0x88;
     /// COMPARE AND WRITE.
@@ -94,7 +98,7 @@ pub mod op {
     pub const VERIFY_12: u8 = 0xAF;
 
     /// Every operation code above, ascending.
-    pub const ALL: [u8; 41] = [
+    pub const ALL: [u8; 43] = [
         TEST_UNIT_READY,
         REQUEST_SENSE,
         READ_6,
@@ -118,6 +122,8 @@ pub mod op {
         UNMAP,
         MODE_SELECT_10,
         MODE_SENSE_10,
+        PERSISTENT_RESERVE_IN,
+        PERSISTENT_RESERVE_OUT,
         READ_16,
         COMPARE_AND_WRITE,
         WRITE_16,
@@ -192,8 +198,8 @@ pub struct Disk {
     /// Unit attentions pending, a byte per target port: 0 = none, else the ASCQ of ASC 29h
     /// plus one.
     pub(super) unit_attention: AtomicU64,
-    /// The SPC-2 reservation: 0 = none, else the holding port plus one.
-    pub(super) reservation: AtomicU8,
+    /// Persistent reservations (SPC-4), and in the same word the SPC-2 reservation.
+    pub(super) persistent: super::persistent::Persistent,
 }
 
 impl Disk {
@@ -212,7 +218,7 @@ impl Disk {
             config,
             deferred_sense: AtomicU64::new(0),
             unit_attention: AtomicU64::new(0),
-            reservation: AtomicU8::new(0),
+            persistent: super::persistent::Persistent::new(),
         })
     }
 
@@ -327,6 +333,8 @@ impl Disk {
             op::REQUEST_SENSE => Ok(self.request_sense(cdb, data, None)),
             op::RESERVE_6 => self.reserve(cdb, port),
             op::RELEASE_6 => self.release(cdb, port),
+            op::PERSISTENT_RESERVE_IN => self.persistent_reserve_in(cdb, data),
+            op::PERSISTENT_RESERVE_OUT => self.persistent_reserve_out(cdb, data, port),
             op::INQUIRY => self.inquiry(cdb, data),
             op::MODE_SENSE_6 => self.mode_sense(cdb, false, data),
             op::MODE_SENSE_10 => self.mode_sense(cdb, true, data),

@@ -88,6 +88,7 @@ mod io;
 mod mode;
 mod nexus;
 mod opcodes;
+mod persistent;
 mod reply;
 mod sense;
 pub mod srb;

@@ -22,6 +22,7 @@
 use core::sync::atomic::Ordering;
 
 use super::disk::{Disk, Handled, op};
+use super::persistent::SPC2;
 use super::reply::Cdb;
 use super::sense::{SenseData, asc, sense_key};
 use super::{Outcome, scsi_status, srb_status};
@@ -43,7 +44,7 @@ const fn port_mask(port: u8) -> u64 {
 }
 
 /// RESERVATION CONFLICT: no sense data (SAM-5).
-const fn conflict() -> Outcome {
+pub(super) const fn conflict() -> Outcome {
     Outcome {
         srb_status: srb_status::ERROR,
         scsi_status: scsi_status::RESERVATION_CONFLICT,
@@ -52,9 +53,10 @@ const fn conflict() -> Outcome {
     }
 }
 
-/// The value stored for `port` holding the reservation (0 is "none").
-const fn holder(port: u8) -> u8 {
-    port % MAX_PORTS + 1
+/// The reservation word of an SPC-2 reservation held by `port` (see
+/// [`super::persistent::Persistent::reservation`]).
+const fn spc2_word(port: u8) -> u16 {
+    u16::from_le_bytes([port % MAX_PORTS + 1, SPC2])
 }
 
 impl Disk {
@@ -74,7 +76,16 @@ impl Disk {
     #[inline(never)] // cold: kept out of the READ/WRITE dispatcher
     pub fn reset(&self) {
         self.deferred_sense.store(0, Ordering::Relaxed);
-        self.reservation.store(0, Ordering::Release);
+        // An SPC-2 reservation ends; a persistent one survives resets (SPC-4).
+        let word = self.persistent.reservation.load(Ordering::Acquire);
+        if word >> 8 == u16::from(SPC2) {
+            let _ = self.persistent.reservation.compare_exchange(
+                word,
+                0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
         self.raise_attention(ALL_PORTS, asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED.1);
     }
 
@@ -83,16 +94,24 @@ impl Disk {
     #[inline(never)] // cold: kept out of the READ/WRITE dispatcher
     pub fn reset_port(&self, port: u8) {
         self.deferred_sense.store(0, Ordering::Relaxed);
-        let _ =
-            self.reservation
-                .compare_exchange(holder(port), 0, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.persistent.reservation.compare_exchange(
+            spc2_word(port),
+            0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         self.raise_attention(port_mask(port), asc::BUS_RESET_OCCURRED.1);
     }
 
-    /// The port holding the reservation, if any.
+    /// The port holding the SPC-2 reservation (RESERVE(6)), if any.
     #[must_use]
     pub fn reserved_by(&self) -> Option<u8> {
-        self.reservation.load(Ordering::Acquire).checked_sub(1)
+        let [holder, kind] = self
+            .persistent
+            .reservation
+            .load(Ordering::Acquire)
+            .to_le_bytes();
+        (kind == SPC2).then(|| holder.wrapping_sub(1))
     }
 
     /// Takes the unit attention pending for `port`, if any, unless `opcode` is one that
@@ -113,9 +132,14 @@ impl Disk {
     /// RESERVATION CONFLICT when another port holds the reservation and `opcode` is not
     /// allowed through it.
     pub(crate) fn check_reservation(&self, opcode: u8, port: u8) -> Option<Outcome> {
-        let held = self.reservation.load(Ordering::Acquire);
-        if held == 0
-            || held == holder(port)
+        let word = self.persistent.reservation.load(Ordering::Acquire);
+        if word == 0 {
+            return None;
+        }
+        if word >> 8 != u16::from(SPC2) {
+            return self.persistent_conflict(opcode, port);
+        }
+        if word == spc2_word(port)
             || matches!(
                 opcode,
                 op::INQUIRY
@@ -138,11 +162,14 @@ impl Disk {
         if cdb.u8(1) & 0x1F != 0 {
             return Err(SenseData::invalid_cdb_field(1, None));
         }
-        let me = holder(port);
-        match self
-            .reservation
-            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
-        {
+        // A persistent reservation, or another port's, makes the exchange fail: conflict.
+        let me = spc2_word(port);
+        match self.persistent.reservation.compare_exchange(
+            0,
+            me,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Ok(_) => Ok(Outcome::good(0)),
             Err(now) if now == me => Ok(Outcome::good(0)),
             Err(_) => Ok(conflict()),
@@ -156,9 +183,12 @@ impl Disk {
         if cdb.u8(1) & 0x1F != 0 {
             return Err(SenseData::invalid_cdb_field(1, None));
         }
-        let _ =
-            self.reservation
-                .compare_exchange(holder(port), 0, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.persistent.reservation.compare_exchange(
+            spc2_word(port),
+            0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         Ok(Outcome::good(0))
     }
 }

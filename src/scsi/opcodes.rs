@@ -24,7 +24,7 @@ const RW10: u8 = 0b0110_1111;
 const LBA_LEN: u8 = 0xFF;
 
 /// Every implemented command: operation code, service action, byte 1 usage, bytes 2–9 usage.
-pub const COMMANDS: [[u8; 4]; 42] = [
+pub const COMMANDS: [[u8; 4]; 44] = [
     [op::TEST_UNIT_READY, 0, 0, 0],
     [op::REQUEST_SENSE, 0, 0x01, 0b100],
     [op::READ_6, 0, 0x1F, RW6],
@@ -48,6 +48,9 @@ pub const COMMANDS: [[u8; 4]; 42] = [
     [op::UNMAP, 0, 0, 0b0110_0000],
     [op::MODE_SELECT_10, 0, 0x11, 0b0110_0000],
     [op::MODE_SENSE_10, 0, 0x18, 0b0110_0011],
+    // Listed without their service actions (the table keys service actions on nonzero values).
+    [op::PERSISTENT_RESERVE_IN, 0, 0x1F, 0b0110_0000],
+    [op::PERSISTENT_RESERVE_OUT, 0, 0x1F, 0b0111_1001],
     [op::READ_16, 0, 0x1C, LBA_LEN],
     [op::COMPARE_AND_WRITE, 0, 0x18, LBA_LEN],
     [op::WRITE_16, 0, 0x18, LBA_LEN],
@@ -74,22 +77,37 @@ pub const COMMANDS: [[u8; 4]; 42] = [
     [op::READ_DEFECT_DATA_12, 0, 0x1F, 0b1111_0000],
 ];
 
-/// The operation codes of [`COMMANDS`] as a 256-bit set, for the dispatcher's check of
-/// every CDB: one load and a bit test instead of a walk over the table.
-const IMPLEMENTED: [u64; 4] = {
+/// A 256-bit set of operation codes, built at compile time: membership is one load and a
+/// bit test instead of a walk over a list.
+pub const fn opcode_set(codes: &[u8]) -> [u64; 4] {
     let mut set = [0_u64; 4];
     let mut i = 0;
-    while i < COMMANDS.len() {
-        let code = COMMANDS[i][0] as usize;
-        set[code / 64] |= 1 << (code % 64);
+    while i < codes.len() {
+        set[codes[i] as usize / 64] |= 1 << (codes[i] % 64);
         i += 1;
     }
     set
+}
+
+/// Whether `opcode` is in `set`.
+pub const fn in_set(set: &[u64; 4], opcode: u8) -> bool {
+    (set[opcode as usize / 64] >> (opcode % 64)) & 1 == 1
+}
+
+/// The operation codes of [`COMMANDS`], for the dispatcher's check of every CDB.
+const IMPLEMENTED: [u64; 4] = {
+    let mut codes = [0_u8; COMMANDS.len()];
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        codes[i] = COMMANDS[i][0];
+        i += 1;
+    }
+    opcode_set(&codes)
 };
 
 /// Whether `opcode` is an implemented command.
 pub const fn is_implemented(opcode: u8) -> bool {
-    (IMPLEMENTED[opcode as usize / 64] >> (opcode % 64)) & 1 == 1
+    in_set(&IMPLEMENTED, opcode)
 }
 
 /// Whether `opcode` is one with service actions (SERVACTV).

@@ -31,6 +31,8 @@ pub mod asc {
     pub const INVALID_FIELD_IN_CDB: (u8, u8) = (0x24, 0x00);
     /// INVALID FIELD IN PARAMETER LIST.
     pub const INVALID_FIELD_IN_PARAMETER_LIST: (u8, u8) = (0x26, 0x00);
+    /// INVALID RELEASE OF PERSISTENT RESERVATION.
+    pub const INVALID_RELEASE_OF_PR: (u8, u8) = (0x26, 0x04);
     /// WRITE PROTECTED.
     pub const WRITE_PROTECTED: (u8, u8) = (0x27, 0x00);
     /// SCSI BUS RESET OCCURRED: a reset of the target port the command came through.

@@ -157,3 +157,225 @@ fn request_sense_returns_the_unit_attention_once() {
     assert_eq!(attention(&send(&disk, &store, 5, &TUR)), Some(3));
     assert!(is_good(&send(&disk, &store, 5, &TUR)));
 }
+
+/// PERSISTENT RESERVE OUT through `port`: service `action`, reservation `kind`, with the
+/// RESERVATION KEY and SERVICE ACTION RESERVATION KEY of the parameter list.
+fn prout(
+    disk: &Disk,
+    store: &MemStore,
+    port: u8,
+    action: u8,
+    kind: u8,
+    keys: (u64, u64),
+) -> Outcome {
+    let mut list = [0_u8; 24];
+    list[..8].copy_from_slice(&keys.0.to_be_bytes());
+    list[8..16].copy_from_slice(&keys.1.to_be_bytes());
+    disk.execute(
+        store,
+        Request {
+            cdb: &[0x5F, action, kind, 0, 0, 0, 0, 0, 24, 0],
+            data: DataBuffer::Out(&list),
+            autosense: Autosense::Enabled,
+            luns: &luns(),
+            port,
+        },
+    )
+}
+
+/// PERSISTENT RESERVE IN service `action` through port 0: the data returned.
+fn prin(disk: &Disk, store: &MemStore, action: u8) -> Vec<u8> {
+    let mut buf = vec![0_u8; 512];
+    let o = disk.execute(
+        store,
+        Request {
+            cdb: &[0x5E, action, 0, 0, 0, 0, 0, 2, 0, 0],
+            data: DataBuffer::In(&mut buf),
+            autosense: Autosense::Enabled,
+            luns: &luns(),
+            port: 0,
+        },
+    );
+    assert!(is_good(&o), "PR IN {action}: {o:?}");
+    buf.truncate(o.transferred as usize);
+    buf
+}
+
+const WRITE_ONE: [u8; 10] = [0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+
+/// A write through `port` (512 zero bytes).
+fn write(disk: &Disk, store: &MemStore, port: u8) -> Outcome {
+    disk.execute(
+        store,
+        Request {
+            cdb: &WRITE_ONE,
+            data: DataBuffer::Out(&[0; 512]),
+            autosense: Autosense::Enabled,
+            luns: &luns(),
+            port,
+        },
+    )
+}
+
+#[test]
+fn registration_keys_generation_and_read_keys() {
+    let disk = disk(Kind::Rw);
+    let store = MemStore::for_disk(&disk);
+    assert_eq!(prin(&disk, &store, 0), [0; 8], "generation 0, no keys");
+    assert!(is_good(&prout(&disk, &store, 0, 0, 0, (0, 0xA1))));
+    assert!(
+        is_good(&prout(&disk, &store, 2, 6, 0, (0x99, 0xB2))),
+        "REGISTER AND IGNORE"
+    );
+    // REGISTER with the wrong current key conflicts and changes nothing.
+    assert!(is_conflict(&prout(&disk, &store, 0, 0, 0, (0x77, 0xC3))));
+    let keys = prin(&disk, &store, 0);
+    assert_eq!(
+        keys[..8],
+        [0, 0, 0, 2, 0, 0, 0, 16],
+        "generation 2, two keys"
+    );
+    assert_eq!(keys[8..16], 0xA1_u64.to_be_bytes());
+    assert_eq!(keys[16..24], 0xB2_u64.to_be_bytes());
+    // Unregister port 0 (new key 0 with the right current key).
+    assert!(is_good(&prout(&disk, &store, 0, 0, 0, (0xA1, 0))));
+    assert_eq!(
+        prin(&disk, &store, 0)[4..],
+        [0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0xB2]
+    );
+}
+
+#[test]
+fn each_reservation_type_grants_what_spc4_says() {
+    // (type, registered port 1 reads, writes; unregistered port 2 reads, writes)
+    for (kind, reg, unreg) in [
+        (1, (true, false), (true, false)),
+        (3, (false, false), (false, false)),
+        (5, (true, true), (true, false)),
+        (6, (true, true), (false, false)),
+        (7, (true, true), (true, false)),
+        (8, (true, true), (false, false)),
+    ] {
+        let disk = disk(Kind::Rw);
+        let store = MemStore::for_disk(&disk);
+        assert!(is_good(&prout(&disk, &store, 0, 0, 0, (0, 10))));
+        assert!(is_good(&prout(&disk, &store, 1, 0, 0, (0, 11))));
+        assert!(
+            is_good(&prout(&disk, &store, 0, 1, kind, (10, 0))),
+            "type {kind}"
+        );
+        let reservation = prin(&disk, &store, 1);
+        let holder_key = if kind >= 7 { 0 } else { 10 };
+        assert_eq!(
+            reservation[8..16],
+            u64::to_be_bytes(holder_key),
+            "type {kind}"
+        );
+        assert_eq!(reservation[21], kind);
+        assert!(is_good(&send(&disk, &store, 0, &READ_ONE)));
+        assert!(is_good(&write(&disk, &store, 0)));
+        for (port, (reads, writes)) in [(1, reg), (2, unreg)] {
+            let read = send(&disk, &store, port, &READ_ONE);
+            assert_eq!(is_good(&read), reads, "type {kind} port {port} read");
+            assert_eq!(is_conflict(&read), !reads, "type {kind} port {port} read");
+            let written = write(&disk, &store, port);
+            assert_eq!(is_good(&written), writes, "type {kind} port {port} write");
+            // Always allowed, whoever asks.
+            assert!(is_good(&send(&disk, &store, port, &TUR)));
+            assert!(is_good(&send(&disk, &store, port, &INQUIRY)));
+        }
+        // Releasing with another type is an error; with the right one it works.
+        let wrong = prout(&disk, &store, 0, 2, if kind == 1 { 3 } else { 1 }, (10, 0));
+        assert_eq!(
+            wrong.sense.map(|s| (s.key, s.asc, s.ascq)),
+            Some((5, 0x26, 4)),
+            "type {kind}"
+        );
+        assert!(is_good(&prout(&disk, &store, 0, 2, kind, (10, 0))));
+        assert!(is_good(&write(&disk, &store, 2)), "type {kind}: released");
+    }
+}
+
+#[test]
+fn unregistering_the_holder_ends_only_a_reservation_that_is_not_shared() {
+    for (kind, shared) in [(1, false), (6, false), (7, true), (8, true)] {
+        let disk = disk(Kind::Rw);
+        let store = MemStore::for_disk(&disk);
+        assert!(is_good(&prout(&disk, &store, 0, 0, 0, (0, 10))));
+        assert!(is_good(&prout(&disk, &store, 1, 0, 0, (0, 11))));
+        assert!(is_good(&prout(&disk, &store, 0, 1, kind, (10, 0))));
+        assert!(is_good(&prout(&disk, &store, 0, 0, 0, (10, 0))));
+        let reserved = prin(&disk, &store, 1)[7] != 0;
+        assert_eq!(reserved, shared, "type {kind}");
+        if shared {
+            assert!(
+                is_good(&prout(&disk, &store, 1, 2, kind, (11, 0))),
+                "the other holder"
+            );
+            assert_eq!(prin(&disk, &store, 1)[7], 0);
+        }
+    }
+}
+
+#[test]
+fn preempt_and_clear() {
+    let disk = disk(Kind::Rw);
+    let store = MemStore::for_disk(&disk);
+    assert!(is_good(&prout(&disk, &store, 0, 0, 0, (0, 10))));
+    assert!(is_good(&prout(&disk, &store, 1, 0, 0, (0, 11))));
+    assert!(is_good(&prout(&disk, &store, 0, 1, 3, (10, 0))));
+    assert!(is_conflict(&write(&disk, &store, 1)));
+    // Port 1 preempts the holder (key 10): port 0 loses its registration, port 1 holds a
+    // new WRITE EXCLUSIVE reservation.
+    assert!(is_good(&prout(&disk, &store, 1, 4, 1, (11, 10))));
+    let reservation = prin(&disk, &store, 1);
+    assert_eq!(
+        (reservation[8..16].to_vec(), reservation[21]),
+        (11_u64.to_be_bytes().to_vec(), 1)
+    );
+    assert_eq!(prin(&disk, &store, 0)[4..8], [0, 0, 0, 8], "one key left");
+    assert!(is_conflict(&write(&disk, &store, 0)));
+    assert!(
+        is_good(&send(&disk, &store, 0, &READ_ONE)),
+        "WRITE EXCLUSIVE lets reads by"
+    );
+    // Preempting a key nobody has conflicts.
+    assert!(is_conflict(&prout(&disk, &store, 1, 4, 1, (11, 0x55))));
+    // CLEAR needs a registered key, then ends everything.
+    assert!(is_conflict(&prout(&disk, &store, 0, 3, 0, (10, 0))));
+    assert!(is_good(&prout(&disk, &store, 1, 3, 0, (11, 0))));
+    assert_eq!(prin(&disk, &store, 0)[4..8], [0; 4]);
+    assert_eq!(prin(&disk, &store, 1)[4..8], [0; 4]);
+    assert!(is_good(&write(&disk, &store, 0)));
+}
+
+#[test]
+fn read_full_status_names_keys_holders_and_ports() {
+    let disk = disk(Kind::Rw);
+    let store = MemStore::for_disk(&disk);
+    assert!(is_good(&prout(&disk, &store, 1, 0, 0, (0, 0x11))));
+    assert!(is_good(&prout(&disk, &store, 3, 0, 0, (0, 0x33))));
+    assert!(is_good(&prout(&disk, &store, 3, 1, 1, (0x33, 0))));
+    let status = prin(&disk, &store, 3);
+    assert_eq!(status[4..8], [0, 0, 0, 96], "two descriptors of 48 bytes");
+    let (first, second) = (&status[8..56], &status[56..104]);
+    assert_eq!(first[..8], 0x11_u64.to_be_bytes());
+    assert_eq!(
+        (first[12], first[13], first[19]),
+        (0, 0, 2),
+        "not the holder; port 1 + 1"
+    );
+    assert_eq!(second[..8], 0x33_u64.to_be_bytes());
+    assert_eq!(
+        (second[12], second[13], second[19]),
+        (1, 1, 4),
+        "holder, type 1, port 3 + 1"
+    );
+    assert_eq!(
+        (second[23], second[24]),
+        (24, 0x0F),
+        "a 24-byte TransportID"
+    );
+    // RESERVE(6) while a persistent reservation exists: RESERVATION CONFLICT.
+    assert!(is_conflict(&send(&disk, &store, 3, &RESERVE)));
+}

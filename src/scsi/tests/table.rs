@@ -33,6 +33,8 @@ enum Exp {
     At((u8, u8), bool, u16, Option<u8>),
     /// SRB status, no SCSI status, `n` bytes transferred.
     Srb(u8, usize),
+    /// RESERVATION CONFLICT: `SRB_STATUS_ERROR`, SCSI status 18h, no sense, nothing moved.
+    Conflict,
 }
 
 struct Case {
@@ -496,9 +498,9 @@ fn control_cases() -> Vec<Case> {
         case("READ DEFECT DATA(12)", Rw, &[0xB7, 0x1D, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0], In(32), Bytes(8, |d| d == [0, 0x1D, 0, 0, 0, 0, 0, 0])),
         case("READ DEFECT DATA(12) LINK", Rw, &[0xB7, 0x08, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0x01], In(32), cdb_at(11, Some(0))),
         // REPORT SUPPORTED OPERATION CODES.
-        case("RSOC all", Rw, &rsoc(0, 0, 0, 4096), In(4096), Bytes(4 + 42 * 8, |d| be32(d, 0) == 42 * 8 && d[4..12] == [0, 0, 0, 0, 0, 0, 0, 6] && d[12] == 0x03)),
-        case("RSOC all RCTD", Rw, &rsoc(0x80, 0, 0, 4096), In(4096), Bytes(4 + 42 * 20, |d| be32(d, 0) == 42 * 20 && d[9] == 0x02 && be16(d, 12) == 0x0A && d[24] == 0x03)),
-        case("RSOC all truncated", Rw, &rsoc(0, 0, 0, 6), In(4096), Bytes(6, |d| be32(d, 0) == 42 * 8)),
+        case("RSOC all", Rw, &rsoc(0, 0, 0, 4096), In(4096), Bytes(4 + 44 * 8, |d| be32(d, 0) == 44 * 8 && d[4..12] == [0, 0, 0, 0, 0, 0, 0, 6] && d[12] == 0x03)),
+        case("RSOC all RCTD", Rw, &rsoc(0x80, 0, 0, 4096), In(4096), Bytes(4 + 44 * 20, |d| be32(d, 0) == 44 * 20 && d[9] == 0x02 && be16(d, 12) == 0x0A && d[24] == 0x03)),
+        case("RSOC all truncated", Rw, &rsoc(0, 0, 0, 6), In(4096), Bytes(6, |d| be32(d, 0) == 44 * 8)),
         case("RSOC READ(10)", Rw, &rsoc(1, 0x28, 0, 512), In(512), Bytes(14, |d| d[..6] == [0, 3, 0, 10, 0x28, 0x1C] && d[6..10] == [0xFF; 4] && d[10..14] == [0, 0xFF, 0xFF, 0])),
         case("RSOC WRITE(16) RCTD", Rw, &rsoc(0x81, 0x8A, 0, 512), In(512), Bytes(32, |d| d[..6] == [0, 0x83, 0, 16, 0x8A, 0x18] && d[6..18] == [0xFF; 12] && d[18..20] == [0, 0] && be16(d, 20) == 0x0A)),
         case("RSOC unsupported opcode", Rw, &rsoc(1, 0x83, 0, 512), In(512), Bytes(4, |d| d == [0, 1, 0, 0])),
@@ -510,6 +512,17 @@ fn control_cases() -> Vec<Case> {
         case("RSOC opcode with service actions", Rw, &rsoc(1, 0x9E, 0x10, 512), In(512), cdb_at(2, Some(2))),
         case("RSOC opcode without service actions", Rw, &rsoc(2, 0x28, 0, 512), In(512), cdb_at(2, Some(2))),
         case("RSOC reserved option", Rw, &rsoc(4, 0, 0, 512), In(512), cdb_at(2, Some(2))),
+        // PERSISTENT RESERVE IN / OUT from the one port of the table (more: nexus.rs).
+        case("PR IN READ KEYS, none", Rw, &[0x5E, 0, 0, 0, 0, 0, 0, 0, 64, 0], In(64), Bytes(8, |d| d == [0; 8])),
+        case("PR IN REPORT CAPABILITIES", Rw, &[0x5E, 2, 0, 0, 0, 0, 0, 0, 64, 0], In(64), Bytes(8, |d| d == [0, 8, 0, 0x80, 0xEA, 0x01, 0, 0])),
+        case("PR IN READ FULL STATUS, none", Rw, &[0x5E, 3, 0, 0, 0, 0, 0, 0, 64, 0], In(64), Bytes(8, |d| d == [0; 8])),
+        case("PR IN bad service action", Rw, &[0x5E, 4, 0, 0, 0, 0, 0, 0, 64, 0], In(64), cdb_at(1, Some(4))),
+        case("PR OUT REGISTER", Rw, &[0x5F, 0, 0, 0, 0, 0, 0, 0, 24, 0], out([vec![0; 8], vec![0, 0, 0, 0, 0, 0, 0, 7], vec![0; 8]].concat()), Good(0)),
+        case("PR OUT bad list length", Rw, &[0x5F, 0, 0, 0, 0, 0, 0, 0, 23, 0], out(vec![0; 23]), Check(ILL, LIST_LEN)),
+        case("PR OUT APTPL", Rw, &[0x5F, 0, 0, 0, 0, 0, 0, 0, 24, 0], out([vec![0; 20], vec![1, 0, 0, 0]].concat()), param_at(20, Option::None)),
+        case("PR OUT RESERVE unregistered", Rw, &[0x5F, 1, 1, 0, 0, 0, 0, 0, 24, 0], out(vec![0; 24]), Exp::Conflict),
+        case("PR OUT RESERVE bad type", Rw, &[0x5F, 1, 2, 0, 0, 0, 0, 0, 24, 0], out(vec![0; 24]), cdb_at(2, Option::None)),
+        case("PR OUT REGISTER AND MOVE", Rw, &[0x5F, 7, 0, 0, 0, 0, 0, 0, 24, 0], out(vec![0; 24]), cdb_at(1, Some(4))),
         case("MAINTENANCE IN other service action", Rw, &[0xA3, 0x05, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0], In(512), cdb_at(1, Some(4))),
         case("REPORT LUNS well known only", Rw, &[0xA0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0], In(256), Bytes(8, |d| d == [0; 8])),
         case("REPORT LUNS bad select", Rw, &[0xA0, 0, 3, 0, 0, 0, 0, 0, 1, 0, 0, 0], In(256), cdb_at(2, Option::None)),
@@ -766,6 +779,11 @@ fn judge(c: &Case, o: &Outcome, bytes: &[u8]) -> Result<(), String> {
         Exp::Good(n) => {
             if *o != Outcome::good(*n) {
                 return Err(format!("expected GOOD with {n} bytes"));
+            }
+        }
+        Exp::Conflict => {
+            if (o.srb_status, o.scsi_status, o.sense, o.transferred) != (0x04, 0x18, None, 0) {
+                return Err("expected RESERVATION CONFLICT".into());
             }
         }
         Exp::Bytes(n, predicate) => {
