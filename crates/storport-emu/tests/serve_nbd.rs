@@ -647,3 +647,39 @@ fn large_and_small_pipelined_requests_move_the_right_bytes() {
     assert!(client.closed());
     served.stop_clean();
 }
+
+/// User plus system processor time of process `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the parenthesised command name; utime and stime are
+    // fields 14 and 15 of the line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_connection_that_goes_quiet_costs_no_processor_time() {
+    let served = Served::start(&[], &["nbd"]);
+    let mut client = Client::connect(served.nbd());
+    client.go("lun0");
+    // Requests back to back: the server looks for the next one before it
+    // sleeps.
+    for block in 0..500_u64 {
+        assert!(client.read((block % 64) * 4096, 4096).is_ok());
+    }
+    // Then silence on an open connection: the server sleeps (no more than a
+    // few ticks of the accept loop's polling in half a second).
+    std::thread::sleep(Duration::from_millis(100));
+    let before = cpu_ticks(served.pid());
+    std::thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks(served.pid()) - before;
+    assert!(
+        used <= 5,
+        "{used} ticks of processor time while the client was quiet"
+    );
+    // The connection still works.
+    assert_eq!(client.write(0, &pattern(4096, 9), 0), 0);
+    assert_eq!(client.read(0, 4096), Ok(pattern(4096, 9)));
+    served.stop_clean();
+}

@@ -19,6 +19,7 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use super::backend::{Backend, BlockError, Lun};
 
@@ -428,6 +429,16 @@ const REQUEST_BYTES: usize = 28;
 /// one is free: copying them takes long enough to be worth a thread switch,
 /// and the connection thread meanwhile reads and runs the next requests.
 const HEAVY_BYTES: u32 = 128 * 1024;
+/// How long the connection thread looks for the client's next request
+/// before it sleeps, when the client's last request came within that time.
+/// A client on another processor then sends into a socket that is being
+/// read instead of paying for waking this thread on every request, and its
+/// own round trip is shorter by one wake-up (fio at iodepth 1 on the other
+/// processor: 1.7 times the requests per second). The thread yields the
+/// processor at every look, so a client on the same processor runs; a
+/// client that pauses longer costs one such wait, after which the thread
+/// sleeps at once until requests come quickly again.
+const SPIN: Duration = Duration::from_micros(50);
 /// Most helper threads per connection (fewer on machines with fewer
 /// processors: one less than the processors available).
 const MAX_HELPERS: usize = 3;
@@ -498,6 +509,29 @@ fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Reads what `stream` has without waiting; `None` when it has nothing yet.
+fn try_read(stream: &TcpStream, buffer: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: the descriptor is the open socket `stream` owns, and the
+    // kernel writes at most `buffer.len()` bytes into the live, exclusively
+    // borrowed `buffer`.
+    let got = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if let Ok(got) = usize::try_from(got) {
+        return Ok(Some(got));
+    }
+    let error = io::Error::last_os_error();
+    match error.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+        _ => Err(error),
+    }
+}
+
 /// The request side of the transmission phase: requests are read in
 /// bursts into `input`, and the gathered replies are written before each
 /// read of the socket (the client may wait for them before it sends more).
@@ -509,6 +543,9 @@ struct Connection<'c, 's> {
     /// Unparsed bytes are `input[start..end]`.
     start: usize,
     end: usize,
+    /// The last wait for the client was short: look for its next request
+    /// for up to [`SPIN`] before sleeping.
+    spin: bool,
 }
 
 impl<'c, 's> Connection<'c, 's> {
@@ -519,7 +556,30 @@ impl<'c, 's> Connection<'c, 's> {
             input: vec![0; BUFFER_BYTES].into_boxed_slice(),
             start: 0,
             end: 0,
+            spin: false,
         }
+    }
+
+    /// Reads what the socket has into `input[end..]`: first without
+    /// sleeping for up to [`SPIN`] when the client answered quickly last
+    /// time, then blocking.
+    fn read_some(&mut self) -> io::Result<usize> {
+        let started = Instant::now();
+        if self.spin {
+            loop {
+                if let Some(got) = try_read(self.stream, &mut self.input[self.end..])? {
+                    return Ok(got);
+                }
+                if started.elapsed() >= SPIN {
+                    break;
+                }
+                // Lets the client run when it shares this processor.
+                std::thread::yield_now();
+            }
+        }
+        let got = self.stream.read(&mut self.input[self.end..]);
+        self.spin = started.elapsed() < SPIN;
+        got
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -537,7 +597,7 @@ impl<'c, 's> Connection<'c, 's> {
                 self.start = 0;
             }
             self.flush()?;
-            let got = match self.stream.read(&mut self.input[self.end..]) {
+            let got = match self.read_some() {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),

@@ -132,6 +132,12 @@ impl Served {
         self.iscsi.expect("iSCSI is served")
     }
 
+    /// The server's process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Sends SIGTERM, waits for the exit, and returns the exit code and
     /// every output line.
     pub fn stop(mut self) -> (Option<i32>, Vec<String>) {
