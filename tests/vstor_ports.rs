@@ -12,7 +12,7 @@ const RESERVE: [u8; 6] = [0x16, 0, 0, 0, 0, 0];
 const RELEASE: [u8; 6] = [0x17, 0, 0, 0, 0, 0];
 /// `SRB_FUNCTION_RESET_LOGICAL_UNIT` (srb.h).
 const RESET_LOGICAL_UNIT: u8 = 0x20;
-/// SRB_STATUS_ERROR and SCSI status RESERVATION CONFLICT, without sense.
+/// `SRB_STATUS_ERROR` and SCSI status RESERVATION CONFLICT, without sense.
 const CONFLICT: (u8, u8) = (0x04, 0x18);
 
 fn two_ports() -> Adapter {

@@ -116,27 +116,14 @@ fn profile(sys: &Path, inf: &Path, kind: Kind) -> Result<(String, u64, u64), Str
     Ok((profile, base, size))
 }
 
-/// Splits the instructions inside the image into copy and other.
-fn tally(sys: &Path, costs: &Costs, base: u64, size: u64) -> Result<Count, String> {
-    let inside = |address: u64| address >= base && address < base + size;
-    let mut addresses = BTreeSet::new();
-    for &(address, _) in &costs.selfs {
-        if inside(address) {
-            addresses.insert(address);
-        }
-    }
-    for call in &costs.calls {
-        if inside(call.site) {
-            addresses.insert(call.site);
-        }
-        if inside(call.target) {
-            addresses.insert(call.target);
-        }
-    }
-    let code = name_addresses(sys, base, &addresses)?;
+/// Procedures called only from the copy (directly or through other such procedures):
+/// their instructions are the copy's. Found as a fixpoint over the call records.
+fn copy_only_procedures<'a>(
+    costs: &Costs,
+    code: &'a HashMap<u64, Named>,
+    inside: &dyn Fn(u64) -> bool,
+) -> BTreeSet<&'a str> {
     let procedure = |address: &u64| code.get(address).map(|named| named.procedure.as_str());
-    // Procedures called only from the copy (directly or through other such procedures):
-    // their instructions are the copy's. Found as a fixpoint over the call records.
     let mut copy_only: BTreeSet<&str> = BTreeSet::new();
     loop {
         let in_copy = |address: &u64| {
@@ -163,10 +150,32 @@ fn tally(sys: &Path, costs: &Costs, base: u64, size: u64) -> Result<Count, Strin
             .copied()
             .collect();
         if grown.is_empty() {
-            break;
+            return copy_only;
         }
         copy_only.extend(grown);
     }
+}
+
+/// Splits the instructions inside the image into copy and other.
+fn tally(sys: &Path, costs: &Costs, base: u64, size: u64) -> Result<Count, String> {
+    let inside = |address: u64| address >= base && address < base + size;
+    let mut addresses = BTreeSet::new();
+    for &(address, _) in &costs.selfs {
+        if inside(address) {
+            addresses.insert(address);
+        }
+    }
+    for call in &costs.calls {
+        if inside(call.site) {
+            addresses.insert(call.site);
+        }
+        if inside(call.target) {
+            addresses.insert(call.target);
+        }
+    }
+    let code = name_addresses(sys, base, &addresses)?;
+    let procedure = |address: &u64| code.get(address).map(|named| named.procedure.as_str());
+    let copy_only = copy_only_procedures(costs, &code, &inside);
     let in_copy = |address: &u64| {
         code.get(address)
             .is_some_and(|named| named.copy || copy_only.contains(named.procedure.as_str()))

@@ -128,7 +128,7 @@ fn identity_strings_are_checked_and_padded() {
     assert_eq!(id.product(), b"Disk            ");
     assert_eq!(id.revision(), b"1   ");
     assert_eq!(id.serial(), b"X");
-    let max = Identity::new("12345678", "1234567890123456", "1234", &"S".repeat(32)).unwrap();
+    let max = Identity::new("12345678", "1234567890123456", "1234", "S".repeat(32)).unwrap();
     assert_eq!(max.serial().len(), 32);
 
     let cases = [
@@ -145,7 +145,7 @@ fn identity_strings_are_checked_and_padded() {
             "product revision level",
         ),
         (
-            Identity::new("v", "p", "r", &"S".repeat(33)),
+            Identity::new("v", "p", "r", "S".repeat(33)),
             "serial number",
         ),
     ];

@@ -241,6 +241,20 @@ fn flush_and_shutdown_flush_the_unit_s_store() {
     assert_eq!(flushes(0, 0), 0);
 }
 
+/// Sends one SRB to LUN 2 of `adapter` with autosense off.
+fn run_on(adapter: &TestAdapter, function: u8, cdb: &[u8], data: DataBuffer<'_>) -> Outcome {
+    start_io(
+        adapter,
+        Srb {
+            function,
+            address: at(0, 0, 2),
+            cdb,
+            data,
+            autosense: Autosense::Disabled,
+        },
+    )
+}
+
 #[test]
 fn resets_drop_deferred_sense_and_leave_a_unit_attention() {
     // A CHECK CONDITION without autosense leaves sense for REQUEST SENSE; a LU reset, a
@@ -253,23 +267,6 @@ fn resets_drop_deferred_sense_and_leave_a_unit_attention() {
         (function::RESET_BUS, 2),
     ] {
         let adapter = TestAdapter::new();
-        fn run_on(
-            adapter: &TestAdapter,
-            function: u8,
-            cdb: &[u8],
-            data: DataBuffer<'_>,
-        ) -> Outcome {
-            start_io(
-                adapter,
-                Srb {
-                    function,
-                    address: at(0, 0, 2),
-                    cdb,
-                    data,
-                    autosense: Autosense::Disabled,
-                },
-            )
-        }
         let run =
             |function, cdb: &[u8], data: DataBuffer<'_>| run_on(&adapter, function, cdb, data);
         let o = run(
