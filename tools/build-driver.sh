@@ -25,7 +25,13 @@ done
 # shellcheck source=tools/cross-env.sh
 source "$root/tools/cross-env.sh"
 
-flags="-C linker=$VSTOR_LINKER -C linker-flavor=lld-link"
+# +ermsb: compiler_builtins' memcpy becomes one `rep movsb` instead of
+# `rep movsb; rep movsq; rep movsb`. `rep movsb` runs on every x86-64
+# processor; the feature only tells the compiler it is the fast choice.
+# Measured here: three string starts cost about 25 ns more per 4 KiB copy
+# when the target is not 8-byte aligned, and one `rep movsb` matches glibc's
+# memcpy at 4 KiB and 64 KiB (vstor-bench wall).
+flags="-C linker=$VSTOR_LINKER -C linker-flavor=lld-link -C target-feature=+ermsb"
 args=(build -p "$package" --bin "$package" --profile driver --target "$VSTOR_TARGET"
       --target-dir "$root/target/cross"
       --config 'profile.driver.package.compiler_builtins.opt-level=3')

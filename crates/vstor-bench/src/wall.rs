@@ -58,7 +58,10 @@ pub fn measure(bench: &Bench, kind: Kind) -> Wall {
     let count = iterations(bytes);
     let mut request = kind.request();
     let mut medium_buffer = vec![0x5A_u8; bytes + 2 * PAGE_BYTES];
-    let mut request_buffer = vec![0_u8; bytes + 2 * PAGE_BYTES];
+    // Both buffers hold data on every page, like the driver's: a zeroed
+    // vector's untouched pages all map the kernel's one shared zero page, so
+    // a copy out of them reads one cache-hot page over and over.
+    let mut request_buffer = vec![0xA5_u8; bytes + 2 * PAGE_BYTES];
     let medium_at = place(&medium_buffer, bench.medium_page_offset().unwrap_or(0));
     let request_at = place(&request_buffer, request.data_page_offset());
     let medium = &mut medium_buffer[medium_at..medium_at + bytes];
