@@ -54,9 +54,9 @@ impl Report {
              completion; copy = the medium's read/write and what they call (callgrind counts each \
              `rep movs` iteration as one instruction). Wall time: HwStartIo called directly on a \
              prebuilt SRB (no call gate), against glibc memcpy of the same size in the same \
-             process, cache-hot, between buffers at the driver's page offsets; times are the \
-             fastest of 15 rounds, the ratio the median of the 15 rounds' ratios (each round \
-             times both back to back).\n",
+             process, cache-hot, between buffers at the driver's page offsets with data on every \
+             page; times are the fastest of 15 rounds, the ratio the median of the 15 rounds' \
+             ratios (each round times both back to back).\n",
             callgrind::COUNT
         );
         let _ = writeln!(
