@@ -16,6 +16,8 @@
 use core::ffi::CStr;
 use core::fmt;
 
+use storport::print::{AsciiText, Dec};
+
 use crate::scsi::Plain;
 
 /// Largest number of disks one adapter exposes.
@@ -167,10 +169,7 @@ impl<const N: usize> Ascii<N> {
 impl<const N: usize> fmt::Display for Ascii<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Printable ASCII only, by construction.
-        for &byte in self.as_bytes() {
-            fmt::Write::write_char(f, char::from(byte))?;
-        }
-        Ok(())
+        AsciiText(self.as_bytes()).fmt(f)
     }
 }
 
@@ -254,17 +253,19 @@ pub enum Problem {
 impl fmt::Display for BadValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("vstor: registry value ")?;
-        // Registry value names are ASCII: written byte by byte, without a UTF-8 check.
-        for &byte in self.name.to_bytes() {
-            fmt::Write::write_char(f, char::from(byte))?;
-        }
+        // Registry value names are ASCII.
+        AsciiText(self.name.to_bytes()).fmt(f)?;
         f.write_str(" ")?;
         match self.problem {
             Problem::WrongType => write!(f, "has the wrong type")?,
-            Problem::OutOfRange(value) => write!(f, "= {value} is out of range")?,
-            Problem::TooLong(length) => write!(f, "is {length} characters long, too long")?,
+            Problem::OutOfRange(value) => write!(f, "= {} is out of range", Dec(value.into()))?,
+            Problem::TooLong(length) => {
+                write!(f, "is {} characters long, too long", Dec(length as u64))?;
+            }
             Problem::NotAscii => write!(f, "contains a character that is not printable ASCII")?,
-            Problem::BadEntry(index) => write!(f, "entry {index} is not a valid size")?,
+            Problem::BadEntry(index) => {
+                write!(f, "entry {} is not a valid size", Dec(index as u64))?;
+            }
         }
         write!(
             f,
@@ -297,14 +298,17 @@ impl fmt::Display for ConfigError {
         match *self {
             Self::CountMismatch { disk_count, sizes } => write!(
                 f,
-                "vstor: DiskCount is {disk_count} but DiskSizesMiB lists {sizes} sizes; set \
-                 one size per disk or remove one of the two values. The adapter does not start."
+                "vstor: DiskCount is {} but DiskSizesMiB lists {} sizes; set one size per disk \
+                 or remove one of the two values. The adapter does not start.",
+                Dec(disk_count.into()),
+                Dec(sizes.into())
             ),
             Self::TooLarge { total_mib } => write!(
                 f,
-                "vstor: the disks need {total_mib} MiB in all, more than the {MAX_TOTAL_SIZE_MIB} \
-                 MiB one adapter may use; lower DiskCount or the disk sizes. The adapter does \
-                 not start."
+                "vstor: the disks need {} MiB in all, more than the {} MiB one adapter may use; \
+                 lower DiskCount or the disk sizes. The adapter does not start.",
+                Dec(total_mib),
+                Dec(MAX_TOTAL_SIZE_MIB)
             ),
         }
     }
@@ -465,24 +469,28 @@ impl Config {
     ///
     /// Whatever `out` returns.
     pub fn write_effective(&self, out: &mut impl fmt::Write) -> fmt::Result {
-        write!(out, "DiskCount={};DiskSizesMiB=", self.disk_count)?;
+        write!(
+            out,
+            "DiskCount={};DiskSizesMiB=",
+            Dec(self.disk_count.into())
+        )?;
         for (index, size) in self.sizes_mib().iter().enumerate() {
             if index > 0 {
-                out.write_char(',')?;
+                out.write_str(",")?;
             }
-            write!(out, "{size}")?;
+            write!(out, "{}", Dec(u64::from(*size)))?;
         }
         write!(
             out,
             ";SectorSize={};ReadOnly={};VendorId={};ProductId={};ProductRevision={};SerialPrefix={};\
              TargetPorts={}",
-            self.sector_size,
-            u8::from(self.read_only),
+            Dec(self.sector_size.into()),
+            Dec(u8::from(self.read_only).into()),
             self.vendor_id,
             self.product_id,
             self.product_revision,
             self.serial_prefix,
-            self.target_ports,
+            Dec(self.target_ports.into()),
         )
     }
 }

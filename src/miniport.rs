@@ -12,6 +12,7 @@ use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use alloc::vec::Vec;
+use storport::print::{Dec, ZeroPadded};
 use storport::{
     AdapterControl, ControlStatus, ControlType, FindAdapterContext, FindAdapterError, Miniport,
     PoolSlice, PoolTag, Srb, SrbData, SrbFunction, SrbStatus, debug_print,
@@ -155,7 +156,11 @@ impl Miniport for Vstor {
             .set_caches_data(false)
             .set_max_number_of_io(MAX_IO)
             .set_max_ios_per_lun(MAX_IO);
-        debug_print!("vstor: adapter started (start {start_count}) with {lun_count} disk(s)\n");
+        debug_print!(
+            "vstor: adapter started (start {}) with {} disk(s)\n",
+            Dec(start_count.into()),
+            Dec(lun_count.into())
+        );
         Ok(Adapter {
             read_only: AtomicBool::new(config.read_only),
             start_count: AtomicU32::new(start_count),
@@ -299,18 +304,25 @@ fn build_luns(config: &Config) -> Result<Vec<Lun>, FindAdapterError> {
         .map_err(|error| {
             match error {
                 Some(error) => debug_print!(
-                    "vstor: disk {index} ({size_mib} MiB): {error}; the adapter does not start\n"
+                    "vstor: disk {} ({} MiB): {error}; the adapter does not start\n",
+                    Dec(index as u64),
+                    Dec(size_mib.into())
                 ),
                 None => debug_print!(
-                    "vstor: disk {index} ({size_mib} MiB): out of memory for its chunk table; \
-                     the adapter does not start\n"
+                    "vstor: disk {} ({} MiB): out of memory for its chunk table; the adapter \
+                     does not start\n",
+                    Dec(index as u64),
+                    Dec(size_mib.into())
                 ),
             }
             FindAdapterError::Error
         })?;
         let disk =
             Disk::new(disk_config(config, index, block_size, size_bytes)?).map_err(|error| {
-                debug_print!("vstor: disk {index}: {error} The adapter does not start\n");
+                debug_print!(
+                    "vstor: disk {}: {error} The adapter does not start\n",
+                    Dec(index as u64)
+                );
                 FindAdapterError::BadConfig
             })?;
         luns.push(Lun { disk, medium });
@@ -326,7 +338,12 @@ fn disk_config(
     size_bytes: u64,
 ) -> Result<DiskConfig, FindAdapterError> {
     let mut serial = crate::registry_source::Text::<40>::new();
-    let _ = write!(serial, "{}{index:04}", config.serial_prefix);
+    let _ = write!(
+        serial,
+        "{}{}",
+        config.serial_prefix,
+        ZeroPadded(index as u64, 4)
+    );
     let identity = Identity::new(
         config.vendor_id.as_bytes(),
         config.product_id.as_bytes(),
@@ -334,7 +351,10 @@ fn disk_config(
         serial.as_bytes(),
     )
     .map_err(|error| {
-        debug_print!("vstor: disk {index}: {error} The adapter does not start\n");
+        debug_print!(
+            "vstor: disk {}: {error} The adapter does not start\n",
+            Dec(index as u64)
+        );
         FindAdapterError::BadConfig
     })?;
     Ok(DiskConfig {

@@ -135,7 +135,8 @@ impl<'r> RegistrySource<'r> {
         let mut text = Text::<EFFECTIVE_CONFIG_BYTES>::new();
         if config.write_effective(&mut text).is_err() {
             debug_print!(
-                "vstor: the effective configuration is longer than {EFFECTIVE_CONFIG_BYTES} bytes; EffectiveConfig is not written\n"
+                "vstor: the effective configuration is longer than {} bytes; EffectiveConfig is not written\n",
+                storport::print::Dec(EFFECTIVE_CONFIG_BYTES as u64)
             );
         }
         let needed = u32::try_from(text.as_bytes().len() + 1).unwrap_or(u32::MAX);
@@ -246,5 +247,9 @@ impl<const N: usize> fmt::Write for Text<N> {
         room.copy_from_slice(text.as_bytes());
         self.used = end;
         Ok(())
+    }
+
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        self.write_str(storport::print::ascii_str(c))
     }
 }

@@ -4,6 +4,8 @@
 
 use core::fmt;
 
+use storport::print::{Dec, Hex};
+
 /// Logical block size. Logical and physical blocks are the same size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockSize {
@@ -239,9 +241,10 @@ impl fmt::Display for ConfigError {
         match self {
             Self::TooLong { field, len, max } => write!(
                 f,
-                "The {} is {len} bytes long, but INQUIRY holds at most {max}; \
-                 the disk is not created.",
-                Plain(field)
+                "The {} is {} bytes long, but INQUIRY holds at most {}; the disk is not created.",
+                Plain(field),
+                Dec(*len as u64),
+                Dec(*max as u64)
             ),
             Self::NotPrintableAscii { field } => write!(
                 f,
@@ -258,12 +261,13 @@ impl fmt::Display for ConfigError {
             }
             Self::CapacityTooLarge { block_count } => write!(
                 f,
-                "{block_count} blocks do not fit a 64-bit byte capacity; the disk is not created."
+                "{} blocks do not fit a 64-bit byte capacity; the disk is not created.",
+                Dec(*block_count)
             ),
             Self::DesignatorTooWide { naa_local_id } => write!(
                 f,
-                "The NAA designator value {naa_local_id:#x} needs more than 60 bits; \
-                 the disk is not created."
+                "The NAA designator value {} needs more than 60 bits; the disk is not created.",
+                Hex(*naa_local_id)
             ),
             Self::LimitTooSmall { limit } => write!(
                 f,

@@ -64,7 +64,7 @@ impl fmt::Display for PoolAllocError {
         write!(
             f,
             "the kernel could not allocate {} bytes of nonpaged pool; nothing was allocated",
-            self.requested_bytes
+            crate::print::Dec(self.requested_bytes as u64)
         )
     }
 }

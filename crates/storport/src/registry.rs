@@ -58,6 +58,8 @@ use core::ffi::{CStr, c_void};
 use core::fmt;
 use core::ptr::NonNull;
 
+use crate::print::Dec;
+
 use storport_sys::{
     MINIPORT_REG_BINARY, MINIPORT_REG_DWORD, MINIPORT_REG_MULTI_SZ, MINIPORT_REG_QWORD,
     MINIPORT_REG_SZ, ULONG,
@@ -633,7 +635,7 @@ impl fmt::Display for AllocError {
             f,
             "Storport could not allocate a registry buffer of {} bytes; nothing was read or \
              written, and the caller continues without the registry",
-            self.requested_bytes
+            Dec(u64::from(self.requested_bytes))
         )
     }
 }
@@ -666,8 +668,9 @@ impl fmt::Display for ReadError {
         match self {
             Self::BufferTooSmall { needed_bytes } => write!(
                 f,
-                "the registry value needs a buffer of {needed_bytes} bytes; grow the buffer to \
-                 that length and read it again"
+                "the registry value needs a buffer of {} bytes; grow the buffer to that length \
+                 and read it again",
+                Dec(u64::from(*needed_bytes))
             ),
             Self::Failed => f.write_str(
                 "the registry value could not be read: it is missing, of another type, or \
@@ -675,8 +678,9 @@ impl fmt::Display for ReadError {
             ),
             Self::Malformed { stored_bytes } => write!(
                 f,
-                "the registry value has {stored_bytes} bytes, which is not the length of the \
-                 type asked for; the default applies"
+                "the registry value has {} bytes, which is not the length of the type asked \
+                 for; the default applies",
+                Dec(*stored_bytes as u64)
             ),
         }
     }
@@ -710,13 +714,15 @@ impl fmt::Display for WriteError {
         match self {
             Self::BufferTooSmall { needed_bytes } => write!(
                 f,
-                "the registry value needs a buffer of {needed_bytes} bytes; nothing was written, \
-                 grow the buffer to that length and write it again"
+                "the registry value needs a buffer of {} bytes; nothing was written, grow the \
+                 buffer to that length and write it again",
+                Dec(u64::from(*needed_bytes))
             ),
             Self::InteriorNul { offset } => write!(
                 f,
-                "the registry string has a NUL byte at offset {offset}, where a string may not \
-                 end; nothing was written"
+                "the registry string has a NUL byte at offset {}, where a string may not end; \
+                 nothing was written",
+                Dec(*offset as u64)
             ),
             Self::EmptyString => f.write_str(
                 "a multi-string may not hold an empty string, which would end the list; nothing \

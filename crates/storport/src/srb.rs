@@ -450,10 +450,10 @@ pub struct SrbIo<'s> {
 impl Drop for Srb<'_> {
     fn drop(&mut self) {
         crate::debug_print!(
-            "storport: an SRB (function {:#04x}, CDB opcode {:#04x}) was dropped without \
+            "storport: an SRB (function {}, CDB opcode {}) was dropped without \
              completion; completing it with SRB_STATUS_INTERNAL_ERROR\n",
-            self.raw().Function,
-            self.cdb().first().copied().unwrap_or(0)
+            crate::print::Hex(u64::from(self.raw().Function)),
+            crate::print::Hex(u64::from(self.cdb().first().copied().unwrap_or(0)))
         );
         self.finish(SrbStatus::INTERNAL_ERROR);
     }
