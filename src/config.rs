@@ -9,7 +9,9 @@
 //!
 //! A value of the wrong type, out of range, too long or not ASCII is reported
 //! once (through the `report` callback, which the miniport sends to
-//! `DbgPrint`) and replaced by its default; the adapter still starts. Only a
+//! `DbgPrint`) and passed over: a bad value of the adapter's own is replaced
+//! by the global value when that one is good, and otherwise by the default;
+//! the adapter still starts. Only a
 //! configuration that cannot be honoured as a whole is rejected
 //! ([`ConfigError`]), which fails find-adapter with `SP_RETURN_BAD_CONFIG`.
 
@@ -105,17 +107,14 @@ pub enum Lookup<'a> {
 
 /// Where the configuration comes from.
 pub trait Source {
-    /// Looks `name` up as `kind` and hands the result to `f`.
-    fn lookup<R>(&mut self, name: &CStr, kind: Kind, f: impl FnOnce(Lookup<'_>) -> R) -> R;
-
-    /// Where the latest [`Source::lookup`] found its value; `None` when it
-    /// found none or the source does not tell.
-    fn last_origin(&self) -> Option<Origin> {
-        None
-    }
+    /// Looks `name` up as `kind` in `scope` alone and hands the result to
+    /// `f`, once ([`Lookup::Missing`] when the scope has no value of that
+    /// name). `f` is a trait object so that the registry code exists once in
+    /// the driver image, not once per setting type.
+    fn lookup(&mut self, scope: Origin, name: &CStr, kind: Kind, f: &mut dyn FnMut(Lookup<'_>));
 }
 
-/// The scope a value was found in; the adapter scope is the more specific.
+/// A registry scope; the adapter scope is the more specific.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Origin {
     /// `Parameters\Device`, shared by every adapter.
@@ -226,6 +225,10 @@ impl Default for Config {
 pub struct BadValue {
     /// The value's name.
     pub name: &'static CStr,
+    /// The scope the value is in.
+    pub scope: Origin,
+    /// Whether the global value (`true`) or the default replaces it.
+    pub replaced_by_global: bool,
     /// What was wrong with it.
     pub problem: Problem,
     /// What vstor expected, as a phrase ("a DWORD from 1 to 16").
@@ -255,7 +258,10 @@ impl fmt::Display for BadValue {
         f.write_str("vstor: registry value ")?;
         // Registry value names are ASCII.
         AsciiText(self.name.to_bytes()).fmt(f)?;
-        f.write_str(" ")?;
+        f.write_str(match self.scope {
+            Origin::Adapter => " of this adapter (Parameters\\Device<N>) ",
+            Origin::Global => " ",
+        })?;
         match self.problem {
             Problem::WrongType => write!(f, "has the wrong type")?,
             Problem::OutOfRange(value) => write!(f, "= {} is out of range", Dec(value.into()))?,
@@ -267,12 +273,12 @@ impl fmt::Display for BadValue {
                 write!(f, "entry {} is not a valid size", Dec(index as u64))?;
             }
         }
-        write!(
-            f,
-            "; expected {}; using the default {}.",
-            Plain(self.expected),
-            Plain(self.default)
-        )
+        write!(f, "; expected {}; using ", Plain(self.expected))?;
+        if self.replaced_by_global {
+            f.write_str("the value all adapters share (Parameters\\Device).")
+        } else {
+            write!(f, "the default {}.", Plain(self.default))
+        }
     }
 }
 
@@ -335,11 +341,10 @@ impl Config {
             "a DWORD from 1 to 16",
             "1",
         );
-        let count_origin = source.last_origin();
-        if let Some(count) = explicit_count {
+        if let Some((count, _)) = explicit_count {
             config.disk_count = count;
         }
-        if let Some(size) = read_dword(
+        if let Some((size, _)) = read_dword(
             source,
             report,
             names::DISK_SIZE_MIB,
@@ -349,13 +354,12 @@ impl Config {
         ) {
             config.disk_size_mib = [size; MAX_DISKS];
         }
-        if let Some((sizes, count)) = read_sizes(source, report) {
-            let sizes_origin = source.last_origin();
+        if let Some(((sizes, count), sizes_origin)) = read_sizes(source, report) {
             // Of two disagreeing values the one in the more specific scope
             // wins (an adapter's own `DiskSizesMiB` over the INF's global
             // `DiskCount`); in the same scope they contradict each other.
             let sizes_win = match explicit_count {
-                Some(disk_count) if disk_count != count => {
+                Some((disk_count, count_origin)) if disk_count != count => {
                     if sizes_origin == count_origin {
                         return Err(ConfigError::CountMismatch {
                             disk_count,
@@ -372,27 +376,24 @@ impl Config {
             }
         }
         config.load_runtime(source, report);
-        if let Some(size) = read_dword(
+        if let Some((size, _)) = read_setting(
             source,
             report,
-            names::SECTOR_SIZE,
-            512..=4096,
-            "512 or 4096",
-            "512",
+            Setting {
+                name: names::SECTOR_SIZE,
+                kind: Kind::Dword,
+                expected: "512 or 4096",
+                default: "512",
+            },
+            |found| match found {
+                Lookup::Dword(size @ (512 | 4096)) => Ok(size),
+                found => Err(dword_problem(found)),
+            },
         ) {
-            if size == 512 || size == 4096 {
-                config.sector_size = size;
-            } else {
-                report(&BadValue {
-                    name: names::SECTOR_SIZE,
-                    problem: Problem::OutOfRange(size),
-                    expected: "512 or 4096",
-                    default: "512",
-                });
-            }
+            config.sector_size = size;
         }
         config.load_identity(source, report);
-        if let Some(ports) = read_dword(
+        if let Some((ports, _)) = read_dword(
             source,
             report,
             names::TARGET_PORTS,
@@ -448,7 +449,8 @@ impl Config {
     /// (`ReadOnly`), as `ScsiSetRunningConfig` asks.
     pub fn load_runtime(&mut self, source: &mut impl Source, report: &mut impl FnMut(&BadValue)) {
         self.read_only = false;
-        if let Some(value) = read_dword(source, report, names::READ_ONLY, 0..=1, "0 or 1", "0") {
+        if let Some((value, _)) = read_dword(source, report, names::READ_ONLY, 0..=1, "0 or 1", "0")
+        {
             self.read_only = value == 1;
         }
     }
@@ -495,6 +497,84 @@ impl Config {
     }
 }
 
+/// What a setting is called and what replaces a bad value of it.
+#[derive(Clone, Copy)]
+struct Setting {
+    name: &'static CStr,
+    kind: Kind,
+    expected: &'static str,
+    default: &'static str,
+}
+
+/// The value of `setting` in force and its scope: the adapter's own when
+/// `parse` accepts it, else the global one when `parse` accepts that, else
+/// `None` (the default applies). Each bad value passed over is reported
+/// once, saying what replaces it; `parse` gives `Err(None)` for a missing
+/// value and `Err(Some(problem))` for a bad one.
+fn read_setting<T>(
+    source: &mut impl Source,
+    report: &mut impl FnMut(&BadValue),
+    setting: Setting,
+    mut parse: impl FnMut(Lookup<'_>) -> Result<T, Option<Problem>>,
+) -> Option<(T, Origin)> {
+    let mut passed_over = None;
+    for scope in [Origin::Adapter, Origin::Global] {
+        let mut parsed = Err(None);
+        source.lookup(scope, setting.name, setting.kind, &mut |found| {
+            parsed = parse(found);
+        });
+        let problem = match parsed {
+            Ok(value) => {
+                report_bad(report, setting, passed_over, true);
+                return Some((value, scope));
+            }
+            Err(problem) => problem,
+        };
+        if scope == Origin::Adapter {
+            passed_over = problem.map(|problem| (problem, scope));
+        } else {
+            report_bad(report, setting, passed_over, false);
+            report_bad(
+                report,
+                setting,
+                problem.map(|problem| (problem, scope)),
+                false,
+            );
+        }
+    }
+    None
+}
+
+/// Reports `bad` (a problem and the scope it is in), if any. Out of line:
+/// one copy for every setting type.
+#[inline(never)]
+fn report_bad(
+    report: &mut impl FnMut(&BadValue),
+    setting: Setting,
+    bad: Option<(Problem, Origin)>,
+    replaced_by_global: bool,
+) {
+    if let Some((problem, scope)) = bad {
+        report(&BadValue {
+            name: setting.name,
+            scope,
+            replaced_by_global,
+            problem,
+            expected: setting.expected,
+            default: setting.default,
+        });
+    }
+}
+
+/// The problem with a DWORD lookup `parse` did not accept.
+const fn dword_problem(found: Lookup<'_>) -> Option<Problem> {
+    match found {
+        Lookup::Missing => None,
+        Lookup::Dword(value) => Some(Problem::OutOfRange(value)),
+        _ => Some(Problem::WrongType),
+    }
+}
+
 fn read_dword(
     source: &mut impl Source,
     report: &mut impl FnMut(&BadValue),
@@ -502,23 +582,21 @@ fn read_dword(
     range: core::ops::RangeInclusive<u32>,
     expected: &'static str,
     default: &'static str,
-) -> Option<u32> {
-    let problem = match source.lookup(name, Kind::Dword, |found| match found {
-        Lookup::Missing => Err(None),
-        Lookup::Dword(value) if range.contains(&value) => Ok(value),
-        Lookup::Dword(value) => Err(Some(Problem::OutOfRange(value))),
-        _ => Err(Some(Problem::WrongType)),
-    }) {
-        Ok(value) => return Some(value),
-        Err(problem) => problem?,
-    };
-    report(&BadValue {
-        name,
-        problem,
-        expected,
-        default,
-    });
-    None
+) -> Option<(u32, Origin)> {
+    read_setting(
+        source,
+        report,
+        Setting {
+            name,
+            kind: Kind::Dword,
+            expected,
+            default,
+        },
+        |found| match found {
+            Lookup::Dword(value) if range.contains(&value) => Ok(value),
+            found => Err(dword_problem(found)),
+        },
+    )
 }
 
 fn read_ascii<const N: usize>(
@@ -539,37 +617,39 @@ fn read_text(
     max: usize,
     expected: &'static str,
 ) -> Option<Ascii<MAX_SERIAL_PREFIX>> {
-    let result = source.lookup(name, Kind::String, |found| match found {
-        Lookup::Missing => Err(None),
-        Lookup::String(text) if text.len() > max => Err(Some(Problem::TooLong(text.len()))),
-        Lookup::String(text) => Ascii::new(text).ok_or(Some(Problem::NotAscii)),
-        _ => Err(Some(Problem::WrongType)),
-    });
-    let problem = match result {
-        Ok(value) => return Some(value),
-        Err(problem) => problem?,
-    };
     let default = match max {
         8 => DEFAULT_VENDOR_ID,
         4 => DEFAULT_PRODUCT_REVISION,
         _ if name == names::SERIAL_PREFIX => DEFAULT_SERIAL_PREFIX,
         _ => DEFAULT_PRODUCT_ID,
     };
-    report(&BadValue {
+    let setting = Setting {
         name,
-        problem,
+        kind: Kind::String,
         expected,
         default,
-    });
-    None
+    };
+    read_setting(source, report, setting, |found| match found {
+        Lookup::Missing => Err(None),
+        Lookup::String(text) if text.len() > max => Err(Some(Problem::TooLong(text.len()))),
+        Lookup::String(text) => Ascii::new(text).ok_or(Some(Problem::NotAscii)),
+        _ => Err(Some(Problem::WrongType)),
+    })
+    .map(|(text, _)| text)
 }
 
-/// `DiskSizesMiB`: one decimal size per disk.
+/// `DiskSizesMiB`: one decimal size per disk, with the number of disks.
 fn read_sizes(
     source: &mut impl Source,
     report: &mut impl FnMut(&BadValue),
-) -> Option<([u32; MAX_DISKS], u32)> {
-    let result = source.lookup(names::DISK_SIZES_MIB, Kind::MultiString, |found| {
+) -> Option<(([u32; MAX_DISKS], u32), Origin)> {
+    let setting = Setting {
+        name: names::DISK_SIZES_MIB,
+        kind: Kind::MultiString,
+        expected: "1 to 16 decimal sizes from 1 to 65536 (MiB), one per disk",
+        default: "DiskCount disks of DiskSizeMiB each",
+    };
+    read_setting(source, report, setting, |found| {
         let Lookup::MultiString(bytes) = found else {
             return match found {
                 Lookup::Missing => Err(None),
@@ -594,18 +674,7 @@ fn read_sizes(
             return Err(Some(Problem::BadEntry(0)));
         }
         Ok((sizes, u32::try_from(count).unwrap_or(u32::MAX)))
-    });
-    let problem = match result {
-        Ok(value) => return Some(value),
-        Err(problem) => problem?,
-    };
-    report(&BadValue {
-        name: names::DISK_SIZES_MIB,
-        problem,
-        expected: "1 to 16 decimal sizes from 1 to 65536 (MiB), one per disk",
-        default: "DiskCount disks of DiskSizeMiB each",
-    });
-    None
+    })
 }
 
 fn parse_decimal(text: &[u8]) -> Option<u32> {
@@ -625,8 +694,8 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    /// A registry stand-in for the pure rules: name → value, already
-    /// resolved across scopes.
+    /// A registry stand-in for the pure rules: name → value, all in the
+    /// global scope (where the INF puts them).
     #[derive(Default)]
     struct Values(Vec<(&'static str, Stored)>);
 
@@ -636,8 +705,8 @@ mod tests {
         MultiSz(&'static [u8]),
     }
 
-    impl Source for Values {
-        fn lookup<R>(&mut self, name: &CStr, kind: Kind, f: impl FnOnce(Lookup<'_>) -> R) -> R {
+    impl Values {
+        fn find(&self, name: &CStr, kind: Kind, f: &mut dyn FnMut(Lookup<'_>)) {
             let name = name.to_str().expect("ASCII name");
             let Some((_, stored)) = self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))
             else {
@@ -648,7 +717,22 @@ mod tests {
                 (Stored::Sz(text), Kind::String) => Lookup::String(text),
                 (Stored::MultiSz(text), Kind::MultiString) => Lookup::MultiString(text),
                 _ => Lookup::Unreadable,
-            })
+            });
+        }
+    }
+
+    impl Source for Values {
+        fn lookup(
+            &mut self,
+            scope: Origin,
+            name: &CStr,
+            kind: Kind,
+            f: &mut dyn FnMut(Lookup<'_>),
+        ) {
+            if scope == Origin::Adapter {
+                return f(Lookup::Missing);
+            }
+            self.find(name, kind, f);
         }
     }
 
@@ -801,32 +885,109 @@ mod tests {
         );
     }
 
-    /// Two scopes: the adapter's values are looked up first.
+    /// Two scopes.
     struct Scoped {
         adapter: Values,
         global: Values,
-        last: Option<Origin>,
     }
 
     impl Source for Scoped {
-        fn lookup<R>(&mut self, name: &CStr, kind: Kind, f: impl FnOnce(Lookup<'_>) -> R) -> R {
-            let in_adapter = self
-                .adapter
-                .lookup(name, kind, |found| found != Lookup::Missing);
-            let (origin, values) = if in_adapter {
-                (Origin::Adapter, &mut self.adapter)
-            } else {
-                (Origin::Global, &mut self.global)
-            };
-            let (found, result) =
-                values.lookup(name, kind, |found| (found != Lookup::Missing, f(found)));
-            self.last = found.then_some(origin);
-            result
+        fn lookup(
+            &mut self,
+            scope: Origin,
+            name: &CStr,
+            kind: Kind,
+            f: &mut dyn FnMut(Lookup<'_>),
+        ) {
+            match scope {
+                Origin::Adapter => self.adapter.find(name, kind, f),
+                Origin::Global => self.global.find(name, kind, f),
+            }
         }
+    }
 
-        fn last_origin(&self) -> Option<Origin> {
-            self.last
-        }
+    fn load_scoped(
+        adapter: Vec<(&'static str, Stored)>,
+        global: Vec<(&'static str, Stored)>,
+    ) -> (Config, Vec<String>) {
+        let mut reports = Vec::new();
+        let mut scoped = Scoped {
+            adapter: Values(adapter),
+            global: Values(global),
+        };
+        let config = Config::load(&mut scoped, &mut |bad: &BadValue| {
+            reports.push(bad.to_string());
+        })
+        .expect("valid");
+        (config, reports)
+    }
+
+    #[test]
+    fn a_bad_value_of_the_adapter_gives_way_to_a_good_global_one() {
+        let (config, reports) = load_scoped(
+            vec![
+                ("DiskCount", Stored::Dword(99)),
+                ("VendorId", Stored::Dword(7)),
+            ],
+            vec![
+                ("DiskCount", Stored::Dword(3)),
+                ("VendorId", Stored::Sz(b"GLOBAL")),
+            ],
+        );
+        assert_eq!(config.disk_count, 3);
+        assert_eq!(config.vendor_id.as_bytes(), b"GLOBAL");
+        assert_eq!(
+            reports,
+            [
+                "vstor: registry value DiskCount of this adapter (Parameters\\Device<N>) = 99 is out \
+                 of range; expected a DWORD from 1 to 16; using the value all adapters share \
+                 (Parameters\\Device).",
+                "vstor: registry value VendorId of this adapter (Parameters\\Device<N>) has the wrong \
+                 type; expected up to 8 ASCII characters; using the value all adapters share \
+                 (Parameters\\Device).",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_in_both_scopes_are_each_reported_and_the_default_applies() {
+        let (config, reports) = load_scoped(
+            vec![("SectorSize", Stored::Dword(1024))],
+            vec![("SectorSize", Stored::Sz(b"4096"))],
+        );
+        assert_eq!(config.sector_size, 512);
+        assert_eq!(
+            reports,
+            [
+                "vstor: registry value SectorSize of this adapter (Parameters\\Device<N>) = 1024 is \
+                 out of range; expected 512 or 4096; using the default 512.",
+                "vstor: registry value SectorSize has the wrong type; expected 512 or 4096; using \
+                 the default 512.",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_good_value_of_the_adapter_is_used_without_reading_a_bad_global_one() {
+        let (config, reports) = load_scoped(
+            vec![("ReadOnly", Stored::Dword(1))],
+            vec![("ReadOnly", Stored::Dword(5))],
+        );
+        assert!(config.read_only);
+        assert!(reports.is_empty(), "{reports:?}");
+    }
+
+    #[test]
+    fn a_bad_value_of_the_adapter_with_no_global_one_gives_the_default() {
+        let (config, reports) = load_scoped(vec![("TargetPorts", Stored::Dword(0))], Vec::new());
+        assert_eq!(config.target_ports, 1);
+        assert_eq!(
+            reports,
+            [
+                "vstor: registry value TargetPorts of this adapter (Parameters\\Device<N>) = 0 is out \
+              of range; expected a DWORD from 1 to 8; using the default 1."
+            ]
+        );
     }
 
     #[test]
@@ -834,7 +995,6 @@ mod tests {
         let mut scoped = Scoped {
             adapter: Values(vec![("DiskSizesMiB", Stored::MultiSz(b"1\x002\x003"))]),
             global: Values(vec![("DiskCount", Stored::Dword(1))]),
-            last: None,
         };
         let config = Config::load(&mut scoped, &mut |_| {}).expect("the adapter's sizes win");
         assert_eq!(config.sizes_mib(), &[1, 2, 3]);
@@ -842,7 +1002,6 @@ mod tests {
         let mut scoped = Scoped {
             adapter: Values(vec![("DiskCount", Stored::Dword(2))]),
             global: Values(vec![("DiskSizesMiB", Stored::MultiSz(b"1\x002\x003"))]),
-            last: None,
         };
         let config = Config::load(&mut scoped, &mut |_| {}).expect("the adapter's count wins");
         assert_eq!(config.sizes_mib(), &[64, 64]);
@@ -853,7 +1012,6 @@ mod tests {
                 ("DiskSizesMiB", Stored::MultiSz(b"1\x002\x003")),
             ]),
             global: Values::default(),
-            last: None,
         };
         assert_eq!(
             Config::load(&mut scoped, &mut |_| {}),

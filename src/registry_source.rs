@@ -1,6 +1,6 @@
 //! The configuration's view of the registry: one Storport registry buffer,
-//! grown on demand, looking in the adapter scope (`Parameters\Device<N>`)
-//! before the global one (`Parameters\Device`); and the write-back of
+//! grown on demand, reading the adapter scope (`Parameters\Device<N>`) or
+//! the global one (`Parameters\Device`); and the write-back of
 //! `StartCount` and `EffectiveConfig`.
 
 use core::ffi::CStr;
@@ -19,14 +19,11 @@ const REGISTRY_BUFFER_MAX_BYTES: u32 = 4096;
 /// Longest `EffectiveConfig` text, NUL excluded.
 const EFFECTIVE_CONFIG_BYTES: usize = 384;
 
-/// The configuration's view of the registry: one buffer, grown on demand,
-/// looking in the adapter scope before the global one.
+/// The configuration's view of the registry: one buffer, grown on demand.
 pub struct RegistrySource<'r> {
     /// `None` when the port gave no buffer: every value then reads as
     /// missing, and the defaults apply.
     buffer: Option<RegistryBuffer<'r>>,
-    /// Where the latest lookup found its value.
-    last_origin: Option<Origin>,
 }
 
 impl<'r> RegistrySource<'r> {
@@ -37,10 +34,7 @@ impl<'r> RegistrySource<'r> {
             .open(REGISTRY_BUFFER_BYTES)
             .inspect_err(|error| debug_print!("vstor: {error}\n"))
             .ok();
-        Self {
-            buffer,
-            last_origin: None,
-        }
+        Self { buffer }
     }
 
     /// Makes the buffer at least `needed` bytes long; `false` when the port
@@ -64,17 +58,18 @@ impl<'r> RegistrySource<'r> {
         }
     }
 
-    /// Reads one value from one scope and hands it to `f`, or gives `f`
-    /// back when this scope does not settle the lookup.
-    fn attempt<R, F: FnOnce(Lookup<'_>) -> R>(
+    /// Reads one value from one scope and hands it to `f`, or says why
+    /// this read does not settle the lookup.
+    fn attempt(
         &mut self,
         scope: Scope,
         name: &CStr,
         kind: Kind,
-        f: F,
-    ) -> Attempt<R, F> {
+        f: &mut dyn FnMut(Lookup<'_>),
+    ) -> Attempt {
         let Some(buffer) = self.buffer.as_mut() else {
-            return Attempt::Done(f(Lookup::Missing));
+            f(Lookup::Missing);
+            return Attempt::Done;
         };
         let result = match kind {
             Kind::Dword => buffer.read_dword(scope, name).map(Lookup::Dword),
@@ -84,39 +79,33 @@ impl<'r> RegistrySource<'r> {
                 .map(|strings| Lookup::MultiString(strings.as_bytes())),
         };
         match result {
-            Ok(lookup) => {
-                self.last_origin = Some(match scope {
-                    Scope::Adapter => Origin::Adapter,
-                    Scope::Global => Origin::Global,
-                });
-                Attempt::Done(f(lookup))
+            Ok(lookup) => f(lookup),
+            // Missing, or of another type: the API does not tell which.
+            Err(ReadError::Failed) => return Attempt::NotHere,
+            Err(ReadError::Malformed { .. }) => f(Lookup::Unreadable),
+            Err(ReadError::BufferTooSmall { needed_bytes }) => {
+                return Attempt::TooSmall(needed_bytes);
             }
-            // Missing here, or of another type: the API does not tell which,
-            // so the next scope is asked.
-            Err(ReadError::Failed) => Attempt::NotHere(f),
-            Err(ReadError::Malformed { .. }) => Attempt::Done(f(Lookup::Unreadable)),
-            Err(ReadError::BufferTooSmall { needed_bytes }) => Attempt::TooSmall(needed_bytes, f),
         }
+        Attempt::Done
     }
 
-    /// Whether `name` exists in either scope as a type other than `kind`.
+    /// Whether `name` exists in `scope` as a type other than `kind`.
     ///
     /// `StorPortRegistryRead` fails the same way for a missing value and for
-    /// a value of another type, so a value that failed as `kind` in both
-    /// scopes is asked for as every other type: if one of those reads finds
-    /// it, the value is there with the wrong type and must be reported, not
-    /// taken as missing.
-    fn exists_as_another_kind(&mut self, name: &CStr, kind: Kind) -> bool {
+    /// a value of another type, so a value that failed as `kind` is asked
+    /// for as every other type: if one of those reads finds it, the value is
+    /// there with the wrong type and must be reported, not taken as missing
+    /// (and not silently passed over for the global value).
+    fn exists_as_another_kind(&mut self, scope: Scope, name: &CStr, kind: Kind) -> bool {
         let Some(buffer) = self.buffer.as_mut() else {
             return false;
         };
-        [Scope::Adapter, Scope::Global].into_iter().any(|scope| {
-            (kind != Kind::Dword && found(&buffer.read_dword(scope, name)))
-                || (kind != Kind::String && found(&buffer.read_string(scope, name)))
-                || (kind != Kind::MultiString && found(&buffer.read_multi_string(scope, name)))
-                || found(&buffer.read_binary(scope, name))
-                || found(&buffer.read_qword(scope, name))
-        })
+        (kind != Kind::Dword && found(&buffer.read_dword(scope, name)))
+            || (kind != Kind::String && found(&buffer.read_string(scope, name)))
+            || (kind != Kind::MultiString && found(&buffer.read_multi_string(scope, name)))
+            || found(&buffer.read_binary(scope, name))
+            || found(&buffer.read_qword(scope, name))
     }
 
     /// The next `StartCount`: the adapter's stored count plus one.
@@ -168,44 +157,38 @@ const fn found<T>(result: &Result<T, ReadError>) -> bool {
     !matches!(result, Err(ReadError::Failed))
 }
 
-/// How one scope answered a lookup.
-enum Attempt<R, F> {
+/// How one scope answered a read.
+enum Attempt {
     /// The lookup is settled; `f` ran.
-    Done(R),
+    Done,
     /// The value could not be read in this scope.
-    NotHere(F),
+    NotHere,
     /// The value needs a buffer of this many bytes.
-    TooSmall(u32, F),
+    TooSmall(u32),
 }
 
 impl Source for RegistrySource<'_> {
-    fn last_origin(&self) -> Option<Origin> {
-        self.last_origin
-    }
-
-    fn lookup<R>(&mut self, name: &CStr, kind: Kind, f: impl FnOnce(Lookup<'_>) -> R) -> R {
-        self.last_origin = None;
-        let mut f = f;
-        for scope in [Scope::Adapter, Scope::Global] {
-            f = match self.attempt(scope, name, kind, f) {
-                Attempt::Done(result) => return result,
-                Attempt::NotHere(f) => f,
-                Attempt::TooSmall(needed_bytes, f) => {
-                    if !self.grow(needed_bytes) {
-                        return f(Lookup::Unreadable);
-                    }
-                    match self.attempt(scope, name, kind, f) {
-                        Attempt::Done(result) => return result,
-                        Attempt::NotHere(f) => f,
-                        Attempt::TooSmall(_, f) => return f(Lookup::Unreadable),
-                    }
-                }
+    fn lookup(&mut self, origin: Origin, name: &CStr, kind: Kind, f: &mut dyn FnMut(Lookup<'_>)) {
+        let scope = match origin {
+            Origin::Adapter => Scope::Adapter,
+            Origin::Global => Scope::Global,
+        };
+        let mut attempt = self.attempt(scope, name, kind, f);
+        if let Attempt::TooSmall(needed_bytes) = attempt {
+            attempt = if self.grow(needed_bytes) {
+                self.attempt(scope, name, kind, f)
+            } else {
+                attempt
             };
         }
-        if self.exists_as_another_kind(name, kind) {
-            return f(Lookup::Unreadable);
+        match attempt {
+            Attempt::Done => {}
+            Attempt::TooSmall(_) => f(Lookup::Unreadable),
+            Attempt::NotHere if self.exists_as_another_kind(scope, name, kind) => {
+                f(Lookup::Unreadable);
+            }
+            Attempt::NotHere => f(Lookup::Missing),
         }
-        f(Lookup::Missing)
     }
 }
 

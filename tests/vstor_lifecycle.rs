@@ -270,8 +270,8 @@ fn set_running_config_honours_the_adapter_override_and_reports_bad_values() {
     assert_eq!(
         reports,
         vec![
-            "vstor: registry value ReadOnly = 5 is out of range; expected 0 or 1; using the \
-             default 0."
+            "vstor: registry value ReadOnly of this adapter (Parameters\\Device<N>) = 5 is out \
+             of range; expected 0 or 1; using the value all adapters share (Parameters\\Device)."
                 .to_owned()
         ]
     );
