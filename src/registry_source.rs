@@ -128,20 +128,25 @@ impl<'r> RegistrySource<'r> {
                 storport::print::Dec(EFFECTIVE_CONFIG_BYTES as u64)
             );
         }
-        let needed = u32::try_from(text.as_bytes().len() + 1).unwrap_or(u32::MAX);
-        if self
-            .buffer
-            .as_ref()
-            .is_some_and(|buffer| buffer.len_bytes() < needed)
-        {
-            self.grow(needed);
-        }
+        // StartCount first: it fits any buffer, and growing the buffer for
+        // EffectiveConfig may fail and leave no buffer at all.
         let Some(buffer) = self.buffer.as_mut() else {
             return;
         };
         if let Err(error) = buffer.write_dword(Scope::Adapter, names::START_COUNT, start_count) {
             debug_print!("vstor: StartCount: {error}\n");
         }
+        let needed = u32::try_from(text.as_bytes().len() + 1).unwrap_or(u32::MAX);
+        if buffer.len_bytes() < needed && !self.grow(needed) {
+            debug_print!(
+                "vstor: no registry buffer large enough for EffectiveConfig; it is not written \
+                 this start (StartCount is)\n"
+            );
+            return;
+        }
+        let Some(buffer) = self.buffer.as_mut() else {
+            return;
+        };
         if text.is_complete()
             && let Err(error) =
                 buffer.write_string(Scope::Adapter, names::EFFECTIVE_CONFIG, text.as_bytes())

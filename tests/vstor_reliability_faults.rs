@@ -313,6 +313,46 @@ fn without_a_registry_buffer_the_adapter_starts_on_defaults() {
 }
 
 #[test]
+fn start_count_is_written_even_when_no_buffer_fits_effective_config() {
+    let scenario = &scenarios()[1];
+    let (registry, service) = registry_with(&scenario.settings);
+    let adapter = Adapter::unentered(registry, &service);
+    // The first buffer (64 bytes) reads every value of this scenario; the
+    // write-back then needs a larger one for EffectiveConfig, which fails.
+    adapter.port.inject_faults(vec![
+        "StorPortAllocateRegistryBuffer@2.."
+            .parse()
+            .expect("a valid specification"),
+    ]);
+    adapter.port.driver_entry().expect("DriverEntry");
+    adapter.port.start().expect("the adapter starts");
+    assert_eq!(
+        adapter.port.injected_faults().len(),
+        1,
+        "only the write-back grew the buffer"
+    );
+    assert_eq!(
+        adapter.value(&adapter.adapter_key(), "StartCount"),
+        Some(RegValue::dword(1)),
+        "StartCount is written before the buffer is grown"
+    );
+    assert_eq!(
+        adapter.value(&adapter.adapter_key(), "EffectiveConfig"),
+        None,
+        "no buffer held EffectiveConfig"
+    );
+    assert!(
+        adapter.dbgprint().iter().any(|line| line.starts_with(
+            "vstor: no registry buffer large enough for EffectiveConfig; it is not written"
+        )),
+        "{:?}",
+        adapter.dbgprint()
+    );
+    assert_eq!(adapter.report_luns().len(), scenario.luns);
+    adapter.finish_clean();
+}
+
+#[test]
 fn a_failed_disk_allocation_frees_the_disks_built_before_it() {
     let scenario = &scenarios()[1];
     let baseline = run_once(scenario, &[]);
