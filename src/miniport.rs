@@ -131,7 +131,6 @@ impl scsi_srb::Adapter for Adapter {
 
 impl Miniport for Vstor {
     type Adapter = Adapter;
-    const HAS_ADAPTER_CONTROL: bool = true;
 
     fn find_adapter(context: &mut FindAdapterContext<'_>) -> Result<Adapter, FindAdapterError> {
         let mut source = RegistrySource::open(context.registry());

@@ -270,6 +270,24 @@ fn missing_callback_fails_driver_entry() {
 }
 
 #[test]
+fn missing_adapter_control_fails_driver_entry() {
+    let run = storemu(&fixture("missing-adapter-control"), &[]);
+    assert_eq!(
+        rules(&run),
+        vec!["InitDataInvalid".to_owned()],
+        "{}",
+        run.json
+    );
+    assert!(
+        run.json["findings"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("the required HwAdapterControl is NULL")
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
 fn usage_and_load_errors_have_their_exit_statuses() {
     let usage = Command::new(env!("CARGO_BIN_EXE_storemu"))
         .args(["run"])

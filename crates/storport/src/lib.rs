@@ -60,13 +60,16 @@ pub type NtStatus = storport_sys::NTSTATUS;
 /// `DriverEntry`.
 ///
 /// ```no_run
-/// # use storport::{DriverObject, FindAdapterContext, FindAdapterError, Miniport, NtStatus, Srb, SrbStatus, UnicodeString};
+/// # use storport::{AdapterControl, ControlStatus, DriverObject, FindAdapterContext, FindAdapterError, Miniport, NtStatus, Srb, SrbStatus, UnicodeString};
 /// # struct Driver;
 /// # impl Miniport for Driver {
 /// #     type Adapter = ();
 /// #     fn find_adapter(_: &mut FindAdapterContext<'_>) -> Result<(), FindAdapterError> { Ok(()) }
 /// #     fn start_io(_: &(), srb: Srb<'_>) { srb.complete(SrbStatus::NO_DEVICE) }
 /// #     fn reset_bus(_: &(), _: u8) -> bool { true }
+/// #     fn adapter_control(_: &(), control: AdapterControl<'_>) -> ControlStatus {
+/// #         control.answer_without_state()
+/// #     }
 /// # }
 /// #[unsafe(no_mangle)]
 /// pub unsafe extern "win64" fn DriverEntry(

@@ -27,7 +27,10 @@ use crate::srb::Srb;
 /// [`RegistryBuffer`](crate::registry::RegistryBuffer) are not:
 ///
 /// ```compile_fail,E0277
-/// use storport::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+/// use storport::{
+///     AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb,
+///     SrbStatus,
+/// };
 /// use storport::registry::Registry;
 ///
 /// struct Driver;
@@ -39,11 +42,17 @@ use crate::srb::Srb;
 ///     }
 ///     fn start_io(_: &Adapter, srb: Srb<'_>) { srb.complete(SrbStatus::NO_DEVICE) }
 ///     fn reset_bus(_: &Adapter, _: u8) -> bool { true }
+///     fn adapter_control(_: &Adapter, control: AdapterControl<'_>) -> ControlStatus {
+///         control.answer_without_state()
+///     }
 /// }
 /// ```
 ///
 /// ```
-/// use storport::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+/// use storport::{
+///     AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb,
+///     SrbStatus,
+/// };
 ///
 /// struct Driver;
 /// struct Adapter { disk_count: u32 }
@@ -54,6 +63,9 @@ use crate::srb::Srb;
 ///     }
 ///     fn start_io(_: &Adapter, srb: Srb<'_>) { srb.complete(SrbStatus::NO_DEVICE) }
 ///     fn reset_bus(_: &Adapter, _: u8) -> bool { true }
+///     fn adapter_control(_: &Adapter, control: AdapterControl<'_>) -> ControlStatus {
+///         control.answer_without_state()
+///     }
 /// }
 /// ```
 pub trait Miniport: 'static {
@@ -68,11 +80,6 @@ pub trait Miniport: 'static {
     /// 24 KiB kernel stack once, on its way into the device extension): put
     /// large tables in pool ([`PoolSlice`](crate::PoolSlice)).
     type Adapter: Send + Sync + 'static;
-
-    /// Whether [`adapter_control`](Self::adapter_control) is implemented. When
-    /// `false` (the default) the miniport registers no `HwAdapterControl`
-    /// routine at all, and the method is never called.
-    const HAS_ADAPTER_CONTROL: bool = false;
 
     /// `HwFindAdapter` (virtual form), at `PASSIVE_LEVEL`: configure the
     /// adapter and build its state.
@@ -106,17 +113,17 @@ pub trait Miniport: 'static {
     /// "bus" is the miniport's). Return `true` on success.
     fn reset_bus(adapter: &Self::Adapter, path_id: u8) -> bool;
 
-    /// `HwAdapterControl`. Called only when
-    /// [`HAS_ADAPTER_CONTROL`](Self::HAS_ADAPTER_CONTROL) is `true`.
+    /// `HwAdapterControl`, which Storport requires of every miniport
+    /// (`HW_ADAPTER_CONTROL`, Remarks: "a required function"), so it has no
+    /// default: leaving it out is a compile-time error. A miniport with
+    /// nothing to stop or re-read answers with
+    /// [`AdapterControl::answer_without_state`].
     ///
     /// Stop and restart run at DIRQL and get no registry capability; the
     /// query, boot-config and running-config cases run at `PASSIVE_LEVEL` and
     /// do. Storport requires stop and restart to be supported, so mark them
     /// in [`SupportedControlTypes`].
-    fn adapter_control(adapter: &Self::Adapter, control: AdapterControl<'_>) -> ControlStatus {
-        let _ = (adapter, control);
-        ControlStatus::Unsuccessful
-    }
+    fn adapter_control(adapter: &Self::Adapter, control: AdapterControl<'_>) -> ControlStatus;
 }
 
 /// Why find-adapter did not find an adapter (`SP_RETURN_*`).
@@ -324,6 +331,37 @@ pub enum AdapterControl<'a> {
     Other(u32),
 }
 
+impl AdapterControl<'_> {
+    /// The whole answer of a miniport whose adapter keeps no state to stop,
+    /// restart or re-read: it supports the query, stop and restart, and
+    /// stop and restart succeed at once; every other type is unsuccessful.
+    ///
+    /// ```
+    /// use storport::{AdapterControl, ControlStatus};
+    /// assert_eq!(AdapterControl::Stop.answer_without_state(), ControlStatus::Success);
+    /// assert_eq!(AdapterControl::Other(9).answer_without_state(), ControlStatus::Unsuccessful);
+    /// ```
+    #[must_use]
+    pub fn answer_without_state(self) -> ControlStatus {
+        match self {
+            Self::QuerySupportedControlTypes { mut supported, .. } => {
+                for control in [
+                    ControlType::QuerySupportedControlTypes,
+                    ControlType::Stop,
+                    ControlType::Restart,
+                ] {
+                    supported.set(control);
+                }
+                ControlStatus::Success
+            }
+            Self::Stop | Self::Restart => ControlStatus::Success,
+            Self::SetBootConfig { .. } | Self::SetRunningConfig { .. } | Self::Other(_) => {
+                ControlStatus::Unsuccessful
+            }
+        }
+    }
+}
+
 /// The `SCSI_ADAPTER_CONTROL_TYPE` numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ControlType {
@@ -424,5 +462,35 @@ impl ControlStatus {
             Self::Success => adapter_control::SUCCESS,
             Self::Unsuccessful => adapter_control::UNSUCCESSFUL,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::ptr::NonNull;
+
+    use super::{AdapterControl, ControlStatus, SupportedControlTypes};
+    use crate::registry::Registry;
+
+    #[test]
+    fn a_stateless_answer_supports_query_stop_and_restart_only() {
+        // SAFETY: the capability is only carried in the request; nothing
+        // calls the registry with it.
+        let mut registry = unsafe { Registry::new(NonNull::dangling()) };
+        let mut list = [0_u8; 5];
+        let query = AdapterControl::QuerySupportedControlTypes {
+            supported: SupportedControlTypes::new(&mut list),
+            registry: &mut registry,
+        };
+        assert_eq!(query.answer_without_state(), ControlStatus::Success);
+        assert_eq!(list, [1, 1, 1, 0, 0], "query, stop and restart");
+        assert_eq!(
+            AdapterControl::Restart.answer_without_state(),
+            ControlStatus::Success
+        );
+        let running = AdapterControl::SetRunningConfig {
+            registry: &mut registry,
+        };
+        assert_eq!(running.answer_without_state(), ControlStatus::Unsuccessful);
     }
 }

@@ -107,11 +107,7 @@ impl<T: Miniport> MiniportVTable<T> {
             PortVersionFlags: 0,
             DeviceIdLength: 0,
             DeviceId: core::ptr::null_mut(),
-            HwAdapterControl: if T::HAS_ADAPTER_CONTROL {
-                Some(Self::adapter_control)
-            } else {
-                None
-            },
+            HwAdapterControl: Some(Self::adapter_control),
             HwBuildIo: None,
             HwFreeAdapterResources: Some(Self::free_adapter_resources),
             HwProcessServiceRequest: None,
@@ -386,7 +382,10 @@ mod tests {
     use std::vec;
 
     use super::MiniportVTable;
-    use crate::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+    use crate::{
+        AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb,
+        SrbStatus,
+    };
 
     #[repr(align(64))]
     struct Wide(#[expect(dead_code, reason = "only its alignment matters")] u8);
@@ -402,6 +401,10 @@ mod tests {
         }
         fn reset_bus(_: &Wide, _: u8) -> bool {
             true
+        }
+
+        fn adapter_control(_: &Wide, control: AdapterControl<'_>) -> ControlStatus {
+            control.answer_without_state()
         }
     }
 
@@ -430,8 +433,8 @@ mod tests {
         assert!(data.HwStartIo.is_some() && data.HwResetBus.is_some());
         assert!(data.HwFreeAdapterResources.is_some());
         assert!(
-            data.HwAdapterControl.is_none(),
-            "the driver implements no adapter control"
+            data.HwAdapterControl.is_some(),
+            "Storport requires HwAdapterControl of every miniport"
         );
     }
 }

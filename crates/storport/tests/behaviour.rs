@@ -73,7 +73,6 @@ struct Probe;
 
 impl Miniport for Probe {
     type Adapter = ProbeAdapter;
-    const HAS_ADAPTER_CONTROL: bool = true;
 
     fn find_adapter(
         context: &mut FindAdapterContext<'_>,

@@ -35,4 +35,5 @@ const MISUSES: &[&str] = &[
     "double_complete",
     "srb_escape",
     "pending_status",
+    "missing_adapter_control",
 ];

@@ -82,6 +82,7 @@ pub fn register(
         (data.HwStartIo.is_some(), "HwStartIo"),
         (data.HwFindAdapter.is_some(), "HwFindAdapter"),
         (data.HwResetBus.is_some(), "HwResetBus"),
+        (data.HwAdapterControl.is_some(), "HwAdapterControl"),
         (
             data.HwFreeAdapterResources.is_some(),
             "HwFreeAdapterResources",

@@ -160,7 +160,7 @@ pub const RULES: &[RuleRow] = &[
     (
         Rule::InitDataInvalid,
         "InitDataInvalid",
-        "HW_INITIALIZATION_DATA: virtual miniports use Internal and set HwInitialize, HwStartIo, HwFindAdapter, HwResetBus, HwFreeAdapterResources",
+        "HW_INITIALIZATION_DATA: virtual miniports use Internal and set HwInitialize, HwStartIo, HwFindAdapter, HwResetBus, HwFreeAdapterResources; HW_ADAPTER_CONTROL, Remarks: HwStorAdapterControl is a required function",
         None,
     ),
     (

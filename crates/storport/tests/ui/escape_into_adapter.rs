@@ -1,7 +1,7 @@
 //! The registry buffer must not be stored in the adapter state, which
 //! outlives find-adapter and is shared with start-io.
 use storport::registry::RegistryBuffer;
-use storport::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
 
 struct Driver;
 
@@ -26,6 +26,10 @@ impl Miniport for Driver {
 
     fn reset_bus(_: &Adapter, _: u8) -> bool {
         true
+    }
+
+    fn adapter_control(_: &Adapter, control: AdapterControl<'_>) -> ControlStatus {
+        control.answer_without_state()
     }
 }
 

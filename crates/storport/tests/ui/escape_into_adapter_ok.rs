@@ -1,6 +1,6 @@
 //! Read into plain values and store those.
 use storport::registry::Scope;
-use storport::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
 
 struct Driver;
 
@@ -33,6 +33,10 @@ impl Miniport for Driver {
 
     fn reset_bus(_: &Adapter, _: u8) -> bool {
         true
+    }
+
+    fn adapter_control(_: &Adapter, control: AdapterControl<'_>) -> ControlStatus {
+        control.answer_without_state()
     }
 }
 

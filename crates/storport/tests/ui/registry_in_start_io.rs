@@ -2,7 +2,7 @@
 //! it is given no capability, and the shared adapter state cannot hold one
 //! (the adapter must be `Sync`; the capability is not).
 use storport::registry::{Registry, Scope};
-use storport::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
 
 struct Driver;
 
@@ -25,6 +25,10 @@ impl Miniport for Driver {
 
     fn reset_bus(_: &Adapter, _: u8) -> bool {
         true
+    }
+
+    fn adapter_control(_: &Adapter, control: AdapterControl<'_>) -> ControlStatus {
+        control.answer_without_state()
     }
 }
 

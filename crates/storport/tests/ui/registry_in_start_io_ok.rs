@@ -2,7 +2,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use storport::registry::Scope;
-use storport::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
 
 struct Driver;
 
@@ -33,6 +33,10 @@ impl Miniport for Driver {
 
     fn reset_bus(_: &Adapter, _: u8) -> bool {
         true
+    }
+
+    fn adapter_control(_: &Adapter, control: AdapterControl<'_>) -> ControlStatus {
+        control.answer_without_state()
     }
 }
 

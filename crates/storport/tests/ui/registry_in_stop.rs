@@ -8,7 +8,6 @@ struct Driver;
 
 impl Miniport for Driver {
     type Adapter = ();
-    const HAS_ADAPTER_CONTROL: bool = true;
 
     fn find_adapter(_: &mut FindAdapterContext<'_>) -> Result<(), FindAdapterError> {
         Ok(())
