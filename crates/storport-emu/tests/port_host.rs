@@ -7,6 +7,7 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use storport_emu::port::cpu::DirectCpu;
+use storport_emu::port::state::Event;
 use storport_emu::port::{DataDirection, Port, PortError, PortOptions, Rule, exports};
 use storport_emu::registry::RegValue;
 use storport_sys::{
@@ -34,6 +35,7 @@ enum Break {
     LongStall,
     TransferTooLong,
     NeverComplete,
+    CompleteOnBusReset,
     CompleteFromTimer,
     CompleteFromDpc,
     CompleteForeign,
@@ -247,6 +249,10 @@ unsafe extern "win64" fn hw_start_io(extension: *mut c_void, srb: *mut SCSI_REQU
         // SAFETY: KeBugCheckEx never returns; the gate ends the call.
         Break::BugCheckInStartIo => unsafe { storport_sys::KeBugCheckEx(0xDEAD, 1, 2, 3, 4) },
         Break::NeverComplete => return 1,
+        Break::CompleteOnBusReset => {
+            PENDING_SRB.with(|p| p.set(srb as usize));
+            return 1;
+        }
         Break::CompleteFromTimer => {
             PENDING_SRB.with(|p| p.set(srb as usize));
             notify(
@@ -328,7 +334,19 @@ unsafe extern "win64" fn hw_dpc(
     );
 }
 
-const unsafe extern "win64" fn hw_reset_bus(_extension: *mut c_void, _path: u32) -> u8 {
+unsafe extern "win64" fn hw_reset_bus(extension: *mut c_void, _path: u32) -> u8 {
+    let held = PENDING_SRB.with(|p| p.replace(0));
+    if mode() == Break::CompleteOnBusReset && held != 0 {
+        let request = held as *mut SCSI_REQUEST_BLOCK;
+        // SAFETY: the port handed this SRB to HwStartIo and it is not yet
+        // completed, so the miniport still owns it.
+        unsafe { (*request).SrbStatus = srb_status::BUS_RESET };
+        notify(
+            notification::REQUEST_COMPLETE,
+            extension,
+            [held as u64, 0, 0, 0],
+        );
+    }
     1
 }
 
@@ -593,6 +611,45 @@ fn transfer_length_above_buffer_is_reported() {
     assert_eq!(
         rules(&run(Break::TransferTooLong)),
         vec![Rule::TransferLength]
+    );
+}
+
+#[test]
+fn a_timed_out_srb_makes_the_port_reset_its_bus_and_the_reset_completes_it() {
+    BREAK.with(|b| b.set(Break::CompleteOnBusReset));
+    assert!(exports::bind_host().is_empty());
+    let options = PortOptions {
+        service: "testmp".to_owned(),
+        srb_timeout: std::time::Duration::from_millis(50),
+        ..PortOptions::default()
+    };
+    let port = Port::new(
+        driver_entry as *const () as usize,
+        Arc::new(DirectCpu),
+        options,
+        None,
+    );
+    port.driver_entry().expect("DriverEntry");
+    port.start().expect("start");
+    let result = port
+        .execute((0, 0, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36))
+        .expect("request");
+    assert_eq!(
+        result.srb_status,
+        srb_status::BUS_RESET,
+        "HwResetBus completed the held SRB"
+    );
+    assert_eq!(rules(&port), vec![Rule::SrbTimeout]);
+    let events = port.events();
+    let reset_at = events.iter().position(
+        |event| matches!(event, Event::Phase(line) if line == "HwResetBus(0) (DISPATCH_LEVEL)"),
+    );
+    let timeout_at = events.iter().position(
+        |event| matches!(event, Event::Finding(finding) if finding.rule == Rule::SrbTimeout),
+    );
+    assert!(
+        timeout_at.is_some() && reset_at > timeout_at,
+        "the bus is reset after the timeout: {events:?}"
     );
 }
 

@@ -746,12 +746,10 @@ impl Port {
         // On an error the miniport may still hold the SRB: `in_flight`
         // keeps its memory alive (retired).
         call?;
+        let path_id = in_flight.slot.as_ref().map_or(0, |slot| slot.srb.PathId);
         let deadline = Instant::now() + self.options.srb_timeout;
         loop {
-            let completed = lock(&self.shared.srbs)
-                .live(srb_address)
-                .is_some_and(|r| r.completed);
-            if completed {
+            if self.is_completed(srb_address) {
                 break;
             }
             if Instant::now() >= deadline {
@@ -760,11 +758,21 @@ impl Port {
                     Routine::StartIo,
                     vec![srb_address as u64, u64::from(timeout_seconds)],
                     format!(
-                        "SRB {srb_address:#x} (CDB opcode {:#04x}) was not completed within {} ms of HwStartIo.",
+                        "SRB {srb_address:#x} (CDB opcode {:#04x}) was not completed within {} ms of HwStartIo; the port resets bus {path_id}.",
                         cdb.first().copied().unwrap_or(0),
                         self.options.srb_timeout.as_millis()
                     ),
                 );
+                // HW_RESET_BUS: Storport clears the error by resetting the
+                // bus, and the miniport completes the SRBs it holds for that
+                // PathId (SRB_STATUS_BUS_RESET) inside HwStorResetBus.
+                let _ = self.reset_bus(path_id);
+                if self.is_completed(srb_address) {
+                    break;
+                }
+                self.log(format!(
+                    "SRB {srb_address:#x} is still not completed after HwResetBus({path_id})"
+                ));
                 return Ok(SrbResult {
                     srb_status: 0,
                     scsi_status: 0,
@@ -785,6 +793,13 @@ impl Port {
         let result = self.collect(slot, data_in, srb_address);
         slot.srb.DataBuffer = std::ptr::null_mut();
         Ok(result)
+    }
+
+    /// Whether the miniport has completed the SRB at `srb_address`.
+    fn is_completed(&self, srb_address: usize) -> bool {
+        lock(&self.shared.srbs)
+            .live(srb_address)
+            .is_some_and(|r| r.completed)
     }
 
     fn fire_timer(&self) -> Result<(), PortError> {

@@ -172,7 +172,7 @@ pub const RULES: &[RuleRow] = &[
     (
         Rule::SrbTimeout,
         "SrbTimeout",
-        "SCSI_REQUEST_BLOCK.TimeOutValue: the port resets the bus when a request outlives its timeout",
+        "SCSI_REQUEST_BLOCK.TimeOutValue: the port resets the bus when a request outlives its timeout (HW_RESET_BUS: the miniport completes the bus's SRBs in HwStorResetBus)",
         None,
     ),
     (
