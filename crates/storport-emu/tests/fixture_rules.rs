@@ -116,6 +116,12 @@ fn double_completion() {
 }
 
 #[test]
+fn completing_a_request_the_port_never_started() {
+    let run = expect_rule("complete-foreign", "ForeignSrb", "violations");
+    assert_eq!(run.json["findings"][0]["routine"], "HwStartIo");
+}
+
+#[test]
 fn status_pending() {
     expect_rule("status-pending", "StorPortStatusPending", "violations");
 }
