@@ -694,8 +694,7 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    /// A registry stand-in for the pure rules: name → value, all in the
-    /// global scope (where the INF puts them).
+    /// One registry scope for the pure rules: name → value.
     #[derive(Default)]
     struct Values(Vec<(&'static str, Stored)>);
 
@@ -721,24 +720,13 @@ mod tests {
         }
     }
 
-    impl Source for Values {
-        fn lookup(
-            &mut self,
-            scope: Origin,
-            name: &CStr,
-            kind: Kind,
-            f: &mut dyn FnMut(Lookup<'_>),
-        ) {
-            if scope == Origin::Adapter {
-                return f(Lookup::Missing);
-            }
-            self.find(name, kind, f);
-        }
-    }
-
     fn load(values: Vec<(&'static str, Stored)>) -> (Result<Config, ConfigError>, Vec<String>) {
         let mut reports = Vec::new();
-        let config = Config::load(&mut Values(values), &mut |bad: &BadValue| {
+        let mut source = Scoped {
+            adapter: Values::default(),
+            global: Values(values),
+        };
+        let config = Config::load(&mut source, &mut |bad: &BadValue| {
             reports.push(bad.to_string());
         });
         (config, reports)
@@ -1042,10 +1030,11 @@ mod tests {
             .0
             .expect("valid");
         let before = config;
-        config.load_runtime(
-            &mut Values(vec![("ReadOnly", Stored::Dword(1))]),
-            &mut |_| {},
-        );
+        let mut source = Scoped {
+            adapter: Values(vec![("ReadOnly", Stored::Dword(1))]),
+            global: Values::default(),
+        };
+        config.load_runtime(&mut source, &mut |_| {});
         assert!(config.read_only);
         config.read_only = false;
         assert_eq!(config, before);

@@ -573,73 +573,58 @@ fn an_override_for_another_adapter_does_not_apply() {
 }
 
 #[test]
-fn a_bad_override_is_reported_and_the_global_value_it_names_is_used() {
-    let adapter = Adapter::start(&[
-        global("DiskCount", RegValue::dword(2)),
-        small(),
-        first_adapter("DiskCount", RegValue::dword(40)),
-    ]);
-    assert_eq!(
-        reports(&adapter),
-        vec![
-            "vstor: registry value DiskCount of this adapter (Parameters\\Device<N>) = 40 is out \
-             of range; expected a DWORD from 1 to 16; using the value all adapters share \
-             (Parameters\\Device)."
-                .to_owned()
-        ]
-    );
-    assert_eq!(
-        adapter.report_luns(),
-        vec![lun_entry(0), lun_entry(1)],
-        "the message promises the global 2, and 2 is what runs"
-    );
-    adapter.finish_clean();
-}
-
-#[test]
-fn an_override_of_the_wrong_type_is_reported_not_skipped_silently() {
-    let adapter = Adapter::start(&[
-        global("DiskCount", RegValue::dword(2)),
-        small(),
-        first_adapter("DiskCount", RegValue::sz("3")),
-    ]);
-    assert_eq!(
-        reports(&adapter),
-        vec![
-            "vstor: registry value DiskCount of this adapter (Parameters\\Device<N>) has the wrong \
-             type; expected a DWORD from 1 to 16; using the value all adapters share \
-             (Parameters\\Device)."
-                .to_owned()
-        ]
-    );
-    assert_eq!(adapter.report_luns(), vec![lun_entry(0), lun_entry(1)]);
-    adapter.finish_clean();
-}
-
-#[test]
-fn a_bad_override_over_a_bad_global_value_gives_the_default_and_two_reports() {
-    let adapter = Adapter::start(&[
-        global("DiskCount", RegValue::dword(0)),
-        small(),
-        first_adapter("DiskCount", RegValue::dword(40)),
-    ]);
-    assert_eq!(
-        reports(&adapter),
-        vec![
-            "vstor: registry value DiskCount of this adapter (Parameters\\Device<N>) = 40 is out \
-             of range; expected a DWORD from 1 to 16; using the default 1."
-                .to_owned(),
-            "vstor: registry value DiskCount = 0 is out of range; expected a DWORD from 1 to 16; \
-             using the default 1."
-                .to_owned(),
-        ]
-    );
-    assert_eq!(
-        adapter.report_luns(),
-        vec![lun_entry(0)],
-        "the messages promise the default 1, and 1 is what runs"
-    );
-    adapter.finish_clean();
+fn a_bad_override_gives_way_to_the_global_value_or_else_the_default() {
+    let of_adapter = "vstor: registry value DiskCount of this adapter (Parameters\\Device<N>)";
+    let expected = "expected a DWORD from 1 to 16";
+    let cases = [
+        (
+            "out of range over a good global value",
+            RegValue::dword(2),
+            RegValue::dword(40),
+            vec![format!(
+                "{of_adapter} = 40 is out of range; {expected}; using the value all adapters \
+                 share (Parameters\\Device)."
+            )],
+            2,
+        ),
+        (
+            "of the wrong type over a good global value",
+            RegValue::dword(2),
+            RegValue::sz("3"),
+            vec![format!(
+                "{of_adapter} has the wrong type; {expected}; using the value all adapters share \
+                 (Parameters\\Device)."
+            )],
+            2,
+        ),
+        (
+            "out of range over a bad global value",
+            RegValue::dword(0),
+            RegValue::dword(40),
+            vec![
+                format!("{of_adapter} = 40 is out of range; {expected}; using the default 1."),
+                format!(
+                    "vstor: registry value DiskCount = 0 is out of range; {expected}; using the \
+                     default 1."
+                ),
+            ],
+            1,
+        ),
+    ];
+    for (case, global_value, override_value, messages, disks) in cases {
+        let adapter = Adapter::start(&[
+            global("DiskCount", global_value),
+            small(),
+            first_adapter("DiskCount", override_value),
+        ]);
+        assert_eq!(reports(&adapter), messages, "{case}");
+        assert_eq!(
+            adapter.report_luns(),
+            (0..disks).map(lun_entry).collect::<Vec<_>>(),
+            "{case}: the disks the messages promise"
+        );
+        adapter.finish_clean();
+    }
 }
 
 /// Starts an adapter that must fail find-adapter with `SP_RETURN_BAD_CONFIG`

@@ -257,9 +257,10 @@ fn bad_init_size_fails_driver_entry_with_revision_mismatch() {
     assert_eq!(run.code, 1);
 }
 
-#[test]
-fn missing_callback_fails_driver_entry() {
-    let run = storemu(&fixture("missing-callback"), &[]);
+/// Runs the fixture built with `feature`, which must fail `DriverEntry`
+/// with one `InitDataInvalid` finding whose message contains `needle`.
+fn expect_invalid_init_data(feature: &str, needle: &str) {
+    let run = storemu(&fixture(feature), &[]);
     assert_eq!(
         rules(&run),
         vec!["InitDataInvalid".to_owned()],
@@ -270,27 +271,24 @@ fn missing_callback_fails_driver_entry() {
         run.json["findings"][0]["message"]
             .as_str()
             .expect("message")
-            .contains("HwResetBus")
+            .contains(needle),
+        "{}",
+        run.json
     );
     assert_eq!(run.code, 1);
 }
 
 #[test]
+fn missing_callback_fails_driver_entry() {
+    expect_invalid_init_data("missing-callback", "HwResetBus");
+}
+
+#[test]
 fn missing_adapter_control_fails_driver_entry() {
-    let run = storemu(&fixture("missing-adapter-control"), &[]);
-    assert_eq!(
-        rules(&run),
-        vec!["InitDataInvalid".to_owned()],
-        "{}",
-        run.json
+    expect_invalid_init_data(
+        "missing-adapter-control",
+        "the required HwAdapterControl is NULL",
     );
-    assert!(
-        run.json["findings"][0]["message"]
-            .as_str()
-            .expect("message")
-            .contains("the required HwAdapterControl is NULL")
-    );
-    assert_eq!(run.code, 1);
 }
 
 #[test]

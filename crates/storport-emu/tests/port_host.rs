@@ -614,9 +614,9 @@ fn transfer_length_above_buffer_is_reported() {
     );
 }
 
-#[test]
-fn a_timed_out_srb_makes_the_port_reset_its_bus_and_the_reset_completes_it() {
-    BREAK.with(|b| b.set(Break::CompleteOnBusReset));
+/// The host-linked miniport, started on a port whose SRBs time out after
+/// 50 ms.
+fn started_with_short_timeout() -> Port {
     assert!(exports::bind_host().is_empty());
     let options = PortOptions {
         service: "testmp".to_owned(),
@@ -631,6 +631,13 @@ fn a_timed_out_srb_makes_the_port_reset_its_bus_and_the_reset_completes_it() {
     );
     port.driver_entry().expect("DriverEntry");
     port.start().expect("start");
+    port
+}
+
+#[test]
+fn a_timed_out_srb_makes_the_port_reset_its_bus_and_the_reset_completes_it() {
+    BREAK.with(|b| b.set(Break::CompleteOnBusReset));
+    let port = started_with_short_timeout();
     let result = port
         .execute((0, 0, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36))
         .expect("request");
@@ -656,20 +663,7 @@ fn a_timed_out_srb_makes_the_port_reset_its_bus_and_the_reset_completes_it() {
 #[test]
 fn an_srb_never_completed_is_reported_after_its_timeout() {
     BREAK.with(|b| b.set(Break::NeverComplete));
-    assert!(exports::bind_host().is_empty());
-    let options = PortOptions {
-        service: "testmp".to_owned(),
-        srb_timeout: std::time::Duration::from_millis(50),
-        ..PortOptions::default()
-    };
-    let port = Port::new(
-        driver_entry as *const () as usize,
-        Arc::new(DirectCpu),
-        options,
-        None,
-    );
-    port.driver_entry().expect("DriverEntry");
-    port.start().expect("start");
+    let port = started_with_short_timeout();
     let result = port
         .execute((0, 0, 0), &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(36))
         .expect("request");
