@@ -56,6 +56,14 @@ extern "win64" fn notification(kind: u64, _extension: u64, srb: u64) -> u64 {
     0
 }
 
+/// The least a `HwStartIo` can do: complete the SRB at once, calling the
+/// notification routine through a pointer as a driver calls its import.
+extern "win64" fn completing_stub(extension: u64, srb: u64) -> u64 {
+    let notify: extern "win64" fn(u64, u64, u64) -> u64 = notification;
+    std::hint::black_box(notify)(REQUEST_COMPLETE, extension, srb);
+    1
+}
+
 /// Resolves the image's imports to storemu's exports, except
 /// `StorPortNotification` (see [`notification`]).
 fn resolve(module: &str, name: &str) -> Option<usize> {
@@ -190,21 +198,40 @@ impl Bench {
     /// When the driver does not complete the SRB inside the call.
     #[inline]
     pub fn start_io(&self, request: &mut Request) {
+        self.call_start_io(self.start_io, request);
+    }
+
+    /// As [`Bench::start_io`], but calls [`completing_stub`] instead of
+    /// vstor's `HwStartIo`: the cost of the measurement path itself (the
+    /// call, the field resets, the completion through the notification
+    /// routine), which every SRB time includes.
+    ///
+    /// # Panics
+    ///
+    /// As [`Bench::start_io`].
+    #[inline]
+    pub fn start_stub(&self, request: &mut Request) {
+        self.call_start_io(completing_stub as *const () as usize, request);
+    }
+
+    #[inline]
+    fn call_start_io(&self, routine: usize, request: &mut Request) {
         let slot = &mut request.slot;
         slot.srb.SrbStatus = 0;
         slot.srb.ScsiStatus = 0;
         slot.srb.DataTransferLength = request.data_len;
         let srb_address = std::ptr::from_mut(&mut slot.srb) as usize;
         let before = COMPLETIONS.load(Ordering::Relaxed);
-        // SAFETY: `start_io` is the HwStartIo routine vstor registered with
-        // StorPortInitialize (two integer arguments: the device extension
-        // and the SRB); the extension is the one storemu allocated for this
-        // started adapter, and the SRB with its data and sense buffers lives
-        // in `request`, borrowed mutably for the whole call. vstor completes
-        // synchronously, so nothing refers to the SRB after the call.
+        // SAFETY: `routine` is the HwStartIo routine vstor registered with
+        // StorPortInitialize or `completing_stub` (both take two integer
+        // arguments: the device extension and the SRB); the extension is the
+        // one storemu allocated for this started adapter, and the SRB with
+        // its data and sense buffers lives in `request`, borrowed mutably for
+        // the whole call. Both complete synchronously, so nothing refers to
+        // the SRB after the call.
         let result = unsafe {
             DirectCpu.call(
-                self.start_io,
+                routine,
                 &[self.extension, srb_address as u64],
                 DISPATCH_LEVEL,
             )

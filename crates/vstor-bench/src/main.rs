@@ -139,6 +139,11 @@ fn measured_srb_sequence(bench: &Bench, request: &mut driver::Request, count: us
 
 fn wall_only(files: &Files) -> Result<(), String> {
     let bench = Bench::start(&files.sys, &files.inf, SRB_DISK_MIB)?;
+    println!(
+        "{:<18} {:>9.1} ns/SRB  (a stub HwStartIo that only completes)",
+        "floor",
+        wall::floor(&bench)
+    );
     for kind in kinds::ALL {
         let wall = wall::measure(&bench, kind);
         println!(
@@ -185,6 +190,7 @@ fn run(files: &Files, out: &std::path::Path) -> Result<(), String> {
         eprintln!("vstor-bench: timing {}", row.kind.label());
         row.wall = Some(wall::measure(&bench, row.kind));
     }
+    let floor_ns = wall::floor(&bench);
     let findings = bench.finish();
     if !findings.is_empty() {
         return Err(format!("storemu reported findings: {findings:?}"));
@@ -204,6 +210,7 @@ fn run(files: &Files, out: &std::path::Path) -> Result<(), String> {
         .len();
     let report = report::Report {
         rows,
+        floor_ns,
         starts,
         image_bytes,
     };

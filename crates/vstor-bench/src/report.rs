@@ -31,6 +31,8 @@ pub struct Row {
 pub struct Report {
     /// Per-SRB rows in [`crate::kinds::ALL`] order.
     pub rows: Vec<Row>,
+    /// Nanoseconds per SRB of a stub `HwStartIo` that only completes it.
+    pub floor_ns: f64,
     /// Adapter start time per disk size in MiB.
     pub starts: Vec<(u32, Duration)>,
     /// Size of vstor.sys in bytes.
@@ -106,6 +108,12 @@ impl Report {
                 row.count.other(),
             );
         }
+        let _ = writeln!(
+            out,
+            "\nFloor: a stub HwStartIo that only completes the SRB, timed the same way, takes \
+             {:.1} ns per SRB; every ns/SRB above includes it.",
+            self.floor_ns
+        );
         let _ = writeln!(
             out,
             "\nLargest parts of \"other\" (innermost function, inlined code included; instructions per SRB):\n"

@@ -105,6 +105,24 @@ pub fn measure(bench: &Bench, kind: Kind) -> Wall {
     }
 }
 
+/// Nanoseconds per call of a stub `HwStartIo` that only completes the SRB
+/// (the fastest of [`ROUNDS`] rounds): the floor of the measurement path
+/// under every SRB time.
+#[must_use]
+pub fn floor(bench: &Bench) -> f64 {
+    let count = iterations(0);
+    let mut request = Kind::TestUnitReady.request();
+    let mut best = f64::INFINITY;
+    for _ in 0..ROUNDS {
+        let begun = Instant::now();
+        for _ in 0..count {
+            bench.start_stub(&mut request);
+        }
+        best = best.min(per_op(begun, count));
+    }
+    best
+}
+
 fn median(values: &mut [f64]) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied()
