@@ -86,43 +86,51 @@ fn command() -> Command {
                 .arg(Arg::new("inf").value_name("FILE.inf").required(true).value_parser(value_parser!(PathBuf)).help("The INF file")),
         )
         .subcommand(
-            Command::new("run")
-                .about("Load DRIVER, run its life cycle and I/O, and report every rule it breaks")
-                .arg(Arg::new("driver").value_name("DRIVER.sys").required(true).value_parser(value_parser!(PathBuf)).help("The driver image (PE32+ for x64)"))
-                .arg(Arg::new("inf").long("inf").value_name("FILE.inf").value_parser(value_parser!(PathBuf)).help("INF to install the driver from"))
-                .arg(
-                    Arg::new("set")
-                        .long("set")
-                        .value_name("[SUBKEY\\]NAME=TYPE:VALUE")
-                        .action(ArgAction::Append)
-                        .help("Registry value to set after installation; SUBKEY is relative to Parameters (default Device); TYPE: dword, qword, sz, multi_sz (; between strings), binary (hex)"),
-                )
-                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print one JSON object"))
-                .arg(
-                    Arg::new("watchdog-ms")
-                        .long("watchdog-ms")
-                        .value_name("MS")
-                        .value_parser(value_parser!(u64).range(1..))
-                        .default_value("10000")
-                        .help("Longest a driver callback may run before the watchdog stops it"),
-                )
-                .arg(
-                    Arg::new("srb-timeout-ms")
-                        .long("srb-timeout-ms")
-                        .value_name("MS")
-                        .value_parser(value_parser!(u64).range(1..))
-                        .default_value("10000")
-                        .help("Longest the port waits for a request's completion"),
-                )
-                .arg(Arg::new("allow-missing").long("allow-missing").action(ArgAction::SetTrue).help("Bind unimplemented imports to stubs that report when called"))
-                .arg(
-                    Arg::new("fail")
-                        .long("fail")
-                        .value_name("CALL@N[..]")
-                        .action(ArgAction::Append)
-                        .help("Make the N-th call (and with `..` every later one) of a fallible import fail: ExAllocatePool2, ExAllocatePoolWithTag, ExAllocatePool, StorPortAllocatePool, StorPortAllocateMdl, StorPortAllocateRegistryBuffer, StorPortRegistryRead, StorPortRegistryWrite"),
-                ),
+            adapter_args(
+                Command::new("run")
+                    .about("Load DRIVER, run its life cycle and I/O, and report every rule it breaks"),
+            )
+            .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print one JSON object"))
+            .arg(
+                Arg::new("fail")
+                    .long("fail")
+                    .value_name("CALL@N[..]")
+                    .action(ArgAction::Append)
+                    .help("Make the N-th call (and with `..` every later one) of a fallible import fail: ExAllocatePool2, ExAllocatePoolWithTag, ExAllocatePool, StorPortAllocatePool, StorPortAllocateMdl, StorPortAllocateRegistryBuffer, StorPortRegistryRead, StorPortRegistryWrite"),
+            ),
         )
+}
+
+/// `command` with the arguments that load and start an adapter, which `run`
+/// and `serve` share ([`run_args`] reads them back).
+pub(crate) fn adapter_args(command: Command) -> Command {
+    command
+        .arg(Arg::new("driver").value_name("DRIVER.sys").required(true).value_parser(value_parser!(PathBuf)).help("The driver image (PE32+ for x64)"))
+        .arg(Arg::new("inf").long("inf").value_name("FILE.inf").value_parser(value_parser!(PathBuf)).help("INF to install the driver from"))
+        .arg(
+            Arg::new("set")
+                .long("set")
+                .value_name("[SUBKEY\\]NAME=TYPE:VALUE")
+                .action(ArgAction::Append)
+                .help("Registry value to set after installation; SUBKEY is relative to Parameters (default Device); TYPE: dword, qword, sz, multi_sz (; between strings), binary (hex)"),
+        )
+        .arg(
+            Arg::new("watchdog-ms")
+                .long("watchdog-ms")
+                .value_name("MS")
+                .value_parser(value_parser!(u64).range(1..))
+                .default_value("10000")
+                .help("Longest a driver callback may run before the watchdog stops it"),
+        )
+        .arg(
+            Arg::new("srb-timeout-ms")
+                .long("srb-timeout-ms")
+                .value_name("MS")
+                .value_parser(value_parser!(u64).range(1..))
+                .default_value("10000")
+                .help("Longest the port waits for a request's completion"),
+        )
+        .arg(Arg::new("allow-missing").long("allow-missing").action(ArgAction::SetTrue).help("Bind unimplemented imports to stubs that report when called"))
 }
 
 /// The adapter arguments `run` and `serve` share, from their matches

@@ -9,7 +9,6 @@
 //! driver could not be started, 64 usage error.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
 
@@ -21,83 +20,42 @@ use crate::cli::{EXIT_CLEAN, EXIT_FINDINGS, EXIT_LOAD_ERROR, EXIT_USAGE, parse_s
 /// The grammar of `storemu serve`.
 #[must_use]
 pub fn definition() -> Command {
-    Command::new("serve")
-        .about("Start DRIVER's adapter and serve its disks over NBD and iSCSI until SIGINT/SIGTERM")
-        .arg(
-            Arg::new("driver")
-                .value_name("DRIVER.sys")
-                .required(true)
-                .value_parser(value_parser!(PathBuf))
-                .help("The driver image (PE32+ for x64)"),
-        )
-        .arg(
-            Arg::new("inf")
-                .long("inf")
-                .value_name("FILE.inf")
-                .value_parser(value_parser!(PathBuf))
-                .help("INF to install the driver from"),
-        )
-        .arg(
-            Arg::new("set")
-                .long("set")
-                .value_name("[SUBKEY\\]NAME=TYPE:VALUE")
-                .action(ArgAction::Append)
-                .help("Registry value to set after installation, as for `storemu run`"),
-        )
-        .arg(
-            Arg::new("nbd")
-                .long("nbd")
-                .value_name("ADDR:PORT")
-                .value_parser(value_parser!(SocketAddr))
-                .help("NBD listen address (default 127.0.0.1:10809; port 0 picks a free one)"),
-        )
-        .arg(
-            Arg::new("iscsi")
-                .long("iscsi")
-                .value_name("ADDR:PORT")
-                .value_parser(value_parser!(SocketAddr))
-                .help("iSCSI listen address (default 127.0.0.1:3260; port 0 picks a free one)"),
-        )
-        .arg(
-            Arg::new("no-nbd")
-                .long("no-nbd")
-                .action(ArgAction::SetTrue)
-                .help("Do not serve NBD"),
-        )
-        .arg(
-            Arg::new("no-iscsi")
-                .long("no-iscsi")
-                .action(ArgAction::SetTrue)
-                .help("Do not serve iSCSI"),
-        )
-        .arg(
-            Arg::new("watchdog-ms")
-                .long("watchdog-ms")
-                .value_name("MS")
-                .value_parser(value_parser!(u64).range(1..))
-                .default_value("10000")
-                .help("Longest a driver callback may run before the watchdog stops it"),
-        )
-        .arg(
-            Arg::new("srb-timeout-ms")
-                .long("srb-timeout-ms")
-                .value_name("MS")
-                .value_parser(value_parser!(u64).range(1..))
-                .default_value("10000")
-                .help("Longest the port waits for a request's completion"),
-        )
-        .arg(
-            Arg::new("log")
-                .long("log")
-                .action(ArgAction::SetTrue)
-                .help("Print the port's log (life cycle, DbgPrint, connections closed on protocol errors) on stderr as it happens"),
-        )
-        .arg(
-            Arg::new("allow-missing")
-                .long("allow-missing")
-                .action(ArgAction::SetTrue)
-                .help("Bind unimplemented imports to stubs that report when called"),
-        )
+    crate::cli::adapter_args(
+        Command::new("serve")
+            .about("Start DRIVER's adapter and serve its disks over NBD and iSCSI until SIGINT/SIGTERM"),
+    )
+    .arg(
+        Arg::new("nbd")
+            .long("nbd")
+            .value_name("ADDR:PORT")
+            .value_parser(value_parser!(SocketAddr))
+            .help("NBD listen address (default 127.0.0.1:10809; port 0 picks a free one)"),
+    )
+    .arg(
+        Arg::new("iscsi")
+            .long("iscsi")
+            .value_name("ADDR:PORT")
+            .value_parser(value_parser!(SocketAddr))
+            .help("iSCSI listen address (default 127.0.0.1:3260; port 0 picks a free one)"),
+    )
+    .arg(
+        Arg::new("no-nbd")
+            .long("no-nbd")
+            .action(ArgAction::SetTrue)
+            .help("Do not serve NBD"),
+    )
+    .arg(
+        Arg::new("no-iscsi")
+            .long("no-iscsi")
+            .action(ArgAction::SetTrue)
+            .help("Do not serve iSCSI"),
+    )
+    .arg(
+        Arg::new("log")
+            .long("log")
+            .action(ArgAction::SetTrue)
+            .help("Print the port's log (life cycle, DbgPrint, connections closed on protocol errors) on stderr as it happens"),
+    )
 }
 
 fn address(matches: &ArgMatches, name: &str, default: &str) -> Option<SocketAddr> {
