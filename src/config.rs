@@ -11,9 +11,9 @@
 //! once (through the `report` callback, which the miniport sends to
 //! `DbgPrint`) and passed over: a bad value of the adapter's own is replaced
 //! by the global value when that one is good, and otherwise by the default;
-//! the adapter still starts. Only a
-//! configuration that cannot be honoured as a whole is rejected
-//! ([`ConfigError`]), which fails find-adapter with `SP_RETURN_BAD_CONFIG`.
+//! the adapter still starts. Only a configuration that cannot be honoured as
+//! a whole is rejected ([`ConfigError`]), which fails find-adapter with
+//! `SP_RETURN_BAD_CONFIG`.
 
 use core::ffi::CStr;
 use core::fmt;

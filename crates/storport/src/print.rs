@@ -199,6 +199,7 @@ mod tests {
             assert_eq!(Hex(value).to_string(), format!("{value:#04x}"));
         }
         assert_eq!(ZeroPadded(7, 0).to_string(), "7");
+        assert_eq!(ZeroPadded(7, 99).to_string(), "00000000000000000007");
     }
 
     #[test]
@@ -216,7 +217,6 @@ mod tests {
         }
         assert_eq!(ascii_str('é'), "?");
         assert_eq!(ascii_str('\u{10FFFF}'), "?");
-        assert_eq!(ZeroPadded(7, 99).to_string(), "00000000000000000007");
     }
 
     #[test]
