@@ -16,7 +16,7 @@ use storport_emu::port::{DataDirection, FaultSpec, PortError, Rule};
 use storport_emu::registry::{RegType, RegValue, Registry};
 use vstor_fuzz::Bytes;
 
-const NAMES: [&str; 11] = [
+const NAMES: [&str; 12] = [
     "DiskCount",
     "DiskSizeMiB",
     "DiskSizesMiB",
@@ -26,6 +26,7 @@ const NAMES: [&str; 11] = [
     "ProductId",
     "ProductRevision",
     "SerialPrefix",
+    "TargetPorts",
     "StartCount",
     "EffectiveConfig",
 ];
