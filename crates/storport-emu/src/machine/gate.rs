@@ -30,6 +30,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use super::fault::{BugCheck, Exception, Fault, Registers};
+use super::preempt::{self, Preemption};
 use super::{images, irql, memory, signals, thread};
 
 /// The most integer arguments [`call`] passes (four in registers, four on the stack).
@@ -68,8 +69,24 @@ pub(crate) struct Frame {
     pub(crate) aborted: Cell<Option<Fault>>,
     pub(crate) guard: (usize, usize),
     pub(crate) stack_top: usize,
-    pub(crate) deadline_ns: u64,
+    pub(crate) deadline_ns: Cell<u64>,
+    /// When the call, which preempted another on its processor, has run too
+    /// long: the watchdog then releases the preempted call ([`Limits::soft`]).
+    pub(crate) soft_deadline_ns: Cell<u64>,
+    pub(crate) soft_hook: *const Preemption,
     pub(crate) outer: *const Self,
+}
+
+/// The time limits of one driver call.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits<'a> {
+    /// Longest the call may run before the watchdog ends it.
+    pub timeout: Duration,
+    /// For a call that preempted another on its processor: how long it may
+    /// run before the watchdog releases the preempted call (which then goes
+    /// on beside it), and the preemption to release. The call itself goes on
+    /// until it returns or `timeout` passes.
+    pub soft: Option<(Duration, &'a Preemption)>,
 }
 
 thread_local! {
@@ -123,18 +140,42 @@ pub fn kernel_stack() -> std::io::Result<std::ops::Range<usize>> {
     thread::with_env(|env| env.guard().1..env.stack_top())
 }
 
-/// Earliest deadline of `frame` and the frames around it.
-fn effective_deadline(frame: &Frame) -> u64 {
-    let mut deadline = frame.deadline_ns;
+/// Earliest deadline, hard or soft, of `frame` and the frames around it.
+/// Async-signal-safe.
+pub(crate) fn effective_deadline(frame: &Frame) -> u64 {
+    let mut deadline = frame.deadline_ns.get().min(frame.soft_deadline_ns.get());
     let mut outer = frame.outer;
     while !outer.is_null() {
         // SAFETY: outer frames are live: each lives on the host stack of a
         // `call` that is still waiting for the inner call to end.
         let f = unsafe { &*outer };
-        deadline = deadline.min(f.deadline_ns);
+        deadline = deadline
+            .min(f.deadline_ns.get())
+            .min(f.soft_deadline_ns.get());
         outer = f.outer;
     }
     deadline
+}
+
+/// Moves the deadlines of this thread's active calls `ns` later: the time a
+/// preempted call spent parked is not its own. Async-signal-safe.
+pub(crate) fn postpone_deadlines(ns: u64) {
+    let mut walk = current_frame();
+    while !walk.is_null() {
+        // SAFETY: active frames are live while their calls run.
+        let f = unsafe { &*walk };
+        f.deadline_ns
+            .set(f.deadline_ns.get().saturating_add(ns).min(u64::MAX - 1));
+        if f.soft_deadline_ns.get() != u64::MAX {
+            f.soft_deadline_ns.set(
+                f.soft_deadline_ns
+                    .get()
+                    .saturating_add(ns)
+                    .min(u64::MAX - 1),
+            );
+        }
+        walk = f.outer;
+    }
 }
 
 /// Calls the win64 function at `target` with `args` (at most [`MAX_ARGS`])
@@ -160,6 +201,41 @@ fn effective_deadline(frame: &Frame) -> u64 {
 /// faults and hangs, not memory corruption, so code that scribbles over host
 /// memory breaks the process as it would break Windows.
 pub unsafe fn call(target: usize, args: &[u64], irql: u8, timeout: Duration) -> Result<u64, Fault> {
+    // SAFETY: the caller's contract is this function's.
+    unsafe {
+        call_with(
+            target,
+            args,
+            irql,
+            Limits {
+                timeout,
+                soft: None,
+            },
+        )
+    }
+}
+
+/// [`call`] with [`Limits`] (the watchdog's limit and a soft limit).
+///
+/// The soft limit is for a call that preempted another: when it passes, the
+/// preempted call is released. An outermost call for which
+/// [`preempt::arm`] planned a preemption runs single-stepped (see
+/// [`preempt`]).
+///
+/// # Errors
+///
+/// As [`call`].
+///
+/// # Safety
+///
+/// As [`call`].
+pub unsafe fn call_with(
+    target: usize,
+    args: &[u64],
+    irql: u8,
+    limits: Limits<'_>,
+) -> Result<u64, Fault> {
+    let timeout = limits.timeout;
     if args.len() > MAX_ARGS {
         return Err(Fault::Setup(format!(
             "{} arguments were given, but the call gate passes at most {MAX_ARGS}",
@@ -182,21 +258,22 @@ pub unsafe fn call(target: usize, args: &[u64], irql: u8, timeout: Duration) -> 
             "creating the thread's kernel stack and KPCR failed: {e}"
         ))
     })?;
-    let mut depth = 0;
-    let mut walk = outer;
-    while !walk.is_null() {
-        depth += 1;
-        // SAFETY: outer frames are live while this (inner) call runs.
-        walk = unsafe { &*walk }.outer;
-    }
+    let depth = nesting_depth(outer);
     if depth >= MAX_DEPTH {
         return Err(Fault::Setup(format!(
             "driver calls are nested {depth} deep, the limit"
         )));
     }
-    let deadline_ns = thread::monotonic_ns()
-        .saturating_add(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
-        .min(u64::MAX - 1);
+    let now = thread::monotonic_ns();
+    let after = |limit: Duration| {
+        now.saturating_add(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX))
+            .min(u64::MAX - 1)
+    };
+    let (soft_deadline_ns, soft_hook) = limits
+        .soft
+        .map_or((u64::MAX, std::ptr::null()), |(limit, hook)| {
+            (after(limit), std::ptr::from_ref(hook))
+        });
     let frame = Frame {
         host_rsp: Cell::new(0),
         state: Cell::new(RUNNING),
@@ -204,7 +281,9 @@ pub unsafe fn call(target: usize, args: &[u64], irql: u8, timeout: Duration) -> 
         aborted: Cell::new(None),
         guard,
         stack_top,
-        deadline_ns,
+        deadline_ns: Cell::new(after(timeout)),
+        soft_deadline_ns: Cell::new(soft_deadline_ns),
+        soft_hook,
         outer,
     };
     let outermost = outer.is_null();
@@ -217,6 +296,7 @@ pub unsafe fn call(target: usize, args: &[u64], irql: u8, timeout: Duration) -> 
         super::kpcr::set_gs_base(kpcr)
             .map_err(|e| Fault::Setup(format!("setting GS to the KPCR failed: {e}")))?;
     }
+    let trace = outermost && preempt::begin_call();
     let caller_irql = irql::set(irql);
     // The frame is current before the watchdog check: a timer signal that
     // arrives in between sees the call and re-arms for its deadline.
@@ -226,7 +306,18 @@ pub unsafe fn call(target: usize, args: &[u64], irql: u8, timeout: Duration) -> 
     // SAFETY: `frame` outlives the call; `arg_block` holds MAX_ARGS values;
     // `switch_to` is the top of this thread's kernel stack or 0 (stay on the
     // current kernel stack); the caller vouches for `target`.
-    let rax = unsafe { gate_enter(&raw const frame, target, &raw const arg_block, switch_to) };
+    let rax = unsafe {
+        gate_enter(
+            &raw const frame,
+            target,
+            &raw const arg_block,
+            switch_to,
+            u64::from(trace),
+        )
+    };
+    if outermost {
+        preempt::end_call();
+    }
     CURRENT_FRAME.with(|c| c.set(outer));
     // The watchdog stays armed after the call (re-arming it per call would
     // cost two system calls); if it fires outside a call, the handler only
@@ -250,6 +341,23 @@ pub unsafe fn call(target: usize, args: &[u64], irql: u8, timeout: Duration) -> 
     if let Some(gs) = saved_gs {
         let _ = super::kpcr::set_gs_base(gs);
     }
+    outcome(&frame, rax, timeout)
+}
+
+/// How many driver calls are active around a call whose outer frame is `outer`.
+const fn nesting_depth(outer: *const Frame) -> usize {
+    let mut depth = 0;
+    let mut walk = outer;
+    while !walk.is_null() {
+        depth += 1;
+        // SAFETY: outer frames are live while the inner call runs.
+        walk = unsafe { &*walk }.outer;
+    }
+    depth
+}
+
+/// What a call whose frame ended in `frame`'s state amounts to.
+fn outcome(frame: &Frame, rax: u64, timeout: Duration) -> Result<u64, Fault> {
     match frame.state.get() {
         RUNNING => Ok(rax),
         ABORTED => Err(frame
@@ -386,13 +494,15 @@ pub(crate) fn resume_address() -> usize {
 /// arguments; returns its `rax` through [`gate_resume`].
 ///
 /// In: rdi = frame, rsi = target, rdx = eight arguments, rcx = kernel stack
-/// top or 0 to stay on the current stack.
+/// top or 0 to stay on the current stack, r8 = nonzero to call with the trap
+/// flag set (single-stepping, see [`preempt`]).
 #[unsafe(naked)]
 unsafe extern "sysv64" fn gate_enter(
     frame: *const Frame,
     target: usize,
     args: *const [u64; MAX_ARGS],
     stack: usize,
+    trace: u64,
 ) -> u64 {
     core::arch::naked_asm!(
         "push rbp",
@@ -406,6 +516,7 @@ unsafe extern "sysv64" fn gate_enter(
         "fnstcw [rsp + 4]",
         "mov [rdi], rsp",
         "mov rbx, rdi",
+        "mov r12, r8",
         "test rcx, rcx",
         "jnz 2f",
         "mov rcx, rsp",
@@ -429,6 +540,15 @@ unsafe extern "sysv64" fn gate_enter(
         "mov r8, [r10 + 16]",
         "mov r9, [r10 + 24]",
         "cld",
+        // r12 is nonvolatile in both conventions: the trace flag.
+        "test r12, r12",
+        "jz 3f",
+        // The trap flag takes effect after the instruction that follows
+        // popfq: the first trap comes at the target's first instruction.
+        "pushfq",
+        "or qword ptr [rsp], 0x100",
+        "popfq",
+        "3:",
         "call rax",
         // rbx is nonvolatile in the win64 convention: still the frame.
         "mov rsp, [rbx]",
@@ -442,6 +562,10 @@ unsafe extern "sysv64" fn gate_enter(
 #[unsafe(naked)]
 unsafe extern "sysv64" fn gate_resume() {
     core::arch::naked_asm!(
+        // Single-stepping (if any) ends with the call.
+        "pushfq",
+        "and qword ptr [rsp], -0x101",
+        "popfq",
         "ldmxcsr [rsp]",
         "fldcw [rsp + 4]",
         "add rsp, 8",

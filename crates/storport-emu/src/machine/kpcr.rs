@@ -159,7 +159,19 @@ const ARCH_GET_GS: libc::c_int = 0x1004;
 ///
 /// The error from creating the thread's machine state.
 pub fn set_processor_number(number: u32) -> io::Result<()> {
-    super::thread::with_env(|env| env.kpcr.set_processor_number(number))?
+    super::thread::with_env(|env| env.kpcr.set_processor_number(number))??;
+    super::thread::note_processor_number(number);
+    Ok(())
+}
+
+/// The processor number the current thread's KPCR reports. Creates the
+/// thread's machine state if needed.
+///
+/// # Errors
+///
+/// The error from creating the thread's machine state.
+pub fn processor_number() -> io::Result<u32> {
+    super::thread::with_env(|_| super::thread::processor_number_in_handler())
 }
 
 /// Address of the current thread's KPCR (what GS points at during a driver

@@ -62,6 +62,7 @@ pub mod kpcr;
 pub mod kuser;
 pub mod loader;
 mod memory;
+pub mod preempt;
 mod signals;
 mod thread;
 mod variadic;

@@ -19,7 +19,7 @@ use super::fault::{
 };
 use super::gate::{self, FAULTED, Frame, RawFault, TIMED_OUT};
 use super::kuser::{self, KUSER_SHARED_DATA, KUSER_SIZE};
-use super::{images, irql, memory, thread};
+use super::{images, irql, memory, preempt, thread};
 
 /// How long the watchdog waits before trying again when it fires while the
 /// thread runs emulator code (which must not be interrupted).
@@ -289,10 +289,28 @@ fn classify(
     raw
 }
 
-/// Makes the interrupted context resume at the call gate's recovery point.
+/// Makes the interrupted context resume at the call gate's recovery point,
+/// no longer single-stepped.
 fn redirect(uc: &mut libc::ucontext_t, host_rsp: usize) {
     set(uc, libc::REG_RIP, gate::resume_address() as u64);
     set(uc, libc::REG_RSP, host_rsp as u64);
+    set(
+        uc,
+        libc::REG_EFL,
+        get(uc, libc::REG_EFL) & !preempt::TRAP_FLAG,
+    );
+}
+
+/// A single-step trap of a call the machine steps to preempt it.
+fn on_step(uc: &mut libc::ucontext_t) {
+    let pc = usize::try_from(get(uc, libc::REG_RIP)).unwrap_or(0);
+    if !preempt::on_step(pc) {
+        set(
+            uc,
+            libc::REG_EFL,
+            get(uc, libc::REG_EFL) & !preempt::TRAP_FLAG,
+        );
+    }
 }
 
 /// Restores `errno` on drop: the handler's system calls must not change the
@@ -347,6 +365,10 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *
     let uc = unsafe { &mut *context.cast::<libc::ucontext_t>() };
     // SAFETY: the kernel passes a valid siginfo_t.
     let info = unsafe { &*info };
+    if sig == libc::SIGTRAP && info.si_code == preempt::TRAP_TRACE && preempt::stepping() {
+        on_step(uc);
+        return;
+    }
     let why = if sig == libc::SIGSEGV {
         match emulate(uc) {
             Ok(()) => return,
@@ -374,18 +396,39 @@ fn on_timer(frame_ptr: *const Frame, context: *mut libc::c_void) {
     let uc = unsafe { &mut *context.cast::<libc::ucontext_t>() };
     let now = thread::monotonic_ns();
     let mut expired: *const Frame = std::ptr::null();
-    let mut earliest = u64::MAX;
+    let mut soft_expired: *const Frame = std::ptr::null();
     let mut walk = frame_ptr;
     while !walk.is_null() {
         // SAFETY: active frames are live while their calls run.
         let f = unsafe { &*walk };
-        if f.deadline_ns <= now {
+        if f.deadline_ns.get() <= now {
             expired = walk;
         }
-        earliest = earliest.min(f.deadline_ns);
+        if f.soft_deadline_ns.get() <= now {
+            soft_expired = walk;
+        }
         walk = f.outer;
     }
     let pc = usize::try_from(get(uc, libc::REG_RIP)).unwrap_or(0);
+    if expired.is_null() && !soft_expired.is_null() {
+        // SAFETY: `soft_expired` is one of the live frames walked above.
+        let f = unsafe { &*soft_expired };
+        if images::in_registered_code(pc) {
+            // The preempting call ran out of time in driver code: let the
+            // call it preempted go on, and note where this one was.
+            f.soft_deadline_ns.set(u64::MAX);
+            if !f.soft_hook.is_null() {
+                // SAFETY: the hook outlives the call whose frame names it
+                // (`gate::call_with` borrows it for the whole call).
+                unsafe { &*f.soft_hook }.release_early(pc);
+            }
+        } else {
+            thread::arm_timer(now + RETRY_NS);
+            return;
+        }
+    }
+    // SAFETY: the current frame is live while its call runs.
+    let earliest = gate::effective_deadline(unsafe { &*frame_ptr });
     if expired.is_null() {
         thread::arm_timer(earliest);
         return;

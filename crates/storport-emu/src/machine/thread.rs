@@ -56,6 +56,19 @@ thread_local! {
     // the same thread.
     static ARMED_AT: Cell<u64> = const { Cell::new(u64::MAX) };
     static ENV: RefCell<Option<ThreadEnv>> = const { RefCell::new(None) };
+    // The processor number this thread's KPCR reports; read by the signal
+    // handler.
+    static PROCESSOR: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The processor number this thread's KPCR reports. Async-signal-safe.
+pub fn processor_number_in_handler() -> u32 {
+    PROCESSOR.with(Cell::get)
+}
+
+/// Records the processor number this thread's KPCR reports.
+pub fn note_processor_number(number: u32) {
+    PROCESSOR.with(|p| p.set(number));
 }
 
 /// Arms the current thread's watchdog timer to fire at the monotonic time
@@ -143,6 +156,7 @@ impl ThreadEnv {
         let altstack = Mapping::new(ALT_STACK_SIZE)?;
         let processor = NEXT_PROCESSOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let kpcr = Kpcr::new(processor)?;
+        note_processor_number(processor);
         let timer = create_timer()?;
         let dirty_low = Cell::new(stack.addr() + PAGE_SIZE);
         let env = Self {
