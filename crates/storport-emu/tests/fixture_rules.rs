@@ -399,3 +399,79 @@ fn a_spin_lock_never_released_is_a_deadlock() {
     assert_eq!(finding["bugcheck"], "0x133", "DPC_WATCHDOG_VIOLATION");
     assert_eq!(finding["routine"], "HwStartIo");
 }
+
+#[test]
+fn a_spin_lock_that_does_not_raise_irql_hangs_a_preempted_processor() {
+    // Seed 1 preempts HwStartIo at PASSIVE_LEVEL while the fixture holds its
+    // interlocked lock; the DISPATCH_LEVEL request on the same processor
+    // spins on it until the port lets the preempted call go on.
+    let run = expect_rule_with(
+        "preempt-spin",
+        &["--seed", "1", "--dpc-watchdog-ms", "200"],
+        "PreemptedLockHolder",
+        "bugcheck",
+    );
+    assert_eq!(run.json["seed"], 1);
+    let finding = &run.json["findings"][0];
+    assert_eq!(finding["bugcheck"], "0x133");
+    assert_eq!(finding["params"][0], "0x0");
+    assert_eq!(finding["routine"], "HwStartIo");
+    let message = finding["message"].as_str().expect("message");
+    assert!(
+        message.matches("broken-miniport.sys+0x").count() == 2,
+        "both calls' places are named: {message}"
+    );
+    let log = run.json["log"].as_array().expect("log");
+    assert!(
+        log.iter().any(|line| line
+            .as_str()
+            .is_some_and(|l| l.starts_with("HwStartIo preempted at IRQL 0 on processor"))),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn without_a_seed_every_start_io_runs_at_dispatch_level_and_nothing_is_preempted() {
+    // The strict end of HwStartIo's range alone cannot see the same fixture.
+    let run = storemu(&fixture(""), &["--set", "Break=sz:preempt-spin"]);
+    assert_eq!(run.json["outcome"], "clean", "{}", run.json);
+    assert_eq!(run.json["seed"], Value::Null);
+}
+
+#[test]
+fn the_unbroken_fixture_runs_clean_under_several_seeds() {
+    for seed in ["1", "2", "3"] {
+        let run = storemu(&fixture(""), &["--seed", seed, "--dpc-watchdog-ms", "200"]);
+        assert_eq!(run.json["outcome"], "clean", "seed {seed}: {}", run.json);
+        let log = run.json["log"].as_array().expect("log");
+        assert!(
+            log.iter().any(|line| line
+                .as_str()
+                .is_some_and(|l| l.contains("preempted at IRQL 0"))),
+            "seed {seed} preempts at least one call: {log:?}"
+        );
+    }
+}
+
+#[test]
+fn registry_calls_from_start_io_break_storport_irql_at_either_end_of_its_range() {
+    for seed in ["1", "2"] {
+        expect_rule_with(
+            "registry-irql",
+            &["--seed", seed],
+            "StorPortIrql",
+            "violations",
+        );
+    }
+}
+
+#[test]
+fn a_seed_that_is_not_a_number_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_storemu"))
+        .args(["run", "x.sys", "--seed", "soon"])
+        .output()
+        .expect("storemu runs");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("'soon' is not a seed"), "{stderr}");
+}

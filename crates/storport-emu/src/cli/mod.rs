@@ -63,12 +63,49 @@ pub struct RunArgs {
     pub watchdog_ms: u64,
     /// Longest the port waits for a request's completion.
     pub srb_timeout_ms: u64,
+    /// Seed of the `HwStartIo` IRQL and preemption schedule (`--seed`);
+    /// `None`: every `HwStartIo` at `DISPATCH_LEVEL`.
+    pub seed: Option<u64>,
+    /// Longest a call that preempted another may run before the preempted
+    /// call is let go on (`--dpc-watchdog-ms`).
+    pub dpc_watchdog_ms: u64,
+}
+
+impl RunArgs {
+    /// The port options these arguments ask for, for `service`.
+    #[must_use]
+    pub fn port_options(&self, service: String) -> PortOptions {
+        PortOptions {
+            service,
+            srb_timeout: std::time::Duration::from_millis(self.srb_timeout_ms),
+            seed: self.seed,
+            dpc_watchdog: std::time::Duration::from_millis(self.dpc_watchdog_ms),
+            ..PortOptions::default()
+        }
+    }
+}
+
+/// `--seed` as given: a number, or `random` for one drawn now.
+fn parse_seed(text: &str) -> Result<u64, String> {
+    if text == "random" {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| {
+                u64::from(d.subsec_nanos()) ^ d.as_secs().rotate_left(30)
+            });
+        return Ok(nanos ^ u64::from(std::process::id()).rotate_left(32));
+    }
+    text.parse().map_err(|_| {
+        format!("'{text}' is not a seed: expected a decimal number from 0 to 18446744073709551615, or `random`; nothing was run.")
+    })
 }
 
 /// Default watchdog limit per callback, in milliseconds.
 pub const DEFAULT_WATCHDOG_MS: u64 = 10_000;
 /// Default SRB completion timeout, in milliseconds.
 pub const DEFAULT_SRB_TIMEOUT_MS: u64 = 10_000;
+/// Default `--dpc-watchdog-ms`.
+pub const DEFAULT_DPC_WATCHDOG_MS: u64 = 1_000;
 
 /// The command-line grammar. (The builder API is used because clap's derive
 /// output carries lint allowances the workspace forbids.)
@@ -131,6 +168,21 @@ pub(crate) fn adapter_args(command: Command) -> Command {
                 .help("Longest the port waits for a request's completion"),
         )
         .arg(Arg::new("allow-missing").long("allow-missing").action(ArgAction::SetTrue).help("Bind unimplemented imports to stubs that report when called"))
+        .arg(
+            Arg::new("seed")
+                .long("seed")
+                .value_name("N|random")
+                .value_parser(parse_seed)
+                .help("Run each HwStartIo at DISPATCH_LEVEL or PASSIVE_LEVEL, as HW_STARTIO allows a virtual miniport, and preempt some PASSIVE_LEVEL calls with a DISPATCH_LEVEL request on their processor, all drawn from seed N (printed, so a run repeats); without it every HwStartIo runs at DISPATCH_LEVEL"),
+        )
+        .arg(
+            Arg::new("dpc-watchdog-ms")
+                .long("dpc-watchdog-ms")
+                .value_name("MS")
+                .value_parser(value_parser!(u64).range(1..))
+                .default_value("1000")
+                .help("With --seed: longest a DISPATCH_LEVEL call that preempted another may run before the preempted call is let go on (finishing only then is a PreemptedLockHolder finding)"),
+        )
 }
 
 /// The adapter arguments `run` and `serve` share, from their matches
@@ -161,6 +213,11 @@ pub(crate) fn run_args(matches: &ArgMatches) -> RunArgs {
             .get_one::<u64>("srb-timeout-ms")
             .copied()
             .unwrap_or(DEFAULT_SRB_TIMEOUT_MS),
+        seed: matches.get_one::<u64>("seed").copied(),
+        dpc_watchdog_ms: matches
+            .get_one::<u64>("dpc-watchdog-ms")
+            .copied()
+            .unwrap_or(DEFAULT_DPC_WATCHDOG_MS),
     }
 }
 
@@ -179,6 +236,8 @@ pub struct RunReport {
     pub events: Vec<Event>,
     /// Why loading failed, for `load-error`.
     pub load_error: Option<String>,
+    /// The seed of the `HwStartIo` schedule, if one was used.
+    pub seed: Option<u64>,
 }
 
 impl RunReport {
@@ -201,6 +260,7 @@ impl RunReport {
             "dbgprint": self.dbgprint,
             "luns": self.luns,
             "error": self.load_error,
+            "seed": self.seed,
             "log": self.events.iter().filter_map(|e| match e { Event::Phase(p) => Some(p.clone()), _ => None }).collect::<Vec<_>>(),
         })
     }
@@ -279,6 +339,7 @@ const fn load_error(message: String) -> RunReport {
         luns: Vec::new(),
         events: Vec::new(),
         load_error: Some(message),
+        seed: None,
     }
 }
 
@@ -383,14 +444,19 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
     let cpu = GateCpu {
         timeout: std::time::Duration::from_millis(args.watchdog_ms),
     };
-    let options = PortOptions {
-        service,
-        srb_timeout: std::time::Duration::from_millis(args.srb_timeout_ms),
-        ..PortOptions::default()
-    };
-    let port = Port::new(entry, Arc::new(cpu), options, Some(Box::new(image)));
+    let port = Port::new(
+        entry,
+        Arc::new(cpu),
+        args.port_options(service),
+        Some(Box::new(image)),
+    );
     port.set_registry(registry);
     port.log(format!("loaded {name}"));
+    if let Some(seed) = args.seed {
+        port.log(format!(
+            "HwStartIo IRQL and preemption schedule: seed {seed} (repeat the run with --seed {seed})"
+        ));
+    }
     if !faults.is_empty() {
         port.inject_faults(faults.to_vec());
     }
@@ -420,6 +486,7 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
         luns,
         events: port.events(),
         load_error: None,
+        seed: args.seed,
     }
 }
 

@@ -459,9 +459,25 @@ pub fn driver_caller() -> Option<super::fault::CodeLocation> {
     }
     let mut words = vec![0_u8; top - here];
     memory::read_bytes(here, &mut words).ok()?;
+    // A return address the machine redirected through its single-step stub
+    // waits in the KPCR (see `preempt`).
+    let stub = preempt::return_stub();
+    let detoured = || {
+        let scratch = thread::kpcr_base_in_handler() + super::kpcr::KPCR_MACHINE_SCRATCH;
+        memory::read_u64(scratch)
+            .ok()
+            .and_then(|a| usize::try_from(a).ok())
+    };
     words
         .chunks_exact(8)
         .filter_map(|w| usize::try_from(u64::from_le_bytes(w.try_into().ok()?)).ok())
+        .filter_map(|addr| {
+            if addr == stub && stub != 0 {
+                detoured()
+            } else {
+                Some(addr)
+            }
+        })
         .find(|&addr| images::is_registered_code(addr) && follows_call(addr))
         .and_then(images::locate)
 }

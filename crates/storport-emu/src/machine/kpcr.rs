@@ -35,6 +35,9 @@ pub const KPCR_PRCB_NUMBER: usize = KPCR_PRCB + 0x24;
 pub const KPCR_SIZE: usize = 0x10000;
 /// Offset of the zeroed fake KTHREAD `KPRCB.CurrentThread` points to.
 const FAKE_THREAD_OFFSET: usize = 0xE000;
+/// Offset of a word the machine itself uses while it single-steps a call
+/// (see [`super::preempt`]); far past any KPRCB field a driver reads.
+pub const KPCR_MACHINE_SCRATCH: usize = 0xF800;
 
 /// A zero-filled KPCR with its self pointers set.
 #[derive(Debug)]

@@ -27,7 +27,12 @@
 //!    on until the IRQL drops; a call that returns first is not preempted.
 //!
 //! Single-stepping costs one signal per instruction (a few microseconds),
-//! so only a bounded number of steps ([`MAX_STEPS`]) is taken per call.
+//! so only a bounded number of steps ([`MAX_STEPS`]) is taken per call, and
+//! emulator code is not stepped at all: when a step lands on the first
+//! instruction of an emulated export called from driver code, the trap flag
+//! is cleared and the export's return address is redirected through a small
+//! stub that sets the flag again on the way back (the real return address
+//! waits in a scratch slot of the KPCR, [`super::kpcr::KPCR_MACHINE_SCRATCH`]).
 //! A `rep` string instruction traps after each iteration, so a long copy
 //! counts as many steps: a preemption can land in the middle of a copy, as
 //! an interrupt can on Windows.
@@ -44,7 +49,11 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{images, irql, thread};
+use std::sync::OnceLock;
+
+use super::code::CodePage;
+use super::kpcr::KPCR_MACHINE_SCRATCH;
+use super::{gate, images, irql, thread};
 
 /// Single-step traps taken per call at most, emulator code included, before
 /// the machine gives up on preempting it.
@@ -108,17 +117,21 @@ impl Preemption {
     pub fn wait_parked(&self) -> Option<Preempted> {
         loop {
             match self.state.load(Ordering::Acquire) {
-                PARKED => {
-                    return Some(Preempted {
-                        pc: self.pc.load(Ordering::Relaxed),
-                        irql: self.irql.load(Ordering::Relaxed),
-                        processor: self.processor.load(Ordering::Relaxed),
-                    });
-                }
+                PARKED => return self.preempted(),
                 ARMED => futex_wait(&self.state, ARMED, 50_000_000),
                 _ => return None,
             }
         }
+    }
+
+    /// Where the call was preempted, once it has been.
+    #[must_use]
+    pub fn preempted(&self) -> Option<Preempted> {
+        (self.parked_at_ns.load(Ordering::Acquire) != 0).then(|| Preempted {
+            pc: self.pc.load(Ordering::Relaxed),
+            irql: self.irql.load(Ordering::Relaxed),
+            processor: self.processor.load(Ordering::Relaxed),
+        })
     }
 
     /// Lets the parked call go on (the preempting call returned).
@@ -216,6 +229,30 @@ thread_local! {
     static STEPPING: Cell<Plan> = const { Cell::new(NO_PLAN) };
 }
 
+/// `push qword ptr gs:[KPCR_MACHINE_SCRATCH]; pushfq; or qword ptr [rsp],
+/// TRAP_FLAG; popfq; ret`: returns from an emulated export to the driver
+/// address kept in the KPCR, with the trap flag set again (the first trap
+/// comes at that address).
+const RETURN_STUB_CODE: [u8; 19] = [
+    0x65, 0xFF, 0x34, 0x25, 0x00, 0xF8, 0x00, 0x00, // push qword ptr gs:[0xF800]
+    0x9C, // pushfq
+    0x48, 0x81, 0x0C, 0x24, 0x00, 0x01, 0x00, 0x00, // or qword ptr [rsp], 0x100
+    0x9D, // popfq
+    0xC3, // ret
+];
+const _: () = assert!(KPCR_MACHINE_SCRATCH == 0xF800);
+
+/// The return stub's page, made on the first [`arm`].
+static RETURN_STUB: OnceLock<Option<CodePage>> = OnceLock::new();
+/// Its address (0 until made), for the signal handler.
+static RETURN_STUB_ADDRESS: AtomicUsize = AtomicUsize::new(0);
+
+/// The address of the return stub, 0 before any preemption was planned.
+/// Async-signal-safe.
+pub(crate) fn return_stub() -> usize {
+    RETURN_STUB_ADDRESS.load(Ordering::Acquire)
+}
+
 /// Plans a preemption of the next outermost driver call made through the
 /// gate on this thread, after `budget` driver instructions (at least 1).
 ///
@@ -224,6 +261,11 @@ thread_local! {
 /// `preemption` must stay alive until that call has returned: the signal
 /// handler reads it while the call runs.
 pub unsafe fn arm(budget: u64, preemption: &Preemption) {
+    let stub =
+        RETURN_STUB.get_or_init(|| CodePage::new("storemu-step-return", &RETURN_STUB_CODE).ok());
+    if let Some(stub) = stub {
+        RETURN_STUB_ADDRESS.store(stub.addr(), Ordering::Release);
+    }
     ARMED_PLAN.with(|p| {
         p.set(Plan {
             budget: budget.max(1),
@@ -253,17 +295,22 @@ pub(crate) fn stepping() -> bool {
     STEPPING.with(|s| !s.get().preemption.is_null())
 }
 
-/// Handles one single-step trap at `pc`; returns whether the trap flag must
-/// stay set. May park the thread (see the module documentation).
+/// Handles one single-step trap at `pc` with stack pointer `rsp`; returns
+/// whether the trap flag must stay set. May park the thread, or redirect the
+/// return of an emulated export (see the module documentation).
 /// Async-signal-safe.
-pub(crate) fn on_step(pc: usize) -> bool {
+pub(crate) fn on_step(pc: usize, rsp: usize) -> bool {
     let mut plan = STEPPING.with(Cell::get);
     if plan.preemption.is_null() || plan.steps_left == 0 {
         STEPPING.with(|s| s.set(NO_PLAN));
         return false;
     }
     plan.steps_left -= 1;
-    if images::in_registered_code(pc) {
+    STEPPING.with(|s| s.set(plan));
+    if !images::in_registered_code(pc) {
+        return !detour_export_return(rsp);
+    }
+    {
         plan.budget = plan.budget.saturating_sub(1);
         let level = irql::current();
         if plan.budget == 0 && level < irql::DISPATCH_LEVEL {
@@ -276,6 +323,40 @@ pub(crate) fn on_step(pc: usize) -> bool {
         }
     }
     STEPPING.with(|s| s.set(plan));
+    true
+}
+
+/// At the first instruction of emulator code: when the word at `rsp` is a
+/// return address into driver code (an export was just called from driver
+/// code), keeps it in the KPCR's scratch slot and returns through the stub
+/// instead; true when it did, and stepping may pause until the export
+/// returns. Async-signal-safe.
+fn detour_export_return(rsp: usize) -> bool {
+    let stub = return_stub();
+    let kpcr = thread::kpcr_base_in_handler();
+    let frame = gate::current_frame();
+    if stub == 0 || kpcr == 0 || frame.is_null() {
+        return false;
+    }
+    // SAFETY: a non-null current frame is live while its call runs, and this
+    // trap comes from that call.
+    let frame = unsafe { &*frame };
+    if rsp < frame.guard.1 || rsp.saturating_add(8) > frame.stack_top || !rsp.is_multiple_of(8) {
+        return false;
+    }
+    let slot = rsp as *mut usize;
+    // SAFETY: `rsp` lies in this thread's kernel stack (checked above), which
+    // is mapped read-write for the whole call.
+    let return_address = unsafe { slot.read() };
+    if return_address == stub || !images::in_registered_code(return_address) {
+        return false;
+    }
+    let scratch = (kpcr + KPCR_MACHINE_SCRATCH) as *mut usize;
+    // SAFETY: the KPCR mapping of this thread is read-write and
+    // KPCR_MACHINE_SCRATCH lies inside it.
+    unsafe { scratch.write(return_address) };
+    // SAFETY: as for the read above.
+    unsafe { slot.write(stub) };
     true
 }
 

@@ -304,7 +304,8 @@ fn redirect(uc: &mut libc::ucontext_t, host_rsp: usize) {
 /// A single-step trap of a call the machine steps to preempt it.
 fn on_step(uc: &mut libc::ucontext_t) {
     let pc = usize::try_from(get(uc, libc::REG_RIP)).unwrap_or(0);
-    if !preempt::on_step(pc) {
+    let rsp = usize::try_from(get(uc, libc::REG_RSP)).unwrap_or(0);
+    if !preempt::on_step(pc, rsp) {
         set(
             uc,
             libc::REG_EFL,

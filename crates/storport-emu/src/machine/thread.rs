@@ -59,6 +59,14 @@ thread_local! {
     // The processor number this thread's KPCR reports; read by the signal
     // handler.
     static PROCESSOR: Cell<u32> = const { Cell::new(0) };
+    // The base of this thread's KPCR (0 before it exists); read by the
+    // signal handler.
+    static KPCR_BASE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The base of this thread's KPCR, 0 before it exists. Async-signal-safe.
+pub fn kpcr_base_in_handler() -> usize {
+    KPCR_BASE.with(Cell::get)
 }
 
 /// The processor number this thread's KPCR reports. Async-signal-safe.
@@ -157,6 +165,7 @@ impl ThreadEnv {
         let processor = NEXT_PROCESSOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let kpcr = Kpcr::new(processor)?;
         note_processor_number(processor);
+        KPCR_BASE.with(|b| b.set(kpcr.base()));
         let timer = create_timer()?;
         let dirty_low = Cell::new(stack.addr() + PAGE_SIZE);
         let env = Self {
@@ -286,6 +295,7 @@ fn create_timer() -> io::Result<libc::timer_t> {
 
 impl Drop for ThreadEnv {
     fn drop(&mut self) {
+        KPCR_BASE.with(|b| b.set(0));
         TIMER.with(|t| t.set(0));
         ARMED_AT.with(|a| a.set(u64::MAX));
         // SAFETY: by the invariant the timer is live; it is not used again.

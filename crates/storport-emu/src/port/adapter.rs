@@ -21,13 +21,15 @@ use std::time::{Duration, Instant};
 use storport_sys::{HW_INITIALIZATION_DATA, PORT_CONFIGURATION_INFORMATION, adapter_control};
 
 use super::context::{self, Routine};
-use super::cpu::{CallFault, Cpu};
+use super::cpu::{CallFault, Cpu, Preemptive};
 use super::faults::{FaultPlan, FaultSpec, InjectedFault};
 use super::model::{DIRQL, DISPATCH_LEVEL, STATUS_SUCCESS};
 use super::regglue::RegistryPort;
 use super::rules::{Finding, Rule};
+use super::schedule::{Companion, Schedule};
 use super::srb::{self, DataDirection, GUARD_FILL, SrbRecord, SrbResult};
 use super::state::{Event, Shared, lock};
+use crate::machine::preempt::{Preempted, Preemption};
 
 /// `SP_UNINITIALIZED_VALUE`.
 pub const SP_UNINITIALIZED_VALUE: u32 = 0xFFFF_FFFF;
@@ -51,7 +53,16 @@ pub struct PortOptions {
     /// The adapter's port number: the `<N>` of `Parameters\Device<N>` that
     /// `Global == 0` registry calls address.
     pub adapter_number: u32,
+    /// Seed of the HwStartIo IRQL schedule ([`super::schedule`]); `None`
+    /// runs every HwStartIo at DISPATCH_LEVEL, never preempted.
+    pub seed: Option<u64>,
+    /// How long a DISPATCH_LEVEL call that preempted another on its
+    /// processor may run before the port lets the preempted call go on.
+    pub dpc_watchdog: Duration,
 }
+
+/// Default of [`PortOptions::dpc_watchdog`].
+pub const DEFAULT_DPC_WATCHDOG: Duration = Duration::from_secs(1);
 
 impl Default for PortOptions {
     fn default() -> Self {
@@ -60,6 +71,8 @@ impl Default for PortOptions {
             adapter_number: 0,
             srb_timeout: Duration::from_secs(10),
             echo: false,
+            seed: None,
+            dpc_watchdog: DEFAULT_DPC_WATCHDOG,
         }
     }
 }
@@ -135,6 +148,7 @@ pub struct Port {
     options: PortOptions,
     phase: Mutex<Phase>,
     memory: Mutex<Option<AdapterMemory>>,
+    schedule: Schedule,
     driver_object: Box<[u64]>,
     registry_path: Box<[u64; 2]>,
     _registry_path_text: Box<[u16]>,
@@ -170,6 +184,7 @@ impl Port {
         let path = path.into_boxed_slice();
         let bytes = u64::try_from((path.len() - 1) * 2).unwrap_or(0);
         let registry_path = Box::new([bytes | ((bytes + 2) << 16), path.as_ptr() as u64]);
+        let schedule = Schedule::new(options.seed);
         Self {
             shared,
             cpu,
@@ -177,6 +192,7 @@ impl Port {
             options,
             phase: Mutex::new(Phase::Loaded),
             memory: Mutex::new(None),
+            schedule,
             driver_object: vec![0_u64; DRIVER_OBJECT_BYTES / 8].into_boxed_slice(),
             registry_path,
             _registry_path_text: path,
@@ -275,12 +291,24 @@ impl Port {
         target: usize,
         args: &[u64],
     ) -> Result<u64, PortError> {
+        self.call_preemptive(routine, irql, target, args, Preemptive::No)
+    }
+
+    /// [`Self::call`], taking part in the preemption model as `how` says.
+    fn call_preemptive(
+        &self,
+        routine: Routine,
+        irql: u8,
+        target: usize,
+        args: &[u64],
+        how: Preemptive<'_>,
+    ) -> Result<u64, PortError> {
         let result = {
             let _frame = context::enter(&self.shared, routine, irql);
             // SAFETY: `target` is a routine the miniport registered for
             // `routine`, and `args` are the arguments its documented
             // prototype takes, pointing at memory the port keeps alive.
-            unsafe { self.cpu.call(target, args, irql) }
+            unsafe { self.cpu.call_preemptive(target, args, irql, how) }
         };
         self.shared.flush_debug_output();
         let rax = result.map_err(|fault| self.fault(routine, fault))?;
@@ -715,10 +743,103 @@ impl Port {
     /// collects the result; `data_in` is the data-in length asked for.
     fn run_slot(
         &self,
+        slot: Box<srb::SrbSlot>,
+        cdb: &[u8],
+        data_in: Option<usize>,
+        init: &HW_INITIALIZATION_DATA,
+    ) -> Result<SrbResult, PortError> {
+        let plan = self.schedule.next();
+        let Some(budget) = plan.preempt_after else {
+            return self.run_slot_as(slot, cdb, data_in, init, plan.irql, Preemptive::No);
+        };
+        let companion = Companion::of(&slot, cdb, data_in);
+        let preemption = Preemption::new();
+        let (result, preempting) = std::thread::scope(|scope| {
+            let preempting = scope.spawn(|| self.preempt(&preemption, &companion));
+            let how = Preemptive::Preempted {
+                budget,
+                preemption: &preemption,
+            };
+            let result = self.run_slot_as(slot, cdb, data_in, init, plan.irql, how);
+            (result, preempting.join())
+        });
+        match preempting {
+            Ok(Ok(())) => result,
+            Ok(Err(error)) => Err(error),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Runs the request that preempts the HwStartIo call `preemption`
+    /// plans for, once that call is parked: at DISPATCH_LEVEL, on the
+    /// parked call's processor (see [`super::schedule`]).
+    fn preempt(&self, preemption: &Preemption, companion: &Companion) -> Result<(), PortError> {
+        let Some(at) = preemption.wait_parked() else {
+            return Ok(());
+        };
+        let _resume = ResumeOnDrop(preemption);
+        let init = self.init_data().ok_or(PortError::NotRegistered)?;
+        let _ = crate::machine::kpcr::set_processor_number(at.processor);
+        self.log(format!(
+            "HwStartIo preempted at IRQL {} on processor {} at {}; {} runs at DISPATCH_LEVEL on that processor",
+            at.irql,
+            at.processor,
+            code_location(at.pc),
+            companion.describe()
+        ));
+        let slot = srb::build(
+            companion.address,
+            storport_sys::srb_function::EXECUTE_SCSI,
+            &companion.cdb,
+            &companion.direction,
+            init.SrbExtensionSize,
+            self.srb_timeout_seconds(),
+        );
+        let how = Preemptive::Preempting {
+            soft: self.options.dpc_watchdog,
+            preemption,
+        };
+        let data_in = data_in_length(&companion.direction);
+        self.run_slot_as(slot, &companion.cdb, data_in, &init, DISPATCH_LEVEL, how)
+            .map(|_| ())
+    }
+
+    /// Reports a DISPATCH_LEVEL call that finished only after the call it
+    /// preempted on its processor was let go on.
+    fn report_preempted_spin(&self, at: Preempted, spinning_pc: usize) -> PortError {
+        let limit_ms = u64::try_from(self.options.dpc_watchdog.as_millis()).unwrap_or(u64::MAX);
+        let message = format!(
+            "HwStartIo at DISPATCH_LEVEL on processor {processor} was still running after {limit_ms} ms, at {spinning}, \
+             while HwStartIo preempted at IRQL {irql} on the same processor at {preempted} was parked; \
+             it finished only after the port let the preempted call go on, so it was waiting for something the preempted call held. \
+             On Windows the preempted call never gets the processor back: the processor hangs and the DPC watchdog \
+             bug-checks (0x133). Data that HwStartIo shares must be guarded by a lock that raises IRQL to DISPATCH_LEVEL \
+             (KeAcquireSpinLockRaiseToDpc, KeAcquireInStackQueuedSpinLock, ExAcquireSpinLockExclusive, StorPortAcquireSpinLock).",
+            processor = at.processor,
+            spinning = code_location(spinning_pc),
+            irql = at.irql,
+            preempted = code_location(at.pc),
+        );
+        self.shared.violation(
+            Rule::PreemptedLockHolder,
+            Routine::StartIo,
+            vec![limit_ms, limit_ms, u64::from(at.processor)],
+            message.clone(),
+        );
+        PortError::BugCheck(message)
+    }
+
+    /// Starts `slot` with HwStartIo at `irql`, taking part in the
+    /// preemption model as `how` says, waits for its completion and collects
+    /// the result; `data_in` is the data-in length asked for.
+    fn run_slot_as(
+        &self,
         mut slot: Box<srb::SrbSlot>,
         cdb: &[u8],
         data_in: Option<usize>,
         init: &HW_INITIALIZATION_DATA,
+        irql: u8,
+        how: Preemptive<'_>,
     ) -> Result<SrbResult, PortError> {
         let timeout_seconds = slot.srb.TimeOutValue;
         let srb_address = std::ptr::from_mut(&mut slot.srb) as usize;
@@ -737,12 +858,26 @@ impl Port {
             slot: Some(slot),
         };
         let start_io = init.HwStartIo.map_or(0, |f| f as *const () as usize);
-        let call = self.call(
+        let call = self.call_preemptive(
             Routine::StartIo,
-            DISPATCH_LEVEL,
+            irql,
             start_io,
             &[self.extension(), srb_address as u64],
+            how,
         );
+        match how {
+            Preemptive::No => {}
+            Preemptive::Preempted { preemption, .. } => preemption.finish(),
+            Preemptive::Preempting { preemption, .. } => {
+                let released_early_at = preemption.released_early_at();
+                preemption.resume();
+                if let (Ok(_), Some(spinning_pc), Some(at)) =
+                    (&call, released_early_at, preemption.preempted())
+                {
+                    return Err(self.report_preempted_spin(at, spinning_pc));
+                }
+            }
+        }
         // On an error the miniport may still hold the SRB: `in_flight`
         // keeps its memory alive (retired).
         call?;
@@ -908,6 +1043,20 @@ impl Port {
     #[must_use]
     pub const fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+}
+
+/// Where driver code at `pc` is, for messages.
+fn code_location(pc: usize) -> String {
+    crate::machine::locate(pc).map_or_else(|| format!("{pc:#x}"), |location| location.to_string())
+}
+
+/// Lets a parked call go on however the preempting side ends.
+struct ResumeOnDrop<'a>(&'a Preemption);
+
+impl Drop for ResumeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.resume();
     }
 }
 

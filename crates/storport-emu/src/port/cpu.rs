@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::context;
 use super::rules::Rule;
+use crate::machine::preempt::{self, Preemption};
 use crate::machine::{BugCheck, Fault, gate};
 
 /// A call into driver code that did not return normally.
@@ -45,9 +46,34 @@ impl Default for GateCpu {
 
 impl Cpu for GateCpu {
     unsafe fn call(&self, target: usize, args: &[u64], irql: u8) -> Result<u64, CallFault> {
+        // SAFETY: the caller's contract is this method's.
+        unsafe { self.call_preemptive(target, args, irql, Preemptive::No) }
+    }
+
+    unsafe fn call_preemptive(
+        &self,
+        target: usize,
+        args: &[u64],
+        irql: u8,
+        how: Preemptive<'_>,
+    ) -> Result<u64, CallFault> {
+        let soft = match how {
+            Preemptive::No => None,
+            Preemptive::Preempted { budget, preemption } => {
+                // SAFETY: `preemption` is borrowed for this whole method,
+                // which returns only after the call it is planned for.
+                unsafe { preempt::arm(budget, preemption) };
+                None
+            }
+            Preemptive::Preempting { soft, preemption } => Some((soft, preemption)),
+        };
+        let limits = gate::Limits {
+            timeout: self.timeout,
+            soft,
+        };
         // SAFETY: the caller's contract is the gate's: `target` is win64
         // code that may run with `args`.
-        let result = unsafe { gate::call(target, args, irql, self.timeout) };
+        let result = unsafe { gate::call_with(target, args, irql, limits) };
         let exit_irql = gate::last_exit_irql();
         if result.is_ok()
             && exit_irql != irql
@@ -104,6 +130,53 @@ pub trait Cpu: Send + Sync {
     /// integer-class arguments in the Windows x64 convention, and each
     /// argument must satisfy that routine's contract.
     unsafe fn call(&self, target: usize, args: &[u64], irql: u8) -> Result<u64, CallFault>;
+
+    /// [`Self::call`], preempted after a number of driver instructions or
+    /// preempting another call on its processor (see
+    /// [`crate::machine::preempt`]). A processor that cannot preempt
+    /// (the default) makes a plain call.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::call`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::call`].
+    unsafe fn call_preemptive(
+        &self,
+        target: usize,
+        args: &[u64],
+        irql: u8,
+        how: Preemptive<'_>,
+    ) -> Result<u64, CallFault> {
+        let _ = how;
+        // SAFETY: the caller's contract is this method's.
+        unsafe { self.call(target, args, irql) }
+    }
+}
+
+/// How a call takes part in the preemption model.
+#[derive(Clone, Copy, Debug)]
+pub enum Preemptive<'a> {
+    /// Neither preempted nor preempting.
+    No,
+    /// Preempted after `budget` driver instructions if it runs below
+    /// DISPATCH_LEVEL then; the other side runs through `preemption`.
+    Preempted {
+        /// Driver instructions before the preemption.
+        budget: u64,
+        /// The plan both sides share.
+        preemption: &'a Preemption,
+    },
+    /// Preempting the call `preemption` parked; after `soft` the parked call
+    /// is released while this one goes on.
+    Preempting {
+        /// How long this call may hold the processor.
+        soft: Duration,
+        /// The plan both sides share.
+        preemption: &'a Preemption,
+    },
 }
 
 /// Calls on the current thread, without a private stack or fault recovery.

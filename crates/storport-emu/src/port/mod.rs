@@ -105,6 +105,7 @@ pub mod model;
 pub mod pool;
 pub mod regglue;
 pub mod rules;
+pub mod schedule;
 pub mod srb;
 pub mod state;
 

@@ -9,6 +9,8 @@ const SCSI_VERIFIER: u32 = 0xF1;
 const DRIVER_VERIFIER: u32 = 0xC4;
 /// `BAD_POOL_CALLER`.
 const BAD_POOL_CALLER: u32 = 0xC2;
+/// `DPC_WATCHDOG_VIOLATION`.
+const DPC_WATCHDOG_VIOLATION: u32 = 0x133;
 
 /// One rule of the port's verifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -65,6 +67,9 @@ pub enum Rule {
     DataIntegrity,
     /// A callback returned at another IRQL than it was called at.
     IrqlNotRestored,
+    /// A DISPATCH_LEVEL call waited for something a call it preempted on its
+    /// processor held.
+    PreemptedLockHolder,
 }
 
 /// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
@@ -222,6 +227,12 @@ pub const RULES: &[RuleRow] = &[
         "IrqlNotRestored",
         "Kernel routine contract: a callback returns at the IRQL it was called at (a raise without a lower, a spin lock not released)",
         None,
+    ),
+    (
+        Rule::PreemptedLockHolder,
+        "PreemptedLockHolder",
+        "HW_STARTIO: Storport calls a virtual miniport's HwStorStartIo at any IRQL <= DISPATCH_LEVEL, without an internal spin lock; Introduction to Spin Locks / KeAcquireSpinLock: a spin lock holder runs at DISPATCH_LEVEL so that it cannot be preempted on its processor. A DISPATCH_LEVEL call that waits for what a call it preempted on the same processor holds never ends: bug check 0x133 DPC_WATCHDOG_VIOLATION, parameter 0 (a single DPC exceeded its time allotment). Seen under storemu run --seed: the preempted call is let go on after --dpc-watchdog-ms, and the waiting call finishing only then is the finding",
+        Some((DPC_WATCHDOG_VIOLATION, 0)),
     ),
 ];
 

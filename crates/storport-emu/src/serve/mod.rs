@@ -105,10 +105,8 @@ impl Adapter {
             timeout: Duration::from_millis(args.watchdog_ms),
         };
         let options = PortOptions {
-            service,
-            srb_timeout: Duration::from_millis(args.srb_timeout_ms),
             echo,
-            ..PortOptions::default()
+            ..args.port_options(service)
         };
         let port = Arc::new(Port::new(
             entry,
