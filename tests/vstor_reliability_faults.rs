@@ -395,11 +395,8 @@ fn storemu_run_fail_injects_the_named_call_and_logs_it() {
     let args = RunArgs {
         driver: common::readable_sys_path(),
         inf: Some(common::root().join("inf").join("vstor.inf")),
-        set: Vec::new(),
         json: true,
-        allow_missing: false,
-        watchdog_ms: cli::DEFAULT_WATCHDOG_MS,
-        srb_timeout_ms: cli::DEFAULT_SRB_TIMEOUT_MS,
+        ..RunArgs::default()
     };
     let faults = cli::parse_faults(&["ExAllocatePool2@1".to_owned()]).expect("valid");
     let report = cli::run_with_faults(&args, &[], &faults);

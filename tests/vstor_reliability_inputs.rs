@@ -259,11 +259,8 @@ fn run_args(driver: &Path, inf: &Path) -> RunArgs {
     RunArgs {
         driver: driver.to_owned(),
         inf: Some(inf.to_owned()),
-        set: Vec::new(),
         json: true,
-        allow_missing: false,
-        watchdog_ms: cli::DEFAULT_WATCHDOG_MS,
-        srb_timeout_ms: cli::DEFAULT_SRB_TIMEOUT_MS,
+        ..RunArgs::default()
     }
 }
 

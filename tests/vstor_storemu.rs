@@ -13,9 +13,7 @@ fn run(sets: &[&str]) -> cli::RunReport {
         inf: Some(root().join("inf").join("vstor.inf")),
         set: sets.iter().map(|&set| set.to_owned()).collect(),
         json: true,
-        allow_missing: false,
-        watchdog_ms: cli::DEFAULT_WATCHDOG_MS,
-        srb_timeout_ms: cli::DEFAULT_SRB_TIMEOUT_MS,
+        ..RunArgs::default()
     };
     let sets = cli::parse_sets(&args.set).expect("the --set values parse");
     let report = cli::run(&args, &sets);

@@ -146,6 +146,15 @@ pub fn first_adapter_number() -> u32 {
 /// A port for adapter `adapter_number` on a freshly loaded copy of the
 /// image, not yet entered.
 fn bare_port(service: &str, adapter_number: u32) -> Port {
+    port_with(PortOptions {
+        service: service.to_owned(),
+        adapter_number,
+        ..PortOptions::default()
+    })
+}
+
+/// A port with `options` for a freshly loaded `vstor.sys`.
+pub fn port_with(options: PortOptions) -> Port {
     let bytes = image_bytes();
     let loaded = loader::load_named("vstor.sys", &bytes, &exports::resolve, false)
         .unwrap_or_else(|error| panic!("{} does not load: {error}", sys_path().display()));
@@ -153,11 +162,7 @@ fn bare_port(service: &str, adapter_number: u32) -> Port {
     Port::new(
         entry,
         Arc::new(GateCpu::default()),
-        PortOptions {
-            service: service.to_owned(),
-            adapter_number,
-            ..PortOptions::default()
-        },
+        options,
         Some(Box::new(loaded)),
     )
 }
@@ -228,6 +233,20 @@ impl Adapter {
             );
         }
         adapter
+    }
+
+    /// Loads and starts an adapter installed from the INF with `settings`,
+    /// on a port with `options` (its service name is the INF's).
+    pub fn start_with(options: PortOptions, settings: &[Setting]) -> Self {
+        let (registry, service) = registry_with(settings);
+        let port = port_with(PortOptions {
+            service: service.clone(),
+            ..options
+        });
+        port.set_registry(registry);
+        port.driver_entry().expect("DriverEntry succeeds");
+        port.start().expect("the adapter starts");
+        Self { port, service }
     }
 
     /// Loads and starts an adapter installed from the INF with `settings`.

@@ -71,6 +71,23 @@ pub struct RunArgs {
     pub dpc_watchdog_ms: u64,
 }
 
+impl Default for RunArgs {
+    /// No driver yet, and every option at the default `storemu run` uses.
+    fn default() -> Self {
+        Self {
+            driver: PathBuf::new(),
+            inf: None,
+            set: Vec::new(),
+            json: false,
+            allow_missing: false,
+            watchdog_ms: DEFAULT_WATCHDOG_MS,
+            srb_timeout_ms: DEFAULT_SRB_TIMEOUT_MS,
+            seed: None,
+            dpc_watchdog_ms: DEFAULT_DPC_WATCHDOG_MS,
+        }
+    }
+}
+
 impl RunArgs {
     /// The port options these arguments ask for, for `service`.
     #[must_use]
