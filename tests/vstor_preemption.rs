@@ -10,6 +10,11 @@
 //! These tests state that finding as vstor has it today; they turn into
 //! checks of a clean run when the locks raise IRQL.
 
+#![expect(
+    clippy::doc_markdown,
+    reason = "IRQL and DDI names are written as Microsoft's documentation writes them"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -237,12 +237,10 @@ impl Adapter {
 
     /// Loads and starts an adapter installed from the INF with `settings`,
     /// on a port with `options` (its service name is the INF's).
-    pub fn start_with(options: PortOptions, settings: &[Setting]) -> Self {
+    pub fn start_with(mut options: PortOptions, settings: &[Setting]) -> Self {
         let (registry, service) = registry_with(settings);
-        let port = port_with(PortOptions {
-            service: service.clone(),
-            ..options
-        });
+        options.service.clone_from(&service);
+        let port = port_with(options);
         port.set_registry(registry);
         port.driver_entry().expect("DriverEntry succeeds");
         port.start().expect("the adapter starts");

@@ -9,6 +9,10 @@
 //! `--fail CALL@N[..]` (repeatable) makes the N-th call of a fallible import
 //! fail, as [`crate::port::faults`] describes.
 //!
+//! `--seed N|random` draws each `HwStartIo` call's IRQL and preemption from N
+//! ([`crate::port::schedule`]); `--dpc-watchdog-ms` bounds a call that
+//! preempted another before the preempted call is let go on.
+//!
 //! `storemu inf-lint FILE.inf` checks an INF against the rules of
 //! [`crate::inf::lint`] and prints one line per finding.
 //!

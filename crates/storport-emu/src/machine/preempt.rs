@@ -13,7 +13,7 @@
 //! 1. [`arm`] plans it for the next outermost driver call on this thread:
 //!    after `budget` instructions executed in registered driver code.
 //! 2. The gate runs that call with the trap flag set, so every instruction
-//!    raises a single-step trap ([`on_step`], in the signal handler). Steps
+//!    raises a single-step trap (handled in the signal handler). Steps
 //!    in emulator code (emulated exports) are not counted and never
 //!    preempted: emulator code may hold host locks.
 //! 3. When the budget is spent and the emulated IRQL is below

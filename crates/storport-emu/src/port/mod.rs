@@ -77,6 +77,11 @@
 //! - SpNoWait is stricter than HW_STARTIO (which allows StorPortAllocatePool
 //!   in a virtual miniport's HwStartIo): any pool allocation, stall or wait in
 //!   HwStartIo is reported, as the project requires.
+//! - HwStartIo runs at DISPATCH_LEVEL unless [`PortOptions::seed`] is set;
+//!   then [`schedule`] draws each call's IRQL and preemption
+//!   (`storemu run --seed`). The preempting request repeats the preempted
+//!   one when that cannot change what an initiator sees, and is an INQUIRY
+//!   otherwise.
 //! - Verifier bug checks that Windows raises at once (0xF1/0x2004,
 //!   0xF1/0x2001) are recorded and the run goes on, so one run shows every
 //!   problem; a fault, `KeBugCheckEx` or hang ends the run: after it the port
