@@ -101,10 +101,13 @@ pub mod cpu;
 pub mod exports;
 pub mod faults;
 pub mod mem;
+pub mod memfault;
 pub mod model;
+pub mod physmem;
 pub mod pool;
 pub mod regglue;
 pub mod rules;
+pub mod special_pool;
 pub mod srb;
 pub mod state;
 

@@ -65,6 +65,14 @@ pub enum Rule {
     DataIntegrity,
     /// A callback returned at another IRQL than it was called at.
     IrqlNotRestored,
+    /// An access hit the special pool's guard page next to a live block.
+    SpecialPoolOverrun,
+    /// An access hit a special-pool block after it was freed.
+    SpecialPoolUseAfterFree,
+    /// Bytes next to a special-pool block changed while it was live (found on free).
+    SpecialPoolCorruption,
+    /// Driver code used the NULL result of a failed pool allocation.
+    NullCheck,
 }
 
 /// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
@@ -221,6 +229,30 @@ pub const RULES: &[RuleRow] = &[
         Rule::IrqlNotRestored,
         "IrqlNotRestored",
         "Kernel routine contract: a callback returns at the IRQL it was called at (a raise without a lower, a spin lock not released)",
+        None,
+    ),
+    (
+        Rule::SpecialPoolOverrun,
+        "SpecialPoolOverrun",
+        "Driver Verifier Special Pool (Verify End): bug check 0xD6 DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION when driver code touches the guard page after its block, 0xCD PAGE_FAULT_BEYOND_END_OF_ALLOCATION when a kernel routine does it for the driver (parameters: address, 0 read / 1 write, faulting instruction, 0); the page before a block is inaccessible too and reported the same way (the documentation names no other code for it)",
+        None,
+    ),
+    (
+        Rule::SpecialPoolUseAfterFree,
+        "SpecialPoolUseAfterFree",
+        "Driver Verifier Special Pool: bug check 0xD5 DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL when driver code touches a freed block, 0xCC PAGE_FAULT_IN_FREED_SPECIAL_POOL when a kernel routine does it for the driver (parameters: address, 0 read / 1 write, faulting instruction, 0)",
+        None,
+    ),
+    (
+        Rule::SpecialPoolCorruption,
+        "SpecialPoolCorruption",
+        "Driver Verifier Special Pool: bug check 0xC1 SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION on free when the pattern before the block (parameter 4 = 0x23) or after its end (0x24) changed",
+        None,
+    ),
+    (
+        Rule::NullCheck,
+        "NullCheck",
+        "SDV rule NullCheck (storport): a NULL value is not dereferenced; ExAllocatePool2 / StorPortAllocatePool return NULL when the pool has not enough memory, so a fault at NULL + offset inside a failed allocation's size is that allocation's result used unchecked (the bug check stays the fault's own)",
         None,
     ),
 ];
