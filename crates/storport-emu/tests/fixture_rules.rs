@@ -26,6 +26,7 @@ fn storemu(image: &Path, args: &[&str]) -> Run {
         .arg("run")
         .arg(image)
         .args(args)
+        .arg("--special-pool")
         .arg("--json")
         .output()
         .expect("storemu runs");

@@ -24,11 +24,9 @@ use super::context::{self, Routine};
 use super::cpu::{CallFault, Cpu};
 use super::faults::{FaultPlan, FaultSpec, InjectedFault};
 use super::model::{DIRQL, DISPATCH_LEVEL, STATUS_SUCCESS};
-use super::physmem::PhysicalMemory;
 use super::pool::{Pool, PoolConfig};
 use super::regglue::RegistryPort;
 use super::rules::{Finding, Rule};
-use super::special_pool::BlockEnd;
 use super::srb::{self, DataDirection, GUARD_FILL, SrbRecord, SrbResult};
 use super::state::{Event, Shared, lock};
 
@@ -54,12 +52,10 @@ pub struct PortOptions {
     /// The adapter's port number: the `<N>` of `Parameters\Device<N>` that
     /// `Global == 0` registry calls address.
     pub adapter_number: u32,
-    /// Special pool (`--special-pool`), with this placement of blocks under
-    /// a page; `None`: blocks come from the host heap without guard pages.
-    pub special_pool: Option<BlockEnd>,
-    /// The physical memory the pool lives in (`--physical-memory-mib`,
-    /// `--reserved-memory-mib`).
-    pub physical_memory: PhysicalMemory,
+    /// How the pool hands out memory: special pool (`--special-pool`,
+    /// `--special-pool-end`) and the physical memory it lives in
+    /// (`--physical-memory-mib`, `--reserved-memory-mib`).
+    pub pool: PoolConfig,
 }
 
 impl Default for PortOptions {
@@ -69,8 +65,7 @@ impl Default for PortOptions {
             adapter_number: 0,
             srb_timeout: Duration::from_secs(10),
             echo: false,
-            special_pool: None,
-            physical_memory: PhysicalMemory::default(),
+            pool: PoolConfig::default(),
         }
     }
 }
@@ -168,10 +163,7 @@ impl Port {
     ) -> Self {
         let shared = Arc::new(Shared::default());
         shared.echo.store(options.echo, Ordering::Relaxed);
-        *lock(&shared.pool) = Pool::new(PoolConfig {
-            special: options.special_pool,
-            memory: options.physical_memory,
-        });
+        *lock(&shared.pool) = Pool::new(options.pool);
         *lock(&shared.registry) =
             RegistryPort::new(crate::registry::Registry::new(), &options.service);
         lock(&shared.registry).scope.adapter_number = options.adapter_number;

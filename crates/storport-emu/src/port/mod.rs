@@ -113,5 +113,8 @@ pub mod state;
 
 pub use adapter::{Port, PortError, PortOptions};
 pub use faults::{FaultPlan, FaultSpec, InjectedFault};
+pub use physmem::PhysicalMemory;
+pub use pool::PoolConfig;
 pub use rules::{Finding, Rule};
+pub use special_pool::BlockEnd;
 pub use srb::{DataDirection, SrbResult};

@@ -85,6 +85,18 @@ pub struct PoolConfig {
     pub memory: PhysicalMemory,
 }
 
+impl PoolConfig {
+    /// The default physical memory with special pool on (16-byte aligned
+    /// blocks), as the tests run.
+    #[must_use]
+    pub fn special_pool() -> Self {
+        Self {
+            special: Some(BlockEnd::Aligned),
+            ..Self::default()
+        }
+    }
+}
+
 /// A driver access that hit special-pool memory it may not touch.
 #[derive(Clone, Debug)]
 pub struct PoolHit {

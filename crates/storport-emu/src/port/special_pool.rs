@@ -63,9 +63,12 @@ pub enum BlockEnd {
     Exact,
 }
 
-/// The pattern byte of the unused bytes at page offset `offset`.
+/// The pattern byte of the unused bytes at page offset `offset`: varied, with
+/// the high bit set and never 0xFF, so the values drivers write most (0, 1,
+/// -1, ASCII text) always change it.
 const fn pattern(offset: usize) -> u8 {
-    (offset as u8).wrapping_mul(0x1D) ^ 0xA5
+    let byte = 0x80 | ((offset as u8).wrapping_mul(0x1D) & 0x7F);
+    if byte == 0xFF { 0xFE } else { byte }
 }
 
 /// Bytes written outside a block, found when it was freed (bug check 0xC1).

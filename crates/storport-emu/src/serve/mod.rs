@@ -108,6 +108,7 @@ impl Adapter {
             service,
             srb_timeout: Duration::from_millis(args.srb_timeout_ms),
             echo,
+            pool: args.pool,
             ..PortOptions::default()
         };
         let port = Arc::new(Port::new(
@@ -118,6 +119,7 @@ impl Adapter {
         ));
         port.set_registry(registry);
         port.log(format!("loaded {name}"));
+        port.log(crate::cli::pool_log_line(&args.pool));
         let failed = |port: &Port, what: String| {
             let findings: Vec<String> = port.findings().iter().map(ToString::to_string).collect();
             if findings.is_empty() {
