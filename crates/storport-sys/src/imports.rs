@@ -129,7 +129,7 @@ imports! {
             parameter4: ULONG_PTR,
         ) -> !;
         /// `MmGetPhysicalMemoryRangesEx2` (Windows 10 version 2004+,
-        /// PASSIVE_LEVEL): a nonpaged pool block of ranges ended by an
+        /// `PASSIVE_LEVEL`): a nonpaged pool block of ranges ended by an
         /// all-zero entry, which the caller frees; NULL on failure.
         fn MmGetPhysicalMemoryRangesEx2(
             partition_object: PVOID,

@@ -228,25 +228,22 @@ impl Pool {
                 left_bytes,
             });
         }
-        let (address, backing) = match self.config.special {
-            Some(end) => {
-                let block = SpecialBlock::new(size_bytes, end, zeroed).ok_or(AllocError::Host)?;
-                self.special.insert(&block);
-                (block.address(), Backing::Special(block))
+        let (address, backing) = if let Some(end) = self.config.special {
+            let block = SpecialBlock::new(size_bytes, end, zeroed).ok_or(AllocError::Host)?;
+            self.special.insert(&block);
+            (block.address(), Backing::Special(block))
+        } else {
+            let layout = Layout::from_size_align(size_bytes.max(1), POOL_ALIGNMENT)
+                .map_err(|_| AllocError::Host)?;
+            // SAFETY: `layout` has a non-zero size.
+            let address = unsafe { std::alloc::alloc(layout) };
+            if address.is_null() {
+                return Err(AllocError::Host);
             }
-            None => {
-                let layout = Layout::from_size_align(size_bytes.max(1), POOL_ALIGNMENT)
-                    .map_err(|_| AllocError::Host)?;
-                // SAFETY: `layout` has a non-zero size.
-                let address = unsafe { std::alloc::alloc(layout) };
-                if address.is_null() {
-                    return Err(AllocError::Host);
-                }
-                let fill = if zeroed { 0 } else { UNINITIALISED_FILL };
-                // SAFETY: `address` was just allocated with `layout.size()` bytes.
-                unsafe { address.write_bytes(fill, layout.size()) };
-                (address as usize, Backing::Heap(layout))
-            }
+            let fill = if zeroed { 0 } else { UNINITIALISED_FILL };
+            // SAFETY: `address` was just allocated with `layout.size()` bytes.
+            unsafe { address.write_bytes(fill, layout.size()) };
+            (address as usize, Backing::Heap(layout))
         };
         self.charged_bytes += charged_bytes;
         // INVARIANT: the address is live with its backing, and its charge is

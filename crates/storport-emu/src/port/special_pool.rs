@@ -1,6 +1,7 @@
-//! Driver Verifier's special pool, as Microsoft's "Special Pool" page
-//! (Driver Verifier) describes it with **Verify End**, the default
-//! alignment: each allocation sits on pages of its own, placed so that it
+//! Driver Verifier's special pool.
+//!
+//! As Microsoft's "Special Pool" page (Driver Verifier) describes it with
+//! **Verify End**, the default alignment: each allocation sits on pages of its own, placed so that it
 //! ends where the next page — marked inaccessible — begins; the page before
 //! is inaccessible too, and the unused part of the block's pages is written
 //! with a pattern that is checked when the block is freed. A freed block
@@ -328,7 +329,7 @@ mod tests {
         let block = SpecialBlock::new(100, BlockEnd::Aligned, true).expect("mapped");
         assert_eq!(block.address() % 16, 0);
         let end = block.address() + 100;
-        assert!(PAGE_SIZE - end % PAGE_SIZE <= 15 || end % PAGE_SIZE == 0);
+        assert!(end.is_multiple_of(PAGE_SIZE) || PAGE_SIZE - end % PAGE_SIZE <= 15);
         assert_eq!(block.committed_bytes(), PAGE_SIZE);
         assert!(crate::machine::is_readable(block.address(), 100));
         let guard = end.next_multiple_of(PAGE_SIZE);
