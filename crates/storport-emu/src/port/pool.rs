@@ -124,8 +124,8 @@ pub enum PoolHitKind {
 /// # Invariants
 ///
 /// Every key of `blocks` is the address handed out for its entry: for
-/// [`Backing::Heap`] returned by `std::alloc::alloc` with the layout, not
-/// yet deallocated; for [`Backing::Special`] the block's own address, its
+/// `Backing::Heap` returned by `std::alloc::alloc` with the layout, not
+/// yet deallocated; for `Backing::Special` the block's own address, its
 /// pages recorded in `special`. `charged_bytes` is the sum of the live
 /// blocks' `charged_bytes`.
 #[derive(Debug)]

@@ -96,7 +96,7 @@ impl Corruption {
 ///
 /// `mapping` is `[guard page][data pages][guard page]`; the block occupies
 /// `address..address + size_bytes.max(1)` inside the data pages, and every
-/// other byte of the data pages held its [`pattern`] when the block was made.
+/// other byte of the data pages held its `pattern` when the block was made.
 #[derive(Debug)]
 pub struct SpecialBlock {
     mapping: Mapping,
