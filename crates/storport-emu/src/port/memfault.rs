@@ -14,6 +14,9 @@
 //!
 //! Anything else stays the fault it was.
 
+use std::sync::TryLockError;
+use std::time::{Duration, Instant};
+
 use super::cpu::CallFault;
 use super::physmem::FailureCause;
 use super::pool::{PoolHit, PoolHitKind, tag_text};
@@ -31,6 +34,8 @@ pub const DRIVER_FREED: u32 = 0xD5;
 pub const SYSTEM_FREED: u32 = 0xCC;
 /// `SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION`.
 pub const SPECIAL_POOL_CORRUPTION: u32 = 0xC1;
+/// Longest the classification waits for the pool lock.
+const POOL_LOCK_WAIT: Duration = Duration::from_millis(100);
 
 /// `fault` (from `exception`) as the pool sees it, or unchanged.
 #[must_use]
@@ -38,15 +43,27 @@ pub fn refine(shared: &Shared, exception: &Exception, fault: CallFault) -> CallF
     let Some(address) = exception.fault_address else {
         return fault;
     };
-    // The gate skipped the frames of an export that faulted; if one of them
-    // held the pool lock it is still held, so do not wait for it.
-    let Ok(pool) = shared.pool.try_lock() else {
-        return fault;
+    // Another thread may hold the pool lock for a moment. No export faults
+    // while holding it, but should one ever do, the gate skipped its frames
+    // and the lock stays held: wait a bounded time, never for ever.
+    let deadline = Instant::now() + POOL_LOCK_WAIT;
+    let pool = loop {
+        match shared.pool.try_lock() {
+            Ok(pool) => break pool,
+            Err(TryLockError::Poisoned(poisoned)) => break poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            Err(TryLockError::WouldBlock) => return fault,
+        }
     };
-    if let Some(hit) = pool.classify(address) {
+    let hit = pool.classify(address);
+    let failure = pool.failures().covering(address).cloned();
+    drop(pool);
+    if let Some(hit) = hit {
         return special_pool_fault(exception, address, &hit);
     }
-    let Some(failure) = pool.failures().covering(address) else {
+    let Some(failure) = failure else {
         return fault;
     };
     let why = match failure.cause {
