@@ -20,7 +20,7 @@ mod common;
 use std::time::Duration;
 
 use common::Adapter;
-use storport_emu::port::{DataDirection, PortError, PortOptions};
+use storport_emu::port::{DataDirection, PoolConfig, PortError, PortOptions};
 
 /// Writes then reads 4 KiB at a different LBA each time, one request at a
 /// time (so the N-th HwStartIo call, and with it the seed's plan, is the same
@@ -30,6 +30,7 @@ fn write_and_read_back(seed: u64, requests: u32) -> (Adapter, Option<PortError>)
         PortOptions {
             seed: Some(seed),
             dpc_watchdog: Duration::from_millis(200),
+            pool: PoolConfig::special_pool(),
             ..PortOptions::default()
         },
         &[],

@@ -396,6 +396,7 @@ fn storemu_run_fail_injects_the_named_call_and_logs_it() {
         driver: common::readable_sys_path(),
         inf: Some(common::root().join("inf").join("vstor.inf")),
         json: true,
+        pool: storport_emu::port::PoolConfig::special_pool(),
         ..RunArgs::default()
     };
     let faults = cli::parse_faults(&["ExAllocatePool2@1".to_owned()]).expect("valid");

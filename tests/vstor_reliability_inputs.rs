@@ -260,6 +260,7 @@ fn run_args(driver: &Path, inf: &Path) -> RunArgs {
         driver: driver.to_owned(),
         inf: Some(inf.to_owned()),
         json: true,
+        pool: storport_emu::port::PoolConfig::special_pool(),
         ..RunArgs::default()
     }
 }

@@ -13,6 +13,7 @@ fn run(sets: &[&str]) -> cli::RunReport {
         inf: Some(root().join("inf").join("vstor.inf")),
         set: sets.iter().map(|&set| set.to_owned()).collect(),
         json: true,
+        pool: storport_emu::port::PoolConfig::special_pool(),
         ..RunArgs::default()
     };
     let sets = cli::parse_sets(&args.set).expect("the --set values parse");

@@ -25,7 +25,7 @@ use storport_emu::inf::{Inf, InstallOptions, install};
 use storport_emu::machine::loader;
 use storport_emu::port::cpu::GateCpu;
 use storport_emu::port::{
-    DataDirection, Finding, Port, PortError, PortOptions, SrbResult, exports,
+    DataDirection, Finding, PoolConfig, Port, PortError, PortOptions, SrbResult, exports,
 };
 use storport_emu::registry::{RegValue, Registry};
 
@@ -149,6 +149,8 @@ fn bare_port(service: &str, adapter_number: u32) -> Port {
     port_with(PortOptions {
         service: service.to_owned(),
         adapter_number,
+        // Every vstor test runs with Driver Verifier's special pool.
+        pool: PoolConfig::special_pool(),
         ..PortOptions::default()
     })
 }

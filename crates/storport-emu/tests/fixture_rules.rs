@@ -26,6 +26,7 @@ fn storemu(image: &Path, args: &[&str]) -> Run {
         .arg("run")
         .arg(image)
         .args(args)
+        .arg("--special-pool")
         .arg("--json")
         .output()
         .expect("storemu runs");
@@ -474,4 +475,164 @@ fn a_seed_that_is_not_a_number_is_refused() {
     assert_eq!(output.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("'soon' is not a seed"), "{stderr}");
+}
+
+/// The message of the first finding of `run`.
+fn first_message(run: &Run) -> String {
+    run.json["findings"][0]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned()
+}
+
+#[test]
+fn one_byte_past_a_pool_block_hits_the_special_pool_guard_page() {
+    let run = expect_rule("pool-overrun", "SpecialPoolOverrun", "bugcheck");
+    let finding = &run.json["findings"][0];
+    assert_eq!(
+        finding["bugcheck"], "0xD6",
+        "driver code: DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION"
+    );
+    assert_eq!(finding["params"][1], "0x1", "a write");
+    assert_eq!(finding["routine"], "HwFindAdapter");
+    let message = first_message(&run);
+    for needle in [
+        "offset 0x40 of the 64-byte pool block",
+        "tag 'Brkn'",
+        "broken-miniport.sys+0x",
+    ] {
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+}
+
+#[test]
+fn a_write_into_the_aligned_slack_is_found_on_free_and_exact_blocks_fault_at_once() {
+    let run = expect_rule("pool-slack-overrun", "SpecialPoolCorruption", "bugcheck");
+    let finding = &run.json["findings"][0];
+    assert_eq!(finding["bugcheck"], "0xC1");
+    assert_eq!(
+        finding["params"][3], "0x24",
+        "bytes after the end were overwritten"
+    );
+    let exact = expect_rule_with(
+        "pool-slack-overrun",
+        &["--special-pool-end", "exact"],
+        "SpecialPoolOverrun",
+        "bugcheck",
+    );
+    assert_eq!(exact.json["findings"][0]["bugcheck"], "0xD6");
+    assert!(
+        first_message(&exact).contains("offset 0x64 of the 100-byte pool block"),
+        "{}",
+        exact.json
+    );
+}
+
+#[test]
+fn a_write_before_a_pool_block_is_found_on_free() {
+    let run = expect_rule("pool-underrun", "SpecialPoolCorruption", "bugcheck");
+    let finding = &run.json["findings"][0];
+    assert_eq!(finding["bugcheck"], "0xC1");
+    assert_eq!(
+        finding["params"][3], "0x23",
+        "bytes before the start were overwritten"
+    );
+    assert!(
+        first_message(&run).contains("before its start"),
+        "{}",
+        run.json
+    );
+}
+
+#[test]
+fn reading_a_freed_pool_block_faults() {
+    let run = expect_rule("pool-use-after-free", "SpecialPoolUseAfterFree", "bugcheck");
+    let finding = &run.json["findings"][0];
+    assert_eq!(
+        finding["bugcheck"], "0xD5",
+        "driver code: DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL"
+    );
+    assert_eq!(finding["params"][1], "0x0", "a read");
+    let message = first_message(&run);
+    assert!(
+        message.contains("32-byte pool block") && message.contains("already freed"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_kernel_routine_given_a_freed_block_faults_as_the_system() {
+    let run = expect_rule(
+        "pool-use-after-free-kernel",
+        "SpecialPoolUseAfterFree",
+        "bugcheck",
+    );
+    assert_eq!(
+        run.json["findings"][0]["bugcheck"], "0xCC",
+        "a kernel routine: PAGE_FAULT_IN_FREED_SPECIAL_POOL"
+    );
+    assert!(
+        first_message(&run).contains("A kernel routine"),
+        "{}",
+        run.json
+    );
+}
+
+#[test]
+fn a_pool_block_as_large_as_physical_memory_fails_and_its_null_use_names_it() {
+    let run = expect_rule("pool-unchecked", "NullCheck", "bugcheck");
+    let finding = &run.json["findings"][0];
+    assert_eq!(finding["bugcheck"], "0x1E");
+    assert_eq!(finding["params"][3], "0x100", "the NULL-based address");
+    let message = first_message(&run);
+    for needle in [
+        "NULL + 0x100",
+        "4294967296 bytes that ExAllocatePool2 with tag 'Brkn' in HwFindAdapter",
+        "not enough pool left",
+    ] {
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    let log = run.json["log"].as_array().expect("log");
+    assert!(
+        log.iter().any(|line| line
+            == "ExAllocatePool2 of 4294967296 bytes with tag 'Brkn' in HwFindAdapter returned NULL: it needs 4294967296 bytes of the physical memory model and the pool has 2147479552 of its 2147483648 bytes left."),
+        "{log:?}"
+    );
+    // The learned size follows --physical-memory-mib.
+    let small = expect_rule_with(
+        "pool-unchecked",
+        &["--physical-memory-mib", "3072"],
+        "NullCheck",
+        "bugcheck",
+    );
+    assert!(
+        first_message(&small).contains("3221225472 bytes that ExAllocatePool2"),
+        "{}",
+        small.json
+    );
+}
+
+#[test]
+fn the_unbroken_fixture_is_clean_in_every_pool_model() {
+    for options in [
+        &["--special-pool-end", "exact"][..],
+        &["--physical-memory-mib", "2049"][..],
+    ] {
+        let run = storemu(&fixture(""), options);
+        assert_eq!(run.json["outcome"], "clean", "{options:?}: {}", run.json);
+    }
+}
+
+#[test]
+fn pool_options_are_checked_and_logged() {
+    let bad = Command::new(env!("CARGO_BIN_EXE_storemu"))
+        .args(["run", "x.sys", "--physical-memory-mib", "0"])
+        .output()
+        .expect("storemu runs");
+    assert_eq!(bad.status.code(), Some(64));
+    let run = storemu(&fixture(""), &[]);
+    assert_eq!(
+        run.json["log"][1],
+        "physical memory 4096 MiB, 2048 MiB held by the rest of the system: the pool may hold 2147483648 bytes; special pool on (blocks under a page start 16-byte aligned)"
+    );
 }

@@ -5,8 +5,8 @@
 //! [`crate::host`] fills in.
 
 use crate::types::{
-    BOOLEAN, DRIVER_OBJECT, HW_INITIALIZATION_DATA, NTSTATUS, POOL_FLAGS, PVOID, ULONG, ULONG_PTR,
-    UNICODE_STRING,
+    BOOLEAN, DRIVER_OBJECT, HW_INITIALIZATION_DATA, NTSTATUS, PHYSICAL_MEMORY_RANGE, POOL_FLAGS,
+    PVOID, ULONG, ULONG_PTR, UNICODE_STRING,
 };
 
 macro_rules! imports {
@@ -128,6 +128,13 @@ imports! {
             parameter3: ULONG_PTR,
             parameter4: ULONG_PTR,
         ) -> !;
+        /// `MmGetPhysicalMemoryRangesEx2` (Windows 10 version 2004+,
+        /// `PASSIVE_LEVEL`): a nonpaged pool block of ranges ended by an
+        /// all-zero entry, which the caller frees; NULL on failure.
+        fn MmGetPhysicalMemoryRangesEx2(
+            partition_object: PVOID,
+            flags: ULONG,
+        ) -> *mut PHYSICAL_MEMORY_RANGE;
     }
 }
 

@@ -13,8 +13,9 @@
 use core::mem::{offset_of, size_of};
 
 use crate::types::{
-    HW_INITIALIZATION_DATA as Hid, MEMORY_REGION, PORT_CONFIGURATION_INFORMATION as Pci,
-    SCSI_REQUEST_BLOCK as Srb, SCSI_SUPPORTED_CONTROL_TYPE_LIST as Sct, UNICODE_STRING,
+    HW_INITIALIZATION_DATA as Hid, MEMORY_REGION, PHYSICAL_MEMORY_RANGE,
+    PORT_CONFIGURATION_INFORMATION as Pci, SCSI_REQUEST_BLOCK as Srb,
+    SCSI_SUPPORTED_CONTROL_TYPE_LIST as Sct, UNICODE_STRING,
     VIRTUAL_HW_INITIALIZATION_DATA as Vhid,
 };
 
@@ -98,6 +99,11 @@ assert_offsets!(Vhid {
 });
 
 const _: () = assert!(size_of::<MEMORY_REGION>() == 0x18);
+const _: () = assert!(size_of::<PHYSICAL_MEMORY_RANGE>() == 0x10);
+assert_offsets!(PHYSICAL_MEMORY_RANGE {
+    BaseAddress: 0x0,
+    NumberOfBytes: 0x8,
+});
 const _: () = assert!(size_of::<Pci>() == PORT_CONFIGURATION_INFORMATION_SIZE);
 assert_offsets!(Pci {
     Length: 0x00,

@@ -233,6 +233,19 @@ pub struct MEMORY_REGION {
     pub Length: ULONG,
 }
 
+/// `PHYSICAL_MEMORY_RANGE` (0x10 bytes): one entry of the array
+/// `MmGetPhysicalMemoryRangesEx2` returns; the last entry is all zeros.
+///
+/// Source: ntddk.h, "`MmGetPhysicalMemoryRangesEx2` function (ntddk.h)".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PHYSICAL_MEMORY_RANGE {
+    /// First physical address of the range (`PHYSICAL_ADDRESS`).
+    pub BaseAddress: i64,
+    /// Length of the range in bytes (`LARGE_INTEGER`).
+    pub NumberOfBytes: i64,
+}
+
 /// `PORT_CONFIGURATION_INFORMATION`, the Storport version (0xE0 bytes on x64).
 ///
 /// Source: storport.h, "`PORT_CONFIGURATION_INFORMATION` structure (storport.h)".

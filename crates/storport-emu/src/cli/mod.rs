@@ -13,6 +13,14 @@
 //! ([`crate::port::schedule`]); `--dpc-watchdog-ms` bounds a call that
 //! preempted another before the preempted call is let go on.
 //!
+//! `--special-pool` places every pool block against a guard page and keeps
+//! freed blocks inaccessible ([`crate::port::special_pool`];
+//! `--special-pool-end aligned|exact` chooses where a block under a page
+//! ends). `--physical-memory-mib N` (default 4096) and
+//! `--reserved-memory-mib N` (default 2048) set the physical memory model
+//! ([`crate::port::physmem`]): what `MmGetPhysicalMemoryRangesEx2` reports,
+//! and the most the driver's pool may hold before allocations return NULL.
+//!
 //! `storemu inf-lint FILE.inf` checks an INF against the rules of
 //! [`crate::inf::lint`] and prints one line per finding.
 //!
@@ -31,7 +39,10 @@ use crate::inf::{Inf, InstallOptions, install, install_default, service_name_for
 use crate::machine::loader;
 use crate::port::cpu::GateCpu;
 use crate::port::state::Event;
-use crate::port::{FaultSpec, Finding, Port, PortError, PortOptions, Rule, exports};
+use crate::port::{
+    BlockEnd, FaultSpec, Finding, PhysicalMemory, PoolConfig, Port, PortError, PortOptions, Rule,
+    exports,
+};
 use crate::registry::{Registry, SetSpec, apply, parse_set};
 use scan::LunReport;
 
@@ -73,6 +84,8 @@ pub struct RunArgs {
     /// Longest a call that preempted another may run before the preempted
     /// call is let go on (`--dpc-watchdog-ms`).
     pub dpc_watchdog_ms: u64,
+    /// Special pool and the physical memory model.
+    pub pool: PoolConfig,
 }
 
 impl Default for RunArgs {
@@ -88,6 +101,7 @@ impl Default for RunArgs {
             srb_timeout_ms: DEFAULT_SRB_TIMEOUT_MS,
             seed: None,
             dpc_watchdog_ms: DEFAULT_DPC_WATCHDOG_MS,
+            pool: PoolConfig::default(),
         }
     }
 }
@@ -101,6 +115,7 @@ impl RunArgs {
             srb_timeout: std::time::Duration::from_millis(self.srb_timeout_ms),
             seed: self.seed,
             dpc_watchdog: std::time::Duration::from_millis(self.dpc_watchdog_ms),
+            pool: self.pool,
             ..PortOptions::default()
         }
     }
@@ -204,6 +219,31 @@ pub(crate) fn adapter_args(command: Command) -> Command {
                 .default_value("1000")
                 .help("With --seed: longest a DISPATCH_LEVEL call that preempted another may run before the preempted call is let go on (finishing only then is a PreemptedLockHolder finding)"),
         )
+        .arg(Arg::new("special-pool").long("special-pool").action(ArgAction::SetTrue).help("Place each pool block against a guard page and keep freed blocks inaccessible, as Driver Verifier's special pool does"))
+        .arg(
+            Arg::new("special-pool-end")
+                .long("special-pool-end")
+                .value_name("aligned|exact")
+                .value_parser(["aligned", "exact"])
+                .default_value("aligned")
+                .help("Where a special-pool block under a page ends: 16-byte aligned start, at most 15 bytes before the guard page (aligned), or exactly at it (exact)"),
+        )
+        .arg(
+            Arg::new("physical-memory-mib")
+                .long("physical-memory-mib")
+                .value_name("MIB")
+                .value_parser(value_parser!(u64).range(1..=1 << 32))
+                .default_value("4096")
+                .help("Physical memory of the emulated machine; MmGetPhysicalMemoryRangesEx2 reports it and the pool holds at most this less --reserved-memory-mib"),
+        )
+        .arg(
+            Arg::new("reserved-memory-mib")
+                .long("reserved-memory-mib")
+                .value_name("MIB")
+                .value_parser(value_parser!(u64).range(0..=1 << 32))
+                .default_value("2048")
+                .help("Physical memory the rest of the system holds, which the driver's pool cannot have"),
+        )
 }
 
 /// The adapter arguments `run` and `serve` share, from their matches
@@ -239,7 +279,51 @@ pub(crate) fn run_args(matches: &ArgMatches) -> RunArgs {
             .get_one::<u64>("dpc-watchdog-ms")
             .copied()
             .unwrap_or(DEFAULT_DPC_WATCHDOG_MS),
+        pool: pool_config(matches),
     }
+}
+
+/// `--special-pool`, `--special-pool-end`, `--physical-memory-mib` and
+/// `--reserved-memory-mib`.
+fn pool_config(matches: &ArgMatches) -> PoolConfig {
+    let end = match matches
+        .get_one::<String>("special-pool-end")
+        .map(String::as_str)
+    {
+        Some("exact") => BlockEnd::Exact,
+        _ => BlockEnd::Aligned,
+    };
+    let defaults = PhysicalMemory::default();
+    let mib = |name: &str, default_bytes: u64| {
+        matches
+            .get_one::<u64>(name)
+            .copied()
+            .unwrap_or(default_bytes >> 20)
+    };
+    PoolConfig {
+        special: matches.get_flag("special-pool").then_some(end),
+        memory: PhysicalMemory::from_mib(
+            mib("physical-memory-mib", defaults.physical_bytes),
+            mib("reserved-memory-mib", defaults.reserved_bytes),
+        ),
+    }
+}
+
+/// The run log's line about the pool model.
+pub(crate) fn pool_log_line(pool: &PoolConfig) -> String {
+    let special = match pool.special {
+        None => "off".to_owned(),
+        Some(BlockEnd::Aligned) => "on (blocks under a page start 16-byte aligned)".to_owned(),
+        Some(BlockEnd::Exact) => {
+            "on (blocks under a page end exactly at the guard page)".to_owned()
+        }
+    };
+    format!(
+        "physical memory {} MiB, {} MiB held by the rest of the system: the pool may hold {} bytes; special pool {special}",
+        pool.memory.physical_bytes >> 20,
+        pool.memory.reserved_bytes >> 20,
+        pool.memory.pool_limit_bytes()
+    )
 }
 
 /// The result of one run.
@@ -478,6 +562,7 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
             "HwStartIo IRQL and preemption schedule: seed {seed} (repeat the run with --seed {seed})"
         ));
     }
+    port.log(pool_log_line(&args.pool));
     if !faults.is_empty() {
         port.inject_faults(faults.to_vec());
     }

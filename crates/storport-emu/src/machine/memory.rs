@@ -351,6 +351,33 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// Gives the pages covering `offset..offset + len` back to the host
+    /// (`MADV_DONTNEED`): they read as zero afterwards and use no memory
+    /// until touched again. The range keeps its protection.
+    pub fn discard(&self, offset: usize, len: usize) -> io::Result<()> {
+        let end = offset.checked_add(len).filter(|&e| e <= self.len);
+        if end.is_none() || !offset.is_multiple_of(PAGE_SIZE) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "discard range outside the mapping",
+            ));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let rc =
+            // SAFETY: the range lies inside this mapping (checked above), which no
+            // Rust reference points into; dropping its contents cannot invalidate
+            // a reference, and the pages stay mapped.
+            unsafe { libc::madvise((self.addr + offset) as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: by the type invariant the range is a live mapping this value

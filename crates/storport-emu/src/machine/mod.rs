@@ -32,6 +32,8 @@
 //! - [`is_readable`], [`read_bytes`], [`write_bytes`], [`read_u32`], [`read_u64`],
 //!   [`read_c_string`]: checked access to driver pointers ([`BadAddress`] instead of a crash).
 //! - [`variadic_export!`]: `(shim, handler)`, a naked win64 shim for variadic exports.
+//! - `Mapping` (crate-internal): anonymous read-write pages with per-page protection,
+//!   released on drop (the port's special pool).
 //! - [`CodePage`]: executable pages from bytes (trap stubs, hand-assembled test code).
 //! - [`locate`]: `(addr) -> Option<CodeLocation>`, image, section and `.pdata` function of an address.
 //!
@@ -73,6 +75,7 @@ pub use fault::{
 };
 pub use images::{Section, locate};
 pub use loader::{LoadError, LoadedImage};
+pub(crate) use memory::Mapping;
 pub use memory::{
     BadAddress, PAGE_SIZE, Perms, is_readable, read_bytes, read_c_string, read_u32, read_u64,
     write_bytes,

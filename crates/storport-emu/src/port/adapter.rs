@@ -24,6 +24,7 @@ use super::context::{self, Routine};
 use super::cpu::{CallFault, Cpu, Preemptive};
 use super::faults::{FaultPlan, FaultSpec, InjectedFault};
 use super::model::{DIRQL, DISPATCH_LEVEL, STATUS_SUCCESS};
+use super::pool::{Pool, PoolConfig};
 use super::regglue::RegistryPort;
 use super::rules::{Finding, Rule};
 use super::schedule::{Companion, Schedule};
@@ -59,6 +60,10 @@ pub struct PortOptions {
     /// How long a DISPATCH_LEVEL call that preempted another on its
     /// processor may run before the port lets the preempted call go on.
     pub dpc_watchdog: Duration,
+    /// How the pool hands out memory: special pool (`--special-pool`,
+    /// `--special-pool-end`) and the physical memory it lives in
+    /// (`--physical-memory-mib`, `--reserved-memory-mib`).
+    pub pool: PoolConfig,
 }
 
 /// Default of [`PortOptions::dpc_watchdog`].
@@ -73,6 +78,7 @@ impl Default for PortOptions {
             echo: false,
             seed: None,
             dpc_watchdog: DEFAULT_DPC_WATCHDOG,
+            pool: PoolConfig::default(),
         }
     }
 }
@@ -171,6 +177,7 @@ impl Port {
     ) -> Self {
         let shared = Arc::new(Shared::default());
         shared.echo.store(options.echo, Ordering::Relaxed);
+        *lock(&shared.pool) = Pool::new(options.pool);
         *lock(&shared.registry) =
             RegistryPort::new(crate::registry::Registry::new(), &options.service);
         lock(&shared.registry).scope.adapter_number = options.adapter_number;

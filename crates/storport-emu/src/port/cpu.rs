@@ -104,12 +104,18 @@ impl Cpu for GateCpu {
                 first.make_ascii_uppercase();
             }
             message.push('.');
-            CallFault {
+            let call_fault = CallFault {
                 rule,
                 bugcheck,
                 params,
                 message,
                 reported,
+            };
+            match (&fault, context::current()) {
+                (Fault::Exception(exception), Some((shared, _, _))) => {
+                    super::memfault::refine(&shared, exception, call_fault)
+                }
+                _ => call_fault,
             }
         })
     }

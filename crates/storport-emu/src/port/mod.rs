@@ -14,6 +14,13 @@
 //! - [`faults`]: fault injection — the N-th call of a fallible import
 //!   (pool, registry buffer, registry read/write) fails
 //!   ([`Port::inject_faults`], `storemu run --fail CALL@N`).
+//! - [`pool`], [`special_pool`], [`physmem`], [`memfault`]: the driver's
+//!   pool ([`PortOptions::pool`]): Driver Verifier's special pool (guard
+//!   pages, pattern-checked slack, a quarantine of freed blocks; rules
+//!   `SpecialPoolOverrun` 0xD6/0xCD, `SpecialPoolUseAfterFree` 0xD5/0xCC,
+//!   `SpecialPoolCorruption` 0xC1), and the physical memory model the pool
+//!   lives in (`MmGetPhysicalMemoryRangesEx2` reports it; allocations past
+//!   it return NULL; rule `NullCheck` for a NULL result used unchecked).
 //!
 //! # Host-linked mode
 //!
@@ -106,15 +113,21 @@ pub mod cpu;
 pub mod exports;
 pub mod faults;
 pub mod mem;
+pub mod memfault;
 pub mod model;
+pub mod physmem;
 pub mod pool;
 pub mod regglue;
 pub mod rules;
 pub mod schedule;
+pub mod special_pool;
 pub mod srb;
 pub mod state;
 
 pub use adapter::{Port, PortError, PortOptions};
 pub use faults::{FaultPlan, FaultSpec, InjectedFault};
+pub use physmem::PhysicalMemory;
+pub use pool::PoolConfig;
 pub use rules::{Finding, Rule};
+pub use special_pool::BlockEnd;
 pub use srb::{DataDirection, SrbResult};

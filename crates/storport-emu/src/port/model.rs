@@ -10,7 +10,8 @@ use storport_sys::HW_INITIALIZATION_DATA;
 use super::context::{self, Routine};
 use super::exports::{VaArgs, ulong};
 use super::mem;
-use super::pool::tag_text;
+use super::physmem::{FailedAllocation, FailureCause};
+use super::pool::{AllocError, Freed, tag_text};
 use super::rules::{Finding, Rule};
 use super::state::{InitRecord, Shared, TimerRequest, lock};
 
@@ -312,22 +313,86 @@ pub fn pool_allocate(
             format!("{export} of {size} bytes with tag '{}' was called in HwStartIo (IRQL {irql}); HwStartIo must not allocate.", tag_text(tag)),
         );
     }
+    let failure = |cause| FailedAllocation {
+        export,
+        size_bytes: size,
+        tag,
+        routine: routine.name().to_owned(),
+        cause,
+    };
     if shared.inject_fault(export, routine) {
+        lock(&shared.pool).record_failure(failure(FailureCause::Injected));
         return None;
     }
-    lock(&shared.pool).allocate(size, tag, zeroed, routine.name())
+    let mut pool = lock(&shared.pool);
+    let result = pool.try_allocate(size, tag, zeroed, routine.name());
+    let (cause, limit) = match result {
+        Ok(address) => return Some(address),
+        Err(AllocError::Exhausted { .. }) => (
+            FailureCause::Exhausted,
+            pool.config().memory.pool_limit_bytes(),
+        ),
+        Err(AllocError::Host) => (FailureCause::Host, 0),
+    };
+    pool.record_failure(failure(cause));
+    drop(pool);
+    let why = match result {
+        Err(AllocError::Exhausted {
+            needed_bytes,
+            left_bytes,
+        }) => format!(
+            "it needs {needed_bytes} bytes of the physical memory model and the pool has {left_bytes} of its {limit} bytes left"
+        ),
+        _ => "the host could not provide the memory".to_owned(),
+    };
+    shared.phase(format!(
+        "{export} of {size} bytes with tag '{}' in {} returned NULL: {why}.",
+        tag_text(tag),
+        routine.name()
+    ));
+    None
 }
 
-/// Frees driver pool, reporting frees of memory the pool does not own.
+/// Frees driver pool, reporting frees of memory the pool does not own and
+/// (special pool) bytes written next to the block while it was live.
 pub fn pool_free(shared: &Shared, routine: Routine, export: &str, address: usize) {
     let result = lock(&shared.pool).free(address);
-    if result.is_err() {
-        shared.violation(
+    match result {
+        Err(_) => shared.violation(
             Rule::BadPoolFree,
             routine,
             vec![address as u64],
             format!("{export} was called with {address:#x}, which is not a live pool allocation (never allocated or already freed); the free was ignored."),
-        );
+        ),
+        Ok(Freed {
+            block,
+            corruption: Some(corruption),
+        }) => {
+            let side = if corruption.after_end {
+                "after its end"
+            } else {
+                "before its start"
+            };
+            shared.report(Finding::bugcheck(
+                Rule::SpecialPoolCorruption,
+                super::memfault::SPECIAL_POOL_CORRUPTION,
+                vec![
+                    address as u64,
+                    corruption.address as u64,
+                    0,
+                    corruption.violation_type(),
+                ],
+                routine.name(),
+                format!(
+                    "{export} freed the {}-byte pool block at {address:#x} with tag '{}' allocated in {}, and the special pool's pattern {side} changed at {:#x}: the driver wrote outside the block.",
+                    block.size_bytes,
+                    tag_text(block.tag),
+                    block.routine,
+                    corruption.address
+                ),
+            ));
+        }
+        Ok(_) => {}
     }
 }
 

@@ -70,6 +70,14 @@ pub enum Rule {
     /// A DISPATCH_LEVEL call waited for something a call it preempted on its
     /// processor held.
     PreemptedLockHolder,
+    /// An access hit the special pool's guard page next to a live block.
+    SpecialPoolOverrun,
+    /// An access hit a special-pool block after it was freed.
+    SpecialPoolUseAfterFree,
+    /// Bytes next to a special-pool block changed while it was live (found on free).
+    SpecialPoolCorruption,
+    /// Driver code used the NULL result of a failed pool allocation.
+    NullCheck,
 }
 
 /// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
@@ -233,6 +241,30 @@ pub const RULES: &[RuleRow] = &[
         "PreemptedLockHolder",
         "HW_STARTIO: Storport calls a virtual miniport's HwStorStartIo at any IRQL <= DISPATCH_LEVEL, without an internal spin lock; Introduction to Spin Locks / KeAcquireSpinLock: a spin lock holder runs at DISPATCH_LEVEL so that it cannot be preempted on its processor. A DISPATCH_LEVEL call that waits for what a call it preempted on the same processor holds never ends: bug check 0x133 DPC_WATCHDOG_VIOLATION, parameter 0 (a single DPC exceeded its time allotment). Seen under storemu run --seed: the preempted call is let go on after --dpc-watchdog-ms, and the waiting call finishing only then is the finding",
         Some((DPC_WATCHDOG_VIOLATION, 0)),
+    ),
+    (
+        Rule::SpecialPoolOverrun,
+        "SpecialPoolOverrun",
+        "Driver Verifier Special Pool (Verify End): bug check 0xD6 DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION when driver code touches the guard page after its block, 0xCD PAGE_FAULT_BEYOND_END_OF_ALLOCATION when a kernel routine does it for the driver (parameters: address, 0 read / 1 write, faulting instruction, 0); the page before a block is inaccessible too and reported the same way (the documentation names no other code for it)",
+        None,
+    ),
+    (
+        Rule::SpecialPoolUseAfterFree,
+        "SpecialPoolUseAfterFree",
+        "Driver Verifier Special Pool: bug check 0xD5 DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL when driver code touches a freed block, 0xCC PAGE_FAULT_IN_FREED_SPECIAL_POOL when a kernel routine does it for the driver (parameters: address, 0 read / 1 write, faulting instruction, 0)",
+        None,
+    ),
+    (
+        Rule::SpecialPoolCorruption,
+        "SpecialPoolCorruption",
+        "Driver Verifier Special Pool: bug check 0xC1 SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION on free when the pattern before the block (parameter 4 = 0x23) or after its end (0x24) changed",
+        None,
+    ),
+    (
+        Rule::NullCheck,
+        "NullCheck",
+        "SDV rule NullCheck (storport): a NULL value is not dereferenced; ExAllocatePool2 / StorPortAllocatePool return NULL when the pool has not enough memory, so a fault at NULL + offset inside a failed allocation's size is that allocation's result used unchecked (the bug check stays the fault's own)",
+        None,
     ),
 ];
 

@@ -116,6 +116,7 @@ impl Adapter {
         ));
         port.set_registry(registry);
         port.log(format!("loaded {name}"));
+        port.log(crate::cli::pool_log_line(&args.pool));
         let failed = |port: &Port, what: String| {
             let findings: Vec<String> = port.findings().iter().map(ToString::to_string).collect();
             if findings.is_empty() {

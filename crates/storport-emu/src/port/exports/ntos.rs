@@ -4,6 +4,7 @@ use super::{VaArgs, printf, ulong, variadic_shim};
 use crate::port::context;
 use crate::port::mem;
 use crate::port::model;
+use crate::port::state::lock;
 
 /// `POOL_FLAG_UNINITIALIZED`.
 const POOL_FLAG_UNINITIALIZED: u64 = 0x2;
@@ -42,6 +43,7 @@ pub const NAMES: &[&str] = &[
     "KeDelayExecutionThread",
     "_vsnprintf",
     "_snprintf",
+    "MmGetPhysicalMemoryRangesEx2",
 ];
 
 /// Exports of `hal.dll`.
@@ -81,6 +83,7 @@ pub fn lookup(name: &str) -> Option<usize> {
         "KeDelayExecutionThread" => ke_delay_execution_thread as *const () as usize,
         "_vsnprintf" => vsnprintf as *const () as usize,
         "_snprintf" => snprintf_shim as *const () as usize,
+        "MmGetPhysicalMemoryRangesEx2" => mm_get_physical_memory_ranges_ex2 as *const () as usize,
         _ => return lookup_hal(name),
     })
 }
@@ -492,4 +495,30 @@ extern "win64" fn snprintf(args: *const u64) -> u64 {
     let (buffer, count) = (args.get(0), args.get(1));
     let text = printf::format(&format, &mut args.from(3));
     store_formatted(buffer, count, &text).cast_unsigned()
+}
+
+/// `MmGetPhysicalMemoryRangesEx2(PartitionObject, Flags)`: a pool block of
+/// the caller's holding one `PHYSICAL_MEMORY_RANGE` (`0`, the physical
+/// memory model's size) and the all-zero entry that ends the array; NULL
+/// when the pool cannot hold it. See [`crate::port::physmem`].
+unsafe extern "win64" fn mm_get_physical_memory_ranges_ex2(_partition: u64, _flags: u64) -> u64 {
+    let Some((shared, routine, irql)) = context::current() else {
+        return 0;
+    };
+    let physical_bytes = lock(&shared.pool).config().memory.physical_bytes;
+    let Some(block) = model::pool_allocate(
+        &shared,
+        routine,
+        irql,
+        "MmGetPhysicalMemoryRangesEx2",
+        32,
+        crate::port::physmem::RANGES_TAG,
+        true,
+    ) else {
+        return 0;
+    };
+    let mut ranges = [0_u8; 32];
+    ranges[8..16].copy_from_slice(&physical_bytes.to_le_bytes());
+    let _ = mem::write(block, &ranges);
+    block as u64
 }
