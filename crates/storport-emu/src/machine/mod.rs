@@ -65,6 +65,7 @@ mod memory;
 mod signals;
 mod thread;
 mod variadic;
+pub mod watch;
 
 pub use code::CodePage;
 pub use fault::{
