@@ -9,6 +9,12 @@
 //! `--fail CALL@N[..]` (repeatable) makes the N-th call of a fallible import
 //! fail, as [`crate::port::faults`] describes.
 //!
+//! `--racing-buffers` adds a step to the probe of every LUN that reports
+//! UNMAP support: UNMAP with parameter lists that change while the miniport
+//! runs, judged by the rule `DataOutSnapshot`
+//! ([`crate::port::unmap_race`]); `--racing-partial-unmap` lets a refused
+//! list have unmapped blocks it names.
+//!
 //! `storemu inf-lint FILE.inf` checks an INF against the rules of
 //! [`crate::inf::lint`] and prints one line per finding.
 //!
@@ -27,6 +33,7 @@ use crate::inf::{Inf, InstallOptions, install, install_default, service_name_for
 use crate::machine::loader;
 use crate::port::cpu::GateCpu;
 use crate::port::state::Event;
+use crate::port::unmap_race::RefusedUnmap;
 use crate::port::{FaultSpec, Finding, Port, PortError, PortOptions, Rule, exports};
 use crate::registry::{Registry, SetSpec, apply, parse_set};
 use scan::LunReport;
@@ -63,6 +70,10 @@ pub struct RunArgs {
     pub watchdog_ms: u64,
     /// Longest the port waits for a request's completion.
     pub srb_timeout_ms: u64,
+    /// The probe sends UNMAP with parameter lists that change while the
+    /// miniport runs (`--racing-buffers`), judging a refused list as given
+    /// (`--racing-partial-unmap`: it may have unmapped blocks it names).
+    pub racing_buffers: Option<RefusedUnmap>,
 }
 
 /// Default watchdog limit per callback, in milliseconds.
@@ -97,7 +108,9 @@ fn command() -> Command {
                     .value_name("CALL@N[..]")
                     .action(ArgAction::Append)
                     .help("Make the N-th call (and with `..` every later one) of a fallible import fail: ExAllocatePool2, ExAllocatePoolWithTag, ExAllocatePool, StorPortAllocatePool, StorPortAllocateMdl, StorPortAllocateRegistryBuffer, StorPortRegistryRead, StorPortRegistryWrite"),
-            ),
+            )
+            .arg(Arg::new("racing-buffers").long("racing-buffers").action(ArgAction::SetTrue).help("Probe UNMAP with parameter lists that change while the miniport runs (rule DataOutSnapshot)"))
+            .arg(Arg::new("racing-partial-unmap").long("racing-partial-unmap").action(ArgAction::SetTrue).requires("racing-buffers").help("With --racing-buffers: accept a refused UNMAP that unmapped blocks its list names")),
         )
 }
 
@@ -161,7 +174,24 @@ pub(crate) fn run_args(matches: &ArgMatches) -> RunArgs {
             .get_one::<u64>("srb-timeout-ms")
             .copied()
             .unwrap_or(DEFAULT_SRB_TIMEOUT_MS),
+        racing_buffers: flag(matches, "racing-buffers").then(|| {
+            if flag(matches, "racing-partial-unmap") {
+                RefusedUnmap::MayUnmapNamedBlocks
+            } else {
+                RefusedUnmap::ChangesNothing
+            }
+        }),
     }
+}
+
+/// A flag of `run` that `serve` does not have (false there).
+fn flag(matches: &ArgMatches, name: &str) -> bool {
+    matches
+        .try_get_one::<bool>(name)
+        .ok()
+        .flatten()
+        .copied()
+        .unwrap_or(false)
 }
 
 /// The result of one run.
@@ -386,6 +416,7 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
     let options = PortOptions {
         service,
         srb_timeout: std::time::Duration::from_millis(args.srb_timeout_ms),
+        racing_buffers: args.racing_buffers,
         ..PortOptions::default()
     };
     let port = Port::new(entry, Arc::new(cpu), options, Some(Box::new(image)));

@@ -103,10 +103,12 @@ pub mod faults;
 pub mod mem;
 pub mod model;
 pub mod pool;
+pub mod racing;
 pub mod regglue;
 pub mod rules;
 pub mod srb;
 pub mod state;
+pub mod unmap_race;
 
 pub use adapter::{Port, PortError, PortOptions};
 pub use faults::{FaultPlan, FaultSpec, InjectedFault};

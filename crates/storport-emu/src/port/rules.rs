@@ -65,6 +65,9 @@ pub enum Rule {
     DataIntegrity,
     /// A callback returned at another IRQL than it was called at.
     IrqlNotRestored,
+    /// The outcome of a request whose data-out buffer changed while the
+    /// miniport ran is one no consistent snapshot of the buffer produces.
+    DataOutSnapshot,
 }
 
 /// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
@@ -221,6 +224,12 @@ pub const RULES: &[RuleRow] = &[
         Rule::IrqlNotRestored,
         "IrqlNotRestored",
         "Kernel routine contract: a callback returns at the IRQL it was called at (a raise without a lower, a spin lock not released)",
+        None,
+    ),
+    (
+        Rule::DataOutSnapshot,
+        "DataOutSnapshot",
+        "SDV rule DoubleFetch (wdm): copy caller data once and do not read it again (a data-out buffer may be the caller's own pages, IOCTL_SCSI_PASS_THROUGH_DIRECT); SBC-3 UNMAP parameter list: the outcome (status, what changed on the medium) of a list that changes while the miniport runs is one a consistent snapshot of it produces (storemu run --racing-buffers; SBC is silent on partial effects of a refused UNMAP: storemu requires none, --racing-partial-unmap allows them)",
         None,
     ),
 ];
