@@ -583,9 +583,12 @@ impl Port {
         race: &super::racing::RacingResult,
         changed: &[u64],
     ) {
-        let held = match schedule {
-            RacingSchedule::SwitchAfter(n) => format!("its first {n} read(s)"),
-            RacingSchedule::Alternate => "every other read".to_owned(),
+        let (held, later) = match schedule {
+            RacingSchedule::SwitchAfter(1) => ("the first access".to_owned(), "every later one"),
+            RacingSchedule::SwitchAfter(n) => {
+                (format!("the first {n} accesses"), "every later one")
+            }
+            RacingSchedule::Alternate => ("every other access".to_owned(), "the others"),
         };
         let effect = if good(&race.result) {
             "blocks outside the valid version's ranges changed"
@@ -603,7 +606,7 @@ impl Port {
                 u64::from(race.accesses),
             ],
             format!(
-                "UNMAP on LUN {bus}:{target}:{lun} with a parameter list that changed while the miniport ran ended with {}, and {effect} (blocks {}): no consistent snapshot of the list gives that outcome. The versions differed only in byte {} of the list, the NUMBER OF LOGICAL BLOCKS of the descriptor for LBA {RACING_LBA}: 1 (a valid list) for {held}, {} afterwards ({}). The miniport accessed that byte {} times: it checked one version of the list and acted on another.",
+                "UNMAP on LUN {bus}:{target}:{lun} with a parameter list that changed while the miniport ran ended with {}, and {effect} (blocks {}): no consistent snapshot of the list gives that outcome. The versions differed only in byte {} of the list, the NUMBER OF LOGICAL BLOCKS of the descriptor for LBA {RACING_LBA}: 1 (a valid list) for {held}, {} for {later} ({}). The miniport accessed that byte {} times: it checked one version of the list and acted on another.",
                 ending(&race.result),
                 runs(changed),
                 data.varying(),
