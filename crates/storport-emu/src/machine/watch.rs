@@ -24,7 +24,7 @@
 //!   host code on the driver's behalf.
 //! - Emulated exports that read driver memory with the checked helpers
 //!   (`process_vm_readv`, which fails on a protected page instead of
-//!   faulting: `StorPortMoveMemory`, ...) go through [`checked_access`]: one
+//!   faulting: `StorPortMoveMemory`, ...) go through `checked_access`: one
 //!   checked read or write counts as one access of the varying byte.
 //!
 //! Since the two versions differ in that one byte only, any copy of the

@@ -14,6 +14,11 @@
 //! - [`faults`]: fault injection — the N-th call of a fallible import
 //!   (pool, registry buffer, registry read/write) fails
 //!   ([`Port::inject_faults`], `storemu run --fail CALL@N`).
+//! - [`racing`]: data-out buffers that change while the miniport runs
+//!   ([`Port::execute_racing`]: two versions differing in one byte, each
+//!   access seeing the version a schedule names), and [`unmap_race`]: UNMAP
+//!   with such lists, judged by the rule `DataOutSnapshot`
+//!   ([`Port::racing_unmap`], `storemu run --racing-buffers`).
 //!
 //! # Host-linked mode
 //!
@@ -77,6 +82,11 @@
 //! - SpNoWait is stricter than HW_STARTIO (which allows StorPortAllocatePool
 //!   in a virtual miniport's HwStartIo): any pool allocation, stall or wait in
 //!   HwStartIo is reported, as the project requires.
+//! - A racing UNMAP that did not end with GOOD must have changed nothing on
+//!   the medium: SBC does not say whether a refused UNMAP may have unmapped
+//!   part of its list. `--racing-partial-unmap`
+//!   ([`unmap_race::RefusedUnmap::MayUnmapNamedBlocks`]) accepts changes to
+//!   blocks either version of the list names.
 //! - Verifier bug checks that Windows raises at once (0xF1/0x2004,
 //!   0xF1/0x2001) are recorded and the run goes on, so one run shows every
 //!   problem; a fault, `KeBugCheckEx` or hang ends the run: after it the port
