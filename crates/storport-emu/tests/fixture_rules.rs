@@ -636,3 +636,145 @@ fn pool_options_are_checked_and_logged() {
         "physical memory 4096 MiB, 2048 MiB held by the rest of the system: the pool may hold 2147483648 bytes; special pool on (blocks under a page start 16-byte aligned)"
     );
 }
+
+/// The `racing UNMAP` lines of a run's log.
+fn racing_lines(run: &Run) -> Vec<String> {
+    run.json["log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(|line| line.as_str())
+        .filter(|line| line.starts_with("racing UNMAP"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn an_unmap_list_read_twice_acts_on_another_version_than_it_checked() {
+    let run = expect_rule_with(
+        "unmap-double-fetch",
+        &["--racing-buffers"],
+        "DataOutSnapshot",
+        "violations",
+    );
+    let findings = run.json["findings"].as_array().expect("findings");
+    // One finding per limit the second version breaks: 0 past the end,
+    // 1 more blocks than MAXIMUM UNMAP LBA COUNT; the byte was read twice.
+    let params: Vec<&Value> = findings.iter().map(|f| &f["params"]).collect();
+    assert_eq!(
+        params,
+        vec![
+            &serde_json::json!(["0x0", "0x0", "0x0", "0x0", "0x2"]),
+            &serde_json::json!(["0x0", "0x0", "0x0", "0x1", "0x2"]),
+        ],
+        "{}",
+        run.json
+    );
+    for finding in findings {
+        assert_eq!(finding["routine"], "HwStartIo");
+        let message = finding["message"].as_str().expect("message");
+        assert!(
+            message.contains("ended with GOOD")
+                && message.contains("(blocks 1 to 15)")
+                && message
+                    .contains("1 (a valid list) for the first access, 257 for every later one"),
+            "{message}"
+        );
+    }
+    // Without the racing step the same driver looks correct.
+    let quiet = storemu(&fixture(""), &["--set", "Break=sz:unmap-double-fetch"]);
+    assert_eq!(quiet.json["outcome"], "clean", "{}", quiet.json);
+    assert!(racing_lines(&quiet).is_empty());
+}
+
+#[test]
+fn the_unbroken_fixture_runs_clean_under_racing_buffers() {
+    for options in [
+        &["--racing-buffers"][..],
+        &["--racing-buffers", "--racing-partial-unmap"][..],
+    ] {
+        let run = storemu(&fixture(""), options);
+        assert_eq!(run.json["outcome"], "clean", "{options:?}: {}", run.json);
+        assert_eq!(run.code, 0);
+        let lines = racing_lines(&run);
+        // Two limits, two schedules each; the byte is read once, and only
+        // the valid version's blocks change (LBA 1, fillers on 13..15).
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        for line in &lines {
+            assert!(
+                line.contains(": GOOD, varying byte accessed 1 time(s), blocks changed: [1")
+                    && !line.contains("inconsistent"),
+                "{line}"
+            );
+        }
+        assert_eq!(run.json["luns"][0]["write_verified"], true);
+    }
+}
+
+#[test]
+fn a_refused_unmap_that_changed_blocks_is_judged_by_the_chosen_reading() {
+    // Checked once, then read again and checked while acting: the fillers
+    // (blocks 13..15) are unmapped before the second version of the last
+    // descriptor is refused.
+    let run = expect_rule_with(
+        "unmap-double-fetch-refuse",
+        &["--racing-buffers"],
+        "DataOutSnapshot",
+        "violations",
+    );
+    let findings = run.json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{}", run.json);
+    assert_eq!(
+        findings[0]["params"],
+        serde_json::json!(["0x0", "0x0", "0x0", "0x1", "0x2"])
+    );
+    let message = findings[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("ended with CHECK CONDITION (sense key 0x5, ASC 0x26, ASCQ 0x00)")
+            && message.contains("a refused list changed blocks (blocks 13 to 15)"),
+        "{message}"
+    );
+    // SBC does not say a refused UNMAP leaves every block mapped: the other
+    // reading accepts blocks that either version names ...
+    let lenient = storemu(
+        &fixture(""),
+        &[
+            "--set",
+            "Break=sz:unmap-double-fetch-refuse",
+            "--racing-buffers",
+            "--racing-partial-unmap",
+        ],
+    );
+    assert_eq!(lenient.json["outcome"], "clean", "{}", lenient.json);
+    assert!(
+        racing_lines(&lenient)
+            .iter()
+            .any(|line| line.contains("CHECK CONDITION") && line.contains("[13 to 15]")),
+        "{}",
+        lenient.json
+    );
+    // ... but not GOOD with blocks only the invalid version names.
+    let run = expect_rule_with(
+        "unmap-double-fetch",
+        &["--racing-buffers", "--racing-partial-unmap"],
+        "DataOutSnapshot",
+        "violations",
+    );
+    assert_eq!(run.json["findings"].as_array().expect("findings").len(), 2);
+}
+
+#[test]
+fn racing_partial_unmap_needs_racing_buffers() {
+    let output = Command::new(env!("CARGO_BIN_EXE_storemu"))
+        .arg("run")
+        .arg(fixture(""))
+        .arg("--racing-partial-unmap")
+        .output()
+        .expect("storemu runs");
+    assert_eq!(output.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--racing-buffers"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

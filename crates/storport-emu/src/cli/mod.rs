@@ -21,6 +21,12 @@
 //! ([`crate::port::physmem`]): what `MmGetPhysicalMemoryRangesEx2` reports,
 //! and the most the driver's pool may hold before allocations return NULL.
 //!
+//! `--racing-buffers` adds a step to the probe of every LUN that reports
+//! UNMAP support: UNMAP with parameter lists that change while the miniport
+//! runs, judged by the rule `DataOutSnapshot`
+//! ([`crate::port::unmap_race`]); `--racing-partial-unmap` lets a refused
+//! list have unmapped blocks it names.
+//!
 //! `storemu inf-lint FILE.inf` checks an INF against the rules of
 //! [`crate::inf::lint`] and prints one line per finding.
 //!
@@ -39,6 +45,7 @@ use crate::inf::{Inf, InstallOptions, install, install_default, service_name_for
 use crate::machine::loader;
 use crate::port::cpu::GateCpu;
 use crate::port::state::Event;
+use crate::port::unmap_race::RefusedUnmap;
 use crate::port::{
     BlockEnd, FaultSpec, Finding, PhysicalMemory, PoolConfig, Port, PortError, PortOptions, Rule,
     exports,
@@ -86,6 +93,10 @@ pub struct RunArgs {
     pub dpc_watchdog_ms: u64,
     /// Special pool and the physical memory model.
     pub pool: PoolConfig,
+    /// The probe sends UNMAP with parameter lists that change while the
+    /// miniport runs (`--racing-buffers`), judging a refused list as given
+    /// (`--racing-partial-unmap`: it may have unmapped blocks it names).
+    pub racing_buffers: Option<RefusedUnmap>,
 }
 
 impl Default for RunArgs {
@@ -102,6 +113,7 @@ impl Default for RunArgs {
             seed: None,
             dpc_watchdog_ms: DEFAULT_DPC_WATCHDOG_MS,
             pool: PoolConfig::default(),
+            racing_buffers: None,
         }
     }
 }
@@ -116,6 +128,7 @@ impl RunArgs {
             seed: self.seed,
             dpc_watchdog: std::time::Duration::from_millis(self.dpc_watchdog_ms),
             pool: self.pool,
+            racing_buffers: self.racing_buffers,
             ..PortOptions::default()
         }
     }
@@ -170,7 +183,9 @@ fn command() -> Command {
                     .value_name("CALL@N[..]")
                     .action(ArgAction::Append)
                     .help("Make the N-th call (and with `..` every later one) of a fallible import fail: ExAllocatePool2, ExAllocatePoolWithTag, ExAllocatePool, StorPortAllocatePool, StorPortAllocateMdl, StorPortAllocateRegistryBuffer, StorPortRegistryRead, StorPortRegistryWrite"),
-            ),
+            )
+            .arg(Arg::new("racing-buffers").long("racing-buffers").action(ArgAction::SetTrue).help("Probe UNMAP with parameter lists that change while the miniport runs (rule DataOutSnapshot)"))
+            .arg(Arg::new("racing-partial-unmap").long("racing-partial-unmap").action(ArgAction::SetTrue).requires("racing-buffers").help("With --racing-buffers: accept a refused UNMAP that unmapped blocks its list names")),
         )
 }
 
@@ -280,6 +295,13 @@ pub(crate) fn run_args(matches: &ArgMatches) -> RunArgs {
             .copied()
             .unwrap_or(DEFAULT_DPC_WATCHDOG_MS),
         pool: pool_config(matches),
+        racing_buffers: flag(matches, "racing-buffers").then(|| {
+            if flag(matches, "racing-partial-unmap") {
+                RefusedUnmap::MayUnmapNamedBlocks
+            } else {
+                RefusedUnmap::ChangesNothing
+            }
+        }),
     }
 }
 
@@ -324,6 +346,16 @@ pub(crate) fn pool_log_line(pool: &PoolConfig) -> String {
         pool.memory.reserved_bytes >> 20,
         pool.memory.pool_limit_bytes()
     )
+}
+
+/// A flag of `run` that `serve` does not have (false there).
+fn flag(matches: &ArgMatches, name: &str) -> bool {
+    matches
+        .try_get_one::<bool>(name)
+        .ok()
+        .flatten()
+        .copied()
+        .unwrap_or(false)
 }
 
 /// The result of one run.

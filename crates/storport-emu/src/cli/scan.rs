@@ -4,7 +4,9 @@
 //! adapter's declared maxima (REPORT LUNS where LUN 0 supports it), then
 //! INQUIRY, TEST UNIT READY and READ CAPACITY(16) (falling back to (10)) on
 //! every LUN found, a write/read-back of a pattern on disks that accept
-//! writes, and SYNCHRONIZE CACHE.
+//! writes, and SYNCHRONIZE CACHE. With `--racing-buffers`, disks that
+//! report UNMAP support also get UNMAP with racing parameter lists
+//! ([`crate::port::unmap_race`]).
 //!
 //! A SCSI error from the miniport is a result recorded in the LUN's report,
 //! not a finding.
@@ -374,6 +376,9 @@ pub fn probe(
         }
         if mismatch.is_none() && report.write_verified {
             mismatch = concurrent_check(port, address, &report)?;
+        }
+        if port.options().racing_buffers.is_some() && report.blocks > 0 {
+            port.racing_unmap(address)?;
         }
         let flush = port.execute(
             address,

@@ -33,6 +33,12 @@ pub struct BadAddress {
 ///
 /// Async-signal-safe: one `process_vm_readv` system call per attempt.
 pub fn read_partial(addr: usize, buf: &mut [u8]) -> usize {
+    let len = buf.len();
+    super::watch::checked_access(addr, len, || read_unwatched(addr, buf))
+}
+
+/// [`read_partial`] without the racing-buffer watch.
+fn read_unwatched(addr: usize, buf: &mut [u8]) -> usize {
     let mut done = 0;
     while done < buf.len() {
         let rest = &mut buf[done..];
@@ -62,6 +68,11 @@ pub fn read_partial(addr: usize, buf: &mut [u8]) -> usize {
 /// Copies `data` to `addr`, stopping at the first byte that cannot be
 /// written. Returns the number of bytes copied.
 fn write_partial(addr: usize, data: &[u8]) -> usize {
+    super::watch::checked_access(addr, data.len(), || write_unwatched(addr, data))
+}
+
+/// [`write_partial`] without the racing-buffer watch.
+fn write_unwatched(addr: usize, data: &[u8]) -> usize {
     let mut done = 0;
     while done < data.len() {
         let rest = &data[done..];

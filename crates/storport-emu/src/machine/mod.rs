@@ -37,6 +37,12 @@
 //! - [`CodePage`]: executable pages from bytes (trap stubs, hand-assembled test code).
 //! - [`locate`]: `(addr) -> Option<CodeLocation>`, image, section and `.pdata` function of an address.
 //!
+//! Racing data-out buffers ([`watch`]):
+//! - [`watch::RacingBuffer`]: `new(contents, varying, versions)`, `address()`, `contents()`,
+//!   `arm(Schedule) -> Armed` (this thread; `Armed::accesses()`): each access of the varying
+//!   byte, by driver code or host code, sees the version the [`watch::Schedule`] names; a
+//!   checked read or write (the helpers above) is one access.
+//!
 //! # Limitations
 //!
 //! - Recovery from a fault skips the Rust frames between the gate and the fault without running
@@ -48,7 +54,9 @@
 //!   (`mov`, `movzx`, `movsx`, `movsxd`, `mov rax, moffs`) from `KUSER_SHARED_DATA`.
 //! - The host's signal handlers for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP and one real-time
 //!   signal are replaced on the first call; signals that do not come from driver calls are passed
-//!   on to the previous handlers.
+//!   on to the previous handlers. A fault on an armed racing buffer's page is handled on any code
+//!   of the arming thread (it single-steps the access with the trap flag); other threads that
+//!   touch that page while it is armed fault as on any inaccessible page.
 //! - The watchdog timer of a thread stays armed between driver calls, so its signal may arrive
 //!   while the thread runs host code (at most once per watchdog period): the handler ignores it,
 //!   and system calls it interrupts are restarted (`SA_RESTART`) or fail with `EINTR`, which the
@@ -68,6 +76,7 @@ pub mod preempt;
 mod signals;
 mod thread;
 mod variadic;
+pub mod watch;
 
 pub use code::CodePage;
 pub use fault::{

@@ -19,7 +19,7 @@ use super::fault::{
 };
 use super::gate::{self, FAULTED, Frame, RawFault, TIMED_OUT};
 use super::kuser::{self, KUSER_SHARED_DATA, KUSER_SIZE};
-use super::{images, irql, memory, preempt, thread};
+use super::{images, irql, memory, preempt, thread, watch};
 
 /// How long the watchdog waits before trying again when it fires while the
 /// thread runs emulator code (which must not be interrupted).
@@ -348,6 +348,12 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *
     let frame_ptr = gate::current_frame();
     if sig == thread::timer_signal() {
         on_timer(frame_ptr, context);
+        return;
+    }
+    if sig == libc::SIGSEGV && watch::on_fault(info, context) {
+        return;
+    }
+    if sig == libc::SIGTRAP && watch::on_trace(info, context) {
         return;
     }
     if frame_ptr.is_null() {

@@ -64,6 +64,12 @@ pub struct PortOptions {
     /// `--special-pool-end`) and the physical memory it lives in
     /// (`--physical-memory-mib`, `--reserved-memory-mib`).
     pub pool: PoolConfig,
+    /// `Some`: the LUN probe of `storemu run` sends racing data-out
+    /// buffers (`--racing-buffers`, [`super::unmap_race`]), and the racing
+    /// UNMAP check judges a refused list by this reading
+    /// (`--racing-partial-unmap`); [`Port::racing_unmap`] uses it too (the
+    /// default reading when `None`).
+    pub racing_buffers: Option<super::unmap_race::RefusedUnmap>,
 }
 
 /// Default of [`PortOptions::dpc_watchdog`].
@@ -79,6 +85,7 @@ impl Default for PortOptions {
             seed: None,
             dpc_watchdog: DEFAULT_DPC_WATCHDOG,
             pool: PoolConfig::default(),
+            racing_buffers: None,
         }
     }
 }
@@ -110,6 +117,9 @@ pub enum PortError {
     /// The driver faulted or bug-checked.
     #[error("the driver stopped with a bug check: {0}")]
     BugCheck(String),
+    /// The port could not set a request up (memory, page protection).
+    #[error("the request could not be set up: {0}; it was not sent to the miniport.")]
+    RequestSetup(String),
 }
 
 /// Life-cycle state.
@@ -278,6 +288,12 @@ impl Port {
     #[must_use]
     pub fn init_data(&self) -> Option<HW_INITIALIZATION_DATA> {
         lock(&self.shared.init).map(|record| record.0)
+    }
+
+    /// The options the port was made with.
+    #[must_use]
+    pub const fn options(&self) -> &PortOptions {
+        &self.options
     }
 
     /// The port configuration as HwFindAdapter left it.
@@ -739,6 +755,27 @@ impl Port {
         self.run_slot(slot, cdb, data_in_length(direction), &init)
     }
 
+    /// An `SRB_FUNCTION_EXECUTE_SCSI` request for the started adapter, not
+    /// sent yet, and the init data to send it with ([`Self::run_slot`]).
+    pub(super) fn build_execute(
+        &self,
+        address: (u8, u8, u8),
+        cdb: &[u8],
+        direction: &DataDirection,
+    ) -> Result<(Box<srb::SrbSlot>, HW_INITIALIZATION_DATA), PortError> {
+        self.require(&[Phase::Started])?;
+        let init = self.init_data().ok_or(PortError::NotRegistered)?;
+        let slot = srb::build(
+            address,
+            storport_sys::srb_function::EXECUTE_SCSI,
+            cdb,
+            direction,
+            init.SrbExtensionSize,
+            self.srb_timeout_seconds(),
+        );
+        Ok((slot, init))
+    }
+
     /// `TimeOutValue` of the SRBs the port builds.
     fn srb_timeout_seconds(&self) -> u32 {
         u32::try_from(self.options.srb_timeout.as_secs())
@@ -748,7 +785,7 @@ impl Port {
 
     /// Starts a built SRB with HwStartIo, waits for its completion and
     /// collects the result; `data_in` is the data-in length asked for.
-    fn run_slot(
+    pub(super) fn run_slot(
         &self,
         slot: Box<srb::SrbSlot>,
         cdb: &[u8],

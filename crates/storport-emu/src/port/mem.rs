@@ -5,11 +5,18 @@
 //! report that instead of dying. Reads and writes go through
 //! `process_vm_readv` / `process_vm_writev` on this very process, which the
 //! kernel answers with `EFAULT` for an unmapped (or, for writes, read-only)
-//! address instead of a signal.
+//! address instead of a signal. A read or write that covers the varying byte
+//! of a racing data-out buffer counts as one access of it
+//! ([`crate::machine::watch`]).
 
 /// Reads `len` bytes at `address`, or `None` if any of them is not readable.
 #[must_use]
 pub fn read(address: usize, len: usize) -> Option<Vec<u8>> {
+    crate::machine::watch::checked_access(address, len, || read_unwatched(address, len))
+}
+
+/// [`read`] without the racing-buffer watch.
+fn read_unwatched(address: usize, len: usize) -> Option<Vec<u8>> {
     if len == 0 {
         return Some(Vec::new());
     }
@@ -37,6 +44,11 @@ pub fn read(address: usize, len: usize) -> Option<Vec<u8>> {
 /// Writes `bytes` at `address`; false if any byte is not writable.
 #[must_use]
 pub fn write(address: usize, bytes: &[u8]) -> bool {
+    crate::machine::watch::checked_access(address, bytes.len(), || write_unwatched(address, bytes))
+}
+
+/// [`write`] without the racing-buffer watch.
+fn write_unwatched(address: usize, bytes: &[u8]) -> bool {
     if bytes.is_empty() {
         return true;
     }

@@ -21,6 +21,11 @@
 //!   `SpecialPoolCorruption` 0xC1), and the physical memory model the pool
 //!   lives in (`MmGetPhysicalMemoryRangesEx2` reports it; allocations past
 //!   it return NULL; rule `NullCheck` for a NULL result used unchecked).
+//! - [`racing`]: data-out buffers that change while the miniport runs
+//!   ([`Port::execute_racing`]: two versions differing in one byte, each
+//!   access seeing the version a schedule names), and [`unmap_race`]: UNMAP
+//!   with such lists, judged by the rule `DataOutSnapshot`
+//!   ([`Port::racing_unmap`], `storemu run --racing-buffers`).
 //!
 //! # Host-linked mode
 //!
@@ -89,6 +94,11 @@
 //!   (`storemu run --seed`). The preempting request repeats the preempted
 //!   one when that cannot change what an initiator sees, and is an INQUIRY
 //!   otherwise.
+//! - A racing UNMAP that did not end with GOOD must have changed nothing on
+//!   the medium: SBC does not say whether a refused UNMAP may have unmapped
+//!   part of its list. `--racing-partial-unmap`
+//!   ([`unmap_race::RefusedUnmap::MayUnmapNamedBlocks`]) accepts changes to
+//!   blocks either version of the list names.
 //! - Verifier bug checks that Windows raises at once (0xF1/0x2004,
 //!   0xF1/0x2001) are recorded and the run goes on, so one run shows every
 //!   problem; a fault, `KeBugCheckEx` or hang ends the run: after it the port
@@ -117,12 +127,14 @@ pub mod memfault;
 pub mod model;
 pub mod physmem;
 pub mod pool;
+pub mod racing;
 pub mod regglue;
 pub mod rules;
 pub mod schedule;
 pub mod special_pool;
 pub mod srb;
 pub mod state;
+pub mod unmap_race;
 
 pub use adapter::{Port, PortError, PortOptions};
 pub use faults::{FaultPlan, FaultSpec, InjectedFault};

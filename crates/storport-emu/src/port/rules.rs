@@ -78,6 +78,9 @@ pub enum Rule {
     SpecialPoolCorruption,
     /// Driver code used the NULL result of a failed pool allocation.
     NullCheck,
+    /// The outcome of a request whose data-out buffer changed while the
+    /// miniport ran is one no consistent snapshot of the buffer produces.
+    DataOutSnapshot,
 }
 
 /// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
@@ -264,6 +267,12 @@ pub const RULES: &[RuleRow] = &[
         Rule::NullCheck,
         "NullCheck",
         "SDV rule NullCheck (storport): a NULL value is not dereferenced; ExAllocatePool2 / StorPortAllocatePool return NULL when the pool has not enough memory, so a fault at NULL + offset inside a failed allocation's size is that allocation's result used unchecked (the bug check stays the fault's own)",
+        None,
+    ),
+    (
+        Rule::DataOutSnapshot,
+        "DataOutSnapshot",
+        "SDV rule DoubleFetch (wdm): copy caller data once and do not read it again (a data-out buffer may be the caller's own pages, IOCTL_SCSI_PASS_THROUGH_DIRECT); SBC-3 UNMAP parameter list: the outcome (status, what changed on the medium) of a list that changes while the miniport runs is one a consistent snapshot of it produces (storemu run --racing-buffers; SBC is silent on partial effects of a refused UNMAP: storemu requires none, --racing-partial-unmap allows them)",
         None,
     ),
 ];
