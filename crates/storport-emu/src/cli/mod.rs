@@ -9,11 +9,17 @@
 //! `--fail CALL@N[..]` (repeatable) makes the N-th call of a fallible import
 //! fail, as [`crate::port::faults`] describes.
 //!
+//! `--non-scsi-srbs` adds the PNP, POWER and WMI requests Storport sends
+//! ([`nonscsi`]), each in its own SRB layout; `--pnp-capabilities-buffer`
+//! gives `StorQueryCapabilities` a `STOR_DEVICE_CAPABILITIES_EX` buffer
+//! (see [`crate::port::layouts`]). Both are off by default ([`RunOptions`]).
+//!
 //! `storemu inf-lint FILE.inf` checks an INF against the rules of
 //! [`crate::inf::lint`] and prints one line per finding.
 //!
 //! Exit status: 0 clean, 1 findings or bug check, 2 load error, 64 usage error.
 
+pub mod nonscsi;
 pub mod scan;
 
 use std::path::PathBuf;
@@ -65,6 +71,16 @@ pub struct RunArgs {
     pub srb_timeout_ms: u64,
 }
 
+/// What `storemu run` does beyond the adapter arguments ([`RunArgs`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `--non-scsi-srbs`: send the PNP, POWER and WMI requests of [`nonscsi`].
+    pub non_scsi_srbs: bool,
+    /// `--pnp-capabilities-buffer`: `StorQueryCapabilities` carries a
+    /// `STOR_DEVICE_CAPABILITIES_EX` buffer.
+    pub pnp_capabilities_buffer: bool,
+}
+
 /// Default watchdog limit per callback, in milliseconds.
 pub const DEFAULT_WATCHDOG_MS: u64 = 10_000;
 /// Default SRB completion timeout, in milliseconds.
@@ -97,7 +113,9 @@ fn command() -> Command {
                     .value_name("CALL@N[..]")
                     .action(ArgAction::Append)
                     .help("Make the N-th call (and with `..` every later one) of a fallible import fail: ExAllocatePool2, ExAllocatePoolWithTag, ExAllocatePool, StorPortAllocatePool, StorPortAllocateMdl, StorPortAllocateRegistryBuffer, StorPortRegistryRead, StorPortRegistryWrite"),
-            ),
+            )
+            .arg(Arg::new("non-scsi-srbs").long("non-scsi-srbs").action(ArgAction::SetTrue).help("Also send the SRB_FUNCTION_PNP (StorQueryCapabilities, StorRemoveDevice), SRB_FUNCTION_POWER (D3, D0) and, to WMI data providers, SRB_FUNCTION_WMI requests Storport sends, each in its own layout with the members the miniport must ignore poisoned; off for now, it will become the default"))
+            .arg(Arg::new("pnp-capabilities-buffer").long("pnp-capabilities-buffer").action(ArgAction::SetTrue).help("With --non-scsi-srbs: give StorQueryCapabilities a STOR_DEVICE_CAPABILITIES_EX buffer in DataBuffer instead of poisoning it (the pages disagree; the poisoned reading is the default)")),
         )
 }
 
@@ -353,6 +371,17 @@ pub fn run(args: &RunArgs, sets: &[SetSpec]) -> RunReport {
 /// many calls of each fallible import the driver made.
 #[must_use]
 pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -> RunReport {
+    run_with_options(args, sets, faults, &RunOptions::default())
+}
+
+/// Runs `storemu run` with the fault plan `faults` and the run `options`.
+#[must_use]
+pub fn run_with_options(
+    args: &RunArgs,
+    sets: &[SetSpec],
+    faults: &[FaultSpec],
+    run_options: &RunOptions,
+) -> RunReport {
     let bytes = match std::fs::read(&args.driver) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -386,6 +415,7 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
     let options = PortOptions {
         service,
         srb_timeout: std::time::Duration::from_millis(args.srb_timeout_ms),
+        pnp_capabilities_buffer: run_options.pnp_capabilities_buffer,
         ..PortOptions::default()
     };
     let port = Port::new(entry, Arc::new(cpu), options, Some(Box::new(image)));
@@ -394,7 +424,7 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
     if !faults.is_empty() {
         port.inject_faults(faults.to_vec());
     }
-    let luns = life_cycle(&port);
+    let luns = life_cycle(&port, run_options);
     port.unload();
     if !faults.is_empty() {
         let calls: Vec<String> = port
@@ -423,7 +453,7 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
     }
 }
 
-fn life_cycle(port: &Port) -> Vec<LunReport> {
+fn life_cycle(port: &Port, options: &RunOptions) -> Vec<LunReport> {
     match port.driver_entry() {
         Ok(()) => {}
         Err(error) => {
@@ -444,7 +474,7 @@ fn life_cycle(port: &Port) -> Vec<LunReport> {
         }
         return Vec::new();
     }
-    let luns = match discover(port) {
+    let luns = match discover(port, options) {
         Ok(luns) => luns,
         Err(PortError::BugCheck(_)) => return Vec::new(),
         Err(_) => Vec::new(),
@@ -452,12 +482,21 @@ fn life_cycle(port: &Port) -> Vec<LunReport> {
     if port.bugchecked() {
         return luns;
     }
+    if options.non_scsi_srbs {
+        let addresses: Vec<nonscsi::Address> =
+            luns.iter().map(|l| (l.bus, l.target, l.lun)).collect();
+        let steps = nonscsi::power_cycle(port, &addresses)
+            .and_then(|()| nonscsi::remove_luns(port, &addresses));
+        if steps.is_err() || port.bugchecked() {
+            return luns;
+        }
+    }
     let _ = port.stop();
     let _ = port.remove();
     luns
 }
 
-fn discover(port: &Port) -> Result<Vec<LunReport>, PortError> {
+fn discover(port: &Port, options: &RunOptions) -> Result<Vec<LunReport>, PortError> {
     let config = port.config().ok_or(PortError::NotStarted)?;
     let buses = config.NumberOfBuses.clamp(1, MAX_SCANNED_BUSES);
     let targets = config.MaximumNumberOfTargets.clamp(1, MAX_SCANNED_TARGETS);
@@ -467,6 +506,10 @@ fn discover(port: &Port) -> Result<Vec<LunReport>, PortError> {
     ));
     let found = scan::scan(port, buses, targets, luns)?;
     port.log(format!("bus scan found {} LUN(s)", found.len()));
+    if options.non_scsi_srbs {
+        let addresses: Vec<nonscsi::Address> = found.iter().map(|l| (l.0, l.1, l.2)).collect();
+        nonscsi::after_scan(port, &addresses)?;
+    }
     let mut reports = Vec::new();
     for lun in &found {
         port.log(format!("probe LUN {}:{}:{}", lun.0, lun.1, lun.2));
@@ -571,7 +614,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let report = run_with_faults(&args, &sets, &faults);
+    let options = RunOptions {
+        non_scsi_srbs: run_matches.get_flag("non-scsi-srbs"),
+        pnp_capabilities_buffer: run_matches.get_flag("pnp-capabilities-buffer"),
+    };
+    let report = run_with_options(&args, &sets, &faults, &options);
     if args.json {
         println!("{}", report.to_json());
     } else {

@@ -29,6 +29,10 @@ use super::rules::{Finding, Rule};
 use super::srb::{self, DataDirection, GUARD_FILL, SrbRecord, SrbResult};
 use super::state::{Event, Shared, lock};
 
+mod nonscsi;
+
+pub use nonscsi::NonScsiRequest;
+
 /// `SP_UNINITIALIZED_VALUE`.
 pub const SP_UNINITIALIZED_VALUE: u32 = 0xFFFF_FFFF;
 /// Entries of the supported-control-type list the port passes
@@ -51,6 +55,10 @@ pub struct PortOptions {
     /// The adapter's port number: the `<N>` of `Parameters\Device<N>` that
     /// `Global == 0` registry calls address.
     pub adapter_number: u32,
+    /// `StorQueryCapabilities` requests carry a `STOR_DEVICE_CAPABILITIES_EX`
+    /// buffer (the reading of the pages the port does not take by default;
+    /// see [`super::layouts`]).
+    pub pnp_capabilities_buffer: bool,
 }
 
 impl Default for PortOptions {
@@ -60,6 +68,7 @@ impl Default for PortOptions {
             adapter_number: 0,
             srb_timeout: Duration::from_secs(10),
             echo: false,
+            pnp_capabilities_buffer: false,
         }
     }
 }
@@ -288,7 +297,10 @@ impl Port {
         Ok(rax)
     }
 
-    fn fault(&self, routine: Routine, fault: CallFault) -> PortError {
+    fn fault(&self, routine: Routine, mut fault: CallFault) -> PortError {
+        if let Some(note) = super::layouts::poison_note(fault.fault_address, &fault.registers) {
+            fault.message = format!("{} {note}", fault.message);
+        }
         let message = fault.message.clone();
         if !fault.reported {
             self.shared.report(Finding {
@@ -715,14 +727,29 @@ impl Port {
     /// collects the result; `data_in` is the data-in length asked for.
     fn run_slot(
         &self,
-        mut slot: Box<srb::SrbSlot>,
+        slot: Box<srb::SrbSlot>,
         cdb: &[u8],
         data_in: Option<usize>,
         init: &HW_INITIALIZATION_DATA,
     ) -> Result<SrbResult, PortError> {
+        let supplied = slot.srb.DataTransferLength;
+        self.run_slot_with(slot, cdb, data_in, init, supplied, &|_| {})
+    }
+
+    /// [`Self::run_slot`] with the data length the TransferLength rule
+    /// holds the completion to, and `completed`, called with the SRB as the
+    /// miniport completed it (before the port reads the result).
+    fn run_slot_with(
+        &self,
+        mut slot: Box<srb::SrbSlot>,
+        cdb: &[u8],
+        data_in: Option<usize>,
+        init: &HW_INITIALIZATION_DATA,
+        supplied: u32,
+        completed: &dyn Fn(&srb::SrbSlot),
+    ) -> Result<SrbResult, PortError> {
         let timeout_seconds = slot.srb.TimeOutValue;
         let srb_address = std::ptr::from_mut(&mut slot.srb) as usize;
-        let supplied = slot.srb.DataTransferLength;
         let record = SrbRecord {
             started: Instant::now(),
             supplied_len: supplied,
@@ -790,6 +817,7 @@ impl Port {
         let Some(slot) = in_flight.slot.as_deref_mut() else {
             unreachable!("the slot leaves `in_flight` only when it is dropped");
         };
+        completed(slot);
         let result = self.collect(slot, data_in, srb_address);
         slot.srb.DataBuffer = std::ptr::null_mut();
         Ok(result)

@@ -65,6 +65,9 @@ pub enum Rule {
     DataIntegrity,
     /// A callback returned at another IRQL than it was called at.
     IrqlNotRestored,
+    /// The miniport changed a member of a PNP, POWER or WMI SRB that the
+    /// request's own layout does not give it to set.
+    NonScsiSrbWrite,
 }
 
 /// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
@@ -221,6 +224,12 @@ pub const RULES: &[RuleRow] = &[
         Rule::IrqlNotRestored,
         "IrqlNotRestored",
         "Kernel routine contract: a callback returns at the IRQL it was called at (a raise without a lower, a spin lock not released)",
+        None,
+    ),
+    (
+        Rule::NonScsiSrbWrite,
+        "NonScsiSrbWrite",
+        "SCSI_PNP_REQUEST_BLOCK / SCSI_POWER_REQUEST_BLOCK / SCSI_WMI_REQUEST_BLOCK structure (srb.h): an SRB_FUNCTION_PNP, _POWER or _WMI request has its own layout; the miniport sets SrbStatus (WMI: also DataTransferLength and the DataBuffer contents), and the members the pages say \"miniport drivers should ignore\" (PnPSubFunction, SrbFlags, DataTransferLength, DataBuffer, SenseInfoBuffer, NextSrb, OriginalRequest) or call reserved are not its to write; offset 4 is PnPSubFunction / SrbPowerFlags / WMISubFunction, not ScsiStatus",
         None,
     ),
 ];
