@@ -68,10 +68,12 @@ fn write(params: &[u64]) -> (&'static str, String, Vec<u64>) {
     ("NonScsiSrbWrite", "HwStartIo".to_owned(), params.to_vec())
 }
 
-const NON_SCSI: RunOptions = RunOptions {
-    non_scsi_srbs: true,
-    pnp_capabilities_buffer: false,
-};
+fn non_scsi() -> RunOptions {
+    RunOptions {
+        non_scsi_srbs: true,
+        ..RunOptions::default()
+    }
+}
 
 #[test]
 fn the_default_run_sends_no_non_scsi_request_and_stays_clean() {
@@ -81,7 +83,7 @@ fn the_default_run_sends_no_non_scsi_request_and_stays_clean() {
 
 #[test]
 fn vstor_writes_scsi_status_and_data_transfer_length_into_pnp_and_power_requests() {
-    let report = run(&["DiskCount=dword:2", "DiskSizeMiB=dword:1"], &NON_SCSI);
+    let report = run(&["DiskCount=dword:2", "DiskSizeMiB=dword:1"], &non_scsi());
     let q = u64::from(QUERY_CAPABILITIES);
     let remove = u64::from(REMOVE_DEVICE);
     let d3 = u64::from(D3);
@@ -128,6 +130,7 @@ fn vstor_under_the_capabilities_buffer_reading() {
         &RunOptions {
             non_scsi_srbs: true,
             pnp_capabilities_buffer: true,
+            ..RunOptions::default()
         },
     );
     let findings = summary(&report.findings);

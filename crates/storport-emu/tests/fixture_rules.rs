@@ -536,3 +536,118 @@ fn writing_a_reserved_member_of_a_wmi_request() {
         "{message}"
     );
 }
+
+/// The sequence of the lifecycle tests: every step kind but hibernate,
+/// query-remove and cancel-remove, which [`the_unbroken_fixture_survives_every_lifecycle_step`]
+/// adds.
+const LIFECYCLE: &str = "start,io,pnp-stop,pnp-start,io,d3,d0,io,surprise-remove";
+
+#[test]
+fn the_unbroken_fixture_survives_every_lifecycle_step() {
+    for sequence in [
+        LIFECYCLE,
+        "start,io,hibernate,d0,io,query-remove,cancel-remove,io,pnp-stop,pnp-start,io,remove",
+        "start,io,d3,d0,io",
+    ] {
+        for reading in ["find-adapter", "restart"] {
+            let run = storemu(
+                &fixture(""),
+                &["--lifecycle", sequence, "--pnp-start", reading],
+            );
+            assert_eq!(
+                run.json["outcome"], "clean",
+                "{sequence} {reading}: {}",
+                run.json
+            );
+            assert_eq!(run.code, 0);
+        }
+    }
+}
+
+#[test]
+fn a_bad_lifecycle_is_a_usage_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_storemu"))
+        .args(["run", "x.sys", "--lifecycle", "start,d0"])
+        .output()
+        .expect("storemu runs");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("step 2 'd0' cannot follow start: d0 comes after d3 or hibernate"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_find_adapter_that_reinitialises_the_disk_loses_data_across_a_pnp_stop() {
+    let run = expect_rule_with(
+        "refind-loses-disk",
+        &["--lifecycle", LIFECYCLE],
+        "LifecycleDataLoss",
+        "violations",
+    );
+    let findings = run.json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{}", run.json);
+    assert_eq!(
+        findings[0]["params"],
+        serde_json::json!(["0x0", "0x0", "0x0", "0x1"])
+    );
+    assert!(
+        findings[0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("block 1 after pnp-stop, pnp-start"),
+        "{}",
+        run.json
+    );
+    // Under the other reading the start is ScsiRestartAdapter: find-adapter
+    // does not run again and nothing is lost.
+    let restart = storemu(
+        &fixture(""),
+        &[
+            "--set",
+            "Break=sz:refind-loses-disk",
+            "--lifecycle",
+            LIFECYCLE,
+            "--pnp-start",
+            "restart",
+        ],
+    );
+    assert_eq!(restart.json["outcome"], "clean", "{}", restart.json);
+}
+
+#[test]
+fn a_find_adapter_that_overwrites_its_pool_pointer_drops_live_state() {
+    let set = "Break=sz:refind-overwrites-pool";
+    let run = storemu(&fixture(""), &["--set", set, "--lifecycle", LIFECYCLE]);
+    // The overwrite at the second HwFindAdapter, and the block it orphaned
+    // still allocated at unload.
+    assert_eq!(
+        rules(&run),
+        vec!["LiveStateOverwritten".to_owned(), "PoolLeak".to_owned()],
+        "{}",
+        run.json
+    );
+    let findings = run.json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 2, "{}", run.json);
+    assert_eq!(findings[0]["rule"], "LiveStateOverwritten");
+    assert_eq!(findings[0]["routine"], "HwFindAdapter");
+    assert_eq!(findings[0]["params"][0], "0x1");
+    assert_eq!(findings[0]["params"][1], "0x40");
+    assert_eq!(
+        findings[0]["params"][2], findings[1]["params"][1],
+        "the same block"
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn completing_a_request_again_after_a_power_cycle() {
+    let run = expect_rule_with(
+        "complete-again-on-restart",
+        &["--lifecycle", LIFECYCLE],
+        "DoubleCompletion",
+        "bugcheck",
+    );
+    assert_eq!(run.json["findings"][0]["routine"], "HwAdapterControl");
+}

@@ -14,11 +14,17 @@
 //! gives `StorQueryCapabilities` a `STOR_DEVICE_CAPABILITIES_EX` buffer
 //! (see [`crate::port::layouts`]). Both are off by default ([`RunOptions`]).
 //!
+//! `--lifecycle SEQ` replaces the run's sequence with Plug and Play and power steps
+//! ([`lifecycle`], e.g. `start,io,pnp-stop,pnp-start,io,d3,d0,io,surprise-remove`);
+//! `--pnp-start find-adapter|restart` chooses how a `pnp-start` restarts the
+//! adapter ([`crate::port::PnpStartReading`]).
+//!
 //! `storemu inf-lint FILE.inf` checks an INF against the rules of
 //! [`crate::inf::lint`] and prints one line per finding.
 //!
 //! Exit status: 0 clean, 1 findings or bug check, 2 load error, 64 usage error.
 
+pub mod lifecycle;
 pub mod nonscsi;
 pub mod scan;
 
@@ -33,7 +39,9 @@ use crate::inf::{Inf, InstallOptions, install, install_default, service_name_for
 use crate::machine::loader;
 use crate::port::cpu::GateCpu;
 use crate::port::state::Event;
-use crate::port::{FaultSpec, Finding, Port, PortError, PortOptions, Rule, exports};
+use crate::port::{
+    FaultSpec, Finding, PnpStartReading, Port, PortError, PortOptions, Rule, exports,
+};
 use crate::registry::{Registry, SetSpec, apply, parse_set};
 use scan::LunReport;
 
@@ -79,6 +87,11 @@ pub struct RunOptions {
     /// `--pnp-capabilities-buffer`: `StorQueryCapabilities` carries a
     /// `STOR_DEVICE_CAPABILITIES_EX` buffer.
     pub pnp_capabilities_buffer: bool,
+    /// `--lifecycle SEQ`: the Plug and Play and power sequence to run instead of the
+    /// default one.
+    pub lifecycle: Option<Vec<lifecycle::Step>>,
+    /// `--pnp-start`: how a `pnp-start` step starts the adapter again.
+    pub pnp_start: PnpStartReading,
 }
 
 /// Default watchdog limit per callback, in milliseconds.
@@ -115,6 +128,20 @@ fn command() -> Command {
                     .help("Make the N-th call (and with `..` every later one) of a fallible import fail: ExAllocatePool2, ExAllocatePoolWithTag, ExAllocatePool, StorPortAllocatePool, StorPortAllocateMdl, StorPortAllocateRegistryBuffer, StorPortRegistryRead, StorPortRegistryWrite"),
             )
             .arg(Arg::new("non-scsi-srbs").long("non-scsi-srbs").action(ArgAction::SetTrue).help("Also send the SRB_FUNCTION_PNP (StorQueryCapabilities, StorRemoveDevice), SRB_FUNCTION_POWER (D3, D0) and, to WMI data providers, SRB_FUNCTION_WMI requests Storport sends, each in its own layout with the members the miniport must ignore poisoned; off for now, it will become the default"))
+            .arg(
+                Arg::new("lifecycle")
+                    .long("lifecycle")
+                    .value_name("SEQ")
+                    .help("Run this PnP and power sequence instead of the default one: comma-separated steps start, io, pnp-stop, pnp-start, d3, hibernate, d0, query-remove, cancel-remove, remove, surprise-remove (for example start,io,pnp-stop,pnp-start,io,d3,d0,io,surprise-remove)"),
+            )
+            .arg(
+                Arg::new("pnp-start")
+                    .long("pnp-start")
+                    .value_name("READING")
+                    .value_parser(["find-adapter", "restart"])
+                    .default_value("find-adapter")
+                    .help("How a pnp-start step starts the adapter again (the pages are silent): find-adapter runs HwFindAdapter and HwInitialize again on the same, intact device extension; restart sends ScsiRestartAdapter"),
+            )
             .arg(Arg::new("pnp-capabilities-buffer").long("pnp-capabilities-buffer").action(ArgAction::SetTrue).help("With --non-scsi-srbs: give StorQueryCapabilities a STOR_DEVICE_CAPABILITIES_EX buffer in DataBuffer instead of poisoning it (the pages disagree; the poisoned reading is the default)")),
         )
 }
@@ -424,7 +451,10 @@ pub fn run_with_options(
     if !faults.is_empty() {
         port.inject_faults(faults.to_vec());
     }
-    let luns = life_cycle(&port, run_options);
+    let luns = run_options.lifecycle.as_ref().map_or_else(
+        || life_cycle(&port, run_options),
+        |steps| lifecycle_sequence(&port, steps, run_options),
+    );
     port.unload();
     if !faults.is_empty() {
         let calls: Vec<String> = port
@@ -450,6 +480,28 @@ pub fn run_with_options(
         luns,
         events: port.events(),
         load_error: None,
+    }
+}
+
+/// `DriverEntry`, then the `--lifecycle` steps.
+fn lifecycle_sequence(
+    port: &Port,
+    steps: &[lifecycle::Step],
+    options: &RunOptions,
+) -> Vec<LunReport> {
+    match port.driver_entry() {
+        Ok(()) => lifecycle::run(port, steps, options),
+        Err(error) => {
+            if port.findings().is_empty() {
+                port.report(
+                    Rule::AdapterStartFailed,
+                    "DriverEntry",
+                    vec![],
+                    error.to_string(),
+                );
+            }
+            Vec::new()
+        }
     }
 }
 
@@ -614,9 +666,28 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let lifecycle = match run_matches
+        .get_one::<String>("lifecycle")
+        .map(|seq| lifecycle::parse(seq))
+        .transpose()
+    {
+        Ok(steps) => steps,
+        Err(message) => {
+            eprintln!("storemu: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let options = RunOptions {
         non_scsi_srbs: run_matches.get_flag("non-scsi-srbs"),
         pnp_capabilities_buffer: run_matches.get_flag("pnp-capabilities-buffer"),
+        lifecycle,
+        pnp_start: match run_matches
+            .get_one::<String>("pnp-start")
+            .map(String::as_str)
+        {
+            Some("restart") => PnpStartReading::RestartAdapter,
+            _ => PnpStartReading::FindAdapterAgain,
+        },
     };
     let report = run_with_options(&args, &sets, &faults, &options);
     if args.json {

@@ -29,8 +29,10 @@ use super::rules::{Finding, Rule};
 use super::srb::{self, DataDirection, GUARD_FILL, SrbRecord, SrbResult};
 use super::state::{Event, Shared, lock};
 
+mod lifecycle;
 mod nonscsi;
 
+pub use lifecycle::{OrphanedBlock, PnpStartReading};
 pub use nonscsi::NonScsiRequest;
 
 /// `SP_UNINITIALIZED_VALUE`.
@@ -144,6 +146,8 @@ pub struct Port {
     options: PortOptions,
     phase: Mutex<Phase>,
     memory: Mutex<Option<AdapterMemory>>,
+    /// The control types the miniport listed in ScsiQuerySupportedControlTypes.
+    supported_controls: Mutex<Vec<u32>>,
     driver_object: Box<[u64]>,
     registry_path: Box<[u64; 2]>,
     _registry_path_text: Box<[u16]>,
@@ -186,6 +190,7 @@ impl Port {
             options,
             phase: Mutex::new(Phase::Loaded),
             memory: Mutex::new(None),
+            supported_controls: Mutex::new(Vec::new()),
             driver_object: vec![0_u64; DRIVER_OBJECT_BYTES / 8].into_boxed_slice(),
             registry_path,
             _registry_path_text: path,
@@ -385,30 +390,8 @@ impl Port {
         let units = (init.DeviceExtensionSize as usize).div_ceil(16).max(1);
         let mut memory = AdapterMemory {
             extension: vec![0_u128; units].into_boxed_slice(),
-            // SAFETY: PORT_CONFIGURATION_INFORMATION is plain data for which
-            // all-zero bytes are a valid value (null pointers, zero counts).
-            config: Box::new(unsafe { std::mem::zeroed::<PORT_CONFIGURATION_INFORMATION>() }),
+            config: Box::new(default_config(&init)),
         };
-        let config = &mut *memory.config;
-        config.Length = u32::try_from(size_of::<PORT_CONFIGURATION_INFORMATION>()).unwrap_or(0xE0);
-        config.AdapterInterfaceType = init.AdapterInterfaceType;
-        config.MaximumTransferLength = SP_UNINITIALIZED_VALUE;
-        config.NumberOfPhysicalBreaks = SP_UNINITIALIZED_VALUE;
-        config.NumberOfAccessRanges = init.NumberOfAccessRanges;
-        config.NumberOfBuses = 1;
-        config.InitiatorBusId = [-1; 8];
-        config.MapBuffers = init.MapBuffers;
-        config.NeedPhysicalAddresses = init.NeedPhysicalAddresses;
-        config.TaggedQueuing = init.TaggedQueuing;
-        config.AutoRequestSense = init.AutoRequestSense;
-        config.MultipleRequestPerLu = init.MultipleRequestPerLu;
-        config.ReceiveEvent = init.ReceiveEvent;
-        config.MaximumNumberOfTargets = 128;
-        config.MaximumNumberOfLogicalUnits = 8;
-        config.DeviceExtensionSize = init.DeviceExtensionSize;
-        config.SpecificLuExtensionSize = init.SpecificLuExtensionSize;
-        config.SrbExtensionSize = init.SrbExtensionSize;
-        config.Dma64BitAddresses = 0;
         let extension = memory.extension.as_mut_ptr() as u64;
         let config_address = std::ptr::from_mut(&mut *memory.config) as u64;
         self.shared
@@ -417,7 +400,19 @@ impl Port {
         // INVARIANT: the memory is stored before the miniport sees it and
         // lives until `remove`.
         *lock(&self.memory) = Some(memory);
+        self.find_and_initialize(&init, extension, config_address, &|| {})
+    }
 
+    /// HwFindAdapter on `extension` with the ConfigInfo at `config_address`,
+    /// then `after_find` (when find-adapter succeeded), HwInitialize, the
+    /// passive initialisation routine and ScsiQuerySupportedControlTypes.
+    fn find_and_initialize(
+        &self,
+        init: &HW_INITIALIZATION_DATA,
+        extension: u64,
+        config_address: u64,
+        after_find: &dyn Fn(),
+    ) -> Result<(), PortError> {
         let mut again = Box::new(0_u8);
         let argument_string = Box::new(0_u8);
         self.log("HwFindAdapter (PASSIVE_LEVEL)");
@@ -449,6 +444,7 @@ impl Port {
             return Err(PortError::FindAdapterFailed(found));
         }
         self.check_find_adapter(&config);
+        after_find();
 
         self.log("HwInitialize (DIRQL)");
         let initialize = init.HwInitialize.map_or(0, |f| f as *const () as usize);
@@ -561,6 +557,10 @@ impl Port {
             .map(|(i, _)| i)
             .collect();
         self.log(format!("supported adapter control types: {supported:?}"));
+        *lock(&self.supported_controls) = supported
+            .iter()
+            .filter_map(|&t| u32::try_from(t).ok())
+            .collect();
         Ok(())
     }
 
@@ -937,6 +937,34 @@ impl Port {
     pub const fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
+}
+
+/// The ConfigInfo Storport hands HwFindAdapter: the documented defaults and
+/// what the init data declared.
+fn default_config(init: &HW_INITIALIZATION_DATA) -> PORT_CONFIGURATION_INFORMATION {
+    // SAFETY: PORT_CONFIGURATION_INFORMATION is plain data for which
+    // all-zero bytes are a valid value (null pointers, zero counts).
+    let mut config = unsafe { std::mem::zeroed::<PORT_CONFIGURATION_INFORMATION>() };
+    config.Length = u32::try_from(size_of::<PORT_CONFIGURATION_INFORMATION>()).unwrap_or(0xE0);
+    config.AdapterInterfaceType = init.AdapterInterfaceType;
+    config.MaximumTransferLength = SP_UNINITIALIZED_VALUE;
+    config.NumberOfPhysicalBreaks = SP_UNINITIALIZED_VALUE;
+    config.NumberOfAccessRanges = init.NumberOfAccessRanges;
+    config.NumberOfBuses = 1;
+    config.InitiatorBusId = [-1; 8];
+    config.MapBuffers = init.MapBuffers;
+    config.NeedPhysicalAddresses = init.NeedPhysicalAddresses;
+    config.TaggedQueuing = init.TaggedQueuing;
+    config.AutoRequestSense = init.AutoRequestSense;
+    config.MultipleRequestPerLu = init.MultipleRequestPerLu;
+    config.ReceiveEvent = init.ReceiveEvent;
+    config.MaximumNumberOfTargets = 128;
+    config.MaximumNumberOfLogicalUnits = 8;
+    config.DeviceExtensionSize = init.DeviceExtensionSize;
+    config.SpecificLuExtensionSize = init.SpecificLuExtensionSize;
+    config.SrbExtensionSize = init.SrbExtensionSize;
+    config.Dma64BitAddresses = 0;
+    config
 }
 
 /// The data-in length `direction` asks for.

@@ -117,7 +117,7 @@ pub mod rules;
 pub mod srb;
 pub mod state;
 
-pub use adapter::{NonScsiRequest, Port, PortError, PortOptions};
+pub use adapter::{NonScsiRequest, OrphanedBlock, PnpStartReading, Port, PortError, PortOptions};
 pub use faults::{FaultPlan, FaultSpec, InjectedFault};
 pub use rules::{Finding, Rule};
 pub use srb::{DataDirection, SrbResult};
