@@ -16,6 +16,10 @@
 //!   member), and a change to a member the layout does not give the
 //!   miniport is `NonScsiSrbWrite` ([`Port::pnp`], [`Port::power`],
 //!   [`Port::wmi`], [`Port::non_scsi`]).
+//! - PnP and power steps ([`Port::pnp_start`] after [`Port::stop`], with
+//!   [`PnpStartReading`]; [`Port::supports_control`],
+//!   [`Port::reachable_pool`]): what Storport does in each step of `storemu
+//!   run --lifecycle` and which page says so is in [`crate::cli::lifecycle`].
 //! - [`rules`]: every verifier rule, its stable name and its source.
 //! - [`faults`]: fault injection — the N-th call of a fallible import
 //!   (pool, registry buffer, registry read/write) fails
