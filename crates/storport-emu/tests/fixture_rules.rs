@@ -778,3 +778,255 @@ fn racing_partial_unmap_needs_racing_buffers() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The phase lines of a run's log.
+fn log_lines(run: &Run) -> Vec<String> {
+    run.json["log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|line| line.as_str().expect("log line").to_owned())
+        .collect()
+}
+
+#[test]
+fn unbroken_fixture_runs_clean_with_non_scsi_srbs_in_their_layouts() {
+    let run = storemu(&fixture(""), &["--non-scsi-srbs"]);
+    assert_eq!(run.json["outcome"], "clean", "{}", run.json);
+    assert_eq!(run.code, 0);
+    let log = log_lines(&run);
+    for expected in [
+        "SRB_FUNCTION_WMI (WMI minor function 0x0b) to 0:0:0, adapter request (SCSI_WMI_REQUEST_BLOCK)",
+        "SRB_FUNCTION_PNP StorQueryCapabilities to 0:0:0 (SCSI_PNP_REQUEST_BLOCK)",
+        "SRB_FUNCTION_POWER StorPowerDeviceD3 (StorPowerActionSleep) to 0:0:0 (SCSI_POWER_REQUEST_BLOCK)",
+        "SRB_FUNCTION_POWER StorPowerDeviceD0 (StorPowerActionNone) to 0:0:0 (SCSI_POWER_REQUEST_BLOCK)",
+        "SRB_FUNCTION_PNP StorRemoveDevice to 0:0:0 (SCSI_PNP_REQUEST_BLOCK)",
+    ] {
+        assert!(
+            log.iter().any(|line| line == expected),
+            "{expected}: {log:#?}"
+        );
+    }
+}
+
+#[test]
+fn non_scsi_srbs_are_off_by_default() {
+    let run = storemu(&fixture(""), &["--set", "Break=sz:pnp-write-scsi-status"]);
+    assert_eq!(run.json["outcome"], "clean", "{}", run.json);
+    assert!(
+        !log_lines(&run)
+            .iter()
+            .any(|line| line.contains("SRB_FUNCTION_")),
+        "{}",
+        run.json
+    );
+}
+
+#[test]
+fn writing_scsi_status_into_a_pnp_request() {
+    let run = expect_rule_with(
+        "pnp-write-scsi-status",
+        &["--non-scsi-srbs"],
+        "NonScsiSrbWrite",
+        "violations",
+    );
+    let findings = run.json["findings"].as_array().expect("findings");
+    // StorQueryCapabilities after the scan and StorRemoveDevice before the stop.
+    let params: Vec<&Value> = findings.iter().map(|f| &f["params"]).collect();
+    assert_eq!(
+        params,
+        [
+            &serde_json::json!(["0x25", "0x9", "0x4"]),
+            &serde_json::json!(["0x25", "0x2", "0x4"]),
+        ],
+        "{}",
+        run.json
+    );
+    assert_eq!(findings[0]["routine"], "HwStartIo");
+    let message = findings[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("PnPSubFunction (offset 0x4: 0xa5 -> 0x0)")
+            && message.contains("SRB_FUNCTION_PNP StorQueryCapabilities request to 0:0:0")
+            && message.contains("SCSI_PNP_REQUEST_BLOCK gives the miniport only SrbStatus"),
+        "{message}"
+    );
+}
+
+#[test]
+fn dereferencing_the_data_buffer_of_a_pnp_request_names_the_member() {
+    let run = expect_rule_with(
+        "pnp-read-data-buffer",
+        &["--non-scsi-srbs"],
+        "DriverFault",
+        "bugcheck",
+    );
+    let finding = &run.json["findings"][0];
+    assert_eq!(finding["routine"], "HwStartIo");
+    let message = finding["message"].as_str().expect("message");
+    assert!(
+        message.contains("SCSI_PNP_REQUEST_BLOCK.DataBuffer of an SRB_FUNCTION_PNP request")
+            && message.contains("miniport drivers should ignore"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_capabilities_buffer_reading_gives_query_capabilities_a_buffer() {
+    // Under the other reading StorQueryCapabilities carries a real
+    // STOR_DEVICE_CAPABILITIES_EX buffer: the clean fixture stays clean, and
+    // the dereference of DataBuffer faults only at the first POWER request.
+    let clean = storemu(
+        &fixture(""),
+        &["--non-scsi-srbs", "--pnp-capabilities-buffer"],
+    );
+    assert_eq!(clean.json["outcome"], "clean", "{}", clean.json);
+    let run = expect_rule_with(
+        "pnp-read-data-buffer",
+        &["--non-scsi-srbs", "--pnp-capabilities-buffer"],
+        "DriverFault",
+        "bugcheck",
+    );
+    let message = run.json["findings"][0]["message"]
+        .as_str()
+        .expect("message");
+    assert!(
+        message.contains("SCSI_POWER_REQUEST_BLOCK.DataBuffer of an SRB_FUNCTION_POWER request"),
+        "{message}"
+    );
+}
+
+#[test]
+fn writing_a_reserved_member_of_a_wmi_request() {
+    let run = expect_rule_with(
+        "wmi-write-reserved",
+        &["--non-scsi-srbs"],
+        "NonScsiSrbWrite",
+        "violations",
+    );
+    let findings = run.json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{}", run.json);
+    assert_eq!(
+        findings[0]["params"],
+        serde_json::json!(["0x17", "0xB", "0x48"])
+    );
+    let message = findings[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("Reserved5 (offset 0x48: a5a5"),
+        "{message}"
+    );
+}
+
+/// The sequence of the lifecycle tests: every step kind but hibernate,
+/// query-remove and cancel-remove, which [`the_unbroken_fixture_survives_every_lifecycle_step`]
+/// adds.
+const LIFECYCLE: &str = "start,io,pnp-stop,pnp-start,io,d3,d0,io,surprise-remove";
+
+#[test]
+fn the_unbroken_fixture_survives_every_lifecycle_step() {
+    for sequence in [
+        LIFECYCLE,
+        "start,io,hibernate,d0,io,query-remove,cancel-remove,io,pnp-stop,pnp-start,io,remove",
+        "start,io,d3,d0,io",
+    ] {
+        for reading in ["find-adapter", "restart"] {
+            let run = storemu(
+                &fixture(""),
+                &["--lifecycle", sequence, "--pnp-start", reading],
+            );
+            assert_eq!(
+                run.json["outcome"], "clean",
+                "{sequence} {reading}: {}",
+                run.json
+            );
+            assert_eq!(run.code, 0);
+        }
+    }
+}
+
+#[test]
+fn a_bad_lifecycle_is_a_usage_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_storemu"))
+        .args(["run", "x.sys", "--lifecycle", "start,d0"])
+        .output()
+        .expect("storemu runs");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("step 2 'd0' cannot follow start: d0 comes after d3 or hibernate"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_find_adapter_that_reinitialises_the_disk_loses_data_across_a_pnp_stop() {
+    let run = expect_rule_with(
+        "refind-loses-disk",
+        &["--lifecycle", LIFECYCLE],
+        "LifecycleDataLoss",
+        "violations",
+    );
+    let findings = run.json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{}", run.json);
+    assert_eq!(
+        findings[0]["params"],
+        serde_json::json!(["0x0", "0x0", "0x0", "0x1"])
+    );
+    assert!(
+        findings[0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("block 1 after pnp-stop, pnp-start"),
+        "{}",
+        run.json
+    );
+    // Under the other reading the start is ScsiRestartAdapter: find-adapter
+    // does not run again and nothing is lost.
+    let restart = storemu(
+        &fixture(""),
+        &[
+            "--set",
+            "Break=sz:refind-loses-disk",
+            "--lifecycle",
+            LIFECYCLE,
+            "--pnp-start",
+            "restart",
+        ],
+    );
+    assert_eq!(restart.json["outcome"], "clean", "{}", restart.json);
+}
+
+#[test]
+fn a_find_adapter_that_overwrites_its_pool_pointer_drops_live_state() {
+    let set = "Break=sz:refind-overwrites-pool";
+    let run = storemu(&fixture(""), &["--set", set, "--lifecycle", LIFECYCLE]);
+    // The overwrite at the second HwFindAdapter, and the block it orphaned
+    // still allocated at unload.
+    assert_eq!(
+        rules(&run),
+        vec!["LiveStateOverwritten".to_owned(), "PoolLeak".to_owned()],
+        "{}",
+        run.json
+    );
+    let findings = run.json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 2, "{}", run.json);
+    assert_eq!(findings[0]["rule"], "LiveStateOverwritten");
+    assert_eq!(findings[0]["routine"], "HwFindAdapter");
+    assert_eq!(findings[0]["params"][0], "0x1");
+    assert_eq!(findings[0]["params"][1], "0x40");
+    assert_eq!(
+        findings[0]["params"][2], findings[1]["params"][1],
+        "the same block"
+    );
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn completing_a_request_again_after_a_power_cycle() {
+    let run = expect_rule_with(
+        "complete-again-on-restart",
+        &["--lifecycle", LIFECYCLE],
+        "DoubleCompletion",
+        "bugcheck",
+    );
+    assert_eq!(run.json["findings"][0]["routine"], "HwAdapterControl");
+}

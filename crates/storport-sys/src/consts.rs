@@ -189,3 +189,76 @@ pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000_009A_u32.cast_signed(
 pub const BUGCHECK_DRIVER_VERIFIER_DETECTED_VIOLATION: ULONG = 0xC4;
 /// `SCSI_VERIFIER_DETECTED_VIOLATION` bug check (Storport verification).
 pub const BUGCHECK_SCSI_VERIFIER_DETECTED_VIOLATION: ULONG = 0xF1;
+
+/// `STOR_PNP_ACTION` values (srb.h; "`SCSI_PNP_REQUEST_BLOCK` structure
+/// (srb.h)", "`STOR_PNP_ACTION` enumeration").
+pub mod stor_pnp_action {
+    use crate::types::STOR_PNP_ACTION;
+    /// `StorStartDevice`.
+    pub const START_DEVICE: STOR_PNP_ACTION = 0x00;
+    /// `StorRemoveDevice`.
+    pub const REMOVE_DEVICE: STOR_PNP_ACTION = 0x02;
+    /// `StorStopDevice`.
+    pub const STOP_DEVICE: STOR_PNP_ACTION = 0x04;
+    /// `StorQueryCapabilities`.
+    pub const QUERY_CAPABILITIES: STOR_PNP_ACTION = 0x09;
+    /// `StorQueryResourceRequirements`.
+    pub const QUERY_RESOURCE_REQUIREMENTS: STOR_PNP_ACTION = 0x0B;
+    /// `StorFilterResourceRequirements`.
+    pub const FILTER_RESOURCE_REQUIREMENTS: STOR_PNP_ACTION = 0x0D;
+    /// `StorSurpriseRemoval` (Windows 7 and later).
+    pub const SURPRISE_REMOVAL: STOR_PNP_ACTION = 0x17;
+}
+
+/// `STOR_DEVICE_POWER_STATE` values (srb.h, "`STOR_DEVICE_POWER_STATE`
+/// enumeration").
+pub mod stor_device_power_state {
+    use crate::types::STOR_DEVICE_POWER_STATE;
+    /// `StorPowerDeviceUnspecified`.
+    pub const UNSPECIFIED: STOR_DEVICE_POWER_STATE = 0;
+    /// `StorPowerDeviceD0`.
+    pub const D0: STOR_DEVICE_POWER_STATE = 1;
+    /// `StorPowerDeviceD1`.
+    pub const D1: STOR_DEVICE_POWER_STATE = 2;
+    /// `StorPowerDeviceD2`.
+    pub const D2: STOR_DEVICE_POWER_STATE = 3;
+    /// `StorPowerDeviceD3`.
+    pub const D3: STOR_DEVICE_POWER_STATE = 4;
+}
+
+/// `STOR_POWER_ACTION` values (srb.h, "`STOR_POWER_ACTION` enumeration").
+pub mod stor_power_action {
+    use crate::types::STOR_POWER_ACTION;
+    /// `StorPowerActionNone`.
+    pub const NONE: STOR_POWER_ACTION = 0;
+    /// `StorPowerActionReserved`.
+    pub const RESERVED: STOR_POWER_ACTION = 1;
+    /// `StorPowerActionSleep`.
+    pub const SLEEP: STOR_POWER_ACTION = 2;
+    /// `StorPowerActionHibernate`.
+    pub const HIBERNATE: STOR_POWER_ACTION = 3;
+    /// `StorPowerActionShutdown`.
+    pub const SHUTDOWN: STOR_POWER_ACTION = 4;
+    /// `StorPowerActionShutdownReset`.
+    pub const SHUTDOWN_RESET: STOR_POWER_ACTION = 5;
+    /// `StorPowerActionShutdownOff`.
+    pub const SHUTDOWN_OFF: STOR_POWER_ACTION = 6;
+    /// `StorPowerActionWarmEject`.
+    pub const WARM_EJECT: STOR_POWER_ACTION = 7;
+}
+
+/// `SRB_PNP_FLAGS_ADAPTER_REQUEST` (`SCSI_PNP_REQUEST_BLOCK.SrbPnPFlags`).
+pub const SRB_PNP_FLAGS_ADAPTER_REQUEST: ULONG = 0x01;
+/// `SRB_POWER_FLAGS_ADAPTER_REQUEST` (`SCSI_POWER_REQUEST_BLOCK.SrbPowerFlags`).
+pub const SRB_POWER_FLAGS_ADAPTER_REQUEST: u8 = 0x01;
+/// `SRB_WMI_FLAGS_ADAPTER_REQUEST` (`SCSI_WMI_REQUEST_BLOCK.WMIFlags`).
+pub const SRB_WMI_FLAGS_ADAPTER_REQUEST: u8 = 0x01;
+
+/// `STOR_DEVICE_CAPABILITIES_EX_VERSION_1`.
+pub const STOR_DEVICE_CAPABILITIES_EX_VERSION_1: u16 = 0x1;
+
+/// `IRP_MN_REGINFO_EX` (wdm.h): the WMI minor function that asks a data
+/// provider for its registration information.
+pub const IRP_MN_REGINFO_EX: u8 = 0x0B;
+/// `WMIREGISTER` (wmistr.h): the `DataPath` of a first `IRP_MN_REGINFO_EX`.
+pub const WMIREGISTER: usize = 0;

@@ -6,16 +6,24 @@
 //! "`PORT_CONFIGURATION_INFORMATION` structure (storport.h)",
 //! "`SCSI_REQUEST_BLOCK` structure (srb.h)",
 //! "`SCSI_SUPPORTED_CONTROL_TYPE_LIST` structure (storport.h)",
-//! "`VIRTUAL_HW_INITIALIZATION_DATA` structure (storport.h)"), with the
+//! "`VIRTUAL_HW_INITIALIZATION_DATA` structure (storport.h)",
+//! "`SCSI_PNP_REQUEST_BLOCK` structure (srb.h)",
+//! "`SCSI_POWER_REQUEST_BLOCK` structure (srb.h)",
+//! "`SCSI_WMI_REQUEST_BLOCK` structure (srb.h)",
+//! "`STOR_DEVICE_CAPABILITIES_EX` structure (storport.h)"), with the
 //! numbers cross-checked against type dumps made from storport.sys's public
-//! symbols. A wrong offset here fails the build, on every target.
+//! symbols (the three special SRB layouts against the `// offset` comments
+//! and `_WIN64` padding of the WDK's srb.h). A wrong offset here fails the
+//! build, on every target.
 
 use core::mem::{offset_of, size_of};
 
 use crate::types::{
     HW_INITIALIZATION_DATA as Hid, MEMORY_REGION, PHYSICAL_MEMORY_RANGE,
-    PORT_CONFIGURATION_INFORMATION as Pci, SCSI_REQUEST_BLOCK as Srb,
-    SCSI_SUPPORTED_CONTROL_TYPE_LIST as Sct, UNICODE_STRING,
+    PORT_CONFIGURATION_INFORMATION as Pci, SCSI_PNP_REQUEST_BLOCK as Pnp,
+    SCSI_POWER_REQUEST_BLOCK as Power, SCSI_REQUEST_BLOCK as Srb,
+    SCSI_SUPPORTED_CONTROL_TYPE_LIST as Sct, SCSI_WMI_REQUEST_BLOCK as Wmi,
+    STOR_DEVICE_CAPABILITIES_EX as StorCaps, UNICODE_STRING,
     VIRTUAL_HW_INITIALIZATION_DATA as Vhid,
 };
 
@@ -189,4 +197,90 @@ assert_offsets!(UNICODE_STRING {
     Length: 0x00,
     MaximumLength: 0x02,
     Buffer: 0x08
+});
+
+/// `sizeof(SCSI_PNP_REQUEST_BLOCK)`, `sizeof(SCSI_POWER_REQUEST_BLOCK)` and
+/// `sizeof(SCSI_WMI_REQUEST_BLOCK)` on x64: each is an SRB, as large as
+/// `SCSI_REQUEST_BLOCK`.
+pub const SPECIAL_REQUEST_BLOCK_SIZE: usize = 0x58;
+
+const _: () = assert!(size_of::<Pnp>() == SPECIAL_REQUEST_BLOCK_SIZE);
+assert_offsets!(Pnp {
+    Length: 0x00,
+    Function: 0x02,
+    SrbStatus: 0x03,
+    PnPSubFunction: 0x04,
+    PathId: 0x05,
+    TargetId: 0x06,
+    Lun: 0x07,
+    PnPAction: 0x08,
+    SrbFlags: 0x0C,
+    DataTransferLength: 0x10,
+    TimeOutValue: 0x14,
+    DataBuffer: 0x18,
+    SenseInfoBuffer: 0x20,
+    NextSrb: 0x28,
+    OriginalRequest: 0x30,
+    SrbExtension: 0x38,
+    SrbPnPFlags: 0x40,
+    Reserved: 0x44,
+    Reserved4: 0x48,
+});
+
+const _: () = assert!(size_of::<Power>() == SPECIAL_REQUEST_BLOCK_SIZE);
+assert_offsets!(Power {
+    Length: 0x00,
+    Function: 0x02,
+    SrbStatus: 0x03,
+    SrbPowerFlags: 0x04,
+    PathId: 0x05,
+    TargetId: 0x06,
+    Lun: 0x07,
+    DevicePowerState: 0x08,
+    SrbFlags: 0x0C,
+    DataTransferLength: 0x10,
+    TimeOutValue: 0x14,
+    DataBuffer: 0x18,
+    SenseInfoBuffer: 0x20,
+    NextSrb: 0x28,
+    OriginalRequest: 0x30,
+    SrbExtension: 0x38,
+    PowerAction: 0x40,
+    Reserved: 0x44,
+    Reserved5: 0x48,
+});
+
+const _: () = assert!(size_of::<Wmi>() == SPECIAL_REQUEST_BLOCK_SIZE);
+assert_offsets!(Wmi {
+    Length: 0x00,
+    Function: 0x02,
+    SrbStatus: 0x03,
+    WMISubFunction: 0x04,
+    PathId: 0x05,
+    TargetId: 0x06,
+    Lun: 0x07,
+    Reserved1: 0x08,
+    WMIFlags: 0x09,
+    Reserved2: 0x0A,
+    SrbFlags: 0x0C,
+    DataTransferLength: 0x10,
+    TimeOutValue: 0x14,
+    DataBuffer: 0x18,
+    DataPath: 0x20,
+    Reserved3: 0x28,
+    OriginalRequest: 0x30,
+    SrbExtension: 0x38,
+    Reserved4: 0x40,
+    Reserved6: 0x44,
+    Reserved5: 0x48,
+});
+
+const _: () = assert!(size_of::<StorCaps>() == 0x18);
+assert_offsets!(StorCaps {
+    Version: 0x00,
+    Size: 0x02,
+    Flags: 0x04,
+    Address: 0x08,
+    UINumber: 0x0C,
+    Reserved1: 0x10,
 });

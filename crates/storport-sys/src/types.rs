@@ -464,3 +464,194 @@ pub struct UNICODE_STRING {
 pub struct DRIVER_OBJECT {
     _opaque: [u8; 0],
 }
+
+/// `STOR_PNP_ACTION` (srb.h): a C enum, 32 bits on x64; values in
+/// [`crate::stor_pnp_action`].
+pub type STOR_PNP_ACTION = ULONG;
+/// `STOR_DEVICE_POWER_STATE` (srb.h): a C enum, 32 bits on x64; values in
+/// [`crate::stor_device_power_state`].
+pub type STOR_DEVICE_POWER_STATE = ULONG;
+/// `STOR_POWER_ACTION` (srb.h): a C enum, 32 bits on x64; values in
+/// [`crate::stor_power_action`].
+pub type STOR_POWER_ACTION = ULONG;
+
+/// `SCSI_PNP_REQUEST_BLOCK` (0x58 bytes on x64): the layout of an SRB whose
+/// `Function` is `SRB_FUNCTION_PNP`.
+///
+/// Source: srb.h / storport.h, "`SCSI_PNP_REQUEST_BLOCK` structure (srb.h)".
+/// The page says the miniport sets `SrbStatus`, ignores `PnPSubFunction`,
+/// `SrbFlags`, `DataTransferLength`, `DataBuffer`, `SenseInfoBuffer`,
+/// `NextSrb` and `OriginalRequest`, and may use `SrbExtension` only when it
+/// asked for one (`SrbExtensionSize` above zero).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SCSI_PNP_REQUEST_BLOCK {
+    /// `sizeof(SCSI_PNP_REQUEST_BLOCK)`.
+    pub Length: USHORT,
+    /// `SRB_FUNCTION_PNP`.
+    pub Function: UCHAR,
+    /// `SRB_STATUS_*`, set by the miniport.
+    pub SrbStatus: UCHAR,
+    /// Not used; the miniport ignores it.
+    pub PnPSubFunction: UCHAR,
+    /// Bus.
+    pub PathId: UCHAR,
+    /// Target.
+    pub TargetId: UCHAR,
+    /// Logical unit.
+    pub Lun: UCHAR,
+    /// `STOR_PNP_ACTION`: what is happening to the device.
+    pub PnPAction: STOR_PNP_ACTION,
+    /// The miniport ignores it.
+    pub SrbFlags: ULONG,
+    /// The miniport ignores it.
+    pub DataTransferLength: ULONG,
+    /// Timeout in seconds.
+    pub TimeOutValue: ULONG,
+    /// The miniport ignores it.
+    pub DataBuffer: PVOID,
+    /// The miniport ignores it.
+    pub SenseInfoBuffer: PVOID,
+    /// The miniport ignores it.
+    pub NextSrb: *mut SCSI_REQUEST_BLOCK,
+    /// The miniport ignores it.
+    pub OriginalRequest: PVOID,
+    /// Per-SRB miniport extension (only with `SrbExtensionSize` above zero).
+    pub SrbExtension: PVOID,
+    /// `SRB_PNP_FLAGS_ADAPTER_REQUEST`, or 0 for the addressed logical unit.
+    pub SrbPnPFlags: ULONG,
+    /// Reserved (x64: aligns what follows to 8 bytes).
+    pub Reserved: ULONG,
+    /// Reserved.
+    pub Reserved4: [UCHAR; 16],
+}
+
+/// `SCSI_POWER_REQUEST_BLOCK` (0x58 bytes on x64): the layout of an SRB
+/// whose `Function` is `SRB_FUNCTION_POWER`.
+///
+/// Source: srb.h / storport.h, "`SCSI_POWER_REQUEST_BLOCK` structure
+/// (srb.h)". The page says the miniport sets `SrbStatus` and ignores
+/// `SrbFlags`, `DataTransferLength`, `DataBuffer`, `SenseInfoBuffer`,
+/// `NextSrb` and `OriginalRequest`; with `SRB_POWER_FLAGS_ADAPTER_REQUEST`
+/// it ignores `PathId`, `TargetId` and `Lun` too.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SCSI_POWER_REQUEST_BLOCK {
+    /// `sizeof(SCSI_POWER_REQUEST_BLOCK)`.
+    pub Length: USHORT,
+    /// `SRB_FUNCTION_POWER`.
+    pub Function: UCHAR,
+    /// `SRB_STATUS_*`, set by the miniport.
+    pub SrbStatus: UCHAR,
+    /// `SRB_POWER_FLAGS_ADAPTER_REQUEST`, or 0 for the addressed logical unit.
+    pub SrbPowerFlags: UCHAR,
+    /// Bus.
+    pub PathId: UCHAR,
+    /// Target.
+    pub TargetId: UCHAR,
+    /// Logical unit.
+    pub Lun: UCHAR,
+    /// `STOR_DEVICE_POWER_STATE` the device moves to.
+    pub DevicePowerState: STOR_DEVICE_POWER_STATE,
+    /// The miniport ignores it.
+    pub SrbFlags: ULONG,
+    /// The miniport ignores it.
+    pub DataTransferLength: ULONG,
+    /// Timeout in seconds.
+    pub TimeOutValue: ULONG,
+    /// The miniport ignores it.
+    pub DataBuffer: PVOID,
+    /// The miniport ignores it.
+    pub SenseInfoBuffer: PVOID,
+    /// The miniport ignores it.
+    pub NextSrb: *mut SCSI_REQUEST_BLOCK,
+    /// The miniport ignores it.
+    pub OriginalRequest: PVOID,
+    /// Per-SRB miniport extension (only with `SrbExtensionSize` above zero).
+    pub SrbExtension: PVOID,
+    /// `STOR_POWER_ACTION`: why (meaningful for D1, D2 and D3).
+    pub PowerAction: STOR_POWER_ACTION,
+    /// Reserved (x64: aligns what follows to 8 bytes).
+    pub Reserved: ULONG,
+    /// Reserved.
+    pub Reserved5: [UCHAR; 16],
+}
+
+/// `SCSI_WMI_REQUEST_BLOCK` (0x58 bytes on x64): the layout of an SRB whose
+/// `Function` is `SRB_FUNCTION_WMI`.
+///
+/// Source: srb.h / storport.h, "`SCSI_WMI_REQUEST_BLOCK` structure (srb.h)".
+/// The miniport sets `SrbStatus` and `DataTransferLength` and fills
+/// `DataBuffer`; `SrbFlags` is read-only; the `Reserved*` members are
+/// "reserved for system use and not available for use by miniport
+/// drivers"; with `SRB_WMI_FLAGS_ADAPTER_REQUEST` `PathId`, `TargetId` and
+/// `Lun` are reserved too.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SCSI_WMI_REQUEST_BLOCK {
+    /// `sizeof(SCSI_WMI_REQUEST_BLOCK)`.
+    pub Length: USHORT,
+    /// `SRB_FUNCTION_WMI`.
+    pub Function: UCHAR,
+    /// `SRB_STATUS_*`, set by the miniport.
+    pub SrbStatus: UCHAR,
+    /// The WMI minor IRP number (`IRP_MN_*`).
+    pub WMISubFunction: UCHAR,
+    /// Bus (reserved for adapter requests).
+    pub PathId: UCHAR,
+    /// Target (reserved for adapter requests).
+    pub TargetId: UCHAR,
+    /// Logical unit (reserved for adapter requests).
+    pub Lun: UCHAR,
+    /// Reserved.
+    pub Reserved1: UCHAR,
+    /// `SRB_WMI_FLAGS_ADAPTER_REQUEST`, or 0 for the addressed logical unit.
+    pub WMIFlags: UCHAR,
+    /// Reserved.
+    pub Reserved2: [UCHAR; 2],
+    /// `SRB_FLAGS_*`, read-only.
+    pub SrbFlags: ULONG,
+    /// Size of `DataBuffer` in; bytes returned out.
+    pub DataTransferLength: ULONG,
+    /// Timeout in seconds.
+    pub TimeOutValue: ULONG,
+    /// The WMI buffer.
+    pub DataBuffer: PVOID,
+    /// The WMI data path of the request.
+    pub DataPath: PVOID,
+    /// Reserved.
+    pub Reserved3: PVOID,
+    /// The IRP.
+    pub OriginalRequest: PVOID,
+    /// Per-SRB miniport extension (only with `SrbExtensionSize` above zero).
+    pub SrbExtension: PVOID,
+    /// Reserved.
+    pub Reserved4: ULONG,
+    /// Reserved (x64: aligns what follows to 8 bytes).
+    pub Reserved6: ULONG,
+    /// Reserved.
+    pub Reserved5: [UCHAR; 16],
+}
+
+/// `STOR_DEVICE_CAPABILITIES_EX` (24 bytes): what a miniport may report for
+/// a logical unit in answer to `StorQueryCapabilities`.
+///
+/// Source: storport.h / srb.h, "`STOR_DEVICE_CAPABILITIES_EX` structure
+/// (storport.h)": Storport sets `Version` to
+/// `STOR_DEVICE_CAPABILITIES_EX_VERSION_1` and `Size` to the structure's size.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct STOR_DEVICE_CAPABILITIES_EX {
+    /// `STOR_DEVICE_CAPABILITIES_EX_VERSION_1`.
+    pub Version: USHORT,
+    /// `sizeof(STOR_DEVICE_CAPABILITIES_EX)`.
+    pub Size: USHORT,
+    /// The bit fields `DeviceD1` (bit 0) to `DefaultWriteCacheEnabled` (bit 11).
+    pub Flags: ULONG,
+    /// Address.
+    pub Address: ULONG,
+    /// UI number.
+    pub UINumber: ULONG,
+    /// Reserved.
+    pub Reserved1: [ULONG; 2],
+}

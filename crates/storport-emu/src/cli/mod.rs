@@ -27,11 +27,23 @@
 //! ([`crate::port::unmap_race`]); `--racing-partial-unmap` lets a refused
 //! list have unmapped blocks it names.
 //!
+//! `--non-scsi-srbs` adds the PNP, POWER and WMI requests Storport sends
+//! ([`nonscsi`]), each in its own SRB layout; `--pnp-capabilities-buffer`
+//! gives `StorQueryCapabilities` a `STOR_DEVICE_CAPABILITIES_EX` buffer
+//! (see [`crate::port::layouts`]). Both are off by default ([`RunOptions`]).
+//!
+//! `--lifecycle SEQ` replaces the run's sequence with Plug and Play and power steps
+//! ([`lifecycle`], e.g. `start,io,pnp-stop,pnp-start,io,d3,d0,io,surprise-remove`);
+//! `--pnp-start find-adapter|restart` chooses how a `pnp-start` restarts the
+//! adapter ([`crate::port::PnpStartReading`]).
+//!
 //! `storemu inf-lint FILE.inf` checks an INF against the rules of
 //! [`crate::inf::lint`] and prints one line per finding.
 //!
 //! Exit status: 0 clean, 1 findings or bug check, 2 load error, 64 usage error.
 
+pub mod lifecycle;
+pub mod nonscsi;
 pub mod scan;
 
 use std::path::PathBuf;
@@ -47,8 +59,8 @@ use crate::port::cpu::GateCpu;
 use crate::port::state::Event;
 use crate::port::unmap_race::RefusedUnmap;
 use crate::port::{
-    BlockEnd, FaultSpec, Finding, PhysicalMemory, PoolConfig, Port, PortError, PortOptions, Rule,
-    exports,
+    BlockEnd, FaultSpec, Finding, PhysicalMemory, PnpStartReading, PoolConfig, Port, PortError,
+    PortOptions, Rule, exports,
 };
 use crate::registry::{Registry, SetSpec, apply, parse_set};
 use scan::LunReport;
@@ -149,6 +161,21 @@ fn parse_seed(text: &str) -> Result<u64, String> {
     })
 }
 
+/// What `storemu run` does beyond the adapter arguments ([`RunArgs`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `--non-scsi-srbs`: send the PNP, POWER and WMI requests of [`nonscsi`].
+    pub non_scsi_srbs: bool,
+    /// `--pnp-capabilities-buffer`: `StorQueryCapabilities` carries a
+    /// `STOR_DEVICE_CAPABILITIES_EX` buffer.
+    pub pnp_capabilities_buffer: bool,
+    /// `--lifecycle SEQ`: the Plug and Play and power sequence to run instead of the
+    /// default one.
+    pub lifecycle: Option<Vec<lifecycle::Step>>,
+    /// `--pnp-start`: how a `pnp-start` step starts the adapter again.
+    pub pnp_start: PnpStartReading,
+}
+
 /// Default watchdog limit per callback, in milliseconds.
 pub const DEFAULT_WATCHDOG_MS: u64 = 10_000;
 /// Default SRB completion timeout, in milliseconds.
@@ -185,7 +212,23 @@ fn command() -> Command {
                     .help("Make the N-th call (and with `..` every later one) of a fallible import fail: ExAllocatePool2, ExAllocatePoolWithTag, ExAllocatePool, StorPortAllocatePool, StorPortAllocateMdl, StorPortAllocateRegistryBuffer, StorPortRegistryRead, StorPortRegistryWrite"),
             )
             .arg(Arg::new("racing-buffers").long("racing-buffers").action(ArgAction::SetTrue).help("Probe UNMAP with parameter lists that change while the miniport runs (rule DataOutSnapshot)"))
-            .arg(Arg::new("racing-partial-unmap").long("racing-partial-unmap").action(ArgAction::SetTrue).requires("racing-buffers").help("With --racing-buffers: accept a refused UNMAP that unmapped blocks its list names")),
+            .arg(Arg::new("racing-partial-unmap").long("racing-partial-unmap").action(ArgAction::SetTrue).requires("racing-buffers").help("With --racing-buffers: accept a refused UNMAP that unmapped blocks its list names"))
+            .arg(Arg::new("non-scsi-srbs").long("non-scsi-srbs").action(ArgAction::SetTrue).help("Also send the SRB_FUNCTION_PNP (StorQueryCapabilities, StorRemoveDevice), SRB_FUNCTION_POWER (D3, D0) and, to WMI data providers, SRB_FUNCTION_WMI requests Storport sends, each in its own layout with the members the miniport must ignore poisoned; off for now, it will become the default"))
+            .arg(
+                Arg::new("lifecycle")
+                    .long("lifecycle")
+                    .value_name("SEQ")
+                    .help("Run this PnP and power sequence instead of the default one: comma-separated steps start, io, pnp-stop, pnp-start, d3, hibernate, d0, query-remove, cancel-remove, remove, surprise-remove (for example start,io,pnp-stop,pnp-start,io,d3,d0,io,surprise-remove)"),
+            )
+            .arg(
+                Arg::new("pnp-start")
+                    .long("pnp-start")
+                    .value_name("READING")
+                    .value_parser(["find-adapter", "restart"])
+                    .default_value("find-adapter")
+                    .help("How a pnp-start step starts the adapter again (the pages are silent): find-adapter runs HwFindAdapter and HwInitialize again on the same, intact device extension; restart sends ScsiRestartAdapter"),
+            )
+            .arg(Arg::new("pnp-capabilities-buffer").long("pnp-capabilities-buffer").action(ArgAction::SetTrue).help("With --non-scsi-srbs: give StorQueryCapabilities a STOR_DEVICE_CAPABILITIES_EX buffer in DataBuffer instead of poisoning it (the pages disagree; the poisoned reading is the default)")),
         )
 }
 
@@ -551,6 +594,17 @@ pub fn run(args: &RunArgs, sets: &[SetSpec]) -> RunReport {
 /// many calls of each fallible import the driver made.
 #[must_use]
 pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -> RunReport {
+    run_with_options(args, sets, faults, &RunOptions::default())
+}
+
+/// Runs `storemu run` with the fault plan `faults` and the run `options`.
+#[must_use]
+pub fn run_with_options(
+    args: &RunArgs,
+    sets: &[SetSpec],
+    faults: &[FaultSpec],
+    run_options: &RunOptions,
+) -> RunReport {
     let bytes = match std::fs::read(&args.driver) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -581,12 +635,11 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
     let cpu = GateCpu {
         timeout: std::time::Duration::from_millis(args.watchdog_ms),
     };
-    let port = Port::new(
-        entry,
-        Arc::new(cpu),
-        args.port_options(service),
-        Some(Box::new(image)),
-    );
+    let options = PortOptions {
+        pnp_capabilities_buffer: run_options.pnp_capabilities_buffer,
+        ..args.port_options(service)
+    };
+    let port = Port::new(entry, Arc::new(cpu), options, Some(Box::new(image)));
     port.set_registry(registry);
     port.log(format!("loaded {name}"));
     if let Some(seed) = args.seed {
@@ -598,7 +651,10 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
     if !faults.is_empty() {
         port.inject_faults(faults.to_vec());
     }
-    let luns = life_cycle(&port);
+    let luns = run_options.lifecycle.as_ref().map_or_else(
+        || life_cycle(&port, run_options),
+        |steps| lifecycle_sequence(&port, steps, run_options),
+    );
     port.unload();
     if !faults.is_empty() {
         let calls: Vec<String> = port
@@ -628,7 +684,29 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
     }
 }
 
-fn life_cycle(port: &Port) -> Vec<LunReport> {
+/// `DriverEntry`, then the `--lifecycle` steps.
+fn lifecycle_sequence(
+    port: &Port,
+    steps: &[lifecycle::Step],
+    options: &RunOptions,
+) -> Vec<LunReport> {
+    match port.driver_entry() {
+        Ok(()) => lifecycle::run(port, steps, options),
+        Err(error) => {
+            if port.findings().is_empty() {
+                port.report(
+                    Rule::AdapterStartFailed,
+                    "DriverEntry",
+                    vec![],
+                    error.to_string(),
+                );
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn life_cycle(port: &Port, options: &RunOptions) -> Vec<LunReport> {
     match port.driver_entry() {
         Ok(()) => {}
         Err(error) => {
@@ -649,7 +727,7 @@ fn life_cycle(port: &Port) -> Vec<LunReport> {
         }
         return Vec::new();
     }
-    let luns = match discover(port) {
+    let luns = match discover(port, options) {
         Ok(luns) => luns,
         Err(PortError::BugCheck(_)) => return Vec::new(),
         Err(_) => Vec::new(),
@@ -657,12 +735,21 @@ fn life_cycle(port: &Port) -> Vec<LunReport> {
     if port.bugchecked() {
         return luns;
     }
+    if options.non_scsi_srbs {
+        let addresses: Vec<nonscsi::Address> =
+            luns.iter().map(|l| (l.bus, l.target, l.lun)).collect();
+        let steps = nonscsi::power_cycle(port, &addresses)
+            .and_then(|()| nonscsi::remove_luns(port, &addresses));
+        if steps.is_err() || port.bugchecked() {
+            return luns;
+        }
+    }
     let _ = port.stop();
     let _ = port.remove();
     luns
 }
 
-fn discover(port: &Port) -> Result<Vec<LunReport>, PortError> {
+fn discover(port: &Port, options: &RunOptions) -> Result<Vec<LunReport>, PortError> {
     let config = port.config().ok_or(PortError::NotStarted)?;
     let buses = config.NumberOfBuses.clamp(1, MAX_SCANNED_BUSES);
     let targets = config.MaximumNumberOfTargets.clamp(1, MAX_SCANNED_TARGETS);
@@ -672,6 +759,10 @@ fn discover(port: &Port) -> Result<Vec<LunReport>, PortError> {
     ));
     let found = scan::scan(port, buses, targets, luns)?;
     port.log(format!("bus scan found {} LUN(s)", found.len()));
+    if options.non_scsi_srbs {
+        let addresses: Vec<nonscsi::Address> = found.iter().map(|l| (l.0, l.1, l.2)).collect();
+        nonscsi::after_scan(port, &addresses)?;
+    }
     let mut reports = Vec::new();
     for lun in &found {
         port.log(format!("probe LUN {}:{}:{}", lun.0, lun.1, lun.2));
@@ -776,7 +867,30 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let report = run_with_faults(&args, &sets, &faults);
+    let lifecycle = match run_matches
+        .get_one::<String>("lifecycle")
+        .map(|seq| lifecycle::parse(seq))
+        .transpose()
+    {
+        Ok(steps) => steps,
+        Err(message) => {
+            eprintln!("storemu: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let options = RunOptions {
+        non_scsi_srbs: run_matches.get_flag("non-scsi-srbs"),
+        pnp_capabilities_buffer: run_matches.get_flag("pnp-capabilities-buffer"),
+        lifecycle,
+        pnp_start: match run_matches
+            .get_one::<String>("pnp-start")
+            .map(String::as_str)
+        {
+            Some("restart") => PnpStartReading::RestartAdapter,
+            _ => PnpStartReading::FindAdapterAgain,
+        },
+    };
+    let report = run_with_options(&args, &sets, &faults, &options);
     if args.json {
         println!("{}", report.to_json());
     } else {

@@ -32,6 +32,12 @@ use super::srb::{self, DataDirection, GUARD_FILL, SrbRecord, SrbResult};
 use super::state::{Event, Shared, lock};
 use crate::machine::preempt::{Preempted, Preemption};
 
+mod lifecycle;
+mod nonscsi;
+
+pub use lifecycle::{OrphanedBlock, PnpStartReading};
+pub use nonscsi::NonScsiRequest;
+
 /// `SP_UNINITIALIZED_VALUE`.
 pub const SP_UNINITIALIZED_VALUE: u32 = 0xFFFF_FFFF;
 /// Entries of the supported-control-type list the port passes
@@ -70,6 +76,10 @@ pub struct PortOptions {
     /// (`--racing-partial-unmap`); [`Port::racing_unmap`] uses it too (the
     /// default reading when `None`).
     pub racing_buffers: Option<super::unmap_race::RefusedUnmap>,
+    /// `StorQueryCapabilities` requests carry a `STOR_DEVICE_CAPABILITIES_EX`
+    /// buffer (the reading of the pages the port does not take by default;
+    /// see [`super::layouts`]).
+    pub pnp_capabilities_buffer: bool,
 }
 
 /// Default of [`PortOptions::dpc_watchdog`].
@@ -86,6 +96,7 @@ impl Default for PortOptions {
             dpc_watchdog: DEFAULT_DPC_WATCHDOG,
             pool: PoolConfig::default(),
             racing_buffers: None,
+            pnp_capabilities_buffer: false,
         }
     }
 }
@@ -165,6 +176,8 @@ pub struct Port {
     phase: Mutex<Phase>,
     memory: Mutex<Option<AdapterMemory>>,
     schedule: Schedule,
+    /// The control types the miniport listed in ScsiQuerySupportedControlTypes.
+    supported_controls: Mutex<Vec<u32>>,
     driver_object: Box<[u64]>,
     registry_path: Box<[u64; 2]>,
     _registry_path_text: Box<[u16]>,
@@ -210,6 +223,7 @@ impl Port {
             phase: Mutex::new(Phase::Loaded),
             memory: Mutex::new(None),
             schedule,
+            supported_controls: Mutex::new(Vec::new()),
             driver_object: vec![0_u64; DRIVER_OBJECT_BYTES / 8].into_boxed_slice(),
             registry_path,
             _registry_path_text: path,
@@ -339,7 +353,10 @@ impl Port {
         Ok(rax)
     }
 
-    fn fault(&self, routine: Routine, fault: CallFault) -> PortError {
+    fn fault(&self, routine: Routine, mut fault: CallFault) -> PortError {
+        if let Some(note) = super::layouts::poison_note(fault.fault_address, &fault.registers) {
+            fault.message = format!("{} {note}", fault.message);
+        }
         let message = fault.message.clone();
         if !fault.reported {
             self.shared.report(Finding {
@@ -424,30 +441,8 @@ impl Port {
         let units = (init.DeviceExtensionSize as usize).div_ceil(16).max(1);
         let mut memory = AdapterMemory {
             extension: vec![0_u128; units].into_boxed_slice(),
-            // SAFETY: PORT_CONFIGURATION_INFORMATION is plain data for which
-            // all-zero bytes are a valid value (null pointers, zero counts).
-            config: Box::new(unsafe { std::mem::zeroed::<PORT_CONFIGURATION_INFORMATION>() }),
+            config: Box::new(default_config(&init)),
         };
-        let config = &mut *memory.config;
-        config.Length = u32::try_from(size_of::<PORT_CONFIGURATION_INFORMATION>()).unwrap_or(0xE0);
-        config.AdapterInterfaceType = init.AdapterInterfaceType;
-        config.MaximumTransferLength = SP_UNINITIALIZED_VALUE;
-        config.NumberOfPhysicalBreaks = SP_UNINITIALIZED_VALUE;
-        config.NumberOfAccessRanges = init.NumberOfAccessRanges;
-        config.NumberOfBuses = 1;
-        config.InitiatorBusId = [-1; 8];
-        config.MapBuffers = init.MapBuffers;
-        config.NeedPhysicalAddresses = init.NeedPhysicalAddresses;
-        config.TaggedQueuing = init.TaggedQueuing;
-        config.AutoRequestSense = init.AutoRequestSense;
-        config.MultipleRequestPerLu = init.MultipleRequestPerLu;
-        config.ReceiveEvent = init.ReceiveEvent;
-        config.MaximumNumberOfTargets = 128;
-        config.MaximumNumberOfLogicalUnits = 8;
-        config.DeviceExtensionSize = init.DeviceExtensionSize;
-        config.SpecificLuExtensionSize = init.SpecificLuExtensionSize;
-        config.SrbExtensionSize = init.SrbExtensionSize;
-        config.Dma64BitAddresses = 0;
         let extension = memory.extension.as_mut_ptr() as u64;
         let config_address = std::ptr::from_mut(&mut *memory.config) as u64;
         self.shared
@@ -456,7 +451,19 @@ impl Port {
         // INVARIANT: the memory is stored before the miniport sees it and
         // lives until `remove`.
         *lock(&self.memory) = Some(memory);
+        self.find_and_initialize(&init, extension, config_address, &|| {})
+    }
 
+    /// HwFindAdapter on `extension` with the ConfigInfo at `config_address`,
+    /// then `after_find` (when find-adapter succeeded), HwInitialize, the
+    /// passive initialisation routine and ScsiQuerySupportedControlTypes.
+    fn find_and_initialize(
+        &self,
+        init: &HW_INITIALIZATION_DATA,
+        extension: u64,
+        config_address: u64,
+        after_find: &dyn Fn(),
+    ) -> Result<(), PortError> {
         let mut again = Box::new(0_u8);
         let argument_string = Box::new(0_u8);
         self.log("HwFindAdapter (PASSIVE_LEVEL)");
@@ -488,6 +495,7 @@ impl Port {
             return Err(PortError::FindAdapterFailed(found));
         }
         self.check_find_adapter(&config);
+        after_find();
 
         self.log("HwInitialize (DIRQL)");
         let initialize = init.HwInitialize.map_or(0, |f| f as *const () as usize);
@@ -600,6 +608,10 @@ impl Port {
             .map(|(i, _)| i)
             .collect();
         self.log(format!("supported adapter control types: {supported:?}"));
+        *lock(&self.supported_controls) = supported
+            .iter()
+            .filter_map(|&t| u32::try_from(t).ok())
+            .collect();
         Ok(())
     }
 
@@ -878,16 +890,39 @@ impl Port {
     /// the result; `data_in` is the data-in length asked for.
     fn run_slot_as(
         &self,
-        mut slot: Box<srb::SrbSlot>,
+        slot: Box<srb::SrbSlot>,
         cdb: &[u8],
         data_in: Option<usize>,
         init: &HW_INITIALIZATION_DATA,
         irql: u8,
         how: Preemptive<'_>,
     ) -> Result<SrbResult, PortError> {
+        let supplied = slot.srb.DataTransferLength;
+        let check = Completion {
+            supplied,
+            completed: &|_| {},
+        };
+        self.run_slot_with(slot, cdb, data_in, init, &check, (irql, how))
+    }
+
+    /// [`Self::run_slot_as`] with the data length the TransferLength rule
+    /// holds the completion to, and a check called with the SRB as the
+    /// miniport completed it (before the port reads the result).
+    fn run_slot_with(
+        &self,
+        mut slot: Box<srb::SrbSlot>,
+        cdb: &[u8],
+        data_in: Option<usize>,
+        init: &HW_INITIALIZATION_DATA,
+        check: &Completion<'_>,
+        (irql, how): (u8, Preemptive<'_>),
+    ) -> Result<SrbResult, PortError> {
+        let Completion {
+            supplied,
+            completed,
+        } = *check;
         let timeout_seconds = slot.srb.TimeOutValue;
         let srb_address = std::ptr::from_mut(&mut slot.srb) as usize;
-        let supplied = slot.srb.DataTransferLength;
         let record = SrbRecord {
             started: Instant::now(),
             supplied_len: supplied,
@@ -969,6 +1004,7 @@ impl Port {
         let Some(slot) = in_flight.slot.as_deref_mut() else {
             unreachable!("the slot leaves `in_flight` only when it is dropped");
         };
+        completed(slot);
         let result = self.collect(slot, data_in, srb_address);
         slot.srb.DataBuffer = std::ptr::null_mut();
         Ok(result)
@@ -1095,6 +1131,14 @@ fn code_location(pc: usize) -> String {
     crate::machine::locate(pc).map_or_else(|| format!("{pc:#x}"), |location| location.to_string())
 }
 
+/// What the port holds a completion to: the data length the TransferLength
+/// rule allows, and a check of the SRB as the miniport completed it.
+#[derive(Clone, Copy)]
+struct Completion<'a> {
+    supplied: u32,
+    completed: &'a dyn Fn(&srb::SrbSlot),
+}
+
 /// Lets a parked call go on however the preempting side ends.
 struct ResumeOnDrop<'a>(&'a Preemption);
 
@@ -1102,6 +1146,34 @@ impl Drop for ResumeOnDrop<'_> {
     fn drop(&mut self) {
         self.0.resume();
     }
+}
+
+/// The ConfigInfo Storport hands HwFindAdapter: the documented defaults and
+/// what the init data declared.
+fn default_config(init: &HW_INITIALIZATION_DATA) -> PORT_CONFIGURATION_INFORMATION {
+    // SAFETY: PORT_CONFIGURATION_INFORMATION is plain data for which
+    // all-zero bytes are a valid value (null pointers, zero counts).
+    let mut config = unsafe { std::mem::zeroed::<PORT_CONFIGURATION_INFORMATION>() };
+    config.Length = u32::try_from(size_of::<PORT_CONFIGURATION_INFORMATION>()).unwrap_or(0xE0);
+    config.AdapterInterfaceType = init.AdapterInterfaceType;
+    config.MaximumTransferLength = SP_UNINITIALIZED_VALUE;
+    config.NumberOfPhysicalBreaks = SP_UNINITIALIZED_VALUE;
+    config.NumberOfAccessRanges = init.NumberOfAccessRanges;
+    config.NumberOfBuses = 1;
+    config.InitiatorBusId = [-1; 8];
+    config.MapBuffers = init.MapBuffers;
+    config.NeedPhysicalAddresses = init.NeedPhysicalAddresses;
+    config.TaggedQueuing = init.TaggedQueuing;
+    config.AutoRequestSense = init.AutoRequestSense;
+    config.MultipleRequestPerLu = init.MultipleRequestPerLu;
+    config.ReceiveEvent = init.ReceiveEvent;
+    config.MaximumNumberOfTargets = 128;
+    config.MaximumNumberOfLogicalUnits = 8;
+    config.DeviceExtensionSize = init.DeviceExtensionSize;
+    config.SpecificLuExtensionSize = init.SpecificLuExtensionSize;
+    config.SrbExtensionSize = init.SrbExtensionSize;
+    config.Dma64BitAddresses = 0;
+    config
 }
 
 /// The data-in length `direction` asks for.

@@ -26,6 +26,12 @@ pub struct CallFault {
     pub message: String,
     /// The finding was already recorded (a bug check raised by an export).
     pub reported: bool,
+    /// For a processor exception: the data address the processor reported,
+    /// when it reported one.
+    pub fault_address: Option<u64>,
+    /// For a processor exception: the general-purpose registers at the
+    /// faulting instruction (x86 numbering); empty otherwise.
+    pub registers: Vec<u64>,
 }
 
 /// Calls through the machine's call gate: a 24 KiB kernel stack with a
@@ -99,6 +105,12 @@ impl Cpu for GateCpu {
                 Fault::Timeout { .. } => (Rule::DriverHang, false),
                 Fault::Exception(_) | Fault::Setup(_) => (Rule::DriverFault, false),
             };
+            let (fault_address, registers) = match &fault {
+                Fault::Exception(e) => {
+                    (e.fault_address.map(|a| a as u64), e.registers.gpr.to_vec())
+                }
+                _ => (None, Vec::new()),
+            };
             let mut message = fault.to_string();
             if let Some(first) = message.get_mut(0..1) {
                 first.make_ascii_uppercase();
@@ -110,6 +122,8 @@ impl Cpu for GateCpu {
                 params,
                 message,
                 reported,
+                fault_address,
+                registers,
             };
             match (&fault, context::current()) {
                 (Fault::Exception(exception), Some((shared, _, _))) => {

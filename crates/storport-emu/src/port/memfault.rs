@@ -155,5 +155,7 @@ fn special_pool_fault(exception: &Exception, address: usize, hit: &PoolHit) -> C
         ],
         message: format!("{who} {access} {address:#x}, {place}."),
         reported: false,
+        fault_address: Some(address as u64),
+        registers: exception.registers.gpr.to_vec(),
     }
 }

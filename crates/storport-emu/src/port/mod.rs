@@ -10,6 +10,16 @@
 //!   HwStartIo at DISPATCH_LEVEL ([`Port::execute`], callable from several
 //!   threads) → Stop / Restart / SetRunningConfig / HwResetBus on request →
 //!   HwFreeAdapterResources ([`Port::remove`]) → unload with leak checks.
+//! - [`layouts`]: `SRB_FUNCTION_PNP`, `_POWER` and `_WMI` requests in their
+//!   own layouts (`SCSI_PNP_REQUEST_BLOCK`, ...): members the miniport must
+//!   ignore are poisoned (a dereference faults and the report names the
+//!   member), and a change to a member the layout does not give the
+//!   miniport is `NonScsiSrbWrite` ([`Port::pnp`], [`Port::power`],
+//!   [`Port::wmi`], [`Port::non_scsi`]).
+//! - PnP and power steps ([`Port::pnp_start`] after [`Port::stop`], with
+//!   [`PnpStartReading`]; [`Port::supports_control`],
+//!   [`Port::reachable_pool`]): what Storport does in each step of `storemu
+//!   run --lifecycle` and which page says so is in [`crate::cli::lifecycle`].
 //! - [`rules`]: every verifier rule, its stable name and its source.
 //! - [`faults`]: fault injection — the N-th call of a fallible import
 //!   (pool, registry buffer, registry read/write) fails
@@ -67,7 +77,9 @@
 //! assert_eq!(port.findings(), vec![]);
 //! ```
 //!
-//! The rest of the API: [`Port::submit`] (any `SRB_FUNCTION_*`),
+//! The rest of the API: [`Port::submit`] (any `SRB_FUNCTION_*` in the
+//! `SCSI_REQUEST_BLOCK` layout), [`Port::pnp`] / [`Port::power`] /
+//! [`Port::wmi`] (the non-SCSI requests in their own layouts),
 //! [`Port::adapter_control`], [`Port::set_running_config`],
 //! [`Port::reset_bus`], [`Port::config`] (ConfigInfo as find-adapter left
 //! it), [`Port::events`] / [`Port::dbgprint`] / [`Port::findings`].
@@ -122,6 +134,7 @@ pub mod context;
 pub mod cpu;
 pub mod exports;
 pub mod faults;
+pub mod layouts;
 pub mod mem;
 pub mod memfault;
 pub mod model;
@@ -136,7 +149,7 @@ pub mod srb;
 pub mod state;
 pub mod unmap_race;
 
-pub use adapter::{Port, PortError, PortOptions};
+pub use adapter::{NonScsiRequest, OrphanedBlock, PnpStartReading, Port, PortError, PortOptions};
 pub use faults::{FaultPlan, FaultSpec, InjectedFault};
 pub use physmem::PhysicalMemory;
 pub use pool::PoolConfig;

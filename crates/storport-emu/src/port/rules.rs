@@ -81,6 +81,14 @@ pub enum Rule {
     /// The outcome of a request whose data-out buffer changed while the
     /// miniport ran is one no consistent snapshot of the buffer produces.
     DataOutSnapshot,
+    /// The miniport changed a member of a PNP, POWER or WMI SRB that the
+    /// request's own layout does not give it to set.
+    NonScsiSrbWrite,
+    /// A block written before a PnP or power step read back different after it.
+    LifecycleDataLoss,
+    /// HwFindAdapter, run again on the adapter's device extension, left pool
+    /// the extension led to unreachable from it while still allocated.
+    LiveStateOverwritten,
 }
 
 /// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
@@ -273,6 +281,24 @@ pub const RULES: &[RuleRow] = &[
         Rule::DataOutSnapshot,
         "DataOutSnapshot",
         "SDV rule DoubleFetch (wdm): copy caller data once and do not read it again (a data-out buffer may be the caller's own pages, IOCTL_SCSI_PASS_THROUGH_DIRECT); SBC-3 UNMAP parameter list: the outcome (status, what changed on the medium) of a list that changes while the miniport runs is one a consistent snapshot of it produces (storemu run --racing-buffers; SBC is silent on partial effects of a refused UNMAP: storemu requires none, --racing-partial-unmap allows them)",
+        None,
+    ),
+    (
+        Rule::NonScsiSrbWrite,
+        "NonScsiSrbWrite",
+        "SCSI_PNP_REQUEST_BLOCK / SCSI_POWER_REQUEST_BLOCK / SCSI_WMI_REQUEST_BLOCK structure (srb.h): an SRB_FUNCTION_PNP, _POWER or _WMI request has its own layout; the miniport sets SrbStatus (WMI: also DataTransferLength and the DataBuffer contents), and the members the pages say \"miniport drivers should ignore\" (PnPSubFunction, SrbFlags, DataTransferLength, DataBuffer, SenseInfoBuffer, NextSrb, OriginalRequest) or call reserved are not its to write; offset 4 is PnPSubFunction / SrbPowerFlags / WMISubFunction, not ScsiStatus",
+        None,
+    ),
+    (
+        Rule::LifecycleDataLoss,
+        "LifecycleDataLoss",
+        "SCSI_ADAPTER_CONTROL_TYPE: ScsiStopAdapter (\"the miniport driver should not free its resources\") and ScsiRestartAdapter (\"its device extension and logical unit extensions ... are intact\"), SCSI_POWER_REQUEST_BLOCK, Handling SRB_FUNCTION_PNP: a D3/D0 cycle, a cancelled removal or a PnP stop/start keeps the adapter's memory, so a block written and completed with SUCCESS before the step reads back as written after it. For a virtual miniport across IRP_MN_STOP_DEVICE / IRP_MN_START_DEVICE the pages are silent: storemu runs HwFindAdapter and HwInitialize again on the same, intact device extension (--pnp-start restart: ScsiRestartAdapter instead)",
+        None,
+    ),
+    (
+        Rule::LiveStateOverwritten,
+        "LiveStateOverwritten",
+        "The pages are silent on what a virtual miniport's HwFindAdapter finds in its device extension when Storport starts the adapter again after IRP_MN_STOP_DEVICE; storemu's reading is the conservative one, the same extension with its contents intact (--pnp-start restart: ScsiRestartAdapter instead). HwFindAdapter must then not drop live adapter state: pool the extension led to before the call and still allocated after it must stay reachable from it",
         None,
     ),
 ];
