@@ -127,8 +127,9 @@ const ROUNDS: u32 = 40;
 const OWN_BLOCKS: u32 = 16;
 /// Start of the range every thread writes.
 const SHARED_LBA: u32 = 1024;
-/// Blocks in the shared range.
-const SHARED_BLOCKS: u32 = 8;
+/// Blocks in the shared range: the second half of the disk's first 1 MiB
+/// chunk, so that a copy of it takes long enough for others to overlap it.
+const SHARED_BLOCKS: u16 = 1024;
 /// Blocks per request.
 const CHUNK: u16 = 4;
 
@@ -144,44 +145,54 @@ fn writer_of(generation: u32) -> Option<(u8, u32)> {
     (thread < THREADS && round < ROUNDS).then_some((thread, round))
 }
 
-/// Checks the shared range of `lun` as read. vstor's media are 64-bit
-/// atomic words and overlapping concurrent writes may interleave at word
-/// granularity (src/ramdisk.rs; SCSI orders nothing between concurrent
-/// commands), so a block may mix words of several writes. What must hold is
-/// that every 8-byte word is either still zero or the word at that place of
-/// a block some thread wrote to this LUN and LBA: no word of another LUN or
-/// LBA, of no write at all, or torn inside itself.
+/// Checks the shared range of `lun` as read. Every thread writes the whole
+/// range in one WRITE(10) with its generation. vstor copies a disk's bytes
+/// under the lock of the chunk they lie in (src/ramdisk.rs: 1 MiB chunks,
+/// shared to read, exclusive to write), and the range lies in one chunk, so
+/// a READ(10) of it sees writes whole: every block must be the block one and
+/// the same write put there, or all of them still zero. A mixture of two
+/// writes is a torn request; a block of another LUN or LBA was never written
+/// there.
 fn check_shared(lun: u8, data: &[u8]) {
-    assert_eq!(data.len(), 8 * BLOCK, "the whole shared range was read");
-    for (index, got) in data.chunks_exact(BLOCK).enumerate() {
-        let lba = u64::from(SHARED_LBA) + index as u64;
-        for (row_index, row) in got.chunks_exact(16).enumerate() {
-            let offset = row_index * 16;
-            let stored = u32::from_le_bytes(row[10..14].try_into().expect("4 bytes"));
-            // The first word carries no generation: any write's will do.
-            let any = block(BLOCK, lun, lba, generation(0, 0));
-            assert!(
-                row[..8] == [0; 8] || row[..8] == any[offset..offset + 8],
-                "LUN {lun} LBA {lba} byte {offset}: {:02x?} was never written there",
-                &row[..8]
-            );
-            if row[8..] == [0; 8] {
-                continue;
-            }
-            let writer = writer_of(stored);
-            let expected = block(BLOCK, lun, lba, stored);
-            assert!(
-                writer.is_some() && row[8..] == expected[offset + 8..offset + 16],
-                "LUN {lun} LBA {lba} byte {}: {:02x?} was never written there",
-                offset + 8,
-                &row[8..]
-            );
-        }
+    assert_eq!(
+        data.len(),
+        usize::from(SHARED_BLOCKS) * BLOCK,
+        "the whole shared range was read"
+    );
+    if data.iter().all(|&b| b == 0) {
+        return;
+    }
+    let generation = u32::from_le_bytes(data[10..14].try_into().expect("4 bytes"));
+    assert!(
+        writer_of(generation).is_some(),
+        "LUN {lun} LBA {SHARED_LBA}: generation {generation:#x} was never written there"
+    );
+    let expected = blocks(
+        BLOCK,
+        lun,
+        u64::from(SHARED_LBA),
+        u64::from(SHARED_BLOCKS),
+        generation,
+    );
+    if let Some(row) = data
+        .chunks_exact(16)
+        .zip(expected.chunks_exact(16))
+        .position(|(got, want)| got != want)
+    {
+        let offset = row * 16;
+        panic!(
+            "LUN {lun} LBA {} byte {}: {:02x?} is not what the write of generation {generation:#x} put there \
+             (a torn request, or a block that was never written there)",
+            u64::from(SHARED_LBA) + (offset / BLOCK) as u64,
+            offset % BLOCK,
+            &data[offset..offset + 16]
+        );
     }
 }
 
 /// One thread's work: in each round, write its own range of one LUN and
-/// read it straight back; write a chunk of the shared range of every LUN.
+/// read it straight back, then write the shared range of that LUN whole and
+/// read it back whole.
 fn worker(adapter: &Adapter, thread: u8, barrier: &Barrier) {
     barrier.wait();
     let own_start = u32::from(thread) * OWN_BLOCKS;
@@ -200,14 +211,19 @@ fn worker(adapter: &Adapter, thread: u8, barrier: &Barrier) {
                 "thread {thread} round {round}: LUN {lun} LBA {lba} read back"
             );
         }
-        let shared = SHARED_LBA + (u32::from(thread) + round) % (SHARED_BLOCKS - 1);
-        for lun in 0..3 {
-            let data = blocks(BLOCK, lun, u64::from(shared), 2, generation);
-            assert_good(
-                &adapter.write10(lun, shared, 2, data),
-                "concurrent WRITE(10) to the shared range",
+        {
+            let data = blocks(
+                BLOCK,
+                lun,
+                u64::from(SHARED_LBA),
+                u64::from(SHARED_BLOCKS),
+                generation,
             );
-            let read = adapter.read10(lun, SHARED_LBA, 8, BLOCK);
+            assert_good(
+                &adapter.write10(lun, SHARED_LBA, SHARED_BLOCKS, data),
+                "concurrent WRITE(10) of the shared range",
+            );
+            let read = adapter.read10(lun, SHARED_LBA, SHARED_BLOCKS, BLOCK);
             assert_good(&read, "concurrent READ(10) of the shared range");
             check_shared(lun, &read.data);
         }
@@ -255,33 +271,58 @@ fn concurrent_io_from_four_threads_keeps_every_block() {
         }
     }
     for lun in 0..3_u8 {
-        check_shared(lun, &adapter.read_ok(lun, SHARED_LBA, 8, BLOCK));
+        check_shared(lun, &adapter.read_ok(lun, SHARED_LBA, SHARED_BLOCKS, BLOCK));
     }
     adapter.finish_clean();
 }
 
+/// The shared range as the write of `generation` to `lun` leaves it.
+fn shared_as_written(lun: u8, generation: u32) -> Vec<u8> {
+    blocks(
+        BLOCK,
+        lun,
+        u64::from(SHARED_LBA),
+        u64::from(SHARED_BLOCKS),
+        generation,
+    )
+}
+
 #[test]
-fn the_shared_range_check_accepts_words_of_different_writes() {
-    let mut data = blocks(BLOCK, 2, u64::from(SHARED_LBA), 8, generation(1, 3));
-    let other = blocks(BLOCK, 2, u64::from(SHARED_LBA), 8, generation(2, 5));
-    data[BLOCK + 8..BLOCK + 16].copy_from_slice(&other[BLOCK + 8..BLOCK + 16]);
-    data[3 * BLOCK..4 * BLOCK].fill(0);
+fn the_shared_range_check_accepts_one_whole_write_or_none() {
+    check_shared(2, &shared_as_written(2, generation(1, 3)));
+    check_shared(2, &vec![0; usize::from(SHARED_BLOCKS) * BLOCK]);
+}
+
+#[test]
+#[should_panic(expected = "a torn request")]
+fn the_shared_range_check_rejects_blocks_of_two_writes() {
+    let mut data = shared_as_written(2, generation(1, 3));
+    let other = shared_as_written(2, generation(2, 5));
+    data[5 * BLOCK..6 * BLOCK].copy_from_slice(&other[5 * BLOCK..6 * BLOCK]);
     check_shared(2, &data);
 }
 
 #[test]
-#[should_panic(expected = "was never written there")]
+#[should_panic(expected = "a torn request")]
+fn the_shared_range_check_rejects_a_block_torn_inside() {
+    let mut data = shared_as_written(2, generation(1, 3));
+    let other = shared_as_written(2, generation(2, 5));
+    data[BLOCK + 256..2 * BLOCK].copy_from_slice(&other[BLOCK + 256..2 * BLOCK]);
+    check_shared(2, &data);
+}
+
+#[test]
+#[should_panic(expected = "never written there")]
 fn the_shared_range_check_rejects_a_block_of_another_lba() {
-    let mut data = blocks(BLOCK, 0, u64::from(SHARED_LBA), 8, generation(1, 1));
+    let mut data = shared_as_written(0, generation(1, 1));
     data[..BLOCK].copy_from_slice(&block(BLOCK, 0, 7, generation(1, 1)));
     check_shared(0, &data);
 }
 
 #[test]
-#[should_panic(expected = "was never written there")]
+#[should_panic(expected = "never written there")]
 fn the_shared_range_check_rejects_a_block_of_another_lun() {
-    let data = blocks(BLOCK, 1, u64::from(SHARED_LBA), 8, generation(0, 0));
-    check_shared(0, &data);
+    check_shared(0, &shared_as_written(1, generation(0, 0)));
 }
 
 /// COMPARE AND WRITE of `blocks` at `lba`.
