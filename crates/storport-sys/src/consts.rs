@@ -60,6 +60,11 @@ pub mod notification {
     pub const REQUEST_TIMER_CALL: ULONG = 6;
     /// `BusChangeDetected`.
     pub const BUS_CHANGE_DETECTED: ULONG = 7;
+    /// `AcquireSpinLock` (`StorPortAcquireSpinLock`: `STOR_SPINLOCK`,
+    /// `LockContext`, `STOR_LOCK_HANDLE*`).
+    pub const ACQUIRE_SPIN_LOCK: ULONG = 0x1003;
+    /// `ReleaseSpinLock` (`StorPortReleaseSpinLock`: `STOR_LOCK_HANDLE*`).
+    pub const RELEASE_SPIN_LOCK: ULONG = 0x1004;
 }
 
 /// `SRB_FUNCTION_*` (srb.h).
@@ -189,3 +194,14 @@ pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000_009A_u32.cast_signed(
 pub const BUGCHECK_DRIVER_VERIFIER_DETECTED_VIOLATION: ULONG = 0xC4;
 /// `SCSI_VERIFIER_DETECTED_VIOLATION` bug check (Storport verification).
 pub const BUGCHECK_SCSI_VERIFIER_DETECTED_VIOLATION: ULONG = 0xF1;
+
+/// `STOR_SPINLOCK` values (storport.h) `StorPortAcquireSpinLock` takes.
+pub mod stor_spinlock {
+    use crate::types::STOR_SPINLOCK;
+    /// `DpcLock`: the lock of the `STOR_DPC` passed as `LockContext`.
+    pub const DPC_LOCK: STOR_SPINLOCK = 1;
+    /// `StartIoLock`.
+    pub const START_IO_LOCK: STOR_SPINLOCK = 2;
+    /// `InterruptLock`.
+    pub const INTERRUPT_LOCK: STOR_SPINLOCK = 3;
+}

@@ -23,6 +23,7 @@ use storport_sys::{HW_INITIALIZATION_DATA, PORT_CONFIGURATION_INFORMATION, adapt
 use super::context::{self, Routine};
 use super::cpu::{CallFault, Cpu};
 use super::faults::{FaultPlan, FaultSpec, InjectedFault};
+use super::locks::{self, StorPortLockIrql};
 use super::model::{DIRQL, DISPATCH_LEVEL, STATUS_SUCCESS};
 use super::regglue::RegistryPort;
 use super::rules::{Finding, Rule};
@@ -51,6 +52,9 @@ pub struct PortOptions {
     /// The adapter's port number: the `<N>` of `Parameters\Device<N>` that
     /// `Global == 0` registry calls address.
     pub adapter_number: u32,
+    /// How `StorPortAcquireSpinLock` / `StorPortReleaseSpinLock` check the
+    /// IRQL (`--storport-lock-irql`).
+    pub storport_lock_irql: StorPortLockIrql,
 }
 
 impl Default for PortOptions {
@@ -60,6 +64,7 @@ impl Default for PortOptions {
             adapter_number: 0,
             srb_timeout: Duration::from_secs(10),
             echo: false,
+            storport_lock_irql: StorPortLockIrql::Strict,
         }
     }
 }
@@ -157,6 +162,9 @@ impl Port {
     ) -> Self {
         let shared = Arc::new(Shared::default());
         shared.echo.store(options.echo, Ordering::Relaxed);
+        shared
+            .spin_locks
+            .set_storport_irql(options.storport_lock_irql);
         *lock(&shared.registry) =
             RegistryPort::new(crate::registry::Registry::new(), &options.service);
         lock(&shared.registry).scope.adapter_number = options.adapter_number;
@@ -275,6 +283,7 @@ impl Port {
         target: usize,
         args: &[u64],
     ) -> Result<u64, PortError> {
+        let acquired_since = locks::mark();
         let result = {
             let _frame = context::enter(&self.shared, routine, irql);
             // SAFETY: `target` is a routine the miniport registered for
@@ -282,6 +291,9 @@ impl Port {
             // prototype takes, pointing at memory the port keeps alive.
             unsafe { self.cpu.call(target, args, irql) }
         };
+        if result.is_ok() {
+            locks::check_returned(&self.shared, routine, acquired_since);
+        }
         self.shared.flush_debug_output();
         let rax = result.map_err(|fault| self.fault(routine, fault))?;
         self.run_dpcs()?;

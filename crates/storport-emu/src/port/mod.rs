@@ -100,6 +100,7 @@ pub mod context;
 pub mod cpu;
 pub mod exports;
 pub mod faults;
+pub mod locks;
 pub mod mem;
 pub mod model;
 pub mod pool;
