@@ -400,6 +400,7 @@ fn storemu_run_fail_injects_the_named_call_and_logs_it() {
         allow_missing: false,
         watchdog_ms: cli::DEFAULT_WATCHDOG_MS,
         srb_timeout_ms: cli::DEFAULT_SRB_TIMEOUT_MS,
+        storport_lock_irql: storport_emu::port::locks::StorPortLockIrql::Strict,
     };
     let faults = cli::parse_faults(&["ExAllocatePool2@1".to_owned()]).expect("valid");
     let report = cli::run_with_faults(&args, &[], &faults);

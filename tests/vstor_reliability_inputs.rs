@@ -264,6 +264,7 @@ fn run_args(driver: &Path, inf: &Path) -> RunArgs {
         allow_missing: false,
         watchdog_ms: cli::DEFAULT_WATCHDOG_MS,
         srb_timeout_ms: cli::DEFAULT_SRB_TIMEOUT_MS,
+        storport_lock_irql: storport_emu::port::locks::StorPortLockIrql::Strict,
     }
 }
 

@@ -16,6 +16,7 @@ fn run(sets: &[&str]) -> cli::RunReport {
         allow_missing: false,
         watchdog_ms: cli::DEFAULT_WATCHDOG_MS,
         srb_timeout_ms: cli::DEFAULT_SRB_TIMEOUT_MS,
+        storport_lock_irql: storport_emu::port::locks::StorPortLockIrql::Strict,
     };
     let sets = cli::parse_sets(&args.set).expect("the --set values parse");
     let report = cli::run(&args, &sets);

@@ -26,6 +26,7 @@ use serde_json::json;
 use crate::inf::{Inf, InstallOptions, install, install_default, service_name_for_image};
 use crate::machine::loader;
 use crate::port::cpu::GateCpu;
+use crate::port::locks::StorPortLockIrql;
 use crate::port::state::Event;
 use crate::port::{FaultSpec, Finding, Port, PortError, PortOptions, Rule, exports};
 use crate::registry::{Registry, SetSpec, apply, parse_set};
@@ -63,6 +64,9 @@ pub struct RunArgs {
     pub watchdog_ms: u64,
     /// Longest the port waits for a request's completion.
     pub srb_timeout_ms: u64,
+    /// How `StorPortAcquireSpinLock` / `StorPortReleaseSpinLock` check the
+    /// IRQL (`--storport-lock-irql strict|unchecked`).
+    pub storport_lock_irql: StorPortLockIrql,
 }
 
 /// Default watchdog limit per callback, in milliseconds.
@@ -131,6 +135,14 @@ pub(crate) fn adapter_args(command: Command) -> Command {
                 .help("Longest the port waits for a request's completion"),
         )
         .arg(Arg::new("allow-missing").long("allow-missing").action(ArgAction::SetTrue).help("Bind unimplemented imports to stubs that report when called"))
+        .arg(
+            Arg::new("storport-lock-irql")
+                .long("storport-lock-irql")
+                .value_name("READING")
+                .value_parser(["strict", "unchecked"])
+                .default_value("strict")
+                .help("IRQL check of StorPortAcquireSpinLock/StorPortReleaseSpinLock, which their page does not state: strict (DpcLock and StartIoLock as in-stack queued spin locks, InterruptLock at DIRQL) or unchecked"),
+        )
 }
 
 /// The adapter arguments `run` and `serve` share, from their matches
@@ -161,6 +173,13 @@ pub(crate) fn run_args(matches: &ArgMatches) -> RunArgs {
             .get_one::<u64>("srb-timeout-ms")
             .copied()
             .unwrap_or(DEFAULT_SRB_TIMEOUT_MS),
+        storport_lock_irql: match matches
+            .get_one::<String>("storport-lock-irql")
+            .map(String::as_str)
+        {
+            Some("unchecked") => StorPortLockIrql::Unchecked,
+            _ => StorPortLockIrql::Strict,
+        },
     }
 }
 
@@ -386,6 +405,7 @@ pub fn run_with_faults(args: &RunArgs, sets: &[SetSpec], faults: &[FaultSpec]) -
     let options = PortOptions {
         service,
         srb_timeout: std::time::Duration::from_millis(args.srb_timeout_ms),
+        storport_lock_irql: args.storport_lock_irql,
         ..PortOptions::default()
     };
     let port = Port::new(entry, Arc::new(cpu), options, Some(Box::new(image)));

@@ -108,6 +108,7 @@ impl Adapter {
             service,
             srb_timeout: Duration::from_millis(args.srb_timeout_ms),
             echo,
+            storport_lock_irql: args.storport_lock_irql,
             ..PortOptions::default()
         };
         let port = Arc::new(Port::new(
