@@ -131,6 +131,8 @@ struct Probe {
     ke: KSPIN_LOCK,
     queued: KSPIN_LOCK,
     ex: i32,
+    /// A `STOR_DPC` (0x48 bytes; its `Lock` is the last word).
+    dpc: [usize; 9],
     queue_handle: KLOCK_QUEUE_HANDLE,
     stor_handle: STOR_LOCK_HANDLE,
     /// What the callback saw: (step, IRQL after it, value it returned).
@@ -152,6 +154,7 @@ impl Probe {
             ke: 0,
             queued: 0,
             ex: 0,
+            dpc: [0; 9],
             queue_handle,
             stor_handle: STOR_LOCK_HANDLE {
                 Lock: 0,
@@ -237,22 +240,32 @@ extern "win64" fn raising_kinds(argument: u64) -> u64 {
     unsafe { (api.ex_release_exclusive)(&raw mut probe.ex, old) };
     probe.see("ExReleaseSpinLockExclusive", 0);
 
-    for (kind, name) in [
-        (stor_spinlock::START_IO_LOCK, "StartIoLock"),
-        (stor_spinlock::INTERRUPT_LOCK, "InterruptLock"),
+    let dpc = probe.dpc.as_mut_ptr() as u64;
+    for (kind, context, name) in [
+        (stor_spinlock::START_IO_LOCK, 0, "StartIoLock"),
+        (stor_spinlock::INTERRUPT_LOCK, 0, "InterruptLock"),
+        (stor_spinlock::DPC_LOCK, dpc, "DpcLock"),
     ] {
-        // SAFETY: StorPortAcquireSpinLock(StartIoLock/InterruptLock, NULL, handle).
+        // SAFETY: StorPortAcquireSpinLock(SpinLock, LockContext, handle): NULL
+        // or the probe's STOR_DPC.
         unsafe {
             (api.notification)(
                 notification::ACQUIRE_SPIN_LOCK,
                 0,
                 u64::from(kind),
-                0,
+                context,
                 &raw mut probe.stor_handle as u64,
             );
         }
         let old = probe.stor_handle.Context.OldIrql;
         probe.see(name, old);
+        if kind == stor_spinlock::DPC_LOCK {
+            probe.words.push(("STOR_DPC.Lock", probe.dpc[8]));
+            probe.words.push((
+                "DpcLock handle",
+                probe.stor_handle.Context.LockQueue.Lock as usize,
+            ));
+        }
         // SAFETY: StorPortReleaseSpinLock(handle) with the handle just filled in.
         unsafe {
             (api.notification)(
@@ -267,6 +280,7 @@ extern "win64" fn raising_kinds(argument: u64) -> u64 {
     }
     probe.words.push(("KSPIN_LOCK after", probe.ke));
     probe.words.push(("EX_SPIN_LOCK after", ex_word(probe.ex)));
+    probe.words.push(("STOR_DPC.Lock after", probe.dpc[8]));
     0
 }
 
@@ -330,6 +344,8 @@ fn every_kind_raises_to_its_level_and_restores_the_callers_irql() {
                 ("StorPortReleaseSpinLock", start, 0),
                 ("InterruptLock", DIRQL, start),
                 ("StorPortReleaseSpinLock", start, 0),
+                ("DpcLock", DISPATCH_LEVEL, start),
+                ("StorPortReleaseSpinLock", start, 0),
             ],
             "called at IRQL {start}"
         );
@@ -345,8 +361,11 @@ fn every_kind_raises_to_its_level_and_restores_the_callers_irql() {
                 ("LockQueue.Lock", queued),
                 ("shared EX_SPIN_LOCK", 1),
                 ("exclusive EX_SPIN_LOCK", 0x8000_0000),
+                ("STOR_DPC.Lock", 1),
+                ("DpcLock handle", std::ptr::from_ref(&probe.dpc[8]) as usize),
                 ("KSPIN_LOCK after", 0),
                 ("EX_SPIN_LOCK after", 0),
+                ("STOR_DPC.Lock after", 0),
             ],
             "the lock words say held while held and free after"
         );
