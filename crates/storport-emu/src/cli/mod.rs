@@ -9,6 +9,10 @@
 //! `--fail CALL@N[..]` (repeatable) makes the N-th call of a fallible import
 //! fail, as [`crate::port::faults`] describes.
 //!
+//! `--storport-lock-irql strict|unchecked` (`run` and `serve`) chooses how
+//! `StorPortAcquireSpinLock` / `StorPortReleaseSpinLock` check the IRQL,
+//! which their page does not state (see [`crate::port::locks`]).
+//!
 //! `storemu inf-lint FILE.inf` checks an INF against the rules of
 //! [`crate::inf::lint`] and prints one line per finding.
 //!
