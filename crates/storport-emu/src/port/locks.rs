@@ -38,7 +38,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use storport_sys::stor_spinlock;
+use std::mem::offset_of;
+
+use storport_sys::{
+    KLOCK_QUEUE_HANDLE, KSPIN_LOCK, KSPIN_LOCK_QUEUE, STOR_LOCK_HANDLE, stor_spinlock,
+};
 
 use super::context::{self, Routine};
 use super::mem;
@@ -86,12 +90,15 @@ pub const ACQUIRE_ABOVE_DISPATCH: u64 = 0x42;
 /// Offset of `STOR_DPC.Lock` (after the 0x40-byte `DPC_BUFFER`): the
 /// `KSPIN_LOCK` behind `DpcLock`.
 const STOR_DPC_LOCK_OFFSET: usize = 0x40;
-/// Offsets in `STOR_LOCK_HANDLE`: `Context.LockQueue.Lock`, `Context.OldIrql`.
-const STOR_HANDLE_LOCK: usize = 0x10;
-const STOR_HANDLE_OLD_IRQL: usize = 0x18;
+/// `sizeof(STOR_DPC)` on x64.
+const STOR_DPC_BYTES: usize = STOR_DPC_LOCK_OFFSET + size_of::<KSPIN_LOCK>();
 /// Offsets in `KLOCK_QUEUE_HANDLE`: `LockQueue.Lock`, `OldIrql`.
-const QUEUE_HANDLE_LOCK: usize = 0x08;
-const QUEUE_HANDLE_OLD_IRQL: usize = 0x10;
+const QUEUE_HANDLE_LOCK: usize =
+    offset_of!(KLOCK_QUEUE_HANDLE, LockQueue) + offset_of!(KSPIN_LOCK_QUEUE, Lock);
+const QUEUE_HANDLE_OLD_IRQL: usize = offset_of!(KLOCK_QUEUE_HANDLE, OldIrql);
+/// Offsets in `STOR_LOCK_HANDLE`: `Context.LockQueue.Lock`, `Context.OldIrql`.
+const STOR_HANDLE_LOCK: usize = offset_of!(STOR_LOCK_HANDLE, Context) + QUEUE_HANDLE_LOCK;
+const STOR_HANDLE_OLD_IRQL: usize = offset_of!(STOR_LOCK_HANDLE, Context) + QUEUE_HANDLE_OLD_IRQL;
 
 /// How a lock is taken, and so which routines may release it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -790,15 +797,17 @@ pub fn acquire_queued(request: &Acquire, handle: usize) {
         request.export,
         "a KLOCK_QUEUE_HANDLE",
         handle,
-        0x18,
+        size_of::<KLOCK_QUEUE_HANDLE>(),
         true,
     );
     let old = acquire(&Acquire {
         queue_entry: handle,
         ..*request
     });
-    let mut entry = [0_u8; 0x10];
-    entry[8..].copy_from_slice(&(request.lock.address as u64).to_le_bytes());
+    // LockQueue: Next = NULL, Lock = the spin lock.
+    let mut entry = [0_u8; size_of::<KSPIN_LOCK_QUEUE>()];
+    entry[offset_of!(KSPIN_LOCK_QUEUE, Lock)..]
+        .copy_from_slice(&(request.lock.address as u64).to_le_bytes());
     let _ = mem::write(handle, &entry);
     if request.raise_to.is_some() {
         let _ = mem::write(handle + QUEUE_HANDLE_OLD_IRQL, &[old]);
@@ -815,7 +824,7 @@ pub fn release_queued(export: &'static str, handle: usize, from_dpc: bool) {
         export,
         "a KLOCK_QUEUE_HANDLE",
         handle,
-        0x18,
+        size_of::<KLOCK_QUEUE_HANDLE>(),
         false,
     );
     let lock_address = mem::read_u64(handle + QUEUE_HANDLE_LOCK).unwrap_or(0) as usize;
@@ -858,7 +867,7 @@ pub fn storport_acquire(kind: u32, lock_context: usize, handle: usize) {
             EXPORT,
             "a STOR_DPC",
             lock_context,
-            0x48,
+            STOR_DPC_BYTES,
             true,
         );
     }
@@ -868,7 +877,7 @@ pub fn storport_acquire(kind: u32, lock_context: usize, handle: usize) {
         EXPORT,
         "a STOR_LOCK_HANDLE",
         handle,
-        0x20,
+        size_of::<STOR_LOCK_HANDLE>(),
         true,
     );
     let unchecked = shared
@@ -888,7 +897,7 @@ pub fn storport_acquire(kind: u32, lock_context: usize, handle: usize) {
         raise_to: Some(if unchecked { irql.max(level) } else { level }),
         queue_entry: 0,
     });
-    let mut bytes = [0_u8; 0x20];
+    let mut bytes = [0_u8; size_of::<STOR_LOCK_HANDLE>()];
     bytes[..4].copy_from_slice(&kind.to_le_bytes());
     bytes[STOR_HANDLE_LOCK..STOR_HANDLE_LOCK + 8]
         .copy_from_slice(&(lock_id.address as u64).to_le_bytes());
@@ -907,7 +916,7 @@ pub fn storport_release(handle: usize) {
         EXPORT,
         "a STOR_LOCK_HANDLE",
         handle,
-        0x20,
+        size_of::<STOR_LOCK_HANDLE>(),
         false,
     );
     let kind = mem::read_u32(handle).unwrap_or(0);
