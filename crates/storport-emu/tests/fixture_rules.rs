@@ -394,11 +394,171 @@ fn returning_at_a_raised_irql_is_reported() {
 }
 
 #[test]
-fn a_spin_lock_never_released_is_a_deadlock() {
-    let run = expect_rule("lock-held", "DriverHang", "bugcheck");
-    let finding = &run.json["findings"][0];
-    assert_eq!(finding["bugcheck"], "0x133", "DPC_WATCHDOG_VIOLATION");
-    assert_eq!(finding["routine"], "HwStartIo");
+fn a_spin_lock_never_released_is_held_on_return_then_taken_again() {
+    // HwStartIo keeps StartIoLock: reported when it returns; the next
+    // request, on the same processor, asks for it again (a deadlock on
+    // Windows), which ends the run.
+    let run = storemu(&fixture(""), &["--set", "Break=sz:lock-held"]);
+    let findings = run.json["findings"].as_array().expect("findings");
+    let rules: Vec<&str> = findings
+        .iter()
+        .map(|f| f["rule"].as_str().expect("rule"))
+        .collect();
+    assert_eq!(
+        rules,
+        ["SpinLockHeldOnReturn", "SpinLockRecursive"],
+        "{}",
+        run.json
+    );
+    assert!(findings.iter().all(|f| f["routine"] == "HwStartIo"));
+    assert_eq!(
+        findings[0]["params"][1], findings[1]["params"][1],
+        "one lock"
+    );
+    assert_eq!(run.json["outcome"], "bugcheck");
+    assert_eq!(run.code, 1);
+}
+
+/// Runs `breakage`, which must produce exactly one finding of `rule`, a 0xC4
+/// bug check with parameter 1 `subcode`, in `routine`; returns the finding.
+fn expect_spin_finding(breakage: &str, rule: &str, subcode: &str, routine: &str) -> Value {
+    let run = expect_rule(breakage, rule, "bugcheck");
+    let findings = run.json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{}", run.json);
+    let finding = findings[0].clone();
+    assert_eq!(finding["bugcheck"], "0xC4", "{finding}");
+    assert_eq!(finding["params"][0], subcode, "{finding}");
+    assert_eq!(finding["routine"], routine, "{finding}");
+    finding
+}
+
+#[test]
+fn releasing_an_ex_spin_lock_nobody_holds() {
+    let finding = expect_spin_finding(
+        "spin-release-not-held",
+        "SpinLockNotHeld",
+        "0x1007",
+        "HwStartIo",
+    );
+    let message = finding["message"].as_str().expect("message");
+    assert!(
+        message.contains("ExReleaseSpinLockShared") && message.contains("no processor holds"),
+        "{message}"
+    );
+}
+
+#[test]
+fn releasing_storports_start_io_lock_without_holding_it() {
+    let finding = expect_spin_finding(
+        "spin-storport-release-not-held",
+        "SpinLockNotHeld",
+        "0x1007",
+        "HwStartIo",
+    );
+    assert!(
+        finding["message"]
+            .as_str()
+            .expect("message")
+            .contains("StorPortReleaseSpinLock in HwStartIo released Storport's StartIoLock"),
+        "{finding}"
+    );
+}
+
+#[test]
+fn releasing_a_queued_spin_lock_below_dispatch_level() {
+    let finding = expect_spin_finding(
+        "spin-release-wrong-irql",
+        "SpinLockReleaseIrql",
+        "0x32",
+        "HwFindAdapter",
+    );
+    assert_eq!(finding["params"][1], "0x0", "released at PASSIVE_LEVEL");
+}
+
+#[test]
+fn releasing_an_ex_spin_lock_with_another_old_irql() {
+    let finding = expect_spin_finding(
+        "spin-old-irql",
+        "SpinLockOldIrql",
+        "0x20015",
+        "HwFindAdapter",
+    );
+    assert_eq!(finding["params"][2], "0x1", "APC_LEVEL was passed");
+    assert_eq!(
+        finding["params"][3], "0x0",
+        "the acquire found PASSIVE_LEVEL"
+    );
+}
+
+#[test]
+fn acquiring_a_held_spin_lock_again_is_reported_at_once() {
+    let finding = expect_spin_finding("spin-recursive", "SpinLockRecursive", "0x1000", "HwStartIo");
+    assert!(
+        finding["message"]
+            .as_str()
+            .expect("message")
+            .contains("already holds"),
+        "{finding}"
+    );
+}
+
+#[test]
+fn returning_from_start_io_with_a_spin_lock_held() {
+    let finding = expect_spin_finding(
+        "spin-held-on-return",
+        "SpinLockHeldOnReturn",
+        "0x40009",
+        "HwStartIo",
+    );
+    assert!(
+        finding["message"]
+            .as_str()
+            .expect("message")
+            .contains("acquired with ExAcquireSpinLockExclusiveAtDpcLevel in HwStartIo"),
+        "{finding}"
+    );
+}
+
+#[test]
+fn acquiring_a_spin_lock_above_dispatch_level() {
+    let finding = expect_spin_finding(
+        "spin-acquire-above-irql",
+        "SpinLockAcquireIrql",
+        "0x42",
+        "HwInitialize",
+    );
+    assert_eq!(finding["params"][1], "0x5", "HwInitialize runs at DIRQL");
+}
+
+#[test]
+fn acquiring_a_spin_lock_at_dpc_level_from_passive_level() {
+    let finding = expect_spin_finding(
+        "spin-acquire-below-dispatch",
+        "SpinLockAcquireIrql",
+        "0x40",
+        "HwFindAdapter",
+    );
+    assert_eq!(finding["params"][1], "0x0");
+}
+
+#[test]
+fn storports_start_io_lock_at_dirql_depends_on_the_irql_reading() {
+    let finding = expect_spin_finding(
+        "spin-storport-above-irql",
+        "SpinLockAcquireIrql",
+        "0x42",
+        "HwInitialize",
+    );
+    assert_eq!(finding["params"][1], "0x5");
+    for breakage in ["spin-storport-above-irql", "none"] {
+        let set = format!("Break=sz:{breakage}");
+        let run = storemu(
+            &fixture(""),
+            &["--set", &set, "--storport-lock-irql", "unchecked"],
+        );
+        assert_eq!(run.json["outcome"], "clean", "{breakage}: {}", run.json);
+        assert_eq!(run.code, 0);
+    }
 }
 
 #[test]

@@ -60,6 +60,11 @@ pub mod notification {
     pub const REQUEST_TIMER_CALL: ULONG = 6;
     /// `BusChangeDetected`.
     pub const BUS_CHANGE_DETECTED: ULONG = 7;
+    /// `AcquireSpinLock` (`StorPortAcquireSpinLock`: `STOR_SPINLOCK`,
+    /// `LockContext`, `STOR_LOCK_HANDLE*`).
+    pub const ACQUIRE_SPIN_LOCK: ULONG = 0x1003;
+    /// `ReleaseSpinLock` (`StorPortReleaseSpinLock`: `STOR_LOCK_HANDLE*`).
+    pub const RELEASE_SPIN_LOCK: ULONG = 0x1004;
 }
 
 /// `SRB_FUNCTION_*` (srb.h).
@@ -262,3 +267,14 @@ pub const STOR_DEVICE_CAPABILITIES_EX_VERSION_1: u16 = 0x1;
 pub const IRP_MN_REGINFO_EX: u8 = 0x0B;
 /// `WMIREGISTER` (wmistr.h): the `DataPath` of a first `IRP_MN_REGINFO_EX`.
 pub const WMIREGISTER: usize = 0;
+
+/// `STOR_SPINLOCK` values (storport.h) `StorPortAcquireSpinLock` takes.
+pub mod stor_spinlock {
+    use crate::types::STOR_SPINLOCK;
+    /// `DpcLock`: the lock of the `STOR_DPC` passed as `LockContext`.
+    pub const DPC_LOCK: STOR_SPINLOCK = 1;
+    /// `StartIoLock`.
+    pub const START_IO_LOCK: STOR_SPINLOCK = 2;
+    /// `InterruptLock`.
+    pub const INTERRUPT_LOCK: STOR_SPINLOCK = 3;
+}

@@ -5,8 +5,9 @@
 //! [`crate::host`] fills in.
 
 use crate::types::{
-    BOOLEAN, DRIVER_OBJECT, HW_INITIALIZATION_DATA, NTSTATUS, PHYSICAL_MEMORY_RANGE, POOL_FLAGS,
-    PVOID, ULONG, ULONG_PTR, UNICODE_STRING,
+    BOOLEAN, DRIVER_OBJECT, EX_SPIN_LOCK, HW_INITIALIZATION_DATA, KIRQL, KLOCK_QUEUE_HANDLE,
+    KSPIN_LOCK, NTSTATUS, PHYSICAL_MEMORY_RANGE, POOL_FLAGS, PVOID, ULONG, ULONG_PTR,
+    UNICODE_STRING,
 };
 
 macro_rules! imports {
@@ -135,6 +136,50 @@ imports! {
             partition_object: PVOID,
             flags: ULONG,
         ) -> *mut PHYSICAL_MEMORY_RANGE;
+        /// `KeAcquireSpinLockRaiseToDpc` (`KeAcquireSpinLock` on x64): at
+        /// IRQL <= `DISPATCH_LEVEL`; raises to `DISPATCH_LEVEL`, returns the old IRQL.
+        fn KeAcquireSpinLockRaiseToDpc(spin_lock: *mut KSPIN_LOCK) -> KIRQL;
+        /// `KeReleaseSpinLock`: at `DISPATCH_LEVEL`; restores `new_irql`, the
+        /// value the acquire returned.
+        fn KeReleaseSpinLock(spin_lock: *mut KSPIN_LOCK, new_irql: KIRQL);
+        /// `KeAcquireSpinLockAtDpcLevel`: at IRQL >= `DISPATCH_LEVEL`.
+        fn KeAcquireSpinLockAtDpcLevel(spin_lock: *mut KSPIN_LOCK);
+        /// `KeReleaseSpinLockFromDpcLevel`: at IRQL >= `DISPATCH_LEVEL`.
+        fn KeReleaseSpinLockFromDpcLevel(spin_lock: *mut KSPIN_LOCK);
+        /// `KeAcquireInStackQueuedSpinLock`: at IRQL <= `DISPATCH_LEVEL`;
+        /// raises to `DISPATCH_LEVEL` and keeps the old IRQL in the handle.
+        fn KeAcquireInStackQueuedSpinLock(
+            spin_lock: *mut KSPIN_LOCK,
+            lock_handle: *mut KLOCK_QUEUE_HANDLE,
+        );
+        /// `KeReleaseInStackQueuedSpinLock`: at `DISPATCH_LEVEL`; restores the
+        /// handle's old IRQL.
+        fn KeReleaseInStackQueuedSpinLock(lock_handle: *mut KLOCK_QUEUE_HANDLE);
+        /// `KeAcquireInStackQueuedSpinLockAtDpcLevel`: at `DISPATCH_LEVEL`.
+        fn KeAcquireInStackQueuedSpinLockAtDpcLevel(
+            spin_lock: *mut KSPIN_LOCK,
+            lock_handle: *mut KLOCK_QUEUE_HANDLE,
+        );
+        /// `KeReleaseInStackQueuedSpinLockFromDpcLevel`: at `DISPATCH_LEVEL`.
+        fn KeReleaseInStackQueuedSpinLockFromDpcLevel(lock_handle: *mut KLOCK_QUEUE_HANDLE);
+        /// `ExAcquireSpinLockShared`: at IRQL <= `DISPATCH_LEVEL`; raises to
+        /// `DISPATCH_LEVEL`, returns the old IRQL.
+        fn ExAcquireSpinLockShared(spin_lock: *mut EX_SPIN_LOCK) -> KIRQL;
+        /// `ExReleaseSpinLockShared`: at `DISPATCH_LEVEL`; restores `old_irql`.
+        fn ExReleaseSpinLockShared(spin_lock: *mut EX_SPIN_LOCK, old_irql: KIRQL);
+        /// `ExAcquireSpinLockExclusive`: at IRQL <= `DISPATCH_LEVEL`; raises to
+        /// `DISPATCH_LEVEL`, returns the old IRQL.
+        fn ExAcquireSpinLockExclusive(spin_lock: *mut EX_SPIN_LOCK) -> KIRQL;
+        /// `ExReleaseSpinLockExclusive`: at `DISPATCH_LEVEL`; restores `old_irql`.
+        fn ExReleaseSpinLockExclusive(spin_lock: *mut EX_SPIN_LOCK, old_irql: KIRQL);
+        /// `ExAcquireSpinLockSharedAtDpcLevel`: at IRQL >= `DISPATCH_LEVEL`.
+        fn ExAcquireSpinLockSharedAtDpcLevel(spin_lock: *mut EX_SPIN_LOCK);
+        /// `ExReleaseSpinLockSharedFromDpcLevel`: at IRQL >= `DISPATCH_LEVEL`.
+        fn ExReleaseSpinLockSharedFromDpcLevel(spin_lock: *mut EX_SPIN_LOCK);
+        /// `ExAcquireSpinLockExclusiveAtDpcLevel`: at IRQL >= `DISPATCH_LEVEL`.
+        fn ExAcquireSpinLockExclusiveAtDpcLevel(spin_lock: *mut EX_SPIN_LOCK);
+        /// `ExReleaseSpinLockExclusiveFromDpcLevel`: at IRQL >= `DISPATCH_LEVEL`.
+        fn ExReleaseSpinLockExclusiveFromDpcLevel(spin_lock: *mut EX_SPIN_LOCK);
     }
 }
 

@@ -19,11 +19,11 @@
 use core::mem::{offset_of, size_of};
 
 use crate::types::{
-    HW_INITIALIZATION_DATA as Hid, MEMORY_REGION, PHYSICAL_MEMORY_RANGE,
-    PORT_CONFIGURATION_INFORMATION as Pci, SCSI_PNP_REQUEST_BLOCK as Pnp,
-    SCSI_POWER_REQUEST_BLOCK as Power, SCSI_REQUEST_BLOCK as Srb,
+    EX_SPIN_LOCK, HW_INITIALIZATION_DATA as Hid, KLOCK_QUEUE_HANDLE, KSPIN_LOCK, KSPIN_LOCK_QUEUE,
+    MEMORY_REGION, PHYSICAL_MEMORY_RANGE, PORT_CONFIGURATION_INFORMATION as Pci,
+    SCSI_PNP_REQUEST_BLOCK as Pnp, SCSI_POWER_REQUEST_BLOCK as Power, SCSI_REQUEST_BLOCK as Srb,
     SCSI_SUPPORTED_CONTROL_TYPE_LIST as Sct, SCSI_WMI_REQUEST_BLOCK as Wmi,
-    STOR_DEVICE_CAPABILITIES_EX as StorCaps, UNICODE_STRING,
+    STOR_DEVICE_CAPABILITIES_EX as StorCaps, STOR_LOCK_HANDLE, UNICODE_STRING,
     VIRTUAL_HW_INITIALIZATION_DATA as Vhid,
 };
 
@@ -283,4 +283,28 @@ assert_offsets!(StorCaps {
     Address: 0x08,
     UINumber: 0x0C,
     Reserved1: 0x10,
+});
+
+// Spin locks (wdm.h: "KeInitializeSpinLock", "KeAcquireInStackQueuedSpinLock",
+// "ExAcquireSpinLockShared"; storport.h: "StorPortAcquireSpinLock").
+const _: () = assert!(size_of::<KSPIN_LOCK>() == 8);
+const _: () = assert!(size_of::<EX_SPIN_LOCK>() == 4);
+const _: () = assert!(size_of::<KSPIN_LOCK_QUEUE>() == 0x10);
+assert_offsets!(KSPIN_LOCK_QUEUE {
+    Next: 0x00,
+    Lock: 0x08
+});
+/// `sizeof(KLOCK_QUEUE_HANDLE)` on x64.
+pub const KLOCK_QUEUE_HANDLE_SIZE: usize = 0x18;
+const _: () = assert!(size_of::<KLOCK_QUEUE_HANDLE>() == KLOCK_QUEUE_HANDLE_SIZE);
+assert_offsets!(KLOCK_QUEUE_HANDLE {
+    LockQueue: 0x00,
+    OldIrql: 0x10
+});
+/// `sizeof(STOR_LOCK_HANDLE)` on x64.
+pub const STOR_LOCK_HANDLE_SIZE: usize = 0x20;
+const _: () = assert!(size_of::<STOR_LOCK_HANDLE>() == STOR_LOCK_HANDLE_SIZE);
+assert_offsets!(STOR_LOCK_HANDLE {
+    Lock: 0x00,
+    Context: 0x08
 });

@@ -655,3 +655,48 @@ pub struct STOR_DEVICE_CAPABILITIES_EX {
     /// Reserved.
     pub Reserved1: [ULONG; 2],
 }
+
+/// `KIRQL`: an interrupt request level (one byte).
+pub type KIRQL = u8;
+/// `KSPIN_LOCK`: a `ULONG_PTR` the driver provides storage for (wdm.h,
+/// "`KeInitializeSpinLock`").
+pub type KSPIN_LOCK = ULONG_PTR;
+/// `EX_SPIN_LOCK`: a `LONG` initialised to zero ("`ExAcquireSpinLockShared`").
+pub type EX_SPIN_LOCK = i32;
+/// `STOR_SPINLOCK` (storport.h): which of Storport's locks
+/// (`stor_spinlock::*`).
+pub type STOR_SPINLOCK = ULONG;
+
+/// `KSPIN_LOCK_QUEUE` (wdm.h): one waiter of a queued spin lock.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KSPIN_LOCK_QUEUE {
+    /// The next waiter.
+    pub Next: *mut Self,
+    /// The spin lock this entry is queued on.
+    pub Lock: *mut KSPIN_LOCK,
+}
+
+/// `KLOCK_QUEUE_HANDLE` (wdm.h, 0x18 bytes on x64): what
+/// `KeAcquireInStackQueuedSpinLock` fills in and
+/// `KeReleaseInStackQueuedSpinLock` takes back.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KLOCK_QUEUE_HANDLE {
+    /// The caller's queue entry.
+    pub LockQueue: KSPIN_LOCK_QUEUE,
+    /// The IRQL the acquire raised from.
+    pub OldIrql: KIRQL,
+}
+
+/// `STOR_LOCK_HANDLE` (storport.h, 0x20 bytes on x64): what
+/// `StorPortAcquireSpinLock` fills in and `StorPortReleaseSpinLock` takes
+/// back.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct STOR_LOCK_HANDLE {
+    /// Which lock (`stor_spinlock::*`).
+    pub Lock: STOR_SPINLOCK,
+    /// The queued-lock handle and the IRQL to restore.
+    pub Context: KLOCK_QUEUE_HANDLE,
+}

@@ -37,6 +37,10 @@
 //! `--pnp-start find-adapter|restart` chooses how a `pnp-start` restarts the
 //! adapter ([`crate::port::PnpStartReading`]).
 //!
+//! `--storport-lock-irql strict|unchecked` (`run` and `serve`) chooses how
+//! `StorPortAcquireSpinLock` / `StorPortReleaseSpinLock` check the IRQL,
+//! which their page does not state (see [`crate::port::locks`]).
+//!
 //! `storemu inf-lint FILE.inf` checks an INF against the rules of
 //! [`crate::inf::lint`] and prints one line per finding.
 //!
@@ -56,6 +60,7 @@ use serde_json::json;
 use crate::inf::{Inf, InstallOptions, install, install_default, service_name_for_image};
 use crate::machine::loader;
 use crate::port::cpu::GateCpu;
+use crate::port::locks::StorPortLockIrql;
 use crate::port::state::Event;
 use crate::port::unmap_race::RefusedUnmap;
 use crate::port::{
@@ -109,6 +114,9 @@ pub struct RunArgs {
     /// miniport runs (`--racing-buffers`), judging a refused list as given
     /// (`--racing-partial-unmap`: it may have unmapped blocks it names).
     pub racing_buffers: Option<RefusedUnmap>,
+    /// How `StorPortAcquireSpinLock` / `StorPortReleaseSpinLock` check the
+    /// IRQL (`--storport-lock-irql strict|unchecked`).
+    pub storport_lock_irql: StorPortLockIrql,
 }
 
 impl Default for RunArgs {
@@ -126,6 +134,7 @@ impl Default for RunArgs {
             dpc_watchdog_ms: DEFAULT_DPC_WATCHDOG_MS,
             pool: PoolConfig::default(),
             racing_buffers: None,
+            storport_lock_irql: StorPortLockIrql::Strict,
         }
     }
 }
@@ -141,6 +150,7 @@ impl RunArgs {
             dpc_watchdog: std::time::Duration::from_millis(self.dpc_watchdog_ms),
             pool: self.pool,
             racing_buffers: self.racing_buffers,
+            storport_lock_irql: self.storport_lock_irql,
             ..PortOptions::default()
         }
     }
@@ -302,6 +312,14 @@ pub(crate) fn adapter_args(command: Command) -> Command {
                 .default_value("2048")
                 .help("Physical memory the rest of the system holds, which the driver's pool cannot have"),
         )
+        .arg(
+            Arg::new("storport-lock-irql")
+                .long("storport-lock-irql")
+                .value_name("READING")
+                .value_parser(["strict", "unchecked"])
+                .default_value("strict")
+                .help("IRQL check of StorPortAcquireSpinLock/StorPortReleaseSpinLock, which their page does not state: strict (DpcLock and StartIoLock as in-stack queued spin locks, InterruptLock at DIRQL) or unchecked"),
+        )
 }
 
 /// The adapter arguments `run` and `serve` share, from their matches
@@ -345,6 +363,13 @@ pub(crate) fn run_args(matches: &ArgMatches) -> RunArgs {
                 RefusedUnmap::ChangesNothing
             }
         }),
+        storport_lock_irql: match matches
+            .get_one::<String>("storport-lock-irql")
+            .map(String::as_str)
+        {
+            Some("unchecked") => StorPortLockIrql::Unchecked,
+            _ => StorPortLockIrql::Strict,
+        },
     }
 }
 

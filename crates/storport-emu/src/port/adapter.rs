@@ -23,6 +23,7 @@ use storport_sys::{HW_INITIALIZATION_DATA, PORT_CONFIGURATION_INFORMATION, adapt
 use super::context::{self, Routine};
 use super::cpu::{CallFault, Cpu, Preemptive};
 use super::faults::{FaultPlan, FaultSpec, InjectedFault};
+use super::locks::{self, StorPortLockIrql};
 use super::model::{DIRQL, DISPATCH_LEVEL, STATUS_SUCCESS};
 use super::pool::{Pool, PoolConfig};
 use super::regglue::RegistryPort;
@@ -80,6 +81,9 @@ pub struct PortOptions {
     /// buffer (the reading of the pages the port does not take by default;
     /// see [`super::layouts`]).
     pub pnp_capabilities_buffer: bool,
+    /// How `StorPortAcquireSpinLock` / `StorPortReleaseSpinLock` check the
+    /// IRQL (`--storport-lock-irql`).
+    pub storport_lock_irql: StorPortLockIrql,
 }
 
 /// Default of [`PortOptions::dpc_watchdog`].
@@ -97,6 +101,7 @@ impl Default for PortOptions {
             pool: PoolConfig::default(),
             racing_buffers: None,
             pnp_capabilities_buffer: false,
+            storport_lock_irql: StorPortLockIrql::Strict,
         }
     }
 }
@@ -201,6 +206,9 @@ impl Port {
         let shared = Arc::new(Shared::default());
         shared.echo.store(options.echo, Ordering::Relaxed);
         *lock(&shared.pool) = Pool::new(options.pool);
+        shared
+            .spin_locks
+            .set_storport_irql(options.storport_lock_irql);
         *lock(&shared.registry) =
             RegistryPort::new(crate::registry::Registry::new(), &options.service);
         lock(&shared.registry).scope.adapter_number = options.adapter_number;
@@ -340,6 +348,7 @@ impl Port {
         args: &[u64],
         how: Preemptive<'_>,
     ) -> Result<u64, PortError> {
+        let acquired_since = locks::mark();
         let result = {
             let _frame = context::enter(&self.shared, routine, irql);
             // SAFETY: `target` is a routine the miniport registered for
@@ -347,6 +356,9 @@ impl Port {
             // prototype takes, pointing at memory the port keeps alive.
             unsafe { self.cpu.call_preemptive(target, args, irql, how) }
         };
+        if result.is_ok() {
+            locks::check_returned(&self.shared, routine, acquired_since);
+        }
         self.shared.flush_debug_output();
         let rax = result.map_err(|fault| self.fault(routine, fault))?;
         self.run_dpcs()?;

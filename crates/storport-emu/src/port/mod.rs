@@ -36,6 +36,13 @@
 //!   access seeing the version a schedule names), and [`unmap_race`]: UNMAP
 //!   with such lists, judged by the rule `DataOutSnapshot`
 //!   ([`Port::racing_unmap`], `storemu run --racing-buffers`).
+//! - [`locks`]: spin locks — `KeAcquireSpinLockRaiseToDpc` /
+//!   `KeReleaseSpinLock` and their `AtDpcLevel` forms, in-stack queued spin
+//!   locks, `EX_SPIN_LOCK` shared and exclusive, `StorPortAcquireSpinLock` /
+//!   `StorPortReleaseSpinLock`: real exclusion between emulated processors
+//!   (threads), the IRQL raised and restored, and rules `SpinLockNotHeld`,
+//!   `SpinLockReleaseIrql`, `SpinLockOldIrql`, `SpinLockRecursive`,
+//!   `SpinLockHeldOnReturn`, `SpinLockAcquireIrql`.
 //!
 //! # Host-linked mode
 //!
@@ -115,6 +122,18 @@
 //!   0xF1/0x2001) are recorded and the run goes on, so one run shows every
 //!   problem; a fault, `KeBugCheckEx` or hang ends the run: after it the port
 //!   calls no more driver code and reports no pool leaks.
+//! - Spin locks: a recursive acquire (which would spin for ever) ends the
+//!   call at once; a lock another processor holds is waited for up to
+//!   [`locks::SPIN_LOCK_DEADLOCK`], then `DriverHang` (0x133). Every other
+//!   spin-lock finding is recorded and the call goes on: a lock still held
+//!   when a callback returns stays held, as on Windows, and an acquire above
+//!   the lock's level still sets that level, so its release finds what it
+//!   expects. `StorPortAcquireSpinLock`'s page gives no IRQL:
+//!   [`PortOptions::storport_lock_irql`] `Strict` (the default) treats
+//!   `DpcLock` and `StartIoLock` as the in-stack queued spin locks their
+//!   `STOR_LOCK_HANDLE` holds (acquire at IRQL <= DISPATCH_LEVEL, release at
+//!   DISPATCH_LEVEL) and `InterruptLock` as raising to DIRQL; `Unchecked`
+//!   checks no IRQL for them.
 //!
 //! Every export finds its port instance through [`context`]: each call
 //! into driver code runs inside a frame naming the instance, the routine and
@@ -135,6 +154,7 @@ pub mod cpu;
 pub mod exports;
 pub mod faults;
 pub mod layouts;
+pub mod locks;
 pub mod mem;
 pub mod memfault;
 pub mod model;

@@ -9,6 +9,7 @@ use storport_sys::HW_INITIALIZATION_DATA;
 
 use super::context::{self, Routine};
 use super::exports::{VaArgs, ulong};
+use super::locks;
 use super::mem;
 use super::physmem::{FailedAllocation, FailureCause};
 use super::pool::{AllocError, Freed, tag_text};
@@ -117,7 +118,7 @@ pub fn register(
 }
 
 /// `StorPortNotification`.
-pub fn notification(shared: &Arc<Shared>, routine: Routine, irql: u8, args: &VaArgs) {
+pub fn notification(shared: &Arc<Shared>, routine: Routine, _irql: u8, args: &VaArgs) {
     match ulong(args.get(0)) {
         0 => complete(shared, routine, args.get(2) as usize),
         3 => shared.phase("StorPortNotification(ResetDetected)"),
@@ -147,65 +148,17 @@ pub fn notification(shared: &Arc<Shared>, routine: Routine, irql: u8, args: &VaA
             let _ = mem::write(args.get(5) as usize, &[1]);
         }
         // AcquireSpinLock(STOR_SPINLOCK, LockContext, STOR_LOCK_HANDLE*)
-        0x1003 => {
-            let kind = ulong(args.get(2));
-            let handle = args.get(4) as usize;
-            let raised = if kind == 3 { DIRQL } else { DISPATCH_LEVEL };
-            if !shared.locks[(kind as usize).min(3)].acquire_within(SPIN_LOCK_DEADLOCK) {
-                spin_lock_deadlock(shared, routine, kind);
-            }
-            let old = context::set_irql(irql.max(raised));
-            let _ = mem::write(handle, &kind.to_le_bytes());
-            let _ = mem::write(handle + 8, &[old]);
-        }
+        0x1003 => locks::storport_acquire(
+            ulong(args.get(2)),
+            args.get(3) as usize,
+            args.get(4) as usize,
+        ),
         // ReleaseSpinLock(STOR_LOCK_HANDLE*)
-        0x1004 => {
-            let handle = args.get(2) as usize;
-            let kind = mem::read_u32(handle).unwrap_or(0);
-            let old = mem::read(handle + 8, 1).map_or(0, |b| b[0]);
-            shared.locks[(kind as usize).min(3)].release();
-            context::set_irql(old);
-        }
+        0x1004 => locks::storport_release(args.get(2) as usize),
         other => shared.phase(format!(
             "StorPortNotification({other:#x}) is not emulated and was ignored"
         )),
     }
-}
-
-/// How long an acquire of a Storport spin lock may spin before the port
-/// calls it a deadlock.
-pub const SPIN_LOCK_DEADLOCK: std::time::Duration = std::time::Duration::from_secs(5);
-/// `DPC_WATCHDOG_VIOLATION`: what Windows raises for a processor stuck at
-/// DISPATCH_LEVEL.
-const DPC_WATCHDOG_VIOLATION: u32 = 0x133;
-
-/// A spin lock that stays held: on Windows the processor spins at
-/// DISPATCH_LEVEL until the DPC watchdog fires. Ends the call.
-pub fn spin_lock_deadlock(shared: &Shared, routine: Routine, kind: u32) -> ! {
-    spin_lock_deadlock_in(
-        shared,
-        routine,
-        &format!("StorPortAcquireSpinLock({kind})"),
-        u64::from(kind),
-    )
-}
-
-/// As [`spin_lock_deadlock`], for any acquire routine and lock identity.
-pub fn spin_lock_deadlock_in(shared: &Shared, routine: Routine, acquire: &str, lock: u64) -> ! {
-    let kind = lock;
-    let message = format!(
-        "{acquire} in {} spun for {} s on a lock that was never released (a deadlock).",
-        routine.name(),
-        SPIN_LOCK_DEADLOCK.as_secs()
-    );
-    shared.report(Finding::bugcheck(
-        Rule::DriverHang,
-        DPC_WATCHDOG_VIOLATION,
-        vec![kind],
-        routine.name(),
-        message.clone(),
-    ));
-    super::cpu::abort_current_call(DPC_WATCHDOG_VIOLATION, [kind, 0, 0, 0], message)
 }
 
 /// `RequestComplete`: the miniport hands an SRB back.

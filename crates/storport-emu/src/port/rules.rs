@@ -89,6 +89,19 @@ pub enum Rule {
     /// HwFindAdapter, run again on the adapter's device extension, left pool
     /// the extension led to unreachable from it while still allocated.
     LiveStateOverwritten,
+    /// A spin lock was released that the releasing processor does not hold
+    /// (free, held by another processor, or held through another routine family).
+    SpinLockNotHeld,
+    /// A spin lock was released at an IRQL its release routine does not allow.
+    SpinLockReleaseIrql,
+    /// A release restored another IRQL than the one its acquire found.
+    SpinLockOldIrql,
+    /// A processor asked for a spin lock it already holds.
+    SpinLockRecursive,
+    /// A callback returned while holding a spin lock it acquired.
+    SpinLockHeldOnReturn,
+    /// A spin lock was acquired at an IRQL its acquire routine does not allow.
+    SpinLockAcquireIrql,
 }
 
 /// One row of [`RULES`]: rule, stable name, source, bug check (code, first parameter).
@@ -300,6 +313,42 @@ pub const RULES: &[RuleRow] = &[
         "LiveStateOverwritten",
         "The pages are silent on what a virtual miniport's HwFindAdapter finds in its device extension when Storport starts the adapter again after IRP_MN_STOP_DEVICE; storemu's reading is the conservative one, the same extension with its contents intact (--pnp-start restart: ScsiRestartAdapter instead). HwFindAdapter must then not drop live adapter state: pool the extension led to before the call and still allocated after it must stay reachable from it",
         None,
+    ),
+    (
+        Rule::SpinLockNotHeld,
+        "SpinLockNotHeld",
+        "Driver Verifier, bug check 0xC4 parameter 0x1007 (a resource released before it was acquired), 0x1004 (released by another thread than the one that acquired it), 0x1009 (released through a routine of another lock type; KeAcquireInStackQueuedSpinLock: a lock is used as either a queued or an ordinary spin lock); SDV rule StorPortSpinLock (release of a lock not acquired); ExReleaseSpinLockShared: the caller must own the lock",
+        Some((DRIVER_VERIFIER, 0x1007)),
+    ),
+    (
+        Rule::SpinLockReleaseIrql,
+        "SpinLockReleaseIrql",
+        "Driver Verifier, bug check 0xC4 parameter 0x32 (KeReleaseSpinLock at an IRQL other than DISPATCH_LEVEL) and 0x41 (KeReleaseSpinLockFromDpcLevel below DISPATCH_LEVEL); KeReleaseInStackQueuedSpinLock and ExReleaseSpinLockShared/Exclusive: IRQL = DISPATCH_LEVEL, their FromDpcLevel forms IRQL >= DISPATCH_LEVEL. StorPortReleaseSpinLock: its page gives no IRQL; storemu requires the level the acquire raised to (DISPATCH_LEVEL, DIRQL for InterruptLock) unless --storport-lock-irql unchecked",
+        Some((DRIVER_VERIFIER, 0x32)),
+    ),
+    (
+        Rule::SpinLockOldIrql,
+        "SpinLockOldIrql",
+        "DDI compliance rule IrqlKeReleaseSpinLock, bug check 0xC4 parameter 0x20015 (the IRQL a release restores is the one its acquire returned); ExReleaseSpinLockShared: OldIrql is the value ExAcquireSpinLockShared returned; Calling Support Routines That Use Spin Locks: a lock acquired by raising is not released with a FromDpcLevel routine",
+        Some((DRIVER_VERIFIER, 0x0002_0015)),
+    ),
+    (
+        Rule::SpinLockRecursive,
+        "SpinLockRecursive",
+        "Driver Verifier, bug check 0xC4 parameter 0x1000 (self-deadlock: a thread acquires a lock it holds), bug check 0xF SPIN_LOCK_ALREADY_OWNED; DDI compliance rule SpinLock; ExAcquireSpinLockShared: recursive acquisition deadlocks and is not allowed; StorPortAcquireSpinLock: a lock already held must not be acquired",
+        Some((DRIVER_VERIFIER, 0x1000)),
+    ),
+    (
+        Rule::SpinLockHeldOnReturn,
+        "SpinLockHeldOnReturn",
+        "DDI compliance rules SpinLock, bug check 0xC4 parameter 0x40009, and QueuedSpinLockRelease, 0x40007 (every spin lock is released before the routine ends); SDV rule StorPortSpinLock (no Storport lock held at the end of a routine)",
+        Some((DRIVER_VERIFIER, 0x0004_0009)),
+    ),
+    (
+        Rule::SpinLockAcquireIrql,
+        "SpinLockAcquireIrql",
+        "Driver Verifier, bug check 0xC4 parameter 0x42 (KeAcquireSpinLock above DISPATCH_LEVEL) and 0x40 (KeAcquireSpinLockAtDpcLevel below DISPATCH_LEVEL); KeAcquireInStackQueuedSpinLock and ExAcquireSpinLockShared/Exclusive: IRQL <= DISPATCH_LEVEL, their AtDpcLevel forms IRQL >= DISPATCH_LEVEL. StorPortAcquireSpinLock: its page gives no IRQL; storemu applies KeAcquireInStackQueuedSpinLock's to DpcLock and StartIoLock (STOR_LOCK_HANDLE holds a KLOCK_QUEUE_HANDLE) and DIRQL to InterruptLock unless --storport-lock-irql unchecked",
+        Some((DRIVER_VERIFIER, 0x42)),
     ),
 ];
 

@@ -12,6 +12,7 @@ use storport_sys::HW_INITIALIZATION_DATA;
 
 use super::context::Routine;
 use super::faults::FaultPlan;
+use super::locks::SpinLocks;
 use super::pool::Pool;
 use super::regglue::RegistryPort;
 use super::rules::{Finding, Rule};
@@ -35,39 +36,6 @@ pub struct TimerRequest {
     pub routine: usize,
     /// Microseconds from the request.
     pub micros: u64,
-}
-
-/// A spin lock taken through `StorPortAcquireSpinLock`.
-#[derive(Debug, Default)]
-pub struct SpinLock {
-    held: AtomicBool,
-}
-
-impl SpinLock {
-    /// Spins until the lock is free, then takes it; false when it stayed
-    /// held for `limit` (a deadlock: the watchdog cannot stop emulator code).
-    #[must_use]
-    pub fn acquire_within(&self, limit: std::time::Duration) -> bool {
-        let started = std::time::Instant::now();
-        let mut spins: u32 = 0;
-        while self
-            .held
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            std::hint::spin_loop();
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(4096) && started.elapsed() >= limit {
-                return false;
-            }
-        }
-        true
-    }
-
-    /// Releases the lock; false if it was not held.
-    pub fn release(&self) -> bool {
-        self.held.swap(false, Ordering::Release)
-    }
 }
 
 /// The init data a miniport registered and the size it declared.
@@ -108,9 +76,8 @@ pub struct Shared {
     pub srbs: Mutex<SrbTable>,
     /// The pending timer request.
     pub timer: Mutex<Option<TimerRequest>>,
-    /// `DpcLock`, `StartIoLock`, `InterruptLock` (STOR_SPINLOCK 1..=3) and
-    /// one for anything else.
-    pub locks: [SpinLock; 4],
+    /// The spin locks the driver holds, Storport's included.
+    pub spin_locks: SpinLocks,
     /// `HwPassiveInitializeRoutine` from `EnablePassiveInitialization`.
     pub passive_init: Mutex<Option<usize>>,
     /// DPCs issued and not yet run: `[routine, dpc, argument1, argument2]`.

@@ -12,6 +12,7 @@
 
 mod ntos;
 pub mod printf;
+mod spinlock;
 mod storport;
 
 /// Reads argument slots of a variadic call from the caller's home area.
@@ -109,6 +110,7 @@ pub fn implemented() -> Vec<(&'static str, &'static str)> {
         .map(|n| ("storport.sys", *n))
         .collect();
     all.extend(ntos::NAMES.iter().map(|n| ("ntoskrnl.exe", *n)));
+    all.extend(spinlock::NAMES.iter().map(|n| ("ntoskrnl.exe", *n)));
     all.extend(ntos::HAL_NAMES.iter().map(|n| ("hal.dll", *n)));
     all
 }

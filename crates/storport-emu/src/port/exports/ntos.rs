@@ -31,10 +31,6 @@ pub const NAMES: &[&str] = &[
     "KeStallExecutionProcessor",
     "KeQueryPerformanceCounter",
     "__C_specific_handler",
-    "KeAcquireSpinLockRaiseToDpc",
-    "KeReleaseSpinLock",
-    "KeAcquireSpinLockAtDpcLevel",
-    "KeReleaseSpinLockFromDpcLevel",
     "RtlInitUnicodeString",
     "RtlInitAnsiString",
     "KeQuerySystemTimePrecise",
@@ -69,12 +65,6 @@ pub fn lookup(name: &str) -> Option<usize> {
         "KeBugCheckEx" => ke_bug_check_ex as *const () as usize,
         "KeQueryPerformanceCounter" => ke_query_performance_counter as *const () as usize,
         "__C_specific_handler" => c_specific_handler as *const () as usize,
-        "KeAcquireSpinLockRaiseToDpc" => ke_acquire_spin_lock_raise_to_dpc as *const () as usize,
-        "KeReleaseSpinLock" => ke_release_spin_lock as *const () as usize,
-        "KeAcquireSpinLockAtDpcLevel" => ke_acquire_spin_lock_at_dpc_level as *const () as usize,
-        "KeReleaseSpinLockFromDpcLevel" => {
-            ke_release_spin_lock_from_dpc_level as *const () as usize
-        }
         "RtlInitUnicodeString" => rtl_init_unicode_string as *const () as usize,
         "RtlInitAnsiString" => rtl_init_ansi_string as *const () as usize,
         "KeQuerySystemTimePrecise" => ke_query_system_time_precise as *const () as usize,
@@ -84,7 +74,7 @@ pub fn lookup(name: &str) -> Option<usize> {
         "_vsnprintf" => vsnprintf as *const () as usize,
         "_snprintf" => snprintf_shim as *const () as usize,
         "MmGetPhysicalMemoryRangesEx2" => mm_get_physical_memory_ranges_ex2 as *const () as usize,
-        _ => return lookup_hal(name),
+        _ => return super::spinlock::lookup(name).or_else(|| lookup_hal(name)),
     })
 }
 
@@ -288,67 +278,6 @@ const unsafe extern "win64" fn c_specific_handler(
     _dispatcher: u64,
 ) -> u64 {
     1
-}
-
-/// Spins on the `KSPIN_LOCK` at `lock` (a pointer-sized word, 0 = free).
-fn spin_acquire(lock: u64) {
-    let address = lock as usize;
-    if !address.is_multiple_of(8) || mem::read(address, 8).is_none() {
-        return;
-    }
-    // SAFETY: the address is 8-aligned and readable, and a KSPIN_LOCK is a
-    // pointer-sized word the kernel only ever accesses atomically.
-    let word = unsafe { std::sync::atomic::AtomicU64::from_ptr(address as *mut u64) };
-    let started = std::time::Instant::now();
-    let mut spins: u32 = 0;
-    while word
-        .compare_exchange_weak(
-            0,
-            1,
-            std::sync::atomic::Ordering::Acquire,
-            std::sync::atomic::Ordering::Relaxed,
-        )
-        .is_err()
-    {
-        std::hint::spin_loop();
-        spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(4096)
-            && started.elapsed() >= model::SPIN_LOCK_DEADLOCK
-            && let Some((shared, routine, _)) = context::current()
-        {
-            model::spin_lock_deadlock_in(&shared, routine, "KeAcquireSpinLock", lock);
-        }
-    }
-}
-
-fn spin_release(lock: u64) {
-    let address = lock as usize;
-    if !address.is_multiple_of(8) || mem::read(address, 8).is_none() {
-        return;
-    }
-    // SAFETY: as in `spin_acquire`.
-    let word = unsafe { std::sync::atomic::AtomicU64::from_ptr(address as *mut u64) };
-    word.store(0, std::sync::atomic::Ordering::Release);
-}
-
-unsafe extern "win64" fn ke_acquire_spin_lock_raise_to_dpc(lock: u64) -> u64 {
-    let current = context::current().map_or(0, |(_, _, irql)| irql);
-    let old = context::set_irql(current.max(model::DISPATCH_LEVEL));
-    spin_acquire(lock);
-    u64::from(old)
-}
-
-unsafe extern "win64" fn ke_release_spin_lock(lock: u64, new_irql: u64) {
-    spin_release(lock);
-    context::set_irql((new_irql & 0xFF) as u8);
-}
-
-unsafe extern "win64" fn ke_acquire_spin_lock_at_dpc_level(lock: u64) {
-    spin_acquire(lock);
-}
-
-unsafe extern "win64" fn ke_release_spin_lock_from_dpc_level(lock: u64) {
-    spin_release(lock);
 }
 
 /// `RtlInitUnicodeString` / `RtlInitAnsiString`: Length, MaximumLength, Buffer.
