@@ -6,7 +6,9 @@
 //! and `EffectiveConfig` back in the adapter scope. Start-io hands every
 //! SRB to the pure SCSI logic ([`crate::scsi`]) and completes it with the
 //! outcome; it allocates nothing and waits for nothing. The disks live until
-//! free-adapter-resources, so Stop / Restart keep their data.
+//! free-adapter-resources, so Stop / Restart keep their data, and so does a
+//! Plug and Play stop and start, which runs find-adapter again on the same
+//! adapter ([`Miniport::find_adapter_again`]).
 
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -166,6 +168,61 @@ impl Miniport for Vstor {
             config,
             luns,
         })
+    }
+
+    /// Storport starts the adapter again after a Plug and Play stop, on the
+    /// device extension that still holds it (see
+    /// [`Miniport::find_adapter_again`]): the disks and their data stay as
+    /// they are. The start re-reads what may change — `ReadOnly` — and
+    /// counts itself in `StartCount`; settings that would reshape the disks
+    /// are reported, not applied, since applying them would drop the data
+    /// Windows kept across the stop. They apply when the adapter is next
+    /// added. The transfer limits and bus geometry the adapter declared at
+    /// its first start are given back by the layer and do not change.
+    fn find_adapter_again(
+        adapter: &mut Adapter,
+        context: &mut FindAdapterContext<'_>,
+    ) -> Result<(), FindAdapterError> {
+        let mut source = RegistrySource::open(context.registry());
+        let mut config = adapter.config;
+        config.load_runtime(&mut source, &mut report_bad_value);
+        // The layout is compared, not applied: a bad value among those
+        // settings was reported by the start that used it, so this read is
+        // silent.
+        match Config::load(&mut source, &mut |_| {}) {
+            Ok(wanted) => {
+                let changes = adapter.config.layout_changes(&wanted);
+                if !changes.is_empty() {
+                    debug_print!(
+                        "vstor: the registry no longer describes the disks this adapter has \
+                         (changed: {changes}); it keeps its {} disk(s) and their data as they \
+                         are, and the new values apply when the adapter is next added.\n",
+                        Dec(adapter.luns.len() as u64)
+                    );
+                }
+            }
+            Err(error) => debug_print!(
+                "vstor: the disk settings in the registry cannot be honoured: {}. The adapter \
+                 keeps its {} disk(s) and their data as they are.\n",
+                error.problem_text(),
+                Dec(adapter.luns.len() as u64)
+            ),
+        }
+        let start_count = source.next_start_count();
+        source.write_back(&config, start_count);
+        drop(source);
+        adapter.config = config;
+        adapter.read_only.store(config.read_only, Ordering::Relaxed);
+        for lun in &adapter.luns {
+            lun.disk.set_read_only(config.read_only);
+        }
+        adapter.start_count.store(start_count, Ordering::Relaxed);
+        debug_print!(
+            "vstor: adapter started again (start {}) with its {} disk(s) and their data\n",
+            Dec(start_count.into()),
+            Dec(adapter.luns.len() as u64)
+        );
+        Ok(())
     }
 
     fn start_io(adapter: &Adapter, mut srb: Srb<'_>) {
