@@ -32,8 +32,21 @@ pub const DEFAULT_DISK_SIZE_MIB: u32 = 64;
 pub const MIN_DISK_SIZE_MIB: u32 = 1;
 /// Largest single disk, in MiB (64 GiB of nonpaged pool).
 pub const MAX_DISK_SIZE_MIB: u32 = 64 * 1024;
-/// Largest total of all disks of one adapter, in MiB.
+/// Largest total of all disks of one adapter, in MiB: the cap that holds
+/// whatever the machine, and the only one when the kernel does not report
+/// its physical memory.
 pub const MAX_TOTAL_SIZE_MIB: u64 = 256 * 1024;
+/// One adapter's disks may take at most physical memory divided by this:
+/// half of it.
+///
+/// The disks live in nonpaged pool, which stays resident: Windows can never
+/// page it out or reclaim it under memory pressure, and nothing in the
+/// kernel stops one driver's nonpaged pool from taking most of the machine.
+/// Half leaves Windows and its applications at least as much memory as the
+/// disks hold, on a small machine and on a large one alike (a fixed reserve
+/// would be too much for the one or too little for the other). Microsoft
+/// documents no such limit for a RAM disk; this is vstor's choice.
+pub const PHYSICAL_MEMORY_DIVISOR: u64 = 2;
 /// Default sector size in bytes.
 pub const DEFAULT_SECTOR_SIZE: u32 = 512;
 /// Default vendor identification (INQUIRY bytes 8..16).
@@ -119,7 +132,8 @@ pub trait Source {
 pub enum Origin {
     /// `Parameters\Device`, shared by every adapter.
     Global,
-    /// `Parameters\Device<N>`, this adapter's own.
+    /// `Parameters\Device<N>`, this adapter's own; `N` is the adapter's
+    /// Storport port number, not an index of vstor's adapters.
     Adapter,
 }
 
@@ -297,6 +311,16 @@ pub enum ConfigError {
         /// Total requested, in MiB.
         total_mib: u64,
     },
+    /// The disks together need more than their share of this machine's
+    /// physical memory ([`PHYSICAL_MEMORY_DIVISOR`]).
+    MoreThanMemory {
+        /// Total requested, in MiB.
+        total_mib: u64,
+        /// The most the disks may take here, in MiB.
+        limit_mib: u64,
+        /// The machine's physical memory, in MiB.
+        physical_mib: u64,
+    },
 }
 
 impl ConfigError {
@@ -317,6 +341,19 @@ impl ConfigError {
                  DiskCount or the disk sizes",
                 Dec(total_mib),
                 Dec(MAX_TOTAL_SIZE_MIB)
+            ),
+            Self::MoreThanMemory {
+                total_mib,
+                limit_mib,
+                physical_mib,
+            } => write!(
+                f,
+                "the disks need {} MiB in all, more than the {} MiB one adapter may take: half \
+                 of the {} MiB of physical memory, since disks in nonpaged pool are never paged \
+                 out; lower DiskCount or the disk sizes",
+                Dec(total_mib),
+                Dec(limit_mib),
+                Dec(physical_mib)
             ),
         }
     }
@@ -429,15 +466,44 @@ impl Config {
         ) {
             config.target_ports = u8::try_from(ports).unwrap_or(1);
         }
-        let total_mib = config
-            .sizes_mib()
-            .iter()
-            .map(|&size| u64::from(size))
-            .sum::<u64>();
+        let total_mib = config.total_mib();
         if total_mib > MAX_TOTAL_SIZE_MIB {
             return Err(ConfigError::TooLarge { total_mib });
         }
         Ok(config)
+    }
+
+    /// The size of all disks together, in MiB.
+    #[must_use]
+    pub fn total_mib(&self) -> u64 {
+        self.sizes_mib().iter().map(|&size| u64::from(size)).sum()
+    }
+
+    /// The most the disks may take on a machine with `physical_bytes` of
+    /// physical memory, in MiB ([`PHYSICAL_MEMORY_DIVISOR`]).
+    #[must_use]
+    pub const fn memory_limit_mib(physical_bytes: u64) -> u64 {
+        (physical_bytes / PHYSICAL_MEMORY_DIVISOR) >> 20
+    }
+
+    /// Checks the disks against their share of `physical_bytes` of physical
+    /// memory.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MoreThanMemory`] when they need more; find-adapter
+    /// then returns `SP_RETURN_BAD_CONFIG`.
+    pub fn check_physical_memory(&self, physical_bytes: u64) -> Result<(), ConfigError> {
+        let total_mib = self.total_mib();
+        let limit_mib = Self::memory_limit_mib(physical_bytes);
+        if total_mib > limit_mib {
+            return Err(ConfigError::MoreThanMemory {
+                total_mib,
+                limit_mib,
+                physical_mib: physical_bytes >> 20,
+            });
+        }
+        Ok(())
     }
 
     /// The INQUIRY strings and the serial number prefix.
@@ -1119,6 +1185,37 @@ mod tests {
             Err(ConfigError::TooLarge {
                 total_mib: 16 * 65536
             })
+        );
+    }
+
+    #[test]
+    fn disks_may_take_half_of_physical_memory() {
+        let (config, _) = load(vec![
+            ("DiskCount", Stored::Dword(2)),
+            ("DiskSizeMiB", Stored::Dword(512)),
+        ]);
+        let config = config.expect("valid");
+        assert_eq!(config.total_mib(), 1024);
+        assert_eq!(Config::memory_limit_mib(2048 << 20), 1024);
+        assert_eq!(config.check_physical_memory(2048 << 20), Ok(()));
+        assert_eq!(
+            config.check_physical_memory((2048 << 20) - 2),
+            Err(ConfigError::MoreThanMemory {
+                total_mib: 1024,
+                limit_mib: 1023,
+                physical_mib: 2047
+            })
+        );
+        assert_eq!(
+            ConfigError::MoreThanMemory {
+                total_mib: 1024,
+                limit_mib: 1023,
+                physical_mib: 2047
+            }
+            .to_string(),
+            "vstor: the disks need 1024 MiB in all, more than the 1023 MiB one adapter may take: \
+             half of the 2047 MiB of physical memory, since disks in nonpaged pool are never \
+             paged out; lower DiskCount or the disk sizes. The adapter does not start."
         );
     }
 

@@ -135,6 +135,10 @@ imports! {
             partition_object: PVOID,
             flags: ULONG,
         ) -> *mut PHYSICAL_MEMORY_RANGE;
+        /// `ExFreePool`: frees pool whatever its tag, such as the block
+        /// `MmGetPhysicalMemoryRangesEx2` returns (the kernel's tag, which
+        /// the caller does not know).
+        fn ExFreePool(p: PVOID);
     }
 }
 

@@ -31,6 +31,7 @@
 #[cfg(test)]
 extern crate std;
 
+mod memory;
 mod miniport;
 pub mod pool;
 pub mod print;

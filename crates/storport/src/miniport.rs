@@ -228,6 +228,21 @@ impl<'a> FindAdapterContext<'a> {
     pub const fn argument_string(&self) -> Option<&'a CStr> {
         self.argument_string
     }
+
+    /// The machine's physical memory in bytes, as
+    /// `MmGetPhysicalMemoryRangesEx2` reports it now (the sum of its ranges;
+    /// the array it returns is freed before this returns).
+    ///
+    /// `None` when the kernel does not report it (the routine returns NULL,
+    /// or an array that is not well formed). Find-adapter runs at
+    /// `PASSIVE_LEVEL`, the IRQL the routine needs, which is why only this
+    /// context offers it.
+    #[must_use]
+    pub fn physical_memory_bytes(&self) -> Option<u64> {
+        // SAFETY: find-adapter, the only callback given this context, runs
+        // at PASSIVE_LEVEL.
+        unsafe { crate::memory::physical_memory_bytes() }
+    }
 }
 
 /// The parts of `PORT_CONFIGURATION_INFORMATION` a virtual miniport sets.

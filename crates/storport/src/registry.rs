@@ -87,6 +87,10 @@ pub enum Scope {
     /// (`Global` = TRUE).
     Global,
     /// `Parameters\Device<N>`: this adapter's own key (`Global` = FALSE).
+    /// `N` is the adapter's Storport port number ("`StorPortRegistryRead`":
+    /// "the port number of a particular adapter"), which Windows assigns
+    /// among all the machine's SCSI adapters: not an index of this
+    /// miniport's adapters.
     Adapter,
 }
 
@@ -693,8 +697,7 @@ impl fmt::Display for AllocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Storport could not allocate a registry buffer of {} bytes; nothing was read or \
-             written, and the caller continues without the registry",
+            "Storport could not allocate a registry buffer of {} bytes",
             Dec(u64::from(self.requested_bytes))
         )
     }
@@ -734,12 +737,12 @@ impl fmt::Display for ReadError {
             ),
             Self::Failed => f.write_str(
                 "the registry value could not be read: it is missing, of another type, or \
-                 unreadable; the default applies",
+                 unreadable",
             ),
             Self::Malformed { stored_bytes } => write!(
                 f,
                 "the registry value has {} bytes, which is not the length of the type asked \
-                 for; the default applies",
+                 for, so it was not used",
                 Dec(*stored_bytes as u64)
             ),
         }
@@ -836,6 +839,30 @@ mod tests {
         let mut list = MultiString::from_bytes(b"a\0bc\0\0");
         assert_eq!(list.next(), Some(&b"a"[..]));
         assert_eq!(list.as_bytes(), b"bc");
+    }
+
+    #[test]
+    fn errors_say_what_failed_and_leave_the_policy_to_the_driver() {
+        use std::string::ToString;
+
+        use super::{AllocError, ReadError};
+
+        assert_eq!(
+            AllocError {
+                requested_bytes: 64
+            }
+            .to_string(),
+            "Storport could not allocate a registry buffer of 64 bytes"
+        );
+        assert_eq!(
+            ReadError::Failed.to_string(),
+            "the registry value could not be read: it is missing, of another type, or unreadable"
+        );
+        assert_eq!(
+            ReadError::Malformed { stored_bytes: 3 }.to_string(),
+            "the registry value has 3 bytes, which is not the length of the type asked for, so \
+             it was not used"
+        );
     }
 
     #[test]

@@ -21,7 +21,10 @@ use storport::{
     UnicodeString,
 };
 use storport_emu::port::cpu::DirectCpu;
-use storport_emu::port::{DataDirection, FaultSpec, PnpStartReading, Port, PortError, PortOptions};
+use storport_emu::port::{
+    DataDirection, FaultSpec, PhysicalMemory, PnpStartReading, PoolConfig, Port, PortError,
+    PortOptions,
+};
 use storport_emu::registry::RegValue;
 
 type Scenario = Box<dyn FnOnce(&mut Registry) -> Box<dyn Any>>;
@@ -40,6 +43,9 @@ thread_local! {
     /// What a second find-adapter returns, and the transfer limit it saw.
     static AGAIN: Cell<Result<(), FindAdapterError>> = const { Cell::new(Ok(())) };
     static AGAIN_SAW: Cell<Option<u32>> = const { Cell::new(None) };
+    /// Whether find-adapter asks for the physical memory, and the answer.
+    static ASK_MEMORY: Cell<bool> = const { Cell::new(false) };
+    static MEMORY: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 fn run(
@@ -87,6 +93,9 @@ impl Miniport for Probe {
             .set_maximum_number_of_targets(1)
             .set_maximum_number_of_logical_units(2);
         run(&FIND_ADAPTER, context.registry());
+        if ASK_MEMORY.get() {
+            MEMORY.set(context.physical_memory_bytes());
+        }
         Ok(ProbeAdapter)
     }
 
@@ -195,6 +204,11 @@ unsafe extern "win64" fn driver_entry(
 
 /// A registered port, its registry seeded with `(scope, name, type, data)`.
 fn port_with(seed: &[(Scope, &str, RegValue)]) -> Port {
+    port_with_options(seed, PortOptions::default())
+}
+
+/// [`port_with`], on a port with `options`.
+fn port_with_options(seed: &[(Scope, &str, RegValue)], options: PortOptions) -> Port {
     static BIND: Once = Once::new();
     BIND.call_once(|| {
         let missing = storport_emu::port::exports::bind_host();
@@ -206,7 +220,7 @@ fn port_with(seed: &[(Scope, &str, RegValue)]) -> Port {
     let port = Port::new(
         driver_entry as *const () as usize,
         Arc::new(DirectCpu),
-        PortOptions::default(),
+        options,
         None,
     );
     {
@@ -616,6 +630,46 @@ fn a_failed_find_adapter_on_a_live_adapter_drops_it() {
     assert_eq!(DROPPED.get(), 1, "not dropped again on removal");
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert!(findings[0].contains("AdapterStartFailed"), "{findings:?}");
+}
+
+/// Starts the probe on a machine of `physical_mib` (`reserved_mib` of it the
+/// rest of the system's) with find-adapter asking for the physical memory;
+/// what it was told, and the port's findings after removal.
+fn physical_memory_seen(physical_mib: u64, reserved_mib: u64) -> (Option<u64>, Vec<String>) {
+    FIND_ADAPTER.set(None);
+    ASK_MEMORY.set(true);
+    MEMORY.set(Some(0));
+    let options = PortOptions {
+        pool: PoolConfig {
+            special: PoolConfig::special_pool().special,
+            memory: PhysicalMemory::from_mib(physical_mib, reserved_mib),
+        },
+        ..PortOptions::default()
+    };
+    let port = port_with_options(&[], options);
+    port.start().expect("the probe adapter starts");
+    ASK_MEMORY.set(false);
+    (MEMORY.get(), finish(&port))
+}
+
+#[test]
+fn physical_memory_is_the_sum_of_the_ranges_and_the_array_is_freed() {
+    // Special pool: a read past the array or a use after its free faults,
+    // and an array never freed is a PoolLeak at unload.
+    assert_eq!(
+        physical_memory_seen(3000, 1024),
+        (Some(3000 << 20), Vec::<String>::new())
+    );
+}
+
+#[test]
+fn physical_memory_is_none_when_the_kernel_cannot_report_it() {
+    // All of the memory is the rest of the system's: the kernel cannot
+    // allocate the array and returns NULL.
+    assert_eq!(
+        physical_memory_seen(256, 2048),
+        (None, Vec::<String>::new())
+    );
 }
 
 #[test]
