@@ -291,3 +291,61 @@ fn a_pnp_start_keeps_the_disks_rereads_read_only_and_counts_the_start() {
     );
     adapter.finish_clean();
 }
+
+/// The `NonScsiSrbWrite` findings a sequence of steps gives vstor today
+/// (one LUN): the PNP and POWER requests each step sends.
+fn expected_writes(sequence: &str) -> Vec<(&'static str, String, Vec<u64>)> {
+    sequence
+        .split(',')
+        .flat_map(|step| match step {
+            "start" => vec![pnp(QUERY_CAPABILITIES)],
+            "d3" | "hibernate" => vec![power(D3)],
+            "d0" => vec![power(D0)],
+            "surprise-remove" => vec![pnp(SURPRISE), pnp(REMOVE)],
+            "remove" => vec![pnp(REMOVE)],
+            _ => vec![],
+        })
+        .collect()
+}
+
+/// Sequences that together take every transition `--lifecycle` allows:
+/// each step from each state it may follow, and the end without removal.
+const EVERY_TRANSITION: [&str; 8] = [
+    "start,io,pnp-stop,pnp-start,io,d3,d0,io,surprise-remove",
+    "start,io,hibernate,d0,io,query-remove,cancel-remove,io,remove",
+    "start,io,query-remove,surprise-remove",
+    "start,io,query-remove,remove",
+    "start,io,pnp-stop,pnp-start,remove",
+    "start,io,d3,d0,pnp-stop,pnp-start,io,hibernate,d0,io",
+    "start,remove",
+    "start,surprise-remove",
+];
+
+#[test]
+fn every_transition_keeps_the_data_under_both_readings_of_a_pnp_start() {
+    for reading in [
+        PnpStartReading::FindAdapterAgain,
+        PnpStartReading::RestartAdapter,
+    ] {
+        for sequence in EVERY_TRANSITION {
+            let report = run(sequence, reading);
+            assert_eq!(
+                summary(&report.findings),
+                expected_writes(sequence),
+                "{sequence} ({reading:?}): {:#?}",
+                report.findings
+            );
+            let restarts = sequence.split(',').filter(|step| *step == "pnp-start");
+            let mut lines = vec!["vstor: adapter started (start 1) with 1 disk(s)".to_owned()];
+            if reading == PnpStartReading::FindAdapterAgain {
+                lines.extend(restarts.enumerate().map(|(index, _)| {
+                    format!(
+                        "vstor: adapter started again (start {}) with its 1 disk(s) and their data",
+                        index + 2
+                    )
+                }));
+            }
+            assert_eq!(report.dbgprint, lines, "{sequence} ({reading:?})");
+        }
+    }
+}
