@@ -32,8 +32,21 @@ pub const DEFAULT_DISK_SIZE_MIB: u32 = 64;
 pub const MIN_DISK_SIZE_MIB: u32 = 1;
 /// Largest single disk, in MiB (64 GiB of nonpaged pool).
 pub const MAX_DISK_SIZE_MIB: u32 = 64 * 1024;
-/// Largest total of all disks of one adapter, in MiB.
+/// Largest total of all disks of one adapter, in MiB: the cap that holds
+/// whatever the machine, and the only one when the kernel does not report
+/// its physical memory.
 pub const MAX_TOTAL_SIZE_MIB: u64 = 256 * 1024;
+/// One adapter's disks may take at most physical memory divided by this:
+/// half of it.
+///
+/// The disks live in nonpaged pool, which stays resident: Windows can never
+/// page it out or reclaim it under memory pressure, and nothing in the
+/// kernel stops one driver's nonpaged pool from taking most of the machine.
+/// Half leaves Windows and its applications at least as much memory as the
+/// disks hold, on a small machine and on a large one alike (a fixed reserve
+/// would be too much for the one or too little for the other). Microsoft
+/// documents no such limit for a RAM disk; this is vstor's choice.
+pub const PHYSICAL_MEMORY_DIVISOR: u64 = 2;
 /// Default sector size in bytes.
 pub const DEFAULT_SECTOR_SIZE: u32 = 512;
 /// Default vendor identification (INQUIRY bytes 8..16).
@@ -119,7 +132,8 @@ pub trait Source {
 pub enum Origin {
     /// `Parameters\Device`, shared by every adapter.
     Global,
-    /// `Parameters\Device<N>`, this adapter's own.
+    /// `Parameters\Device<N>`, this adapter's own; `N` is the adapter's
+    /// Storport port number, not an index of vstor's adapters.
     Adapter,
 }
 
@@ -297,26 +311,75 @@ pub enum ConfigError {
         /// Total requested, in MiB.
         total_mib: u64,
     },
+    /// The disks together need more than their share of this machine's
+    /// physical memory ([`PHYSICAL_MEMORY_DIVISOR`]).
+    MoreThanMemory {
+        /// Total requested, in MiB.
+        total_mib: u64,
+        /// The most the disks may take here, in MiB.
+        limit_mib: u64,
+        /// The machine's physical memory, in MiB.
+        physical_mib: u64,
+    },
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ConfigError {
+    /// What is wrong and how to put it right, as one clause each, without
+    /// saying what vstor does about it (that depends on the start).
+    fn problem(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::CountMismatch { disk_count, sizes } => write!(
                 f,
-                "vstor: DiskCount is {} but DiskSizesMiB lists {} sizes; set one size per disk \
-                 or remove one of the two values. The adapter does not start.",
+                "DiskCount is {} but DiskSizesMiB lists {} sizes; set one size per disk or \
+                 remove one of the two values",
                 Dec(disk_count.into()),
                 Dec(sizes.into())
             ),
             Self::TooLarge { total_mib } => write!(
                 f,
-                "vstor: the disks need {} MiB in all, more than the {} MiB one adapter may use; \
-                 lower DiskCount or the disk sizes. The adapter does not start.",
+                "the disks need {} MiB in all, more than the {} MiB one adapter may use; lower \
+                 DiskCount or the disk sizes",
                 Dec(total_mib),
                 Dec(MAX_TOTAL_SIZE_MIB)
             ),
+            Self::MoreThanMemory {
+                total_mib,
+                limit_mib,
+                physical_mib,
+            } => write!(
+                f,
+                "the disks need {} MiB in all, more than the {} MiB one adapter may take: half \
+                 of the {} MiB of physical memory, since disks in nonpaged pool are never paged \
+                 out; lower DiskCount or the disk sizes",
+                Dec(total_mib),
+                Dec(limit_mib),
+                Dec(physical_mib)
+            ),
         }
+    }
+
+    /// The error as a clause for other messages: what is wrong and how to
+    /// put it right.
+    #[must_use]
+    pub const fn problem_text(&self) -> impl fmt::Display + '_ {
+        ProblemText(self)
+    }
+}
+
+/// [`ConfigError::problem_text`].
+struct ProblemText<'a>(&'a ConfigError);
+
+impl fmt::Display for ProblemText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.problem(f)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("vstor: ")?;
+        self.problem(f)?;
+        f.write_str(". The adapter does not start.")
     }
 }
 
@@ -403,15 +466,44 @@ impl Config {
         ) {
             config.target_ports = u8::try_from(ports).unwrap_or(1);
         }
-        let total_mib = config
-            .sizes_mib()
-            .iter()
-            .map(|&size| u64::from(size))
-            .sum::<u64>();
+        let total_mib = config.total_mib();
         if total_mib > MAX_TOTAL_SIZE_MIB {
             return Err(ConfigError::TooLarge { total_mib });
         }
         Ok(config)
+    }
+
+    /// The size of all disks together, in MiB.
+    #[must_use]
+    pub fn total_mib(&self) -> u64 {
+        self.sizes_mib().iter().map(|&size| u64::from(size)).sum()
+    }
+
+    /// The most the disks may take on a machine with `physical_bytes` of
+    /// physical memory, in MiB ([`PHYSICAL_MEMORY_DIVISOR`]).
+    #[must_use]
+    pub const fn memory_limit_mib(physical_bytes: u64) -> u64 {
+        (physical_bytes / PHYSICAL_MEMORY_DIVISOR) >> 20
+    }
+
+    /// Checks the disks against their share of `physical_bytes` of physical
+    /// memory.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MoreThanMemory`] when they need more; find-adapter
+    /// then returns `SP_RETURN_BAD_CONFIG`.
+    pub fn check_physical_memory(&self, physical_bytes: u64) -> Result<(), ConfigError> {
+        let total_mib = self.total_mib();
+        let limit_mib = Self::memory_limit_mib(physical_bytes);
+        if total_mib > limit_mib {
+            return Err(ConfigError::MoreThanMemory {
+                total_mib,
+                limit_mib,
+                physical_mib: physical_bytes >> 20,
+            });
+        }
+        Ok(())
     }
 
     /// The INQUIRY strings and the serial number prefix.
@@ -464,6 +556,40 @@ impl Config {
         self.disk_size_mib.get(..count).unwrap_or(&[])
     }
 
+    /// The settings that shape the disks — their number, sizes, block size,
+    /// identity and target ports, which cannot change while an adapter keeps
+    /// its disks and their data — on which `self` and `other` differ.
+    /// `ReadOnly` is not one of them: it may change at any time.
+    #[must_use]
+    pub fn layout_changes(&self, other: &Self) -> LayoutChanges {
+        let mut changes = LayoutChanges::default();
+        let settings: [(&'static str, bool); LAYOUT_SETTINGS] = [
+            ("DiskCount", self.disk_count != other.disk_count),
+            (
+                "DiskSizeMiB or DiskSizesMiB",
+                self.disk_count == other.disk_count && self.sizes_mib() != other.sizes_mib(),
+            ),
+            ("SectorSize", self.sector_size != other.sector_size),
+            (
+                "VendorId, ProductId or ProductRevision",
+                self.vendor_id != other.vendor_id
+                    || self.product_id != other.product_id
+                    || self.product_revision != other.product_revision,
+            ),
+            ("SerialPrefix", self.serial_prefix != other.serial_prefix),
+            ("TargetPorts", self.target_ports != other.target_ports),
+        ];
+        for (name, differs) in settings {
+            if let Some(slot) = changes.names.get_mut(changes.count)
+                && differs
+            {
+                *slot = name;
+                changes.count += 1;
+            }
+        }
+        changes
+    }
+
     /// Writes the configuration as the one-line text stored in
     /// `EffectiveConfig`.
     ///
@@ -494,6 +620,44 @@ impl Config {
             self.serial_prefix,
             Dec(self.target_ports.into()),
         )
+    }
+}
+
+/// The names of the settings that shape the disks on which two
+/// configurations differ ([`Config::layout_changes`]), in the order
+/// `EffectiveConfig` lists them; shown joined with ", ".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayoutChanges {
+    names: [&'static str; LAYOUT_SETTINGS],
+    count: usize,
+}
+
+/// How many settings shape the disks.
+const LAYOUT_SETTINGS: usize = 6;
+
+impl LayoutChanges {
+    /// Whether the two configurations shape the same disks.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The names that differ.
+    #[must_use]
+    pub fn names(&self) -> &[&'static str] {
+        self.names.get(..self.count).unwrap_or(&[])
+    }
+}
+
+impl fmt::Display for LayoutChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, name) in self.names().iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
     }
 }
 
@@ -1025,6 +1189,37 @@ mod tests {
     }
 
     #[test]
+    fn disks_may_take_half_of_physical_memory() {
+        let (config, _) = load(vec![
+            ("DiskCount", Stored::Dword(2)),
+            ("DiskSizeMiB", Stored::Dword(512)),
+        ]);
+        let config = config.expect("valid");
+        assert_eq!(config.total_mib(), 1024);
+        assert_eq!(Config::memory_limit_mib(2048 << 20), 1024);
+        assert_eq!(config.check_physical_memory(2048 << 20), Ok(()));
+        assert_eq!(
+            config.check_physical_memory((2048 << 20) - 2),
+            Err(ConfigError::MoreThanMemory {
+                total_mib: 1024,
+                limit_mib: 1023,
+                physical_mib: 2047
+            })
+        );
+        assert_eq!(
+            ConfigError::MoreThanMemory {
+                total_mib: 1024,
+                limit_mib: 1023,
+                physical_mib: 2047
+            }
+            .to_string(),
+            "vstor: the disks need 1024 MiB in all, more than the 1023 MiB one adapter may take: \
+             half of the 2047 MiB of physical memory, since disks in nonpaged pool are never \
+             paged out; lower DiskCount or the disk sizes. The adapter does not start."
+        );
+    }
+
+    #[test]
     fn runtime_reload_changes_only_read_only() {
         let mut config = load(vec![("DiskCount", Stored::Dword(2))])
             .0
@@ -1038,6 +1233,63 @@ mod tests {
         assert!(config.read_only);
         config.read_only = false;
         assert_eq!(config, before);
+    }
+
+    #[test]
+    fn layout_changes_name_the_settings_that_reshape_the_disks() {
+        let base = load(vec![("DiskCount", Stored::Dword(2))])
+            .0
+            .expect("valid");
+        let names = |other: &Config| base.layout_changes(other).to_string();
+        assert!(base.layout_changes(&base).is_empty());
+        let mut read_only = base;
+        read_only.read_only = true;
+        assert!(
+            base.layout_changes(&read_only).is_empty(),
+            "ReadOnly may change"
+        );
+        let mut count = base;
+        count.disk_count = 3;
+        assert_eq!(names(&count), "DiskCount");
+        let mut sizes = base;
+        sizes.disk_size_mib[1] = 128;
+        assert_eq!(names(&sizes), "DiskSizeMiB or DiskSizesMiB");
+        let mut unused = base;
+        unused.disk_size_mib[5] = 128;
+        assert!(
+            base.layout_changes(&unused).is_empty(),
+            "sizes past DiskCount are no disk's"
+        );
+        let mut several = base;
+        several.sector_size = 4096;
+        several.product_id = Ascii::new(b"OTHER").expect("ASCII");
+        several.serial_prefix = Ascii::new(b"S").expect("ASCII");
+        several.target_ports = 2;
+        assert_eq!(
+            names(&several),
+            "SectorSize, VendorId, ProductId or ProductRevision, SerialPrefix, TargetPorts"
+        );
+        assert_eq!(base.layout_changes(&several).names().len(), 4);
+    }
+
+    #[test]
+    fn a_config_error_reads_as_a_clause_and_as_a_message() {
+        let error = ConfigError::CountMismatch {
+            disk_count: 2,
+            sizes: 3,
+        };
+        assert_eq!(
+            error.problem_text().to_string(),
+            "DiskCount is 2 but DiskSizesMiB lists 3 sizes; set one size per disk or remove one \
+             of the two values"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "vstor: {}. The adapter does not start.",
+                error.problem_text()
+            )
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! and `EffectiveConfig` back in the adapter scope. Start-io hands every
 //! SRB to the pure SCSI logic ([`crate::scsi`]) and completes it with the
 //! outcome; it allocates nothing and waits for nothing. The disks live until
-//! free-adapter-resources, so Stop / Restart keep their data.
+//! free-adapter-resources, so Stop / Restart keep their data, and so does a
+//! Plug and Play stop and start, which runs find-adapter again on the same
+//! adapter ([`Miniport::find_adapter_again`]).
 
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -18,9 +20,9 @@ use storport::{
     PoolSlice, PoolTag, Srb, SrbData, SrbFunction, SrbStatus, debug_print,
 };
 
-use crate::config::{BadValue, Config};
+use crate::config::{BadValue, Config, MAX_TOTAL_SIZE_MIB};
 use crate::ramdisk::RamDisk;
-use crate::registry_source::RegistrySource;
+use crate::registry_source::{Occasion, RegistrySource};
 use crate::scsi::srb::{Address, Unit};
 use crate::scsi::{
     Autosense, BlockSize, DataBuffer, Disk, DiskConfig, Identity, Limits, srb as scsi_srb,
@@ -133,13 +135,15 @@ impl Miniport for Vstor {
     type Adapter = Adapter;
 
     fn find_adapter(context: &mut FindAdapterContext<'_>) -> Result<Adapter, FindAdapterError> {
-        let mut source = RegistrySource::open(context.registry());
+        let physical_bytes = context.physical_memory_bytes();
+        let mut source = RegistrySource::open(context.registry(), Occasion::Start);
         let config = Config::load(&mut source, &mut report_bad_value).map_err(|error| {
             debug_print!("{error}\n");
             FindAdapterError::BadConfig
         })?;
+        check_memory(&config, physical_bytes)?;
         let luns = build_luns(&config)?;
-        let start_count = source.next_start_count();
+        let start_count = source.next_start_count().unwrap_or(1);
         source.write_back(&config, start_count);
         drop(source);
         let lun_count = u8::try_from(luns.len()).unwrap_or(u8::MAX);
@@ -166,6 +170,63 @@ impl Miniport for Vstor {
             config,
             luns,
         })
+    }
+
+    /// Storport starts the adapter again after a Plug and Play stop, on the
+    /// device extension that still holds it (see
+    /// [`Miniport::find_adapter_again`]): the disks and their data stay as
+    /// they are. The start re-reads what may change — `ReadOnly` — and
+    /// counts itself in `StartCount`; settings that would reshape the disks
+    /// are reported, not applied, since applying them would drop the data
+    /// Windows kept across the stop. They apply when the adapter is next
+    /// added. The transfer limits and bus geometry the adapter declared at
+    /// its first start are given back by the layer and do not change.
+    fn find_adapter_again(
+        adapter: &mut Adapter,
+        context: &mut FindAdapterContext<'_>,
+    ) -> Result<(), FindAdapterError> {
+        let mut source = RegistrySource::open(context.registry(), Occasion::Start);
+        let mut config = adapter.config;
+        config.load_runtime(&mut source, &mut report_bad_value);
+        // The layout is compared, not applied: a bad value among those
+        // settings was reported by the start that used it, so this read is
+        // silent.
+        match Config::load(&mut source, &mut |_| {}) {
+            Ok(wanted) => {
+                let changes = adapter.config.layout_changes(&wanted);
+                if !changes.is_empty() {
+                    debug_print!(
+                        "vstor: the registry no longer describes the disks this adapter has \
+                         (changed: {changes}); it keeps its {} disk(s) and their data as they \
+                         are, and the new values apply when the adapter is next added.\n",
+                        Dec(adapter.luns.len() as u64)
+                    );
+                }
+            }
+            Err(error) => debug_print!(
+                "vstor: the disk settings in the registry cannot be honoured: {}. The adapter \
+                 keeps its {} disk(s) and their data as they are.\n",
+                error.problem_text(),
+                Dec(adapter.luns.len() as u64)
+            ),
+        }
+        let start_count = source
+            .next_start_count()
+            .unwrap_or_else(|| adapter.start_count().wrapping_add(1));
+        source.write_back(&config, start_count);
+        drop(source);
+        adapter.config = config;
+        adapter.read_only.store(config.read_only, Ordering::Relaxed);
+        for lun in &adapter.luns {
+            lun.disk.set_read_only(config.read_only);
+        }
+        adapter.start_count.store(start_count, Ordering::Relaxed);
+        debug_print!(
+            "vstor: adapter started again (start {}) with its {} disk(s) and their data\n",
+            Dec(start_count.into()),
+            Dec(adapter.luns.len() as u64)
+        );
+        Ok(())
     }
 
     fn start_io(adapter: &Adapter, mut srb: Srb<'_>) {
@@ -238,7 +299,10 @@ impl Miniport for Vstor {
             AdapterControl::Stop | AdapterControl::Restart => ControlStatus::Success,
             AdapterControl::SetRunningConfig { registry } => {
                 let mut config = adapter.config;
-                config.load_runtime(&mut RegistrySource::open(registry), &mut report_bad_value);
+                config.load_runtime(
+                    &mut RegistrySource::open(registry, Occasion::RunningConfig),
+                    &mut report_bad_value,
+                );
                 adapter.read_only.store(config.read_only, Ordering::Relaxed);
                 for lun in &adapter.luns {
                     lun.disk.set_read_only(config.read_only);
@@ -278,6 +342,36 @@ mod storport_function {
 
 fn report_bad_value(bad: &BadValue) {
     debug_print!("{bad}\n");
+}
+
+/// Refuses disks that need more than their share of physical memory
+/// ([`crate::config::PHYSICAL_MEMORY_DIVISOR`]). Where the kernel does not
+/// report the memory, only the absolute cap `Config::load` applied holds.
+/// `MmGetPhysicalMemoryRangesEx2` exists wherever vstor loads (it needs
+/// Windows 10 version 2004, as `ExAllocatePool2` does), so that means the
+/// routine failed.
+///
+/// # Errors
+///
+/// `FindAdapterError::BadConfig` for disks larger than the share, said once
+/// through `DbgPrint`.
+fn check_memory(config: &Config, physical_bytes: Option<u64>) -> Result<(), FindAdapterError> {
+    let Some(physical_bytes) = physical_bytes else {
+        debug_print!(
+            "vstor: the kernel did not report the machine's physical memory \
+             (MmGetPhysicalMemoryRangesEx2 failed), so the disks ({} MiB) are held only to the {} \
+             MiB one adapter may use; the start goes on.\n",
+            Dec(config.total_mib()),
+            Dec(MAX_TOTAL_SIZE_MIB)
+        );
+        return Ok(());
+    };
+    config
+        .check_physical_memory(physical_bytes)
+        .map_err(|error| {
+            debug_print!("{error}\n");
+            FindAdapterError::BadConfig
+        })
 }
 
 /// Builds every disk of `config`, its medium zeroed in nonpaged pool.

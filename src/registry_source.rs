@@ -7,7 +7,7 @@ use core::ffi::CStr;
 use core::fmt;
 
 use storport::debug_print;
-use storport::registry::{ReadError, Registry, RegistryBuffer, Scope};
+use storport::registry::{AllocError, ReadError, Registry, RegistryBuffer, Scope};
 
 use crate::config::{Config, Kind, Lookup, Origin, Source, names};
 
@@ -19,43 +19,61 @@ const REGISTRY_BUFFER_MAX_BYTES: u32 = 4096;
 /// Longest `EffectiveConfig` text, NUL excluded.
 const EFFECTIVE_CONFIG_BYTES: usize = 384;
 
+/// Why the registry is read, which decides what a failure means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Occasion {
+    /// A start: every setting is read, `StartCount` and `EffectiveConfig`
+    /// written.
+    Start,
+    /// `ScsiSetRunningConfig`: `ReadOnly` is read again.
+    RunningConfig,
+}
+
+impl Occasion {
+    /// What a setting read as missing from here on means, as a sentence.
+    const fn without_registry(self) -> &'static str {
+        match self {
+            Self::Start => {
+                "The registry is not read further at this start: the settings not read yet take \
+                 their defaults, and StartCount and EffectiveConfig are not written."
+            }
+            Self::RunningConfig => "ReadOnly takes its default, 0, until it is read again.",
+        }
+    }
+}
+
 /// The configuration's view of the registry: one buffer, grown on demand.
 pub struct RegistrySource<'r> {
     /// `None` when the port gave no buffer: every value then reads as
     /// missing, and the defaults apply.
     buffer: Option<RegistryBuffer<'r>>,
+    occasion: Occasion,
 }
 
 impl<'r> RegistrySource<'r> {
     /// Opens a registry buffer on `registry` (defaults apply if the port
-    /// gives none).
-    pub fn open(registry: &'r mut Registry) -> Self {
+    /// gives none, and `DbgPrint` says so).
+    pub fn open(registry: &'r mut Registry, occasion: Occasion) -> Self {
         let buffer = registry
             .open(REGISTRY_BUFFER_BYTES)
-            .inspect_err(|error| debug_print!("vstor: {error}\n"))
+            .inspect_err(|error| {
+                debug_print!("vstor: {error}. {}\n", occasion.without_registry());
+            })
             .ok();
-        Self { buffer }
+        Self { buffer, occasion }
     }
 
-    /// Makes the buffer at least `needed` bytes long; `false` when the port
-    /// refuses (the buffer is gone then) or `needed` is beyond vstor's cap.
-    fn grow(&mut self, needed: u32) -> bool {
+    /// Makes the buffer at least `needed` bytes long; `Err(Some)` when the
+    /// port refuses (the buffer is gone then, and the caller says what that
+    /// means), `Err(None)` when `needed` is beyond vstor's cap or there is no
+    /// buffer.
+    fn grow(&mut self, needed: u32) -> Result<(), Option<AllocError>> {
         if needed > REGISTRY_BUFFER_MAX_BYTES {
-            return false;
+            return Err(None);
         }
-        let Some(buffer) = self.buffer.take() else {
-            return false;
-        };
-        match buffer.grow(needed) {
-            Ok(grown) => {
-                self.buffer = Some(grown);
-                true
-            }
-            Err(error) => {
-                debug_print!("vstor: {error}\n");
-                false
-            }
-        }
+        let buffer = self.buffer.take().ok_or(None)?;
+        self.buffer = Some(buffer.grow(needed)?);
+        Ok(())
     }
 
     /// Reads one value from one scope and hands it to `f`, or says why
@@ -108,15 +126,16 @@ impl<'r> RegistrySource<'r> {
             || found(&buffer.read_qword(scope, name))
     }
 
-    /// The next `StartCount`: the adapter's stored count plus one.
-    pub fn next_start_count(&mut self) -> u32 {
-        let Some(buffer) = self.buffer.as_mut() else {
-            return 1;
-        };
-        buffer
-            .read_dword(Scope::Adapter, names::START_COUNT)
-            .unwrap_or(0)
-            .wrapping_add(1)
+    /// The next `StartCount`: the adapter's stored count plus one; `None`
+    /// without a registry buffer.
+    pub fn next_start_count(&mut self) -> Option<u32> {
+        let buffer = self.buffer.as_mut()?;
+        Some(
+            buffer
+                .read_dword(Scope::Adapter, names::START_COUNT)
+                .unwrap_or(0)
+                .wrapping_add(1),
+        )
     }
 
     /// Writes `StartCount` and `EffectiveConfig` in the adapter scope.
@@ -134,13 +153,17 @@ impl<'r> RegistrySource<'r> {
             return;
         };
         if let Err(error) = buffer.write_dword(Scope::Adapter, names::START_COUNT, start_count) {
-            debug_print!("vstor: StartCount: {error}\n");
+            debug_print!("vstor: StartCount: {error}; the adapter starts all the same.\n");
         }
         let needed = u32::try_from(text.as_bytes().len() + 1).unwrap_or(u32::MAX);
-        if buffer.len_bytes() < needed && !self.grow(needed) {
+        if buffer.len_bytes() < needed
+            && let Err(error) = self.grow(needed)
+        {
             debug_print!(
                 "vstor: no registry buffer large enough for EffectiveConfig; it is not written \
-                 this start (StartCount is)\n"
+                 this start (StartCount is){}{}.\n",
+                if error.is_some() { ": " } else { "" },
+                Reason(error)
             );
             return;
         }
@@ -151,8 +174,17 @@ impl<'r> RegistrySource<'r> {
             && let Err(error) =
                 buffer.write_string(Scope::Adapter, names::EFFECTIVE_CONFIG, text.as_bytes())
         {
-            debug_print!("vstor: EffectiveConfig: {error}\n");
+            debug_print!("vstor: EffectiveConfig: {error}; the adapter starts all the same.\n");
         }
+    }
+}
+
+/// Why a buffer could not grow, if the port said: its error, or nothing.
+struct Reason(Option<AllocError>);
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.map_or(Ok(()), |error| error.fmt(f))
     }
 }
 
@@ -180,10 +212,16 @@ impl Source for RegistrySource<'_> {
         };
         let mut attempt = self.attempt(scope, name, kind, f);
         if let Attempt::TooSmall(needed_bytes) = attempt {
-            attempt = if self.grow(needed_bytes) {
-                self.attempt(scope, name, kind, f)
-            } else {
-                attempt
+            attempt = match self.grow(needed_bytes) {
+                Ok(()) => self.attempt(scope, name, kind, f),
+                Err(Some(error)) => {
+                    debug_print!("vstor: {error}. {}\n", self.occasion.without_registry());
+                    // The buffer is gone: this value reads as missing, as
+                    // every later one will.
+                    f(Lookup::Missing);
+                    return;
+                }
+                Err(None) => attempt,
             };
         }
         match attempt {

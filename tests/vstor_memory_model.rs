@@ -1,8 +1,11 @@
 //! The real `vstor.sys` under storemu's physical memory model and special
 //! pool: disks that fit start and run clean, disks the pool cannot hold
 //! fail find-adapter the way vstor documents (every allocation checked,
-//! everything allocated so far freed), and neither mode of the special pool
-//! finds an overrun, an underrun or a use after free in a whole run.
+//! everything allocated so far freed), neither mode of the special pool
+//! finds an overrun, an underrun or a use after free in a whole run, and
+//! disks that need more than half of the physical memory
+//! `MmGetPhysicalMemoryRangesEx2` reports are refused before anything is
+//! allocated, with one `DbgPrint` line.
 
 mod common;
 
@@ -43,6 +46,15 @@ fn log(report: &cli::RunReport) -> Vec<String> {
 
 /// The one finding of a run whose find-adapter returned `SP_RETURN_ERROR`.
 fn assert_only_start_failure(report: &cli::RunReport) {
+    assert_only_find_adapter_result(report, SP_RETURN_ERROR);
+}
+
+/// `SP_RETURN_ERROR`, `SP_RETURN_BAD_CONFIG` (written out from storport.h).
+const SP_RETURN_ERROR: u64 = 2;
+const SP_RETURN_BAD_CONFIG: u64 = 3;
+
+/// The one finding of a run whose find-adapter returned `status`.
+fn assert_only_find_adapter_result(report: &cli::RunReport, status: u64) {
     let findings: Vec<(Rule, &str, &[u64])> = report
         .findings
         .iter()
@@ -50,7 +62,7 @@ fn assert_only_start_failure(report: &cli::RunReport) {
         .collect();
     assert_eq!(
         findings,
-        vec![(Rule::AdapterStartFailed, "HwFindAdapter", &[2_u64][..])],
+        vec![(Rule::AdapterStartFailed, "HwFindAdapter", &[status][..])],
         "{:#?}",
         report.findings
     );
@@ -110,11 +122,20 @@ fn with_less_memory_than_the_system_holds_the_first_allocation_fails() {
     // 256 MiB of physical memory, all of it held by the rest of the system:
     // vstor's first allocation (the disk table) fails and find-adapter
     // returns SP_RETURN_ERROR.
+    // The kernel cannot allocate MmGetPhysicalMemoryRangesEx2's array
+    // either: vstor says it checks the disks against its absolute cap alone,
+    // and goes on.
     let report = run(&[], BlockEnd::Aligned, 256);
     assert_only_start_failure(&report);
     assert_eq!(
         report.dbgprint,
-        vec!["vstor: out of memory for the disk table; the adapter does not start".to_owned()]
+        vec![
+            "vstor: the kernel did not report the machine's physical memory \
+             (MmGetPhysicalMemoryRangesEx2 failed), so the disks (64 MiB) are held only to the \
+             262144 MiB one adapter may use; the start goes on."
+                .to_owned(),
+            "vstor: out of memory for the disk table; the adapter does not start".to_owned()
+        ]
     );
     assert!(
         log(&report).contains(
@@ -124,5 +145,79 @@ fn with_less_memory_than_the_system_holds_the_first_allocation_fails() {
         ),
         "{:#?}",
         log(&report)
+    );
+}
+
+/// Two disks of 256 MiB on machines with `physical_mib` of memory, 256 MiB
+/// of it the rest of the system's: the pool could hold them either way. A
+/// fault plan that fails nothing makes the run log count the fallible calls
+/// vstor made.
+fn half_a_gib_of_disks(physical_mib: u64) -> (cli::RunReport, String) {
+    let args = RunArgs {
+        driver: readable_sys_path(),
+        inf: Some(root().join("inf").join("vstor.inf")),
+        set: vec![
+            "DiskCount=dword:2".to_owned(),
+            "DiskSizeMiB=dword:256".to_owned(),
+        ],
+        json: true,
+        pool: PoolConfig {
+            special: Some(BlockEnd::Aligned),
+            memory: PhysicalMemory::from_mib(physical_mib, 256),
+        },
+        ..RunArgs::default()
+    };
+    let sets = cli::parse_sets(&args.set).expect("the --set values parse");
+    let never = cli::parse_faults(&["StorPortAllocateMdl@1000000".to_owned()])
+        .expect("the --fail value parses");
+    let report = cli::run_with_faults(&args, &sets, &never);
+    assert_eq!(report.load_error, None, "vstor.sys loads");
+    let calls = log(&report)
+        .into_iter()
+        .find(|line| line.starts_with("fault injection: 0 failure(s) injected"))
+        .expect("the run log counts the fallible calls");
+    (report, calls)
+}
+
+#[test]
+fn disks_that_take_half_of_physical_memory_start() {
+    // 1024 MiB of memory: the disks may take 512 MiB, exactly what they need.
+    let (report, calls) = half_a_gib_of_disks(1024);
+    assert_eq!(report.outcome, "clean", "{:#?}", report.findings);
+    assert_eq!(report.luns.len(), 2);
+    assert!(
+        report.luns.iter().all(|lun| lun.write_verified),
+        "{:?}",
+        report.luns
+    );
+    assert_eq!(
+        report.dbgprint,
+        vec!["vstor: adapter started (start 1) with 2 disk(s)".to_owned()]
+    );
+    assert!(
+        calls.contains("ExAllocatePool2 x") && calls.contains("MmGetPhysicalMemoryRangesEx2 x1"),
+        "{calls}"
+    );
+}
+
+#[test]
+fn disks_that_take_more_than_half_of_physical_memory_are_refused() {
+    // 1022 MiB of memory: the disks may take 511 MiB. The pool (766 MiB)
+    // would hold the 512 they need, but vstor refuses them before it
+    // allocates anything.
+    let (report, calls) = half_a_gib_of_disks(1022);
+    assert_only_find_adapter_result(&report, SP_RETURN_BAD_CONFIG);
+    assert_eq!(
+        report.dbgprint,
+        vec![
+            "vstor: the disks need 512 MiB in all, more than the 511 MiB one adapter may take: \
+             half of the 1022 MiB of physical memory, since disks in nonpaged pool are never \
+             paged out; lower DiskCount or the disk sizes. The adapter does not start."
+                .to_owned()
+        ]
+    );
+    assert!(
+        !calls.contains("ExAllocatePool2") && calls.contains("MmGetPhysicalMemoryRangesEx2 x1"),
+        "no pool was allocated: {calls}"
     );
 }

@@ -174,7 +174,7 @@ fn supported_type_list_overrun() {
     );
     assert_eq!(
         run.json["findings"][0]["params"],
-        serde_json::json!(["0x16", "0x16"])
+        serde_json::json!(["0x1E", "0x1E"])
     );
 }
 

@@ -788,3 +788,33 @@ fn adapter_scope_follows_the_adapter_number() {
         None
     );
 }
+
+#[test]
+fn write_past_the_smallest_supported_type_list_is_reported() {
+    use storport_emu::port::adapter::SMALLEST_MAX_CONTROL_TYPE;
+
+    BREAK.with(|b| b.set(Break::ControlListOverrun));
+    assert!(exports::bind_host().is_empty());
+    let port = Port::new(
+        driver_entry as *const () as usize,
+        Arc::new(DirectCpu),
+        PortOptions {
+            service: "testmp".to_owned(),
+            max_control_type: SMALLEST_MAX_CONTROL_TYPE,
+            ..PortOptions::default()
+        },
+        None,
+    );
+    port.driver_entry().expect("DriverEntry");
+    port.start().expect("start");
+    let findings: Vec<(Rule, Vec<u64>)> = port
+        .findings()
+        .into_iter()
+        .map(|finding| (finding.rule, finding.params))
+        .collect();
+    assert_eq!(
+        findings,
+        vec![(Rule::SupportedTypeListOverrun, vec![0x0D, 0x0D])],
+        "Windows 8's list has 13 entries; entry 13 is past it"
+    );
+}

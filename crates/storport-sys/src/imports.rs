@@ -180,6 +180,10 @@ imports! {
         fn ExAcquireSpinLockExclusiveAtDpcLevel(spin_lock: *mut EX_SPIN_LOCK);
         /// `ExReleaseSpinLockExclusiveFromDpcLevel`: at IRQL >= `DISPATCH_LEVEL`.
         fn ExReleaseSpinLockExclusiveFromDpcLevel(spin_lock: *mut EX_SPIN_LOCK);
+        /// `ExFreePool`: frees pool whatever its tag, such as the block
+        /// `MmGetPhysicalMemoryRangesEx2` returns (the kernel's tag, which
+        /// the caller does not know).
+        fn ExFreePool(p: PVOID);
     }
 }
 

@@ -8,11 +8,15 @@
 //! - the registry is reachable only in `PASSIVE_LEVEL` callbacks, through a
 //!   [`Registry`](registry::Registry) capability borrowed for the
 //!   callback's duration, and one registry buffer at a time
-//!   ([`registry`]);
-//! - a request is completed exactly once ([`Srb::complete`] consumes it);
+//!   ([`registry`]); a buffer whose guard was leaked is freed by the layer
+//!   when the callback returns;
+//! - a request is completed at most once ([`Srb::complete`] consumes it; a
+//!   handle leaked with `core::mem::forget` is never completed, see [`Srb`]);
 //! - the adapter state is written in find-adapter before any other callback
-//!   can see it, shared (`Sync`) with concurrent start-io calls, and dropped
-//!   in free-adapter-resources ([`Miniport::Adapter`]).
+//!   can see it, shared (`Sync`) with concurrent start-io calls, kept when
+//!   find-adapter runs again on the same device extension
+//!   ([`Miniport::find_adapter_again`]), and dropped in
+//!   free-adapter-resources ([`Miniport::Adapter`]).
 //!
 //! On Windows targets it also supplies the kernel runtime: the panic handler
 //! (a bug check), [`debug_print!`] and pool memory ([`PoolSlice`]).
@@ -27,6 +31,7 @@
 #[cfg(test)]
 extern crate std;
 
+mod memory;
 mod miniport;
 pub mod pool;
 pub mod print;

@@ -79,6 +79,12 @@ pub trait Miniport: 'static {
     /// thread removes the adapter. Keep it small (it passes through the
     /// 24 KiB kernel stack once, on its way into the device extension): put
     /// large tables in pool ([`PoolSlice`](crate::PoolSlice)).
+    ///
+    /// It lives as long as the device extension does, which is longer than
+    /// one start: when Storport runs find-adapter again on an extension
+    /// that holds it (a Plug and Play start after a stop), the layer keeps
+    /// it and calls [`find_adapter_again`](Self::find_adapter_again)
+    /// instead of [`find_adapter`](Self::find_adapter).
     type Adapter: Send + Sync + 'static;
 
     /// `HwFindAdapter` (virtual form), at `PASSIVE_LEVEL`: configure the
@@ -96,6 +102,54 @@ pub trait Miniport: 'static {
     fn find_adapter(
         context: &mut FindAdapterContext<'_>,
     ) -> Result<Self::Adapter, FindAdapterError>;
+
+    /// `HwFindAdapter` on a device extension that still holds `adapter`, at
+    /// `PASSIVE_LEVEL`: Storport starts an adapter it stopped.
+    ///
+    /// Storport fills a device extension with zeros once, when it allocates
+    /// it ("`HW_INITIALIZATION_DATA` structure (storport.h)",
+    /// `DeviceExtensionSize`), and keeps it until the device is removed. A
+    /// stop for Plug and Play (`IRP_MN_STOP_DEVICE`) reaches the miniport as
+    /// `ScsiStopAdapter`, after which "the miniport driver should not free
+    /// its resources" and Storport releases only what it allocated on the
+    /// miniport's behalf; the start that follows (re)initialises the adapter,
+    /// and a miniport without `ScsiRestartAdapter` gets `HwFindAdapter` and
+    /// `HwInitialize` with its device extension intact
+    /// ("`SCSI_ADAPTER_CONTROL_TYPE` enumeration (storport.h)"). So
+    /// find-adapter may meet a live adapter, with every pool block it owns,
+    /// and building a new one over it would lose and leak the old one. The
+    /// layer keeps it instead and calls this method:
+    ///
+    /// - `adapter` is the adapter [`find_adapter`](Self::find_adapter) built,
+    ///   exclusively: the adapter is stopped, so no other callback runs.
+    /// - `context` is as for `find_adapter`: a fresh port configuration, the
+    ///   registry and the argument string. The layer has already copied into
+    ///   the configuration what the adapter declared at its previous start
+    ///   (every value [`ConfigInfo`]'s setters set), so a miniport whose
+    ///   limits do not change need not set them again.
+    /// - `HwInitialize` ([`initialize`](Self::initialize)) follows as after
+    ///   the first find-adapter.
+    ///
+    /// The default keeps the adapter as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`FindAdapterError`]: the start fails with that `SP_RETURN_*`, and
+    /// the layer drops the adapter at once (free its resources in `Drop`). A
+    /// device whose start failed is removed next ("`IRP_MN_REMOVE_DEVICE`":
+    /// the Plug and Play manager sends it "if one of the drivers in the
+    /// device stack fails an `IRP_MN_START_DEVICE` request"), and whether
+    /// Storport calls `HwFreeAdapterResources` for an adapter whose
+    /// find-adapter failed is not documented, so dropping it here is the one
+    /// way that never leaks it. A later find-adapter builds a new adapter
+    /// with `find_adapter`.
+    fn find_adapter_again(
+        adapter: &mut Self::Adapter,
+        context: &mut FindAdapterContext<'_>,
+    ) -> Result<(), FindAdapterError> {
+        let _ = (adapter, context);
+        Ok(())
+    }
 
     /// `HwInitialize`: the adapter is about to receive requests. Return
     /// `false` to fail the start.
@@ -174,6 +228,21 @@ impl<'a> FindAdapterContext<'a> {
     pub const fn argument_string(&self) -> Option<&'a CStr> {
         self.argument_string
     }
+
+    /// The machine's physical memory in bytes, as
+    /// `MmGetPhysicalMemoryRangesEx2` reports it now (the sum of its ranges;
+    /// the array it returns is freed before this returns).
+    ///
+    /// `None` when the kernel does not report it (the routine returns NULL,
+    /// or an array that is not well formed). Find-adapter runs at
+    /// `PASSIVE_LEVEL`, the IRQL the routine needs, which is why only this
+    /// context offers it.
+    #[must_use]
+    pub fn physical_memory_bytes(&self) -> Option<u64> {
+        // SAFETY: find-adapter, the only callback given this context, runs
+        // at PASSIVE_LEVEL.
+        unsafe { crate::memory::physical_memory_bytes() }
+    }
 }
 
 /// The parts of `PORT_CONFIGURATION_INFORMATION` a virtual miniport sets.
@@ -204,6 +273,58 @@ impl core::fmt::Debug for ConfigInfo<'_> {
                 &self.raw.MaximumNumberOfLogicalUnits,
             )
             .finish_non_exhaustive()
+    }
+}
+
+/// What the adapter declared in its port configuration: every member a
+/// [`ConfigInfo`] setter sets, kept in the device extension from one start
+/// to the next ([`Miniport::find_adapter_again`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeclaredConfig {
+    maximum_transfer_length: u32,
+    number_of_physical_breaks: u32,
+    alignment_mask: u32,
+    max_number_of_io: u32,
+    max_ios_per_lun: u32,
+    number_of_buses: u8,
+    maximum_number_of_targets: u8,
+    maximum_number_of_logical_units: u8,
+    scatter_gather: u8,
+    master: u8,
+    caches_data: u8,
+}
+
+impl DeclaredConfig {
+    /// The members of `config` the setters set.
+    pub const fn capture(config: &PORT_CONFIGURATION_INFORMATION) -> Self {
+        Self {
+            maximum_transfer_length: config.MaximumTransferLength,
+            number_of_physical_breaks: config.NumberOfPhysicalBreaks,
+            alignment_mask: config.AlignmentMask,
+            max_number_of_io: config.MaxNumberOfIO,
+            max_ios_per_lun: config.MaxIOsPerLun,
+            number_of_buses: config.NumberOfBuses,
+            maximum_number_of_targets: config.MaximumNumberOfTargets,
+            maximum_number_of_logical_units: config.MaximumNumberOfLogicalUnits,
+            scatter_gather: config.ScatterGather,
+            master: config.Master,
+            caches_data: config.CachesData,
+        }
+    }
+
+    /// Writes those members back into `config`.
+    pub const fn apply(self, config: &mut PORT_CONFIGURATION_INFORMATION) {
+        config.MaximumTransferLength = self.maximum_transfer_length;
+        config.NumberOfPhysicalBreaks = self.number_of_physical_breaks;
+        config.AlignmentMask = self.alignment_mask;
+        config.MaxNumberOfIO = self.max_number_of_io;
+        config.MaxIOsPerLun = self.max_ios_per_lun;
+        config.NumberOfBuses = self.number_of_buses;
+        config.MaximumNumberOfTargets = self.maximum_number_of_targets;
+        config.MaximumNumberOfLogicalUnits = self.maximum_number_of_logical_units;
+        config.ScatterGather = self.scatter_gather;
+        config.Master = self.master;
+        config.CachesData = self.caches_data;
     }
 }
 

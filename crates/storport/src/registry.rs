@@ -12,7 +12,7 @@
 //! | only at `PASSIVE_LEVEL` (SDV `StorPortIrql`) | a [`Registry`] exists only in callbacks that run at `PASSIVE_LEVEL` |
 //! | one registry buffer per miniport instance at a time | [`Registry::open`] borrows the capability mutably until the guard is dropped |
 //! | only a buffer the port allocated may be read into, written from or freed | the guard owns the one buffer; reads and writes are its methods |
-//! | free what you allocate | dropping the guard frees it; [`RegistryBuffer::grow`] frees before it allocates |
+//! | free what you allocate | dropping the guard frees it; [`RegistryBuffer::grow`] frees before it allocates; a buffer whose guard was leaked is freed by the layer (below) |
 //! | value names are NUL-terminated ANSI strings | names are [`&CStr`](CStr) |
 //! | FALSE + needed length means "buffer too small" | [`ReadError::BufferTooSmall`] |
 //!
@@ -30,6 +30,21 @@
 //!     }
 //! }
 //! ```
+//!
+//! # A leaked guard
+//!
+//! Dropping the guard is what frees the buffer, and Rust does not promise
+//! that a value is dropped: `core::mem::forget` (or a reference cycle, or
+//! `Box::leak`) compiles and leaves the buffer allocated. The port then
+//! refuses every later allocation for the adapter — its one buffer is
+//! taken — for the adapter's lifetime. So the guard frees its buffer *at
+//! most* once, and the layer catches the rest: the [`Registry`] remembers
+//! the buffer it handed out until the guard frees it, and a buffer still
+//! outstanding when [`Registry::open`] is called again, or when the
+//! callback that opened it returns, is freed then, with one `DbgPrint` line
+//! saying so. Nothing can use a leaked guard's buffer at those points: a
+//! live guard borrows the capability mutably, and the capability does not
+//! outlive its callback.
 //!
 //! Holding two buffers at once does not compile:
 //!
@@ -72,6 +87,10 @@ pub enum Scope {
     /// (`Global` = TRUE).
     Global,
     /// `Parameters\Device<N>`: this adapter's own key (`Global` = FALSE).
+    /// `N` is the adapter's Storport port number ("`StorPortRegistryRead`":
+    /// "the port number of a particular adapter"), which Windows assigns
+    /// among all the machine's SCSI adapters: not an index of this
+    /// miniport's adapters.
     Adapter,
 }
 
@@ -112,12 +131,15 @@ impl Scope {
 ///
 /// `device_extension` is the device extension Storport passed to the
 /// `PASSIVE_LEVEL` callback that created this value, and that callback has not
-/// returned: registry calls with it are allowed.
+/// returned: registry calls with it are allowed. `outstanding` is the
+/// adapter's registry buffer while one is allocated (and its length), `None`
+/// while none is.
 ///
 /// [`FindAdapterContext`]: crate::FindAdapterContext
 /// [`AdapterControl`]: crate::AdapterControl
 pub struct Registry {
     device_extension: NonNull<c_void>,
+    outstanding: Option<(NonNull<u8>, u32)>,
 }
 
 impl Registry {
@@ -128,11 +150,31 @@ impl Registry {
     /// `device_extension` must be the device extension of the callback being
     /// run, that callback must run at `PASSIVE_LEVEL` and own the adapter's
     /// single registry buffer slot (no buffer of this adapter is allocated),
-    /// and the value must not outlive the callback.
+    /// and the value must be dropped before the callback returns (its `Drop`
+    /// frees a buffer a leaked guard left allocated).
     pub(crate) const unsafe fn new(device_extension: NonNull<c_void>) -> Self {
         // INVARIANT: the caller promised a PASSIVE_LEVEL callback's own
-        // device extension, for that callback's duration.
-        Self { device_extension }
+        // device extension, for that callback's duration, with no buffer
+        // allocated.
+        Self {
+            device_extension,
+            outstanding: None,
+        }
+    }
+
+    /// Frees the buffer a leaked guard left allocated, if there is one,
+    /// saying so through `DbgPrint`; `when` completes the sentence.
+    fn reclaim(&mut self, when: &str) {
+        let Some((buffer, length_bytes)) = self.outstanding else {
+            return;
+        };
+        crate::debug_print!(
+            "storport: the registry buffer of {} bytes was still allocated {when}: its guard \
+             was leaked (for example with core::mem::forget) instead of dropped; the layer \
+             frees it now, so the adapter can open a registry buffer again.\n",
+            Dec(u64::from(length_bytes))
+        );
+        free(self, buffer);
     }
 
     /// Allocates the adapter's registry buffer of `length_bytes` bytes
@@ -140,17 +182,21 @@ impl Registry {
     ///
     /// The capability stays borrowed until the returned guard is dropped, so
     /// a second buffer cannot be opened while this one is alive — the port
-    /// would refuse it anyway.
+    /// would refuse it anyway. A buffer whose guard was leaked is freed first
+    /// (see the [module documentation](self)).
     ///
     /// # Errors
     ///
     /// [`AllocError`] when the port returns no buffer (out of pool).
     /// See "`StorPortAllocateRegistryBuffer` function (storport.h)".
     pub fn open(&mut self, length_bytes: u32) -> Result<RegistryBuffer<'_>, AllocError> {
+        // A live guard would hold the `&mut self` this call needs, so an
+        // outstanding buffer is a leaked guard's.
+        self.reclaim("when another was opened");
         let mut allocated = length_bytes;
         // SAFETY: by the type invariant registry calls are allowed for this
-        // device extension now, and no other buffer is allocated: a live
-        // guard would hold the `&mut self` this call needs.
+        // device extension now, and no buffer is allocated: `reclaim` freed
+        // the one a leaked guard left.
         let buffer = unsafe {
             storport_sys::StorPortAllocateRegistryBuffer(
                 self.device_extension.as_ptr(),
@@ -168,6 +214,8 @@ impl Registry {
         // SAFETY: the port's buffer is valid for writes of the smaller of
         // the asked and the reported length, and nothing else uses it yet.
         unsafe { buffer.as_ptr().write_bytes(0, length_bytes as usize) };
+        // INVARIANT: the buffer is allocated until `free` clears this.
+        self.outstanding = Some((buffer, length_bytes));
         // INVARIANT: `buffer` came from the allocator just now, holds
         // `length_bytes` initialised bytes, and is not freed.
         Ok(RegistryBuffer {
@@ -183,7 +231,9 @@ impl Registry {
 ///
 /// It borrows the [`Registry`] capability mutably, so it cannot outlive the
 /// callback, be stored in the adapter state or cross to another thread,
-/// and no second buffer can be opened while it is alive.
+/// and no second buffer can be opened while it is alive. It frees the buffer
+/// at most once: a guard leaked instead of dropped leaves that to the layer
+/// (see the [module documentation](self)).
 ///
 /// ```compile_fail,E0382
 /// # use storport::registry::{Registry, Scope};
@@ -267,8 +317,9 @@ impl<'r> RegistryBuffer<'r> {
 
     /// Frees the buffer and gives the capability back.
     fn release(self) -> &'r mut Registry {
-        let this = core::mem::ManuallyDrop::new(self);
-        free(this.registry, this.buffer);
+        let mut this = core::mem::ManuallyDrop::new(self);
+        let buffer = this.buffer;
+        free(this.registry, buffer);
         // SAFETY: `this` is never used or dropped again, so moving the
         // reference out leaves no second copy behind.
         unsafe { core::ptr::read(&raw const this.registry) }
@@ -543,18 +594,31 @@ impl fmt::Debug for Registry {
     }
 }
 
-/// `StorPortFreeRegistryBuffer`, called once per buffer: by `Drop` or by
-/// `release`, which suppresses the drop.
-fn free(registry: &Registry, buffer: NonNull<u8>) {
+impl Drop for Registry {
+    /// The callback that was given the capability is returning: a buffer
+    /// still allocated now belongs to a leaked guard.
+    fn drop(&mut self) {
+        self.reclaim("when the callback that opened it returned");
+    }
+}
+
+/// `StorPortFreeRegistryBuffer` of the adapter's outstanding buffer, which
+/// is then no longer outstanding. Called by the guard's `Drop` or
+/// `release` (which suppresses the drop), or by [`Registry::reclaim`] for a
+/// leaked guard: at most once per buffer.
+fn free(registry: &mut Registry, buffer: NonNull<u8>) {
     // SAFETY: `buffer` is the live buffer the port allocated for this device
-    // extension (the guard's invariant), registry calls are allowed (the
-    // capability's), and each guard frees exactly once.
+    // extension (the guard's invariant, or `outstanding`'s for a leaked
+    // guard), registry calls are allowed (the capability's), and clearing
+    // `outstanding` below keeps it from being freed twice.
     unsafe {
         storport_sys::StorPortFreeRegistryBuffer(
             registry.device_extension.as_ptr(),
             buffer.as_ptr(),
         );
     }
+    // INVARIANT: the buffer was just freed.
+    registry.outstanding = None;
 }
 
 fn reject_nul(value: &[u8]) -> Result<(), WriteError> {
@@ -633,8 +697,7 @@ impl fmt::Display for AllocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Storport could not allocate a registry buffer of {} bytes; nothing was read or \
-             written, and the caller continues without the registry",
+            "Storport could not allocate a registry buffer of {} bytes",
             Dec(u64::from(self.requested_bytes))
         )
     }
@@ -674,12 +737,12 @@ impl fmt::Display for ReadError {
             ),
             Self::Failed => f.write_str(
                 "the registry value could not be read: it is missing, of another type, or \
-                 unreadable; the default applies",
+                 unreadable",
             ),
             Self::Malformed { stored_bytes } => write!(
                 f,
                 "the registry value has {} bytes, which is not the length of the type asked \
-                 for; the default applies",
+                 for, so it was not used",
                 Dec(*stored_bytes as u64)
             ),
         }
@@ -776,6 +839,30 @@ mod tests {
         let mut list = MultiString::from_bytes(b"a\0bc\0\0");
         assert_eq!(list.next(), Some(&b"a"[..]));
         assert_eq!(list.as_bytes(), b"bc");
+    }
+
+    #[test]
+    fn errors_say_what_failed_and_leave_the_policy_to_the_driver() {
+        use std::string::ToString;
+
+        use super::{AllocError, ReadError};
+
+        assert_eq!(
+            AllocError {
+                requested_bytes: 64
+            }
+            .to_string(),
+            "Storport could not allocate a registry buffer of 64 bytes"
+        );
+        assert_eq!(
+            ReadError::Failed.to_string(),
+            "the registry value could not be read: it is missing, of another type, or unreadable"
+        );
+        assert_eq!(
+            ReadError::Malformed { stored_bytes: 3 }.to_string(),
+            "the registry value has 3 bytes, which is not the length of the type asked for, so \
+             it was not used"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The SCSI request block as start-io sees it: [`Srb`], a handle that is
-//! completed exactly once.
+//! completed at most once.
 //!
 //! After `StorPortNotification(RequestComplete)` the port owns the SRB again;
 //! completing it twice is Storport's bug check 0xF1 parameter 0x2004.
@@ -30,6 +30,12 @@
 //! [`SrbStatus::INTERNAL_ERROR`] and reports it through `DbgPrint`, and the
 //! emulator's verifier reports the status. `#[must_use]` catches the
 //! simplest case at compile time.
+//!
+//! Rust does not promise that a value is dropped: a handle leaked with
+//! `core::mem::forget` (or `Box::leak`) compiles, runs no `Drop`, and
+//! leaves its request uncompleted until Storport's request timeout expires
+//! and it resets the bus. A forgotten handle leaves nothing behind for the
+//! layer to find, so "at most once" is all the type promises.
 
 use core::ffi::c_void;
 use core::fmt;

@@ -18,7 +18,8 @@ use storport_sys::{
 };
 
 use crate::miniport::{
-    AdapterControl, ConfigInfo, ControlStatus, FindAdapterContext, Miniport, SupportedControlTypes,
+    AdapterControl, ConfigInfo, ControlStatus, DeclaredConfig, FindAdapterContext, Miniport,
+    SupportedControlTypes,
 };
 use crate::registry::Registry;
 use crate::srb::{Srb, SrbStatus};
@@ -26,13 +27,22 @@ use crate::srb::{Srb, SrbStatus};
 /// `AdapterSlot::state` once find-adapter has stored the adapter.
 const LIVE: u32 = u32::from_le_bytes(*b"LIVE");
 /// `AdapterSlot::state` before find-adapter succeeds and after the adapter
-/// is dropped (any value but [`LIVE`] means "no adapter").
+/// is dropped (any value but [`LIVE`] means "no adapter"). Storport fills a
+/// device extension with zeros once, when it allocates it
+/// ("`HW_INITIALIZATION_DATA` structure (storport.h)", `DeviceExtensionSize`),
+/// so a new extension reads as empty.
 const EMPTY: u32 = 0;
 
-/// The device extension's contents: the adapter, and whether it is there.
+/// The device extension's contents: the adapter, whether it is there, and
+/// what it declared in the port configuration at its last start.
+///
+/// The extension lives from the device's creation to its removal, across
+/// Plug and Play stops and starts: find-adapter may find a live adapter
+/// here ([`Miniport::find_adapter_again`]).
 #[repr(C)]
 struct AdapterSlot<A> {
     state: u32,
+    declared: DeclaredConfig,
     adapter: MaybeUninit<A>,
 }
 
@@ -47,6 +57,11 @@ fn field<T, U>(base: NonNull<T>, offset: usize) -> NonNull<U> {
 /// The slot's `state` field.
 fn state_of<A>(slot: NonNull<AdapterSlot<A>>) -> NonNull<u32> {
     field(slot, offset_of!(AdapterSlot<A>, state))
+}
+
+/// The slot's `declared` field.
+fn declared_of<A>(slot: NonNull<AdapterSlot<A>>) -> NonNull<DeclaredConfig> {
+    field(slot, offset_of!(AdapterSlot<A>, declared))
 }
 
 /// The slot's `adapter` field.
@@ -155,14 +170,19 @@ impl<T: Miniport> MiniportVTable<T> {
         Some(unsafe { adapter_of(slot).as_ref() })
     }
 
-    /// `HwFindAdapter` (virtual, seven arguments).
+    /// `HwFindAdapter` (virtual, seven arguments): builds the adapter, or,
+    /// on an extension that still holds one, keeps it
+    /// ([`Miniport::find_adapter_again`]).
     ///
     /// # Safety
     ///
     /// Storport's contract: `device_extension` is this adapter's extension
-    /// of `DeviceExtensionSize` bytes, `config_info` is valid and exclusive
-    /// for the call, `argument_string` is NULL or NUL-terminated, and the
-    /// call runs at `PASSIVE_LEVEL` before any other callback of the adapter.
+    /// of `DeviceExtensionSize` bytes, filled with zeros when it was
+    /// allocated and written since only by this layer; `config_info` is
+    /// valid and exclusive for the call, `argument_string` is NULL or
+    /// NUL-terminated, and the call runs at `PASSIVE_LEVEL` with no other
+    /// callback of the adapter running (before the first request of this
+    /// start, and after the stop that ended any previous one).
     unsafe extern "win64" fn find_adapter(
         device_extension: PVOID,
         _hw_context: PVOID,
@@ -179,8 +199,8 @@ impl<T: Miniport> MiniportVTable<T> {
         };
         let slot = Self::slot(extension);
         // SAFETY: the slot lies inside the extension (see `slot`), which
-        // the port gave this call; no other callback runs yet.
-        unsafe { state_of(slot).write(EMPTY) };
+        // the port gave this call; no other callback runs now.
+        let state = unsafe { state_of(slot).read() };
         // SAFETY: the port passes a valid ConfigInfo, exclusively, for the call.
         let raw_config = unsafe { config.as_mut() };
         force_virtual_config(raw_config);
@@ -199,18 +219,85 @@ impl<T: Miniport> MiniportVTable<T> {
             registry: &mut registry,
             argument_string,
         };
-        let result = T::find_adapter(&mut context);
+        let status = if state == LIVE {
+            // SAFETY: LIVE: find-adapter stored the adapter and its
+            // declaration, and nothing else runs for the adapter now.
+            unsafe { Self::find_again(slot, &mut context) }
+        } else {
+            // SAFETY: not LIVE: the slot holds no adapter, and nothing else
+            // runs for the adapter now.
+            unsafe { Self::find_first(slot, &mut context) }
+        };
+        // Frees a registry buffer a leaked guard left, before the port sees
+        // the callback return.
+        drop(registry);
+        status
+    }
+
+    /// Find-adapter on an extension without an adapter: builds one.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is the slot of the extension find-adapter was given, holds no
+    /// adapter, and nothing else uses it during the call.
+    unsafe fn find_first(
+        slot: NonNull<AdapterSlot<T::Adapter>>,
+        context: &mut FindAdapterContext<'_>,
+    ) -> ULONG {
+        // SAFETY: the caller gives this call the slot alone.
+        unsafe { state_of(slot).write(EMPTY) };
+        let result = T::find_adapter(context);
         force_virtual_config(context.config.raw);
         match result {
             Ok(adapter) => {
-                // SAFETY: as for the state above; the slot is aligned for
-                // the adapter.
+                // SAFETY: as above; the slot is aligned for the adapter.
                 unsafe { adapter_of(slot).write(adapter) };
-                // SAFETY: as above; LIVE follows the write of the adapter.
+                // SAFETY: as above.
+                unsafe { declared_of(slot).write(DeclaredConfig::capture(context.config.raw)) };
+                // SAFETY: as above; LIVE follows the writes it stands for.
                 unsafe { state_of(slot).write(LIVE) };
                 SP_RETURN_FOUND
             }
             Err(error) => error.to_raw(),
+        }
+    }
+
+    /// Find-adapter on an extension that holds a live adapter: keeps it,
+    /// gives it back its declared configuration and lets the miniport
+    /// re-read what may change; drops it if the miniport fails the start.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is the slot of the extension find-adapter was given, LIVE,
+    /// and nothing else uses it or the adapter during the call.
+    unsafe fn find_again(
+        slot: NonNull<AdapterSlot<T::Adapter>>,
+        context: &mut FindAdapterContext<'_>,
+    ) -> ULONG {
+        // SAFETY: LIVE follows the write of the declaration.
+        let declared = unsafe { declared_of(slot).read() };
+        declared.apply(context.config.raw);
+        force_virtual_config(context.config.raw);
+        // SAFETY: LIVE: the adapter is initialised; the caller rules out any
+        // other use of it for the call.
+        let adapter = unsafe { adapter_of(slot).as_mut() };
+        let result = T::find_adapter_again(adapter, context);
+        force_virtual_config(context.config.raw);
+        match result {
+            Ok(()) => {
+                // SAFETY: the caller gives this call the slot alone.
+                unsafe { declared_of(slot).write(DeclaredConfig::capture(context.config.raw)) };
+                SP_RETURN_FOUND
+            }
+            Err(error) => {
+                // SAFETY: as above.
+                unsafe { state_of(slot).write(EMPTY) };
+                // SAFETY: the adapter was initialised (LIVE) and `adapter`
+                // is not used again; EMPTY keeps it from being dropped or
+                // used again.
+                unsafe { adapter_of(slot).drop_in_place() };
+                error.to_raw()
+            }
         }
     }
 
@@ -293,10 +380,7 @@ impl<T: Miniport> MiniportVTable<T> {
         let Some(adapter) = (unsafe { Self::adapter(extension) }) else {
             return unsuccessful;
         };
-        // SAFETY: used only in the PASSIVE_LEVEL cases below, and dropped
-        // before this call returns.
-        let mut registry = unsafe { Registry::new(extension) };
-        let control = match control_type {
+        let passive = match control_type {
             adapter_control::QUERY_SUPPORTED_CONTROL_TYPES => {
                 let Some(list) =
                     NonNull::new(parameters.cast::<SCSI_SUPPORTED_CONTROL_TYPE_LIST>())
@@ -324,22 +408,41 @@ impl<T: Miniport> MiniportVTable<T> {
                         max as usize,
                     )
                 };
-                AdapterControl::QuerySupportedControlTypes {
-                    supported: SupportedControlTypes::new(flags),
-                    registry: &mut registry,
-                }
+                Passive::Query(SupportedControlTypes::new(flags))
             }
-            adapter_control::STOP_ADAPTER => AdapterControl::Stop,
-            adapter_control::RESTART_ADAPTER => AdapterControl::Restart,
-            adapter_control::SET_BOOT_CONFIG => AdapterControl::SetBootConfig {
-                registry: &mut registry,
-            },
-            adapter_control::SET_RUNNING_CONFIG => AdapterControl::SetRunningConfig {
-                registry: &mut registry,
-            },
-            other => AdapterControl::Other(other),
+            adapter_control::SET_BOOT_CONFIG => Passive::SetBootConfig,
+            adapter_control::SET_RUNNING_CONFIG => Passive::SetRunningConfig,
+            // Stop and restart run at DIRQL, and the IRQL of a type this
+            // layer does not know is unknown: no registry capability.
+            adapter_control::STOP_ADAPTER => {
+                return T::adapter_control(adapter, AdapterControl::Stop).to_raw();
+            }
+            adapter_control::RESTART_ADAPTER => {
+                return T::adapter_control(adapter, AdapterControl::Restart).to_raw();
+            }
+            other => return T::adapter_control(adapter, AdapterControl::Other(other)).to_raw(),
         };
-        T::adapter_control(adapter, control).to_raw()
+        // SAFETY: the query, boot-config and running-config types run at
+        // PASSIVE_LEVEL (the caller's contract), and `registry` is dropped
+        // before this call returns.
+        let mut registry = unsafe { Registry::new(extension) };
+        let control = match passive {
+            Passive::Query(supported) => AdapterControl::QuerySupportedControlTypes {
+                supported,
+                registry: &mut registry,
+            },
+            Passive::SetBootConfig => AdapterControl::SetBootConfig {
+                registry: &mut registry,
+            },
+            Passive::SetRunningConfig => AdapterControl::SetRunningConfig {
+                registry: &mut registry,
+            },
+        };
+        let status = T::adapter_control(adapter, control).to_raw();
+        // Frees a registry buffer a leaked guard left, before the port sees
+        // the callback return.
+        drop(registry);
+        status
     }
 
     /// `HwFreeAdapterResources`: drops the adapter.
@@ -365,6 +468,17 @@ impl<T: Miniport> MiniportVTable<T> {
         // now keeps it from being dropped or used again.
         unsafe { adapter_of(slot).drop_in_place() };
     }
+}
+
+/// The adapter-control types that run at `PASSIVE_LEVEL`, which get the
+/// registry capability.
+enum Passive<'a> {
+    /// `ScsiQuerySupportedControlTypes`, with the port's list.
+    Query(SupportedControlTypes<'a>),
+    /// `ScsiSetBootConfig`.
+    SetBootConfig,
+    /// `ScsiSetRunningConfig`.
+    SetRunningConfig,
 }
 
 /// The configuration every virtual miniport of this layer declares:

@@ -21,7 +21,10 @@ use storport::{
     UnicodeString,
 };
 use storport_emu::port::cpu::DirectCpu;
-use storport_emu::port::{DataDirection, Port, PortOptions};
+use storport_emu::port::{
+    DataDirection, FaultSpec, PhysicalMemory, PnpStartReading, PoolConfig, Port, PortError,
+    PortOptions,
+};
 use storport_emu::registry::RegValue;
 
 type Scenario = Box<dyn FnOnce(&mut Registry) -> Box<dyn Any>>;
@@ -37,6 +40,12 @@ thread_local! {
     static REQUESTS: RefCell<Vec<Seen>> = const { RefCell::new(Vec::new()) };
     /// How many adapters were dropped.
     static DROPPED: Cell<u32> = const { Cell::new(0) };
+    /// What a second find-adapter returns, and the transfer limit it saw.
+    static AGAIN: Cell<Result<(), FindAdapterError>> = const { Cell::new(Ok(())) };
+    static AGAIN_SAW: Cell<Option<u32>> = const { Cell::new(None) };
+    /// Whether find-adapter asks for the physical memory, and the answer.
+    static ASK_MEMORY: Cell<bool> = const { Cell::new(false) };
+    static MEMORY: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 fn run(
@@ -84,7 +93,18 @@ impl Miniport for Probe {
             .set_maximum_number_of_targets(1)
             .set_maximum_number_of_logical_units(2);
         run(&FIND_ADAPTER, context.registry());
+        if ASK_MEMORY.get() {
+            MEMORY.set(context.physical_memory_bytes());
+        }
         Ok(ProbeAdapter)
+    }
+
+    fn find_adapter_again(
+        _: &mut ProbeAdapter,
+        context: &mut FindAdapterContext<'_>,
+    ) -> Result<(), FindAdapterError> {
+        AGAIN_SAW.set(Some(context.config().maximum_transfer_length()));
+        AGAIN.get()
     }
 
     fn start_io(_: &ProbeAdapter, mut srb: Srb<'_>) {
@@ -184,6 +204,11 @@ unsafe extern "win64" fn driver_entry(
 
 /// A registered port, its registry seeded with `(scope, name, type, data)`.
 fn port_with(seed: &[(Scope, &str, RegValue)]) -> Port {
+    port_with_options(seed, PortOptions::default())
+}
+
+/// [`port_with`], on a port with `options`.
+fn port_with_options(seed: &[(Scope, &str, RegValue)], options: PortOptions) -> Port {
     static BIND: Once = Once::new();
     BIND.call_once(|| {
         let missing = storport_emu::port::exports::bind_host();
@@ -195,7 +220,7 @@ fn port_with(seed: &[(Scope, &str, RegValue)]) -> Port {
     let port = Port::new(
         driver_entry as *const () as usize,
         Arc::new(DirectCpu),
-        PortOptions::default(),
+        options,
         None,
     );
     {
@@ -447,28 +472,86 @@ fn missing_values_and_wrong_types_fail_alike() {
     assert_eq!(finish(&port), Vec::<String>::new());
 }
 
+/// The line the layer prints when it frees a leaked guard's 16-byte buffer
+/// `when`.
+fn reclaimed(when: &str) -> String {
+    format!(
+        "storport: the registry buffer of 16 bytes was still allocated {when}: its guard was \
+         leaked (for example with core::mem::forget) instead of dropped; the layer frees it \
+         now, so the adapter can open a registry buffer again."
+    )
+}
+
 #[test]
 fn a_refused_allocation_is_an_alloc_error() {
-    let (result, port) = in_find_adapter(&[], |registry| {
-        let leaked = registry.open(16).expect("a registry buffer");
-        // Safe code can leak the guard; the port then refuses a second
-        // buffer, and the layer reports that as an allocation failure.
-        std::mem::forget(leaked);
-        registry.open(16).map(|buffer| buffer.len_bytes())
-    });
+    OUTPUT.with_borrow_mut(Vec::clear);
+    FIND_ADAPTER.set(Some(Box::new(|registry: &mut Registry| {
+        Box::new(registry.open(16).map(|buffer| buffer.len_bytes()))
+    })));
+    let port = port_with(&[]);
+    port.inject_faults(vec![FaultSpec::once("StorPortAllocateRegistryBuffer", 1)]);
+    port.start().expect("the probe adapter starts");
+    let output = OUTPUT
+        .with_borrow_mut(Vec::pop)
+        .expect("find-adapter ran the scenario");
     assert_eq!(
-        result,
+        *output
+            .downcast::<Result<u32, AllocError>>()
+            .expect("the scenario's result type"),
         Err(AllocError {
             requested_bytes: 16
         })
     );
-    let findings = finish(&port);
-    assert!(
-        findings
-            .iter()
-            .any(|finding| finding.contains("RegistryBufferLeak")),
-        "the leaked buffer is reported: {findings:?}"
+    assert_eq!(finish(&port), Vec::<String>::new());
+}
+
+#[test]
+fn a_forgotten_guard_is_freed_before_the_next_open() {
+    let (result, port) = in_find_adapter(&[], |registry| {
+        let leaked = registry.open(16).expect("a registry buffer");
+        std::mem::forget(leaked);
+        // The port allows one buffer per adapter: this open succeeds only
+        // because the layer frees the leaked one first.
+        registry.open(16).map(|buffer| buffer.len_bytes())
+    });
+    assert_eq!(result, Ok(16));
+    assert_eq!(port.dbgprint(), vec![reclaimed("when another was opened")]);
+    assert_eq!(finish(&port), Vec::<String>::new());
+}
+
+#[test]
+fn a_forgotten_guard_is_freed_when_its_callback_returns() {
+    let seed = [(Scope::Adapter, "ReadOnly", RegValue::dword(1))];
+    let ((), port) = in_find_adapter(&seed, |registry| {
+        let leaked = registry.open(16).expect("a registry buffer");
+        std::mem::forget(leaked);
+    });
+    assert_eq!(
+        port.dbgprint(),
+        vec![reclaimed("when the callback that opened it returned")]
     );
+    // The next callback opens the adapter's one buffer again.
+    RUNNING_CONFIG.set(Some(Box::new(|registry: &mut Registry| {
+        Box::new(
+            registry
+                .open(16)
+                .map(|mut buffer| buffer.read_dword(Scope::Adapter, c"ReadOnly")),
+        )
+    })));
+    assert_eq!(port.set_running_config(), Ok(0));
+    let output = OUTPUT
+        .with_borrow_mut(Vec::pop)
+        .expect("set-running-config ran the scenario");
+    assert_eq!(
+        *output
+            .downcast::<Result<Result<u32, ReadError>, AllocError>>()
+            .expect("an open and a DWORD result"),
+        Ok(Ok(1))
+    );
+    // Nothing leaked, and the port never saw a second buffer requested
+    // while one was allocated.
+    assert_eq!(finish(&port), Vec::<String>::new());
+    assert_eq!(port.dbgprint().len(), 1, "{:?}", port.dbgprint());
 }
 
 #[test]
@@ -499,6 +582,94 @@ fn the_adapter_is_dropped_once_on_removal() {
     assert_eq!(DROPPED.get(), 0, "the adapter lives while the port runs");
     assert_eq!(finish(&port), Vec::<String>::new());
     assert_eq!(DROPPED.get(), 1);
+}
+
+#[test]
+fn find_adapter_on_a_live_adapter_keeps_it_with_its_declared_configuration() {
+    DROPPED.set(0);
+    AGAIN.set(Ok(()));
+    AGAIN_SAW.set(None);
+    let ((), port) = in_find_adapter(&[], |_| ());
+    assert_eq!(port.stop(), Ok(0));
+    port.pnp_start(PnpStartReading::FindAdapterAgain)
+        .expect("the adapter starts again");
+    assert_eq!(DROPPED.get(), 0, "the live adapter is kept");
+    assert_eq!(
+        AGAIN_SAW.get(),
+        Some(64 * 1024),
+        "the miniport sees what it declared at its first start"
+    );
+    let config = port.config().expect("a started adapter");
+    assert_eq!(
+        (
+            config.MaximumTransferLength,
+            config.NumberOfPhysicalBreaks,
+            config.MaximumNumberOfTargets,
+            config.MaximumNumberOfLogicalUnits,
+            config.VirtualDevice,
+        ),
+        (64 * 1024, 17, 1, 2, 1)
+    );
+    assert_eq!(finish(&port), Vec::<String>::new());
+    assert_eq!(DROPPED.get(), 1, "dropped once, on removal");
+}
+
+#[test]
+fn a_failed_find_adapter_on_a_live_adapter_drops_it() {
+    DROPPED.set(0);
+    AGAIN.set(Err(FindAdapterError::BadConfig));
+    let ((), port) = in_find_adapter(&[], |_| ());
+    assert_eq!(port.stop(), Ok(0));
+    assert_eq!(
+        port.pnp_start(PnpStartReading::FindAdapterAgain),
+        Err(PortError::FindAdapterFailed(3))
+    );
+    AGAIN.set(Ok(()));
+    assert_eq!(DROPPED.get(), 1, "dropped when the start failed");
+    let findings = finish(&port);
+    assert_eq!(DROPPED.get(), 1, "not dropped again on removal");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(findings[0].contains("AdapterStartFailed"), "{findings:?}");
+}
+
+/// Starts the probe on a machine of `physical_mib` (`reserved_mib` of it the
+/// rest of the system's) with find-adapter asking for the physical memory;
+/// what it was told, and the port's findings after removal.
+fn physical_memory_seen(physical_mib: u64, reserved_mib: u64) -> (Option<u64>, Vec<String>) {
+    FIND_ADAPTER.set(None);
+    ASK_MEMORY.set(true);
+    MEMORY.set(Some(0));
+    let options = PortOptions {
+        pool: PoolConfig {
+            special: PoolConfig::special_pool().special,
+            memory: PhysicalMemory::from_mib(physical_mib, reserved_mib),
+        },
+        ..PortOptions::default()
+    };
+    let port = port_with_options(&[], options);
+    port.start().expect("the probe adapter starts");
+    ASK_MEMORY.set(false);
+    (MEMORY.get(), finish(&port))
+}
+
+#[test]
+fn physical_memory_is_the_sum_of_the_ranges_and_the_array_is_freed() {
+    // Special pool: a read past the array or a use after its free faults,
+    // and an array never freed is a PoolLeak at unload.
+    assert_eq!(
+        physical_memory_seen(3000, 1024),
+        (Some(3000 << 20), Vec::<String>::new())
+    );
+}
+
+#[test]
+fn physical_memory_is_none_when_the_kernel_cannot_report_it() {
+    // All of the memory is the rest of the system's: the kernel cannot
+    // allocate the array and returns NULL.
+    assert_eq!(
+        physical_memory_seen(256, 2048),
+        (None, Vec::<String>::new())
+    );
 }
 
 #[test]

@@ -41,9 +41,26 @@ pub use nonscsi::NonScsiRequest;
 
 /// `SP_UNINITIALIZED_VALUE`.
 pub const SP_UNINITIALIZED_VALUE: u32 = 0xFFFF_FFFF;
-/// Entries of the supported-control-type list the port passes
-/// (`ScsiAdapterControlMax` of current Windows builds).
-pub const MAX_CONTROL_TYPE: u32 = 0x16;
+/// Entries of the supported-control-type list the port passes by default.
+///
+/// `ScsiAdapterControlMax` of the newest Windows, 0x1E: the enumeration on
+/// "SCSI_ADAPTER_CONTROL_TYPE enumeration (storport.h)" lists 30 types
+/// before it, `ScsiQuerySupportedControlTypes` (0) to
+/// `ScsiAdapterQueryStorMQInterface` (0x1D).
+pub const MAX_CONTROL_TYPE: u32 = 0x1E;
+/// The smallest `MaxControlType` a Storport that runs a virtual miniport
+/// passes.
+///
+/// `ScsiAdapterControlMax` of Windows 8 (0x0D). The same page gives
+/// Windows 8 as the enumeration's minimum and names every type up to
+/// `ScsiAdapterSystemPowerHints` (0x0C) "valid in Windows 8 and later" and
+/// `ScsiAdapterFilterResourceRequirements` (0x0D) "valid in Windows 8.1 and
+/// later"; `STOR_FEATURE_VIRTUAL_MINIPORT` exists from Windows 8 on.
+/// "SCSI_SUPPORTED_CONTROL_TYPE_LIST structure (storport.h)": a miniport
+/// "needs to handle the case where the value of MaxControlType might be
+/// larger" than the one it was compiled with — and older builds pass
+/// smaller ones ([`PortOptions::max_control_type`]).
+pub const SMALLEST_MAX_CONTROL_TYPE: u32 = 0x0D;
 /// Guard bytes after the supported-control-type list.
 const CONTROL_LIST_GUARD: usize = 16;
 /// Bytes of the fake `DRIVER_OBJECT` handed to `DriverEntry`.
@@ -84,6 +101,10 @@ pub struct PortOptions {
     /// How `StorPortAcquireSpinLock` / `StorPortReleaseSpinLock` check the
     /// IRQL (`--storport-lock-irql`).
     pub storport_lock_irql: StorPortLockIrql,
+    /// `MaxControlType` of the list `ScsiQuerySupportedControlTypes` passes:
+    /// [`MAX_CONTROL_TYPE`] (the newest Windows) by default,
+    /// [`SMALLEST_MAX_CONTROL_TYPE`] for the oldest.
+    pub max_control_type: u32,
 }
 
 /// Default of [`PortOptions::dpc_watchdog`].
@@ -102,6 +123,7 @@ impl Default for PortOptions {
             racing_buffers: None,
             pnp_capabilities_buffer: false,
             storport_lock_irql: StorPortLockIrql::Strict,
+            max_control_type: MAX_CONTROL_TYPE,
         }
     }
 }
@@ -586,9 +608,10 @@ impl Port {
             return Ok(());
         };
         // ULONG MaxControlType, then the BOOLEAN list, then guard bytes.
-        let list_bytes = 4 + MAX_CONTROL_TYPE as usize;
+        let max_control_type = self.options.max_control_type;
+        let list_bytes = 4 + max_control_type as usize;
         let mut buffer = vec![0_u8; list_bytes + CONTROL_LIST_GUARD].into_boxed_slice();
-        buffer[..4].copy_from_slice(&MAX_CONTROL_TYPE.to_le_bytes());
+        buffer[..4].copy_from_slice(&max_control_type.to_le_bytes());
         buffer[list_bytes..].fill(GUARD_FILL);
         self.log("HwAdapterControl(ScsiQuerySupportedControlTypes) (PASSIVE_LEVEL)");
         let _ = self.call(
@@ -605,11 +628,11 @@ impl Port {
             self.shared.violation(
                 Rule::SupportedTypeListOverrun,
                 Routine::AdapterControl,
-                vec![u64::from(MAX_CONTROL_TYPE), (MAX_CONTROL_TYPE as usize + offset) as u64],
+                vec![u64::from(max_control_type), (max_control_type as usize + offset) as u64],
                 format!(
                     "ScsiQuerySupportedControlTypes wrote SupportedTypeList[{}], past the {} entries MaxControlType allows.",
-                    MAX_CONTROL_TYPE as usize + offset,
-                    MAX_CONTROL_TYPE
+                    max_control_type as usize + offset,
+                    max_control_type
                 ),
             );
         }

@@ -6,7 +6,9 @@
 //!   cycle Storport uses — `DriverEntry` → `StorPortInitialize` (validated
 //!   and recorded) → PnP start (zeroed device extension, virtual
 //!   HwFindAdapter at PASSIVE_LEVEL with documented ConfigInfo defaults,
-//!   HwInitialize, ScsiQuerySupportedControlTypes) → requests through
+//!   HwInitialize, ScsiQuerySupportedControlTypes with the newest Windows's
+//!   `MaxControlType`, or another ([`PortOptions::max_control_type`])) →
+//!   requests through
 //!   HwStartIo at DISPATCH_LEVEL ([`Port::execute`], callable from several
 //!   threads) → Stop / Restart / SetRunningConfig / HwResetBus on request →
 //!   HwFreeAdapterResources ([`Port::remove`]) → unload with leak checks.
