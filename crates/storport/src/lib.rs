@@ -9,7 +9,15 @@
 //!   [`Registry`](registry::Registry) capability borrowed for the
 //!   callback's duration, and one registry buffer at a time
 //!   ([`registry`]);
-//! - a request is completed exactly once ([`Srb::complete`] consumes it);
+//! - start-io is handed a [`StartIoRequest`], a view chosen by the SRB's
+//!   function before anything else in it is read: a SCSI command ([`Srb`])
+//!   or a PNP, POWER, WMI or other request in its own layout, each reading
+//!   only the members its layout gives and setting only those it lets the
+//!   miniport set ([`request`](crate::StartIoRequest));
+//! - a request is completed exactly once (each view's `complete` consumes
+//!   it);
+//! - a data-out buffer is copied from, never borrowed ([`LentBytes`]), so
+//!   what the miniport decides on is its own copy;
 //! - the adapter state is written in find-adapter before any other callback
 //!   can see it, shared (`Sync`) with concurrent start-io calls, and dropped
 //!   in free-adapter-resources ([`Miniport::Adapter`]).
@@ -27,21 +35,27 @@
 #[cfg(test)]
 extern crate std;
 
+mod lent;
 mod miniport;
+mod nonscsi;
 pub mod pool;
 pub mod print;
 pub mod registry;
+mod request;
 #[cfg(target_os = "windows")]
 mod rt;
 pub mod shared_bytes;
 mod srb;
 mod vtable;
 
+pub use lent::LentBytes;
 pub use miniport::{
     AdapterControl, ConfigInfo, ControlStatus, ControlType, FindAdapterContext, FindAdapterError,
     Miniport, SupportedControlTypes,
 };
+pub use nonscsi::{DevicePowerState, OtherSrb, PnpAction, PnpSrb, PowerAction, PowerSrb, WmiSrb};
 pub use pool::{PoolAllocError, PoolSlice, PoolTag, Zeroable};
+pub use request::{Addressee, StartIoRequest};
 pub use shared_bytes::SharedBytes;
 pub use srb::{Srb, SrbData, SrbFunction, SrbIo, SrbStatus};
 
@@ -60,12 +74,12 @@ pub type NtStatus = storport_sys::NTSTATUS;
 /// `DriverEntry`.
 ///
 /// ```no_run
-/// # use storport::{AdapterControl, ControlStatus, DriverObject, FindAdapterContext, FindAdapterError, Miniport, NtStatus, Srb, SrbStatus, UnicodeString};
+/// # use storport::{AdapterControl, ControlStatus, DriverObject, FindAdapterContext, FindAdapterError, Miniport, NtStatus, StartIoRequest, SrbStatus, UnicodeString};
 /// # struct Driver;
 /// # impl Miniport for Driver {
 /// #     type Adapter = ();
 /// #     fn find_adapter(_: &mut FindAdapterContext<'_>) -> Result<(), FindAdapterError> { Ok(()) }
-/// #     fn start_io(_: &(), srb: Srb<'_>) { srb.complete(SrbStatus::NO_DEVICE) }
+/// #     fn start_io(_: &(), request: StartIoRequest<'_>) { request.complete(SrbStatus::NO_DEVICE) }
 /// #     fn reset_bus(_: &(), _: u8) -> bool { true }
 /// #     fn adapter_control(_: &(), control: AdapterControl<'_>) -> ControlStatus {
 /// #         control.answer_without_state()

@@ -21,7 +21,8 @@ use crate::miniport::{
     AdapterControl, ConfigInfo, ControlStatus, FindAdapterContext, Miniport, SupportedControlTypes,
 };
 use crate::registry::Registry;
-use crate::srb::{Srb, SrbStatus};
+use crate::request::StartIoRequest;
+use crate::srb::SrbStatus;
 
 /// `AdapterSlot::state` once find-adapter has stored the adapter.
 const LIVE: u32 = u32::from_le_bytes(*b"LIVE");
@@ -245,12 +246,12 @@ impl<T: Miniport> MiniportVTable<T> {
             return 0;
         };
         // SAFETY: the port hands this call a live SRB of this adapter, with
-        // system-mapped buffers; the handle does not outlive the call.
-        let srb = unsafe { Srb::new(extension, srb) };
+        // system-mapped buffers; the request does not outlive the call.
+        let request = unsafe { StartIoRequest::new(extension, srb) };
         // SAFETY: start-io runs only while the adapter is started.
         match unsafe { Self::adapter(extension) } {
-            Some(adapter) => T::start_io(adapter, srb),
-            None => srb.complete(SrbStatus::NO_DEVICE),
+            Some(adapter) => T::start_io(adapter, request),
+            None => request.complete(SrbStatus::NO_DEVICE),
         }
         1
     }
@@ -383,8 +384,8 @@ mod tests {
 
     use super::MiniportVTable;
     use crate::{
-        AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb,
-        SrbStatus,
+        AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, SrbStatus,
+        StartIoRequest,
     };
 
     #[repr(align(64))]
@@ -396,8 +397,8 @@ mod tests {
         fn find_adapter(_: &mut FindAdapterContext<'_>) -> Result<Wide, FindAdapterError> {
             Err(FindAdapterError::NotFound)
         }
-        fn start_io(_: &Wide, srb: Srb<'_>) {
-            srb.complete(SrbStatus::NO_DEVICE);
+        fn start_io(_: &Wide, request: StartIoRequest<'_>) {
+            request.complete(SrbStatus::NO_DEVICE);
         }
         fn reset_bus(_: &Wide, _: u8) -> bool {
             true
