@@ -10,7 +10,9 @@
 //! `&[u8]` of that memory: [`LentBytes::copy_to`] copies a range into memory
 //! the miniport owns, and whatever the miniport decides, it decides from its
 //! copy. A copy of a buffer that changes meanwhile may be torn; it is still
-//! one set of bytes, which every later step sees alike.
+//! one set of bytes, which every later step sees alike. The copy is opaque
+//! to the optimizer, so the compiler cannot turn a read of the copy back
+//! into a second read of the lent memory.
 //!
 //! ```
 //! use storport::LentBytes;
@@ -126,6 +128,11 @@ impl LentBytes<'_> {
                 out.len(),
             );
         }
+        // The compiler takes the lent bytes for ordinary memory that nothing else changes, so
+        // it could read them again where the code reads the copy, or drop a second copy of them
+        // as redundant. Past this point it must assume the copy holds anything: what the code
+        // reads once is read once.
+        core::hint::black_box(&mut *out);
         true
     }
 }
