@@ -179,18 +179,26 @@ impl Control {
 ///
 /// `SRB_STATUS_NO_DEVICE` when no unit has this path and target, `SRB_STATUS_INVALID_LUN`
 /// when the target exists but not the LUN.
+#[inline]
 pub fn find<A: Adapter + ?Sized>(adapter: &A, address: Address) -> Result<Unit<'_, A::Store>, u8> {
-    if let Some(unit) = adapter.unit(address) {
-        return Ok(unit);
-    }
+    adapter
+        .unit(address)
+        .ok_or_else(|| missing(adapter, address))
+}
+
+/// The SRB status for no unit at `address` (see [`find`]). Out of line: a command to a unit
+/// that exists never pays for it.
+#[cold]
+#[inline(never)]
+fn missing<A: Adapter + ?Sized>(adapter: &A, address: Address) -> u8 {
     let target_seen = adapter.units().any(|unit| {
         unit.address.path_id == address.path_id && unit.address.target_id == address.target_id
     });
-    Err(if target_seen {
+    if target_seen {
         srb_status::INVALID_LUN
     } else {
         srb_status::NO_DEVICE
-    })
+    }
 }
 
 /// The LUNs of the target at `address`.

@@ -289,18 +289,17 @@ impl<'a> WmiSrb<'a> {
 #[must_use = "a request must be completed; dropping it completes it with SRB_STATUS_INTERNAL_ERROR"]
 pub struct OtherSrb<'a> {
     pending: Pending<'a>,
-    function: SrbFunction,
 }
 
 impl<'a> OtherSrb<'a> {
-    pub(crate) const fn new(pending: Pending<'a>, function: SrbFunction) -> Self {
-        Self { pending, function }
+    pub(crate) const fn new(pending: Pending<'a>) -> Self {
+        Self { pending }
     }
 
     /// The request's function.
     #[must_use]
     pub const fn function(&self) -> SrbFunction {
-        self.function
+        SrbFunction::from_raw(self.pending.function())
     }
 
     /// Who the request is for, from the members its function makes valid:
@@ -311,7 +310,7 @@ impl<'a> OtherSrb<'a> {
     #[must_use]
     pub const fn addressee(&self) -> Option<Addressee> {
         let raw: &SCSI_REQUEST_BLOCK = self.pending.layout();
-        match self.function {
+        match self.function() {
             SrbFunction::ResetBus => Some(Addressee::Bus {
                 path_id: raw.PathId,
             }),
@@ -385,7 +384,7 @@ impl fmt::Debug for WmiSrb<'_> {
 impl fmt::Debug for OtherSrb<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OtherSrb")
-            .field("function", &self.function)
+            .field("function", &self.function())
             .field("addressee", &self.addressee())
             .finish_non_exhaustive()
     }

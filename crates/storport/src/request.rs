@@ -241,14 +241,17 @@ impl StartIoRequest<'_> {
     ) -> Self {
         // SAFETY: the caller's promise, passed on.
         let pending = unsafe { Pending::new(device_extension, srb) };
-        match pending.function() {
+        let function = pending.function();
+        if function == srb_function::EXECUTE_SCSI {
             // SAFETY: an EXECUTE_SCSI request is a SCSI_REQUEST_BLOCK whose
             // data buffer is mapped (the caller's promise).
-            srb_function::EXECUTE_SCSI => Self::Scsi(unsafe { Srb::new(pending) }),
+            return Self::Scsi(unsafe { Srb::new(pending) });
+        }
+        match function {
             srb_function::PNP => Self::Pnp(PnpSrb::new(pending)),
             srb_function::POWER => Self::Power(PowerSrb::new(pending)),
             srb_function::WMI => Self::Wmi(WmiSrb::new(pending)),
-            other => Self::Other(OtherSrb::new(pending, SrbFunction::from_raw(other))),
+            _ => Self::Other(OtherSrb::new(pending)),
         }
     }
 

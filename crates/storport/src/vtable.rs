@@ -245,15 +245,27 @@ impl<T: Miniport> MiniportVTable<T> {
         else {
             return 0;
         };
-        // SAFETY: the port hands this call a live SRB of this adapter, with
-        // system-mapped buffers; the request does not outlive the call.
-        let request = unsafe { StartIoRequest::new(extension, srb) };
         // SAFETY: start-io runs only while the adapter is started.
-        match unsafe { Self::adapter(extension) } {
-            Some(adapter) => T::start_io(adapter, request),
-            None => request.complete(SrbStatus::NO_DEVICE),
-        }
+        let Some(adapter) = (unsafe { Self::adapter(extension) }) else {
+            Self::no_adapter(extension, srb);
+            return 1;
+        };
+        // SAFETY: the port hands this call a live SRB of this adapter, with
+        // system-mapped buffers; the request does not outlive the call. It
+        // is made right before it is handed on, so that its dispatch and the
+        // miniport's match on it fold together.
+        let request = unsafe { StartIoRequest::new(extension, srb) };
+        T::start_io(adapter, request);
         1
+    }
+
+    /// Completes a request that came without a started adapter with
+    /// `SRB_STATUS_NO_DEVICE`.
+    #[cold]
+    #[inline(never)]
+    fn no_adapter(extension: NonNull<c_void>, srb: NonNull<SCSI_REQUEST_BLOCK>) {
+        // SAFETY: as in `start_io`, whose arguments these are.
+        unsafe { StartIoRequest::new(extension, srb) }.complete(SrbStatus::NO_DEVICE);
     }
 
     /// `HwResetBus`.
