@@ -18,8 +18,8 @@ use alloc::vec::Vec;
 use storport::print::{Dec, ZeroPadded};
 use storport::{
     AdapterControl, Addressee, ControlStatus, ControlType, FindAdapterContext, FindAdapterError,
-    Miniport, OtherSrb, PnpSrb, PoolSlice, PoolTag, PowerSrb, Srb, SrbData, SrbFunction, SrbStatus,
-    StartIoRequest, debug_print,
+    Miniport, PoolSlice, PoolTag, Srb, SrbData, SrbFunction, SrbStatus, StartIoRequest,
+    debug_print,
 };
 
 use crate::config::{BadValue, Config};
@@ -177,25 +177,19 @@ impl Miniport for Vstor {
     /// request is answered from the members its layout gives and completes with an
     /// `SrbStatus` alone.
     fn start_io(adapter: &Adapter, request: StartIoRequest<'_>) {
-        let (srb, control) = match request {
+        let request = match request {
             StartIoRequest::Scsi(srb) => return execute(adapter, srb),
-            StartIoRequest::Pnp(srb) => {
-                let control = Control::Pnp(unit(srb.addressee()));
-                (StatusOnly::Pnp(srb), control)
-            }
-            StartIoRequest::Power(srb) => {
-                let control = Control::Power(unit(srb.addressee()));
-                (StatusOnly::Power(srb), control)
-            }
+            other => other,
+        };
+        let control = match &request {
+            StartIoRequest::Pnp(srb) => Control::Pnp(unit(srb.addressee())),
+            StartIoRequest::Power(srb) => Control::Power(unit(srb.addressee())),
+            StartIoRequest::Other(srb) => other_control(srb.function(), srb.addressee()),
             // vstor is no WMI data provider.
-            StartIoRequest::Wmi(srb) => return srb.complete(SrbStatus::INVALID_REQUEST),
-            StartIoRequest::Other(srb) => {
-                let control = other_control(srb.function(), srb.addressee());
-                (StatusOnly::Other(srb), control)
-            }
+            StartIoRequest::Wmi(_) | StartIoRequest::Scsi(_) => Control::Unsupported,
         };
         let status = scsi_srb::control(adapter, control);
-        srb.complete(SrbStatus::from_raw(status).unwrap_or(SrbStatus::ERROR));
+        request.complete(SrbStatus::from_raw(status).unwrap_or(SrbStatus::ERROR));
     }
 
     /// A reset of bus `path_id` is a reset of that target port on every disk.
@@ -277,23 +271,6 @@ fn execute(adapter: &Adapter, mut srb: Srb<'_>) {
     srb.set_data_transfer_length(outcome.transferred);
     let status = SrbStatus::from_raw(outcome.srb_status).unwrap_or(SrbStatus::ERROR);
     srb.complete(status);
-}
-
-/// A request completed by its status alone.
-enum StatusOnly<'a> {
-    Pnp(PnpSrb<'a>),
-    Power(PowerSrb<'a>),
-    Other(OtherSrb<'a>),
-}
-
-impl StatusOnly<'_> {
-    fn complete(self, status: SrbStatus) {
-        match self {
-            Self::Pnp(srb) => srb.complete(status),
-            Self::Power(srb) => srb.complete(status),
-            Self::Other(srb) => srb.complete(status),
-        }
-    }
 }
 
 /// The unit a PNP or POWER request is for; `None` for the adapter.

@@ -16,7 +16,7 @@ use object::read::pe::{ImageNtHeaders, PeFile64};
 const KERNEL_MODULES: &[&str] = &["storport.sys", "ntoskrnl.exe", "hal.dll"];
 
 /// Largest image accepted: a RAM-disk miniport has no reason to be bigger.
-const MAX_IMAGE_BYTES: usize = 64 * 1024;
+const MAX_IMAGE_BYTES: usize = 128 * 1024;
 
 fn package_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -209,7 +209,7 @@ fn no_section_is_writable_and_executable() {
 }
 
 #[test]
-fn image_is_under_64_kib() {
+fn image_is_under_128_kib() {
     let image = read_image();
     let file = parse(&image);
     let size_of_image = file.nt_headers().optional_header().size_of_image.get(LE);

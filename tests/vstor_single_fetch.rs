@@ -131,7 +131,9 @@ fn verify_compares_one_copy_of_its_data() {
 #[test]
 fn write_same_replicates_one_copy_of_its_block() {
     let adapter = adapter();
-    let block: Vec<u8> = (0..BLOCK).map(|i| u8::try_from(i % 251).unwrap_or(0) | 1).collect();
+    let block: Vec<u8> = (0..BLOCK)
+        .map(|i| u8::try_from(i % 251).unwrap_or(0) | 1)
+        .collect();
     let cdb = cdb10(0x41, 0x00, 16, 4);
     assert_eq!(racing(&adapter, &cdb, &block, 7, 0xEE), (0x01, 1));
     let back = adapter.read_ok(0, 16, 4, BLOCK);
@@ -144,7 +146,9 @@ fn write_same_replicates_one_copy_of_its_block() {
 #[test]
 fn atomic_writes_and_plain_writes_read_their_data_once() {
     let adapter = adapter();
-    let data: Vec<u8> = (0..2 * BLOCK).map(|i| u8::try_from(i % 253).unwrap_or(0)).collect();
+    let data: Vec<u8> = (0..2 * BLOCK)
+        .map(|i| u8::try_from(i % 253).unwrap_or(0))
+        .collect();
     // WRITE(10), WRITE ATOMIC(16), ORWRITE(16) over zeroed blocks: the
     // medium ends as the first version.
     let write = cdb10(0x2A, 0, 24, 2);

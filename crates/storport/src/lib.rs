@@ -13,7 +13,7 @@
 //!   function before anything else in it is read: a SCSI command ([`Srb`])
 //!   or a PNP, POWER, WMI or other request in its own layout, each reading
 //!   only the members its layout gives and setting only those it lets the
-//!   miniport set ([`request`](crate::StartIoRequest));
+//!   miniport set;
 //! - a request is completed exactly once (each view's `complete` consumes
 //!   it);
 //! - a data-out buffer is copied from, never borrowed ([`LentBytes`]), so

@@ -32,8 +32,8 @@
 //! use storport::{Addressee, PnpSrb, SrbStatus};
 //! fn answer(srb: PnpSrb<'_>) {
 //!     let status = match srb.addressee() {
-//!         Addressee::Adapter => SrbStatus::SUCCESS,
-//!         _ => SrbStatus::SUCCESS,
+//!         Addressee::Adapter | Addressee::Unit { lun: 0, .. } => SrbStatus::SUCCESS,
+//!         _ => SrbStatus::INVALID_LUN,
 //!     };
 //!     srb.complete(status);
 //! }
@@ -207,9 +207,16 @@ pub enum Addressee {
     },
 }
 
-/// One request handed to start-io, by function. Complete it through its
-/// view; [`StartIoRequest::complete`] completes any of them with a status
-/// alone.
+/// One request handed to start-io, by function.
+///
+/// The layer reads the SRB's `Function` and nothing else before it picks
+/// the view, so each view reads only the members its layout
+/// (`SCSI_REQUEST_BLOCK`, `SCSI_PNP_REQUEST_BLOCK`,
+/// `SCSI_POWER_REQUEST_BLOCK`, `SCSI_WMI_REQUEST_BLOCK`) gives the miniport
+/// and sets only those it lets the miniport set: `ScsiStatus`, sense and
+/// the transfer length exist only on [`Srb`]. Complete the request through
+/// its view; [`StartIoRequest::complete`] completes any of them with a
+/// status alone.
 #[derive(Debug)]
 #[must_use = "a request must be completed; dropping it completes it with SRB_STATUS_INTERNAL_ERROR"]
 pub enum StartIoRequest<'a> {
