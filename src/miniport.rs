@@ -3,9 +3,12 @@
 //!
 //! Find-adapter reads the configuration through the registry capability,
 //! allocates each disk's medium in nonpaged pool, and writes `StartCount`
-//! and `EffectiveConfig` back in the adapter scope. Start-io hands every
-//! SRB to the pure SCSI logic ([`crate::scsi`]) and completes it with the
-//! outcome; it allocates nothing and waits for nothing. The disks live until
+//! and `EffectiveConfig` back in the adapter scope. Start-io takes each
+//! request in the view of its SRB function: SCSI commands go to the pure
+//! SCSI logic ([`crate::scsi`]) and complete with status, sense and length;
+//! PNP, POWER, WMI and the other functions are answered from the members
+//! their layouts give and complete with an `SrbStatus` alone. It allocates
+//! nothing and waits for nothing. The disks live until
 //! free-adapter-resources, so Stop / Restart keep their data, and so does a
 //! Plug and Play stop and start, which runs find-adapter again on the same
 //! adapter ([`Miniport::find_adapter_again`]).
@@ -16,14 +19,15 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use alloc::vec::Vec;
 use storport::print::{Dec, ZeroPadded};
 use storport::{
-    AdapterControl, ControlStatus, ControlType, FindAdapterContext, FindAdapterError, Miniport,
-    PoolSlice, PoolTag, Srb, SrbData, SrbFunction, SrbStatus, debug_print,
+    AdapterControl, Addressee, ControlStatus, ControlType, FindAdapterContext, FindAdapterError,
+    Miniport, PoolSlice, PoolTag, Srb, SrbData, SrbFunction, SrbStatus, StartIoRequest,
+    debug_print,
 };
 
 use crate::config::{BadValue, Config, MAX_TOTAL_SIZE_MIB};
 use crate::ramdisk::RamDisk;
 use crate::registry_source::{Occasion, RegistrySource};
-use crate::scsi::srb::{Address, Unit};
+use crate::scsi::srb::{Address, Command, Control, Unit};
 use crate::scsi::{
     Autosense, BlockSize, DataBuffer, Disk, DiskConfig, Identity, Limits, srb as scsi_srb,
 };
@@ -229,49 +233,24 @@ impl Miniport for Vstor {
         Ok(())
     }
 
-    fn start_io(adapter: &Adapter, mut srb: Srb<'_>) {
-        let address = Address {
-            path_id: srb.path_id(),
-            target_id: srb.target_id(),
-            lun: srb.lun(),
+    /// The request's function decides what is read: a SCSI command goes to the SCSI logic
+    /// with its CDB and buffers and completes with status, sense and length; every other
+    /// request is answered from the members its layout gives and completes with an
+    /// `SrbStatus` alone.
+    fn start_io(adapter: &Adapter, request: StartIoRequest<'_>) {
+        let request = match request {
+            StartIoRequest::Scsi(srb) => return execute(adapter, srb),
+            other => other,
         };
-        let function = function_code(srb.function());
-        let unspecified = srb.direction_unspecified();
-        // The CDB, data and sense buffers borrowed together, without copies.
-        let io = srb.io();
-        let autosense = if io.sense.is_empty() {
-            Autosense::Disabled
-        } else {
-            Autosense::Enabled
+        let control = match &request {
+            StartIoRequest::Pnp(srb) => Control::Pnp(unit(srb.addressee())),
+            StartIoRequest::Power(srb) => Control::Power(unit(srb.addressee())),
+            StartIoRequest::Other(srb) => other_control(srb.function(), srb.addressee()),
+            // vstor is no WMI data provider.
+            StartIoRequest::Wmi(_) | StartIoRequest::Scsi(_) => Control::Unsupported,
         };
-        let data = match io.data {
-            SrbData::In(buf) if unspecified => DataBuffer::Unspecified(buf),
-            SrbData::In(buf) => DataBuffer::In(buf),
-            SrbData::Out(buf) => DataBuffer::Out(buf),
-            SrbData::None => DataBuffer::None,
-        };
-        let outcome = scsi_srb::start_io(
-            adapter,
-            scsi_srb::Srb {
-                function,
-                address,
-                cdb: io.cdb,
-                data,
-                autosense,
-            },
-        );
-        if let Some(sense) = outcome.sense {
-            let fixed = sense.fixed();
-            let buffer = srb.sense_mut();
-            let len = buffer.len().min(fixed.len());
-            if let (Some(to), Some(from)) = (buffer.get_mut(..len), fixed.get(..len)) {
-                to.copy_from_slice(from);
-            }
-        }
-        srb.set_scsi_status(outcome.scsi_status);
-        srb.set_data_transfer_length(outcome.transferred);
-        let status = SrbStatus::from_raw(outcome.srb_status).unwrap_or(SrbStatus::ERROR);
-        srb.complete(status);
+        let status = scsi_srb::control(adapter, control);
+        request.complete(SrbStatus::from_raw(status).unwrap_or(SrbStatus::ERROR));
     }
 
     /// A reset of bus `path_id` is a reset of that target port on every disk.
@@ -314,30 +293,83 @@ impl Miniport for Vstor {
     }
 }
 
-/// The `SRB_FUNCTION_*` code of `function`, as the SCSI logic takes it.
-const fn function_code(function: SrbFunction) -> u8 {
-    match function {
-        SrbFunction::ExecuteScsi => scsi_srb::function::EXECUTE_SCSI,
-        SrbFunction::IoControl => storport_function::IO_CONTROL,
-        SrbFunction::Shutdown => scsi_srb::function::SHUTDOWN,
-        SrbFunction::Flush => scsi_srb::function::FLUSH,
-        SrbFunction::AbortCommand => scsi_srb::function::ABORT_COMMAND,
-        SrbFunction::ResetBus => scsi_srb::function::RESET_BUS,
-        SrbFunction::ResetDevice => scsi_srb::function::RESET_DEVICE,
-        SrbFunction::Wmi => storport_function::WMI,
-        SrbFunction::ResetLogicalUnit => scsi_srb::function::RESET_LOGICAL_UNIT,
-        SrbFunction::Power => scsi_srb::function::POWER,
-        SrbFunction::Pnp => scsi_srb::function::PNP,
-        SrbFunction::Other(code) => code,
+/// Runs one SCSI command and completes it with its outcome.
+fn execute(adapter: &Adapter, mut srb: Srb<'_>) {
+    let address = Address {
+        path_id: srb.path_id(),
+        target_id: srb.target_id(),
+        lun: srb.lun(),
+    };
+    let unspecified = srb.direction_unspecified();
+    // The CDB, data and sense buffers borrowed together, without copies.
+    let io = srb.io();
+    let autosense = if io.sense.is_empty() {
+        Autosense::Disabled
+    } else {
+        Autosense::Enabled
+    };
+    let data = match io.data {
+        SrbData::In(buf) if unspecified => DataBuffer::Unspecified(buf),
+        SrbData::In(buf) => DataBuffer::In(buf),
+        SrbData::Out(lent) => DataBuffer::Out(lent),
+        SrbData::None => DataBuffer::None,
+    };
+    let outcome = scsi_srb::execute(
+        adapter,
+        Command {
+            address,
+            cdb: io.cdb,
+            data,
+            autosense,
+        },
+    );
+    if let Some(sense) = outcome.sense {
+        let fixed = sense.fixed();
+        let buffer = srb.sense_mut();
+        let len = buffer.len().min(fixed.len());
+        if let (Some(to), Some(from)) = (buffer.get_mut(..len), fixed.get(..len)) {
+            to.copy_from_slice(from);
+        }
+    }
+    srb.set_scsi_status(outcome.scsi_status);
+    srb.set_data_transfer_length(outcome.transferred);
+    let status = SrbStatus::from_raw(outcome.srb_status).unwrap_or(SrbStatus::ERROR);
+    srb.complete(status);
+}
+
+/// The unit a PNP or POWER request is for; `None` for the adapter.
+const fn unit(addressee: Addressee) -> Option<Address> {
+    match addressee {
+        Addressee::Unit {
+            path_id,
+            target_id,
+            lun,
+        } => Some(Address {
+            path_id,
+            target_id,
+            lun,
+        }),
+        Addressee::Adapter | Addressee::Bus { .. } | Addressee::Target { .. } => None,
     }
 }
 
-/// Function codes the SCSI logic does not name (it refuses them).
-mod storport_function {
-    /// `SRB_FUNCTION_IO_CONTROL`.
-    pub const IO_CONTROL: u8 = 0x02;
-    /// `SRB_FUNCTION_WMI`.
-    pub const WMI: u8 = 0x17;
+/// What the SCSI logic is asked for a request of another function, from the address members
+/// its page makes valid.
+const fn other_control(function: SrbFunction, addressee: Option<Addressee>) -> Control {
+    match (function, addressee) {
+        (SrbFunction::ResetBus, Some(Addressee::Bus { path_id })) => Control::ResetBus { path_id },
+        (SrbFunction::ResetDevice, Some(Addressee::Target { path_id, target_id })) => {
+            Control::ResetDevice { path_id, target_id }
+        }
+        (function, Some(addressee)) => match (function, unit(addressee)) {
+            (SrbFunction::ResetLogicalUnit, Some(address)) => Control::ResetLogicalUnit(address),
+            (SrbFunction::AbortCommand, Some(address)) => Control::AbortCommand(address),
+            (SrbFunction::Flush, Some(address)) => Control::Flush(address),
+            (SrbFunction::Shutdown, Some(address)) => Control::Shutdown(address),
+            _ => Control::Unsupported,
+        },
+        _ => Control::Unsupported,
+    }
 }
 
 fn report_bad_value(bad: &BadValue) {

@@ -15,7 +15,8 @@ use libfuzzer_sys::fuzz_target;
 use vstor::ramdisk::RamDisk;
 use vstor::scsi::srb::{self, Address, Unit};
 use vstor::scsi::{
-    Autosense, BlockSize, DataBuffer, Disk, DiskConfig, Identity, Limits, scsi_status, srb_status,
+    Autosense, BlockSize, DataBuffer, Disk, DiskConfig, Identity, Limits, MAX_UNMAP_DESCRIPTORS,
+    Outcome, scsi_status, srb_status,
 };
 use vstor_fuzz::Bytes;
 
@@ -58,7 +59,7 @@ fn adapter(input: &mut Bytes<'_>) -> Option<Adapter> {
         Limits {
             max_transfer_bytes: u32::from(input.u16()) << 4,
             max_unmap_bytes: u64::from(input.u16()) << 9,
-            max_unmap_descriptors: u32::from(input.u8()),
+            max_unmap_descriptors: u32::from(input.u8()) % (MAX_UNMAP_DESCRIPTORS + 1),
             max_write_same_bytes: u64::from(input.u16()) << 9,
         }
     };
@@ -119,23 +120,26 @@ fuzz_target!(|data: &[u8]| {
         let data = match control & 3 {
             0 => DataBuffer::None,
             1 => DataBuffer::In(&mut buffer),
-            2 => DataBuffer::Out(&out_data),
+            2 => DataBuffer::out(&out_data),
             _ => DataBuffer::Unspecified(&mut buffer),
         };
-        let outcome = srb::start_io(
-            &adapter,
-            srb::Srb {
-                function,
-                address: Address {
-                    path_id: control >> 4 & 1,
-                    target_id: 0,
-                    lun,
+        let address = Address {
+            path_id: control >> 4 & 1,
+            target_id: 0,
+            lun,
+        };
+        let outcome = match srb::Control::for_function(function, address) {
+            Some(request) => Outcome::srb(srb::control(&adapter, request)),
+            None => srb::execute(
+                &adapter,
+                srb::Command {
+                    address,
+                    cdb: &cdb,
+                    data,
+                    autosense,
                 },
-                cdb: &cdb,
-                data,
-                autosense,
-            },
-        );
+            ),
+        };
         let supplied = match control & 3 {
             0 => 0,
             _ => len,

@@ -12,7 +12,7 @@ use super::disk::{Disk, Handled};
 use super::io::{Span, check_protect, flags, miscompare, span, write_protected};
 use super::reply::{Cdb, data_out};
 use super::sense::{SenseData, asc};
-use super::{BlockStore, DataBuffer, MAX_ATOMIC_BYTES, Outcome};
+use super::{BlockStore, DataBuffer, LentBytes, MAX_ATOMIC_BYTES, Outcome};
 
 /// What an atomic command does to the medium bytes with its data-out bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -26,33 +26,66 @@ enum Update {
     Replace,
 }
 
-/// Applies `update` to the medium bytes `head` followed by `tail`, with `data` the whole
-/// data-out buffer of the command. Returns the offset in `data` of the first byte that
-/// failed the compare; the medium is then left as it was.
-fn apply(update: Update, data: &[u8], head: &mut [u8], tail: &mut [u8]) -> Option<usize> {
-    let len = head.len() + tail.len();
-    let (compare, new) = match update {
-        Update::CompareThenWrite => data.split_at(len.min(data.len())),
-        Update::Or | Update::Replace => (&[][..], data),
-    };
-    if update == Update::CompareThenWrite {
-        let (first, second) = compare.split_at(head.len().min(compare.len()));
-        if *head != *first || *tail != *second {
-            return head
-                .iter()
-                .chain(tail.iter())
-                .zip(compare)
-                .position(|(medium, expected)| medium != expected);
+/// Bytes of the data-out buffer copied per step when they are compared with the medium or
+/// combined with it by OR: a copy on the stack.
+const PIECE: usize = 256;
+
+/// Offset in `data` (from `base` on) of the first byte that differs from `medium`, comparing
+/// a copy of each lent byte; a copy that cannot be made counts as a difference at its start.
+fn first_difference(data: &LentBytes<'_>, base: usize, medium: &[u8]) -> Option<usize> {
+    let mut sent = [0u8; PIECE];
+    for (index, chunk) in medium.chunks(PIECE).enumerate() {
+        let at = base + index * PIECE;
+        let sent = sent.get_mut(..chunk.len())?;
+        if !data.copy_to(at, sent) {
+            return Some(at);
+        }
+        if let Some(i) = chunk.iter().zip(sent.iter()).position(|(a, b)| a != b) {
+            return Some(at + i);
         }
     }
-    let (first, second) = new.split_at(head.len().min(new.len()));
-    if update == Update::Or {
-        for (medium, byte) in head.iter_mut().chain(tail.iter_mut()).zip(new) {
+    None
+}
+
+/// ORs a copy of the lent bytes at `base..` into `medium`.
+fn or_into(data: &LentBytes<'_>, base: usize, medium: &mut [u8]) {
+    let mut sent = [0u8; PIECE];
+    for (index, chunk) in medium.chunks_mut(PIECE).enumerate() {
+        let Some(sent) = sent.get_mut(..chunk.len()) else {
+            return;
+        };
+        if !data.copy_to(base + index * PIECE, sent) {
+            return;
+        }
+        for (medium, byte) in chunk.iter_mut().zip(sent.iter()) {
             *medium |= byte;
         }
+    }
+}
+
+/// Applies `update` to the medium bytes `head` followed by `tail`, with `data` the whole
+/// data-out buffer of the command (lent bytes: each is copied once, the compare half into a
+/// local buffer, the rest straight into the medium). Returns the offset in `data` of the
+/// first byte that failed the compare; the medium is then left as it was.
+fn apply(update: Update, data: &LentBytes<'_>, head: &mut [u8], tail: &mut [u8]) -> Option<usize> {
+    let len = head.len() + tail.len();
+    let new_at = if update == Update::CompareThenWrite {
+        if let Some(at) =
+            first_difference(data, 0, head).or_else(|| first_difference(data, head.len(), tail))
+        {
+            return Some(at);
+        }
+        len
     } else {
-        head.copy_from_slice(first);
-        tail.copy_from_slice(second.get(..tail.len()).unwrap_or(&[]));
+        0
+    };
+    if update == Update::Or {
+        or_into(data, new_at, head);
+        or_into(data, new_at + head.len(), tail);
+    } else {
+        // The caller hands exactly the bytes the command names, so both copies fit.
+        let _ = data.copy_to(new_at, head);
+        let _ = data.copy_to(new_at + head.len(), tail);
     }
     None
 }
@@ -170,7 +203,7 @@ impl Disk {
         } else {
             len
         };
-        let Some(src) = buf.get(..wanted) else {
+        let Some(src) = buf.get(0..wanted) else {
             return Ok(Outcome::data_overrun(0));
         };
         if len == 0 {
@@ -178,7 +211,7 @@ impl Disk {
         }
         let mut mismatch = None;
         if !store.atomically(offset, len, &mut |head, tail| {
-            mismatch = apply(update, src, head, tail);
+            mismatch = apply(update, &src, head, tail);
         }) {
             // The range was checked against the capacity above; a store refusing it is
             // out of step with the disk's geometry.
@@ -196,7 +229,11 @@ impl Disk {
 
 #[cfg(test)]
 mod tests {
-    use super::{Update, apply};
+    use super::{LentBytes, Update};
+
+    fn apply(update: Update, data: &[u8], head: &mut [u8], tail: &mut [u8]) -> Option<usize> {
+        super::apply(update, &LentBytes::from(data), head, tail)
+    }
 
     #[test]
     fn compare_then_write_across_two_pieces() {

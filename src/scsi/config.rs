@@ -147,11 +147,13 @@ pub struct Limits {
 
 impl Limits {
     /// 1 MiB transfers; UNMAP and WRITE SAME up to 64 MiB (each zeroes RAM in `HwStartIo` at
-    /// `DISPATCH_LEVEL`, which must stay short) and 256 descriptors.
+    /// `DISPATCH_LEVEL`, which must stay short) and [`MAX_UNMAP_DESCRIPTORS`] descriptors.
+    ///
+    /// [`MAX_UNMAP_DESCRIPTORS`]: super::MAX_UNMAP_DESCRIPTORS
     pub const DEFAULT: Self = Self {
         max_transfer_bytes: 1 << 20,
         max_unmap_bytes: 64 << 20,
-        max_unmap_descriptors: 256,
+        max_unmap_descriptors: super::MAX_UNMAP_DESCRIPTORS,
         max_write_same_bytes: 64 << 20,
     };
 }
@@ -223,6 +225,15 @@ pub enum ConfigError {
         /// Which limit.
         limit: &'static str,
     },
+    /// A limit is larger than the disk can honour.
+    LimitTooLarge {
+        /// Which limit.
+        limit: &'static str,
+        /// The value asked for.
+        value: u64,
+        /// The largest the disk accepts.
+        max: u64,
+    },
 }
 
 /// Text written as it is. `{}` of a `&str` goes through `Formatter::pad`, which counts
@@ -274,6 +285,13 @@ impl fmt::Display for ConfigError {
                 "The {} limit is smaller than one block; the disk is not created.",
                 Plain(limit)
             ),
+            Self::LimitTooLarge { limit, value, max } => write!(
+                f,
+                "The {} limit is {}, but the disk accepts at most {}; the disk is not created.",
+                Plain(limit),
+                Dec(*value),
+                Dec(*max)
+            ),
         }
     }
 }
@@ -321,6 +339,14 @@ impl DiskConfig {
         if self.limits.max_unmap_descriptors == 0 {
             return Err(ConfigError::LimitTooSmall {
                 limit: "maximum unmap descriptor count",
+            });
+        }
+        // UNMAP copies its descriptors into a buffer of this many (see `io`).
+        if self.limits.max_unmap_descriptors > super::MAX_UNMAP_DESCRIPTORS {
+            return Err(ConfigError::LimitTooLarge {
+                limit: "maximum unmap descriptor count",
+                value: self.limits.max_unmap_descriptors as u64,
+                max: super::MAX_UNMAP_DESCRIPTORS as u64,
             });
         }
         Ok(())

@@ -10,7 +10,19 @@
 use super::disk::{Disk, Handled, op};
 use super::reply::{Cdb, data_in, data_out, param_be16, param_be32, param_be64};
 use super::sense::{SenseData, SenseDetail, asc, sense_key};
-use super::{BlockStore, DataBuffer, Outcome};
+use super::{BlockStore, DataBuffer, LentBytes, MAX_UNMAP_DESCRIPTORS, Outcome};
+
+/// Bytes compared per step when data-out bytes meet the medium (VERIFY): a copy of each, on
+/// the stack.
+const COMPARE_PIECE: usize = 256;
+/// Bytes of a WRITE SAME block copied per step (a 4096-byte block in eight pieces).
+const SAME_PIECE: usize = 512;
+/// Bytes of an UNMAP parameter list header and of one block descriptor (SBC-3).
+const UNMAP_HEADER: usize = 8;
+const UNMAP_DESCRIPTOR: usize = 16;
+/// Largest UNMAP parameter list copied whole: the header and [`MAX_UNMAP_DESCRIPTORS`]
+/// descriptors.
+const UNMAP_LIST_MAX: usize = UNMAP_HEADER + UNMAP_DESCRIPTOR * MAX_UNMAP_DESCRIPTORS as usize;
 
 /// LBA, block count and where the length field sits, for the pointer of an error.
 pub(super) struct Span {
@@ -67,23 +79,66 @@ pub(super) const fn write_protected() -> SenseData {
     SenseData::new(sense_key::DATA_PROTECT, asc::WRITE_PROTECTED)
 }
 
-/// Index of the first byte of `expected` that differs from the medium at `offset`.
+/// Index of the first byte of `expected` (lent bytes, each copied once) that differs from the
+/// medium at `offset`. `None` also when `expected` cannot be copied (callers check its length
+/// first).
 fn first_mismatch<S: BlockStore + ?Sized>(
     store: &S,
     offset: u64,
-    expected: &[u8],
+    expected: &LentBytes<'_>,
 ) -> Option<usize> {
-    let mut tmp = [0u8; 256];
+    let mut sent = [0u8; COMPARE_PIECE];
+    let mut medium = [0u8; COMPARE_PIECE];
     let mut done = 0usize;
-    for chunk in expected.chunks(tmp.len()) {
-        let medium = tmp.get_mut(..chunk.len())?;
+    while done < expected.len() {
+        let n = COMPARE_PIECE.min(expected.len() - done);
+        let (sent, medium) = (sent.get_mut(..n)?, medium.get_mut(..n)?);
+        if !expected.copy_to(done, sent) {
+            return None;
+        }
         store.read(offset.saturating_add(done as u64), medium);
-        if let Some(i) = medium.iter().zip(chunk).position(|(a, b)| a != b) {
+        if let Some(i) = medium.iter().zip(sent.iter()).position(|(a, b)| a != b) {
             return Some(done + i);
         }
-        done += chunk.len();
+        done += n;
     }
     None
+}
+
+/// Offset, in a range of `blocks` blocks of `block` bytes at `offset`, of the first medium byte
+/// that differs from the same byte of the one block `expected` (VERIFY with BYTCHK 11b). Each
+/// lent byte is copied once: piece by piece, every block is compared with the copy.
+fn first_mismatch_repeated<S: BlockStore + ?Sized>(
+    store: &S,
+    offset: u64,
+    blocks: u64,
+    expected: &LentBytes<'_>,
+) -> Option<u64> {
+    let block = expected.len() as u64;
+    let mut sent = [0u8; COMPARE_PIECE];
+    let mut medium = [0u8; COMPARE_PIECE];
+    let mut first: Option<u64> = None;
+    let mut at = 0usize;
+    while at < expected.len() {
+        let n = COMPARE_PIECE.min(expected.len() - at);
+        let (sent, medium) = (sent.get_mut(..n)?, medium.get_mut(..n)?);
+        if !expected.copy_to(at, sent) {
+            return first;
+        }
+        for i in 0..blocks {
+            let here = i * block + at as u64;
+            if first.is_some_and(|found| found <= here) {
+                break;
+            }
+            store.read(offset.saturating_add(here), medium);
+            if let Some(d) = medium.iter().zip(sent.iter()).position(|(a, b)| a != b) {
+                first = Some(here + d as u64);
+                break;
+            }
+        }
+        at += n;
+    }
+    first
 }
 
 pub(super) fn miscompare(at: usize) -> SenseData {
@@ -172,11 +227,11 @@ impl Disk {
             Err(outcome) => return Ok(outcome),
         };
         let wanted = usize::try_from(bytes).unwrap_or(usize::MAX);
-        let Some(src) = buf.get(..wanted) else {
+        let Some(src) = buf.get(0..wanted) else {
             return Ok(Outcome::data_overrun(0));
         };
         if !src.is_empty() {
-            store.write(offset, src);
+            store.write_lent(offset, src);
             if flags(cdb) & 0x08 != 0 {
                 store.flush();
             }
@@ -234,23 +289,19 @@ impl Disk {
         let block = usize::try_from(self.block_bytes()).unwrap_or(usize::MAX);
         if bytchk == 0b01 {
             let wanted = usize::try_from(bytes).unwrap_or(usize::MAX);
-            let Some(expected) = buf.get(..wanted) else {
+            let Some(expected) = buf.get(0..wanted) else {
                 return Ok(Outcome::data_overrun(0));
             };
-            if let Some(at) = first_mismatch(store, offset, expected) {
+            if let Some(at) = first_mismatch(store, offset, &expected) {
                 return Err(miscompare(at));
             }
             return Ok(Outcome::good(wanted));
         }
-        let Some(expected) = buf.get(..block) else {
+        let Some(expected) = buf.get(0..block) else {
             return Ok(Outcome::data_overrun(0));
         };
-        for i in 0..span.blocks {
-            let at = i * self.block_bytes();
-            if let Some(d) = first_mismatch(store, offset + at, expected) {
-                let at = usize::try_from(at).unwrap_or(usize::MAX);
-                return Err(miscompare(at.saturating_add(d)));
-            }
+        if let Some(at) = first_mismatch_repeated(store, offset, span.blocks, &expected) {
+            return Err(miscompare(usize::try_from(at).unwrap_or(usize::MAX)));
         }
         Ok(Outcome::good(block))
     }
@@ -302,17 +353,58 @@ impl Disk {
             Err(outcome) => return Ok(outcome),
         };
         let block_len = usize::try_from(self.block_bytes()).unwrap_or(usize::MAX);
-        let Some(block) = buf.get(..block_len) else {
+        let Some(block) = buf.get(0..block_len) else {
             return Ok(Outcome::data_overrun(0));
         };
-        if block.iter().all(|&b| b == 0) {
-            store.zero(offset, bytes);
-        } else {
-            for i in 0..blocks {
-                store.write(offset + i * self.block_bytes(), block);
-            }
-        }
+        self.replicate(store, offset, blocks, &block);
         Ok(Outcome::good(block_len))
+    }
+
+    /// Stores the one lent `block` in each of `blocks` blocks at `offset` (WRITE SAME), reading
+    /// each lent byte once: the block is copied [`SAME_PIECE`] bytes at a time and each piece
+    /// written to every block. Leading pieces of zeros are held back: a block that is zero
+    /// throughout is stored with one [`BlockStore::zero`] of the range; otherwise the
+    /// held-back zeros are zeroed in each block when the first nonzero piece comes.
+    fn replicate<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        offset: u64,
+        blocks: u64,
+        block: &LentBytes<'_>,
+    ) {
+        let block_bytes = self.block_bytes();
+        let mut piece = [0u8; SAME_PIECE];
+        // Bytes at the start of the block seen to be zero and not stored yet; `None` once
+        // something was stored.
+        let mut zero_prefix = Some(0usize);
+        let mut at = 0usize;
+        while at < block.len() {
+            let n = SAME_PIECE.min(block.len() - at);
+            let Some(piece) = piece.get_mut(..n) else {
+                return;
+            };
+            if !block.copy_to(at, piece) {
+                return;
+            }
+            let zero = piece.iter().all(|&b| b == 0);
+            match zero_prefix {
+                Some(prefix) if zero => zero_prefix = Some(prefix + n),
+                _ => {
+                    for i in 0..blocks {
+                        let start = offset + i * block_bytes;
+                        if let Some(prefix) = zero_prefix.filter(|&prefix| prefix > 0) {
+                            store.zero(start, prefix as u64);
+                        }
+                        store.write(start + at as u64, piece);
+                    }
+                    zero_prefix = None;
+                }
+            }
+            at += n;
+        }
+        if zero_prefix.is_some() {
+            store.zero(offset, blocks * block_bytes);
+        }
     }
 
     /// UNMAP (SBC-3). ANCHOR is not supported. PARAMETER LIST LENGTH 0: nothing to do;
@@ -322,6 +414,11 @@ impl Disk {
     /// DESCRIPTOR COUNT, or more blocks in total than MAXIMUM UNMAP LBA COUNT: INVALID FIELD IN
     /// PARAMETER LIST; a range past the capacity: LBA OUT OF RANGE. Every descriptor is
     /// checked before any range is unmapped.
+    ///
+    /// The list is read once: its header and then its descriptors (at most
+    /// [`MAX_UNMAP_DESCRIPTORS`], so at most 1032 bytes) are copied into a local buffer, and
+    /// the checks and the unmapping both work from that copy, so a list that changes while
+    /// the command runs cannot pass the checks in one version and be acted on in another.
     pub(crate) fn unmap<S: BlockStore + ?Sized>(
         &self,
         store: &S,
@@ -338,25 +435,45 @@ impl Disk {
         if plen == 0 {
             return Ok(Outcome::good(0));
         }
-        if plen < 8 {
+        if plen < UNMAP_HEADER {
             return Err(SenseData::illegal(asc::PARAMETER_LIST_LENGTH_ERROR));
         }
         let buf = match data_out(data) {
             Ok(buf) => buf,
             Err(outcome) => return Ok(outcome),
         };
-        let Some(list) = buf.get(..plen) else {
+        if buf.len() < plen {
+            return Ok(Outcome::data_overrun(0));
+        }
+        let mut list = [0u8; UNMAP_LIST_MAX];
+        let Some(header) = list.get_mut(..UNMAP_HEADER) else {
             return Ok(Outcome::data_overrun(0));
         };
-        let descriptor_bytes = usize::from(param_be16(list, 2).unwrap_or(0)).min(plen - 8);
-        let count = descriptor_bytes / 16;
+        if !buf.copy_to(0, header) {
+            return Ok(Outcome::data_overrun(0));
+        }
+        let descriptor_bytes =
+            usize::from(param_be16(&list, 2).unwrap_or(0)).min(plen - UNMAP_HEADER);
+        let count = descriptor_bytes / UNMAP_DESCRIPTOR;
         let limits = &self.config().limits;
         if u64::try_from(count).unwrap_or(u64::MAX) > u64::from(limits.max_unmap_descriptors) {
             return Err(SenseData::invalid_parameter(2, None));
         }
+        // `max_unmap_descriptors` is at most MAX_UNMAP_DESCRIPTORS (DiskConfig::validate), so
+        // the descriptors fit the local list.
+        let end = UNMAP_HEADER + count * UNMAP_DESCRIPTOR;
+        let Some(descriptors) = list.get_mut(UNMAP_HEADER..end) else {
+            return Err(SenseData::invalid_parameter(2, None));
+        };
+        if !buf.copy_to(UNMAP_HEADER, descriptors) {
+            return Ok(Outcome::data_overrun(0));
+        }
+        let Some(list) = list.get(..end) else {
+            return Err(SenseData::invalid_parameter(2, None));
+        };
         let max_blocks = limits.max_unmap_bytes / self.block_bytes();
         let descriptor = |i: usize| {
-            let at = 8 + 16 * i;
+            let at = UNMAP_HEADER + UNMAP_DESCRIPTOR * i;
             let lba = param_be64(list, at).unwrap_or(0);
             let blocks = u64::from(param_be32(list, at + 8).unwrap_or(0));
             (at, lba, blocks)

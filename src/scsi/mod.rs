@@ -4,23 +4,40 @@
 //! inside `HwStartIo` at `DISPATCH_LEVEL`, concurrently on several processors with no lock held,
 //! so everything here works through `&self`; the little per-disk state there is (the caching
 //! page's WCE bit, write protection, a sense deferred while autosense is off) lives in
-//! atomics.
+//! atomics. The one type it takes from the safe layer is [`LentBytes`], the data-out buffer
+//! it may only copy from (in tests, a plain slice lent as such).
 //!
 //! # How the driver uses it
 //!
 //! ```text
 //! let disk = Disk::new(DiskConfig { .. })?;           // find-adapter, PASSIVE_LEVEL
 //! // HwStartIo, any IRQL up to DISPATCH_LEVEL:
-//! let outcome = srb::start_io(&adapter, Srb { function, address, cdb, data, autosense });
+//! let outcome = srb::execute(&adapter, Command { address, cdb, data, autosense });
 //! // copy `outcome.sense` into the SRB's sense buffer, set SrbStatus = outcome.srb_status,
 //! // ScsiStatus = outcome.scsi_status, DataTransferLength = outcome.transferred; complete.
+//! let status = srb::control(&adapter, Control::Flush(address)); // any other SRB function
+//! // complete it with SrbStatus = status, nothing else.
 //! ```
 //!
 //! - [`Disk::new`] checks a [`DiskConfig`] (identity strings, block size, capacity, limits).
 //! - [`Disk::execute`] runs one CDB against a [`BlockStore`] and returns an [`Outcome`].
-//! - [`srb::start_io`] is the SRB-function level: it routes `EXECUTE_SCSI` to the addressed
-//!   disk, answers resets, abort, flush, shutdown, Plug and Play and power, refuses the rest,
-//!   and reports missing targets and LUNs with the SRB status Storport expects.
+//! - [`srb::execute`] routes a SCSI command to the addressed disk, and [`srb::control`]
+//!   answers the other SRB functions (resets, abort, flush, shutdown, Plug and Play, power)
+//!   with an SRB status alone; both report missing targets and LUNs with the SRB status
+//!   Storport expects.
+//!
+//! # Data-out buffers are read once
+//!
+//! The data-out buffer is memory the port lends and another party may change while the
+//! command runs ([`LentBytes`]): it is only ever copied, never borrowed, and each byte is
+//! copied once. A parameter list (UNMAP, PERSISTENT RESERVE OUT, MODE SELECT, the verify half
+//! of COMPARE AND WRITE, VERIFY's data) is copied into a small local buffer and every check
+//! and every action works from that copy, so what is checked is what is done. UNMAP's list is
+//! copied whole, so it is bounded by [`MAX_UNMAP_DESCRIPTORS`]; MODE SELECT's is copied header,
+//! block descriptor and page by page (at most 20 bytes at a time); the others in pieces of a
+//! few hundred bytes. Data that only lands on the medium (WRITE, WRITE AND VERIFY, WRITE
+//! ATOMIC, COMPARE AND WRITE's write half) is copied straight into it
+//! ([`BlockStore::write_lent`]), once, as before.
 //!
 //! # Data buffers and lengths (decisions)
 //!
@@ -101,6 +118,7 @@ pub use disk::{Disk, Request, op};
 pub use nexus::MAX_PORTS;
 pub use sense::{FieldPointer, SenseData, SenseDetail, asc, sense_key};
 pub use srb::LunSet;
+pub use storport::LentBytes;
 
 /// `SRB_STATUS_*` values (srb.h) this module completes requests with.
 ///
@@ -150,6 +168,24 @@ pub trait BlockStore {
     fn read(&self, byte_offset: u64, out: &mut [u8]);
     /// Stores `data` at `byte_offset..byte_offset + data.len()`.
     fn write(&self, byte_offset: u64, data: &[u8]);
+    /// Stores the lent bytes `data` at `byte_offset..byte_offset + data.len()`, copying each
+    /// byte once (a WRITE's payload). The default copies through a small local buffer into
+    /// [`BlockStore::write`]; a store that can copy straight into its medium overrides it.
+    fn write_lent(&self, byte_offset: u64, data: LentBytes<'_>) {
+        let mut piece = [0_u8; 256];
+        let mut done = 0_usize;
+        while done < data.len() {
+            let n = piece.len().min(data.len() - done);
+            let Some(to) = piece.get_mut(..n) else {
+                return;
+            };
+            if !data.copy_to(done, to) {
+                return;
+            }
+            self.write(byte_offset.saturating_add(done as u64), to);
+            done += n;
+        }
+    }
     /// Makes `byte_offset..byte_offset + len` read back as zeros (UNMAP, WRITE SAME with a
     /// zero block). The disk reports LBPRZ = 1, so this must really zero the range.
     fn zero(&self, byte_offset: u64, len: u64);
@@ -173,6 +209,15 @@ pub trait BlockStore {
 /// (COMPARE AND WRITE's write, ORWRITE, WRITE ATOMIC) may name.
 pub const MAX_ATOMIC_BYTES: u32 = 1 << 20;
 
+/// Most block descriptors one UNMAP may carry: MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT.
+///
+/// It is the default and the ceiling of [`Limits::max_unmap_descriptors`]. UNMAP copies its whole list
+/// into a local buffer before it checks or unmaps anything, and the buffer lives on a 24 KiB
+/// kernel stack: 8 + 16 × 64 = 1032 bytes. Windows builds its UNMAP lists within this count
+/// (it reads it from the Block Limits page), so a list of more descriptors comes only from a
+/// pass-through caller, who gets INVALID FIELD IN PARAMETER LIST as SBC-3 requires.
+pub const MAX_UNMAP_DESCRIPTORS: u32 = 64;
+
 /// The SRB's data buffer, with the direction taken from the SRB flags.
 #[derive(Debug)]
 pub enum DataBuffer<'a> {
@@ -180,11 +225,20 @@ pub enum DataBuffer<'a> {
     None,
     /// `SRB_FLAGS_DATA_IN`: the device fills it.
     In(&'a mut [u8]),
-    /// `SRB_FLAGS_DATA_OUT`: the device reads it.
-    Out(&'a [u8]),
+    /// `SRB_FLAGS_DATA_OUT`: the device copies from it ([`LentBytes`]).
+    Out(LentBytes<'a>),
     /// `SRB_FLAGS_UNSPECIFIED_DIRECTION` (both flags, as pass-through requests with
-    /// `SCSI_IOCTL_DATA_UNSPECIFIED` arrive): the command's own direction decides.
+    /// `SCSI_IOCTL_DATA_UNSPECIFIED` arrive): the command's own direction decides. A
+    /// data-out command copies from it as from [`DataBuffer::Out`].
     Unspecified(&'a mut [u8]),
+}
+
+impl<'a> DataBuffer<'a> {
+    /// A data-out buffer of `bytes` (host tests and callers that hold the data themselves).
+    #[must_use]
+    pub fn out(bytes: &'a [u8]) -> Self {
+        Self::Out(LentBytes::from(bytes))
+    }
 }
 
 /// Whether sense data goes back with the failed command or waits for REQUEST SENSE.

@@ -8,7 +8,7 @@
 use super::disk::{Disk, Handled};
 use super::reply::{Cdb, Reply, data_in, data_out, param_be16, param_be32, param_be64, ptr};
 use super::sense::{SenseData, asc};
-use super::{DataBuffer, Outcome};
+use super::{DataBuffer, LentBytes, Outcome};
 
 const CACHING: u8 = 0x08;
 const CONTROL: u8 = 0x0A;
@@ -191,6 +191,10 @@ impl Disk {
     /// other than WCE is INVALID FIELD IN PARAMETER LIST with a pointer to the byte. The mode
     /// data length and the device-specific parameter of the header are reserved or ignored
     /// in MODE SELECT (SPC-4, SBC-3).
+    ///
+    /// The list (up to 64 KiB in MODE SELECT(10)) is read once, front to back: the header,
+    /// the block descriptor and each page are copied into small local buffers as the parse
+    /// reaches them, and every check and the new WCE come from those copies.
     pub(crate) fn mode_select(&self, cdb: &Cdb, ten: bool, data: DataBuffer<'_>) -> Handled {
         if cdb.bit(1, 0) {
             return Err(SenseData::invalid_cdb_field(1, Some(0)));
@@ -210,28 +214,37 @@ impl Disk {
         if plen == 0 {
             return Ok(Outcome::good(0));
         }
-        let Some(list) = buf.get(..plen) else {
+        let Some(list) = buf.get(0..plen) else {
             return Ok(Outcome::data_overrun(0));
         };
-        let wce = self.parse_mode_parameters(list, ten)?;
+        let wce = self.parse_mode_parameters(&list, ten)?;
         if let Some(wce) = wce {
             self.set_write_cache(wce);
         }
         Ok(Outcome::good(plen))
     }
 
-    /// Validates a MODE SELECT parameter list; returns the new WCE if a caching page came.
-    fn parse_mode_parameters(&self, list: &[u8], ten: bool) -> Result<Option<bool>, SenseData> {
+    /// Validates a MODE SELECT parameter list, copying each byte of it once; returns the new
+    /// WCE if a caching page came.
+    fn parse_mode_parameters(
+        &self,
+        list: &LentBytes<'_>,
+        ten: bool,
+    ) -> Result<Option<bool>, SenseData> {
         let length_error = SenseData::illegal(asc::PARAMETER_LIST_LENGTH_ERROR);
         let header_len = if ten { 8 } else { 4 };
-        if list.len() < header_len {
+        let mut header = [0u8; 8];
+        let copied = header
+            .get_mut(..header_len)
+            .is_some_and(|to| list.copy_to(0, to));
+        if !copied {
             return Err(length_error);
         }
-        let byte = |at: usize| list.get(at).copied().unwrap_or(0);
+        let byte = |at: usize| header.get(at).copied().unwrap_or(0);
         let (medium_at, bdl, bdl_at, long) = if ten {
             (
                 2,
-                usize::from(param_be16(list, 6).unwrap_or(0)),
+                usize::from(param_be16(&header, 6).unwrap_or(0)),
                 6,
                 byte(4) & 1 == 1,
             )
@@ -249,77 +262,118 @@ impl Disk {
             return Err(length_error);
         }
         if bdl != 0 {
-            self.check_block_descriptor(list, header_len, long)?;
+            let mut descriptor = [0u8; 16];
+            let copied = descriptor
+                .get_mut(..bdl)
+                .is_some_and(|to| list.copy_to(header_len, to));
+            if !copied {
+                return Err(length_error);
+            }
+            self.check_block_descriptor(&descriptor, header_len, long)?;
         }
         let mut at = header_len + bdl;
         let mut wce = None;
         while at < list.len() {
-            let code = byte(at) & 0x3F;
-            if byte(at) & 0x40 != 0 {
-                return Err(SenseData::invalid_parameter(ptr(at), Some(6)));
-            }
-            if at + 2 > list.len() {
-                return Err(length_error);
-            }
-            let Some((current, len)) = page(code, Values::Current, self.write_cache_enabled())
-            else {
-                return Err(SenseData::invalid_parameter(ptr(at), Some(5)));
-            };
-            let Some((changeable, _)) = page(code, Values::Changeable, false) else {
-                return Err(SenseData::invalid_parameter(ptr(at), Some(5)));
-            };
-            if usize::from(byte(at + 1)) != len - 2 {
-                return Err(SenseData::invalid_parameter(ptr(at + 1), None));
-            }
-            let Some(sent) = list.get(at..at + len) else {
-                return Err(length_error);
-            };
-            for (i, ((&s, &c), &m)) in sent
-                .iter()
-                .zip(&current)
-                .zip(&changeable)
-                .enumerate()
-                .skip(2)
-            {
-                let diff = (s ^ c) & !m;
-                if diff != 0 {
-                    #[expect(
-                        clippy::cast_possible_truncation,
-                        reason = "leading_zeros of a nonzero u8 is at most 7"
-                    )]
-                    let bit = 7 - diff.leading_zeros() as u8;
-                    return Err(SenseData::invalid_parameter(ptr(at + i), Some(bit)));
-                }
-            }
-            if code == CACHING {
-                wce = Some(sent.get(2).is_some_and(|b| b & 0x04 != 0));
+            let (len, page_wce) = self.parse_mode_page(list, at)?;
+            if page_wce.is_some() {
+                wce = page_wce;
             }
             at += len;
         }
         Ok(wce)
     }
 
+    /// Validates the mode page at `at` of a MODE SELECT parameter list: its header first
+    /// (the code, then the length), then the rest, each byte copied once into a local page.
+    /// Returns the page's length and, for the caching page, the WCE it sets.
+    fn parse_mode_page(
+        &self,
+        list: &LentBytes<'_>,
+        at: usize,
+    ) -> Result<(usize, Option<bool>), SenseData> {
+        let length_error = SenseData::illegal(asc::PARAMETER_LIST_LENGTH_ERROR);
+        let mut sent = [0u8; PAGE_MAX];
+        if !sent.get_mut(..1).is_some_and(|to| list.copy_to(at, to)) {
+            return Err(length_error);
+        }
+        let code = sent[0] & 0x3F;
+        if sent[0] & 0x40 != 0 {
+            return Err(SenseData::invalid_parameter(ptr(at), Some(6)));
+        }
+        if at + 2 > list.len()
+            || !sent
+                .get_mut(1..2)
+                .is_some_and(|to| list.copy_to(at + 1, to))
+        {
+            return Err(length_error);
+        }
+        let Some((current, len)) = page(code, Values::Current, self.write_cache_enabled()) else {
+            return Err(SenseData::invalid_parameter(ptr(at), Some(5)));
+        };
+        let Some((changeable, _)) = page(code, Values::Changeable, false) else {
+            return Err(SenseData::invalid_parameter(ptr(at), Some(5)));
+        };
+        if usize::from(sent[1]) != len - 2 {
+            return Err(SenseData::invalid_parameter(ptr(at + 1), None));
+        }
+        if at + len > list.len()
+            || !sent
+                .get_mut(2..len)
+                .is_some_and(|to| list.copy_to(at + 2, to))
+        {
+            return Err(length_error);
+        }
+        let Some(sent) = sent.get(..len) else {
+            return Err(length_error);
+        };
+        for (i, ((&s, &c), &m)) in sent
+            .iter()
+            .zip(&current)
+            .zip(&changeable)
+            .enumerate()
+            .skip(2)
+        {
+            let diff = (s ^ c) & !m;
+            if diff != 0 {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "leading_zeros of a nonzero u8 is at most 7"
+                )]
+                let bit = 7 - diff.leading_zeros() as u8;
+                return Err(SenseData::invalid_parameter(ptr(at + i), Some(bit)));
+            }
+        }
+        let wce = (code == CACHING).then(|| sent.get(2).is_some_and(|b| b & 0x04 != 0));
+        Ok((len, wce))
+    }
+
     /// A block descriptor in MODE SELECT may repeat the geometry (or give 0 blocks, "no
-    /// change"), but not change it.
-    fn check_block_descriptor(&self, list: &[u8], at: usize, long: bool) -> Result<(), SenseData> {
+    /// change"), but not change it. `descriptor` is a copy of the descriptor, which starts at
+    /// byte `at` of the parameter list (for the sense pointers).
+    fn check_block_descriptor(
+        &self,
+        descriptor: &[u8],
+        at: usize,
+        long: bool,
+    ) -> Result<(), SenseData> {
         let count = self.config().block_count;
         let block_len = self.config().block_size.bytes();
         let (blocks, blocks_ok, len_at, sent_len) = if long {
-            let b = param_be64(list, at).unwrap_or(0);
+            let b = param_be64(descriptor, 0).unwrap_or(0);
             (
                 b,
                 b == count,
                 at + 12,
-                param_be32(list, at + 12).unwrap_or(0),
+                param_be32(descriptor, 12).unwrap_or(0),
             )
         } else {
-            let b = u64::from(param_be32(list, at).unwrap_or(0));
+            let b = u64::from(param_be32(descriptor, 0).unwrap_or(0));
             let short = u64::from(u32::try_from(count).unwrap_or(u32::MAX));
             (
                 b,
                 b == short,
                 at + 4,
-                param_be32(list, at + 4).unwrap_or(0) & 0x00FF_FFFF,
+                param_be32(descriptor, 4).unwrap_or(0) & 0x00FF_FFFF,
             )
         };
         if blocks != 0 && !blocks_ok {

@@ -24,6 +24,10 @@ use super::reply::{Cdb, Reply, data_in, data_out, param_be64};
 use super::sense::{SenseData, asc};
 use super::{DataBuffer, Outcome};
 
+/// PARAMETER LIST LENGTH of the basic PERSISTENT RESERVE OUT parameter list (SPC-4).
+const PARAMETER_LIST_LENGTH: u32 = 24;
+const PARAMETER_LIST_BYTES: usize = PARAMETER_LIST_LENGTH as usize;
+
 /// Reservation types (SPC-4 table "Persistent reservation type codes").
 const WRITE_EXCLUSIVE: u8 = 1;
 const EXCLUSIVE_ACCESS: u8 = 3;
@@ -276,7 +280,8 @@ impl Disk {
         Ok(reply.finish())
     }
 
-    /// PERSISTENT RESERVE OUT (SPC-4), basic parameter list of 24 bytes.
+    /// PERSISTENT RESERVE OUT (SPC-4), basic parameter list of 24 bytes, copied once into a
+    /// local buffer and decided on from the copy.
     #[inline(never)]
     pub(crate) fn persistent_reserve_out(
         &self,
@@ -291,13 +296,22 @@ impl Disk {
             // REGISTER AND MOVE and the reserved service actions.
             return Err(SenseData::invalid_cdb_field(1, Some(4)));
         }
-        if cdb.be32(5) != 24 {
+        if cdb.be32(5) != PARAMETER_LIST_LENGTH {
             return Err(SenseData::illegal(asc::PARAMETER_LIST_LENGTH_ERROR));
         }
-        let list = match data_out(data) {
-            Ok(list) => list,
+        let lent = match data_out(data) {
+            Ok(lent) => lent,
             Err(outcome) => return Ok(outcome),
         };
+        // The list is copied once and decided on from the copy: the whole 24 bytes, or what
+        // the buffer holds of them (the fields used end at byte 20).
+        let mut copy = [0u8; PARAMETER_LIST_BYTES];
+        let held = lent.len().min(PARAMETER_LIST_BYTES);
+        let list = copy.get_mut(..held).unwrap_or(&mut []);
+        if !lent.copy_to(0, list) {
+            return Ok(Outcome::data_overrun(0));
+        }
+        let list = &*list;
         let (Some(key), Some(new_key), Some(&flags)) =
             (param_be64(list, 0), param_be64(list, 8), list.get(20))
         else {

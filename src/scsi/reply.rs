@@ -1,7 +1,7 @@
 //! Building responses straight into the caller's buffer, and reading CDB fields, without any
 //! operation that can panic.
 
-use super::{DataBuffer, Outcome, srb_status};
+use super::{DataBuffer, LentBytes, Outcome, srb_status};
 
 /// A response written directly into the data-in buffer, truncated to the allocation length
 /// and the buffer's size. `len` keeps counting past the end so length fields come out right.
@@ -185,17 +185,18 @@ pub fn param_be64(list: &[u8], at: usize) -> Option<u64> {
 pub const fn data_in(data: DataBuffer<'_>) -> Result<&mut [u8], Outcome> {
     match data {
         DataBuffer::In(buf) | DataBuffer::Unspecified(buf) => Ok(buf),
-        DataBuffer::None | DataBuffer::Out([]) => Ok(&mut []),
+        DataBuffer::None => Ok(&mut []),
+        DataBuffer::Out(lent) if lent.is_empty() => Ok(&mut []),
         DataBuffer::Out(_) => Err(Outcome::srb(srb_status::INVALID_REQUEST)),
     }
 }
 
-/// The data-out buffer of a command that takes data; see [`data_in`].
-pub const fn data_out(data: DataBuffer<'_>) -> Result<&[u8], Outcome> {
+/// The data-out buffer of a command that takes data, to copy from; see [`data_in`].
+pub fn data_out(data: DataBuffer<'_>) -> Result<LentBytes<'_>, Outcome> {
     match data {
-        DataBuffer::Out(buf) => Ok(buf),
-        DataBuffer::Unspecified(buf) => Ok(buf),
-        DataBuffer::None | DataBuffer::In([]) => Ok(&[]),
+        DataBuffer::Out(lent) => Ok(lent),
+        DataBuffer::Unspecified(buf) => Ok(LentBytes::from(&*buf)),
+        DataBuffer::None | DataBuffer::In([]) => Ok(LentBytes::empty()),
         DataBuffer::In(_) => Err(Outcome::srb(srb_status::INVALID_REQUEST)),
     }
 }

@@ -1,36 +1,21 @@
-//! The SRB-function level of `HwStartIo`: addressing, and the functions other than
-//! `SRB_FUNCTION_EXECUTE_SCSI`.
+//! The SRB-function level of `HwStartIo`: addressing, SCSI commands ([`execute`]) and the
+//! functions other than `SRB_FUNCTION_EXECUTE_SCSI` ([`control`]).
 //!
 //! Addressing: an SRB for a path or target the adapter does not have completes with
 //! `SRB_STATUS_NO_DEVICE`; one for a missing LUN of an existing target with
 //! `SRB_STATUS_INVALID_LUN`. Both are statuses Storport's bus scan takes as "nothing here"
 //! ("Error Handling in Storport Miniport Drivers" lists `SRB_STATUS_NO_DEVICE` among the statuses a
 //! miniport reports; `SRB_STATUS_INVALID_LUN` is the srb.h status for a nonexistent LUN).
+//!
+//! The caller decides the function first and hands over only what that function's layout
+//! gives: a [`Command`] (address, CDB, data, autosense) for a SCSI command, a [`Control`]
+//! (the function and the address members its page makes valid) for everything else. A
+//! control request is answered with an SRB status alone: no SCSI status, sense or transfer
+//! length, which `SCSI_PNP_REQUEST_BLOCK`, `SCSI_POWER_REQUEST_BLOCK` and the other functions'
+//! rows of "`SCSI_REQUEST_BLOCK` structure (srb.h)" do not give the miniport to set.
 
 use super::disk::Request;
 use super::{Autosense, BlockStore, DataBuffer, Disk, Outcome, srb_status};
-
-/// `SRB_FUNCTION_*` values (srb.h) handled here.
-pub mod function {
-    /// `SRB_FUNCTION_EXECUTE_SCSI`.
-    pub const EXECUTE_SCSI: u8 = 0x00;
-    /// `SRB_FUNCTION_SHUTDOWN`.
-    pub const SHUTDOWN: u8 = 0x07;
-    /// `SRB_FUNCTION_FLUSH`.
-    pub const FLUSH: u8 = 0x08;
-    /// `SRB_FUNCTION_ABORT_COMMAND`.
-    pub const ABORT_COMMAND: u8 = 0x10;
-    /// `SRB_FUNCTION_RESET_BUS`.
-    pub const RESET_BUS: u8 = 0x12;
-    /// `SRB_FUNCTION_RESET_DEVICE`.
-    pub const RESET_DEVICE: u8 = 0x13;
-    /// `SRB_FUNCTION_RESET_LOGICAL_UNIT`.
-    pub const RESET_LOGICAL_UNIT: u8 = 0x20;
-    /// `SRB_FUNCTION_POWER`.
-    pub const POWER: u8 = 0x24;
-    /// `SRB_FUNCTION_PNP`.
-    pub const PNP: u8 = 0x25;
-}
 
 /// A set of LUNs 0–255, ascending by construction (REPORT LUNS lists them in this order).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,19 +102,75 @@ pub trait Adapter {
     }
 }
 
-/// One SRB as the driver hands it over.
+/// One SCSI command (`SRB_FUNCTION_EXECUTE_SCSI`) as the driver hands it over.
 #[derive(Debug)]
-pub struct Srb<'a> {
-    /// `Function`.
-    pub function: u8,
+pub struct Command<'a> {
     /// `PathId`, `TargetId`, `Lun`.
     pub address: Address,
-    /// `Cdb[..CdbLength]` (ignored unless `EXECUTE_SCSI`).
+    /// `Cdb[..CdbLength]`.
     pub cdb: &'a [u8],
     /// `DataBuffer[..DataTransferLength]` with its direction.
     pub data: DataBuffer<'a>,
     /// Whether the SRB can carry sense back.
     pub autosense: Autosense,
+}
+
+/// One request of another SRB function, with the address members its page makes valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// `SRB_FUNCTION_RESET_BUS`: only `PathId` is valid.
+    ResetBus {
+        /// `PathId`.
+        path_id: u8,
+    },
+    /// `SRB_FUNCTION_RESET_DEVICE`: `PathId` and `TargetId` are valid, `Lun` is not.
+    ResetDevice {
+        /// `PathId`.
+        path_id: u8,
+        /// `TargetId`.
+        target_id: u8,
+    },
+    /// `SRB_FUNCTION_RESET_LOGICAL_UNIT`.
+    ResetLogicalUnit(Address),
+    /// `SRB_FUNCTION_ABORT_COMMAND`.
+    AbortCommand(Address),
+    /// `SRB_FUNCTION_FLUSH`.
+    Flush(Address),
+    /// `SRB_FUNCTION_SHUTDOWN`.
+    Shutdown(Address),
+    /// `SRB_FUNCTION_PNP`, for a unit or (`None`) for the adapter.
+    Pnp(Option<Address>),
+    /// `SRB_FUNCTION_POWER`, for a unit or (`None`) for the adapter.
+    Power(Option<Address>),
+    /// Any other function (`IO_CONTROL`, `WMI`, ...), which this adapter does not support.
+    Unsupported,
+}
+
+impl Control {
+    /// The request an SRB of `function` at `address` makes, for callers that hold a plain
+    /// SRB rather than the storport views (host tests, fuzzing): the address members the
+    /// function's page makes valid, PNP and POWER as requests for the unit. `None` for
+    /// `SRB_FUNCTION_EXECUTE_SCSI`, which is a [`Command`].
+    #[must_use]
+    pub const fn for_function(function: u8, address: Address) -> Option<Self> {
+        Some(match function {
+            0x00 => return None,
+            0x07 => Self::Shutdown(address),
+            0x08 => Self::Flush(address),
+            0x10 => Self::AbortCommand(address),
+            0x12 => Self::ResetBus {
+                path_id: address.path_id,
+            },
+            0x13 => Self::ResetDevice {
+                path_id: address.path_id,
+                target_id: address.target_id,
+            },
+            0x20 => Self::ResetLogicalUnit(address),
+            0x24 => Self::Power(Some(address)),
+            0x25 => Self::Pnp(Some(address)),
+            _ => Self::Unsupported,
+        })
+    }
 }
 
 /// Finds the unit at `address`, or the SRB status for its absence.
@@ -138,18 +179,26 @@ pub struct Srb<'a> {
 ///
 /// `SRB_STATUS_NO_DEVICE` when no unit has this path and target, `SRB_STATUS_INVALID_LUN`
 /// when the target exists but not the LUN.
+#[inline]
 pub fn find<A: Adapter + ?Sized>(adapter: &A, address: Address) -> Result<Unit<'_, A::Store>, u8> {
-    if let Some(unit) = adapter.unit(address) {
-        return Ok(unit);
-    }
+    adapter
+        .unit(address)
+        .ok_or_else(|| missing(adapter, address))
+}
+
+/// The SRB status for no unit at `address` (see [`find`]). Out of line: a command to a unit
+/// that exists never pays for it.
+#[cold]
+#[inline(never)]
+fn missing<A: Adapter + ?Sized>(adapter: &A, address: Address) -> u8 {
     let target_seen = adapter.units().any(|unit| {
         unit.address.path_id == address.path_id && unit.address.target_id == address.target_id
     });
-    Err(if target_seen {
+    if target_seen {
         srb_status::INVALID_LUN
     } else {
         srb_status::NO_DEVICE
-    })
+    }
 }
 
 /// The LUNs of the target at `address`.
@@ -166,84 +215,95 @@ pub fn luns_of<A: Adapter + ?Sized>(adapter: &A, address: Address) -> LunSet {
 /// The LUN list handed to commands other than REPORT LUNS, which do not read it.
 static NO_LUNS: LunSet = LunSet::new();
 
-/// Handles one SRB completely: the caller completes it with the returned outcome.
-///
-/// - `EXECUTE_SCSI`: the addressed disk runs the CDB ([`Disk::execute`]).
-/// - `RESET_LOGICAL_UNIT`, `RESET_DEVICE`: a logical unit reset ([`Disk::reset`]) of the
-///   addressed unit, or of every unit of the addressed target; `RESET_BUS`: a reset of the
-///   port (the path) for every unit on it ([`Disk::reset_port`]). Success: commands never
-///   stay outstanding, so there is nothing to abort.
-/// - `ABORT_COMMAND`: success. Every command completes inside `HwStartIo`, so the one to
-///   abort has already completed.
-/// - `FLUSH`, `SHUTDOWN`: the addressed unit's store is flushed; success.
-/// - `PNP`, `POWER`: success; a RAM disk has no device or power state to change.
-/// - anything else: `SRB_STATUS_INVALID_REQUEST`.
-///
-/// Except for `RESET_BUS`, a missing path, target or LUN gets the status of [`find`].
-pub fn start_io<A: Adapter + ?Sized>(adapter: &A, srb: Srb<'_>) -> Outcome {
-    match srb.function {
-        function::RESET_BUS => {
-            // Each disk appears once on each path: reset the port of this one.
-            for unit in adapter.units() {
-                if unit.address.path_id == srb.address.path_id {
-                    unit.disk.reset_port(srb.address.path_id);
-                }
-            }
-            return Outcome::srb(srb_status::SUCCESS);
-        }
-        function::EXECUTE_SCSI
-        | function::RESET_LOGICAL_UNIT
-        | function::RESET_DEVICE
-        | function::ABORT_COMMAND
-        | function::FLUSH
-        | function::SHUTDOWN
-        | function::PNP
-        | function::POWER => {}
-        _ => return Outcome::srb(srb_status::INVALID_REQUEST),
-    }
-    let unit = match find(adapter, srb.address) {
+/// Runs one SCSI command on the addressed disk ([`Disk::execute`]); the caller completes the
+/// SRB with the returned outcome. A missing path, target or LUN gets the status of [`find`].
+pub fn execute<A: Adapter + ?Sized>(adapter: &A, command: Command<'_>) -> Outcome {
+    let unit = match find(adapter, command.address) {
         Ok(unit) => unit,
         Err(status) => return Outcome::srb(status),
     };
-    match srb.function {
-        function::EXECUTE_SCSI => {
-            // Only REPORT LUNS needs the list; skip the walk for everything else.
-            let walked;
-            let luns = if srb.cdb.first() == Some(&super::op::REPORT_LUNS) {
-                walked = luns_of(adapter, srb.address);
-                &walked
-            } else {
-                &NO_LUNS
-            };
-            unit.disk.execute(
-                unit.store,
-                Request {
-                    cdb: srb.cdb,
-                    data: srb.data,
-                    autosense: srb.autosense,
-                    luns,
-                    port: srb.address.path_id,
-                },
-            )
-        }
-        function::RESET_LOGICAL_UNIT => {
-            unit.disk.reset();
-            Outcome::srb(srb_status::SUCCESS)
-        }
-        function::RESET_DEVICE => {
-            for other in adapter.units() {
-                if other.address.path_id == srb.address.path_id
-                    && other.address.target_id == srb.address.target_id
-                {
-                    other.disk.reset();
+    // Only REPORT LUNS needs the list; skip the walk for everything else.
+    let walked;
+    let luns = if command.cdb.first() == Some(&super::op::REPORT_LUNS) {
+        walked = luns_of(adapter, command.address);
+        &walked
+    } else {
+        &NO_LUNS
+    };
+    unit.disk.execute(
+        unit.store,
+        Request {
+            cdb: command.cdb,
+            data: command.data,
+            autosense: command.autosense,
+            luns,
+            port: command.address.path_id,
+        },
+    )
+}
+
+/// Answers one request of another SRB function with its `SRB_STATUS_*`; the caller
+/// completes the SRB with that status and sets nothing else.
+///
+/// - `RESET_LOGICAL_UNIT`: a logical unit reset ([`Disk::reset`]) of the addressed unit;
+///   `RESET_DEVICE`: of every unit of the addressed target; `RESET_BUS`: a reset of the port
+///   (the path) for every unit on it ([`Disk::reset_port`]). Success: commands never stay
+///   outstanding, so there is nothing to abort.
+/// - `ABORT_COMMAND`: success. Every command completes inside `HwStartIo`, so the one to
+///   abort has already completed.
+/// - `FLUSH`, `SHUTDOWN`: the addressed unit's store is flushed; success.
+/// - `PNP`, `POWER`: success; a RAM disk has no device or power state to change. A request
+///   for the adapter needs no unit.
+/// - anything else: `SRB_STATUS_INVALID_REQUEST`.
+///
+/// A unit or target that does not exist gets the status of [`find`] (a target without units:
+/// `SRB_STATUS_NO_DEVICE`); a bus reset succeeds for any path.
+pub fn control<A: Adapter + ?Sized>(adapter: &A, control: Control) -> u8 {
+    match control {
+        Control::ResetBus { path_id } => {
+            // Each disk appears once on each path: reset the port of this one.
+            for unit in adapter.units() {
+                if unit.address.path_id == path_id {
+                    unit.disk.reset_port(path_id);
                 }
             }
-            Outcome::srb(srb_status::SUCCESS)
+            srb_status::SUCCESS
         }
-        function::FLUSH | function::SHUTDOWN => {
-            unit.store.flush();
-            Outcome::srb(srb_status::SUCCESS)
+        Control::ResetDevice { path_id, target_id } => {
+            let mut found = false;
+            for unit in adapter.units() {
+                if unit.address.path_id == path_id && unit.address.target_id == target_id {
+                    unit.disk.reset();
+                    found = true;
+                }
+            }
+            if found {
+                srb_status::SUCCESS
+            } else {
+                srb_status::NO_DEVICE
+            }
         }
-        _ => Outcome::srb(srb_status::SUCCESS),
+        Control::ResetLogicalUnit(address) => match find(adapter, address) {
+            Ok(unit) => {
+                unit.disk.reset();
+                srb_status::SUCCESS
+            }
+            Err(status) => status,
+        },
+        Control::Flush(address) | Control::Shutdown(address) => match find(adapter, address) {
+            Ok(unit) => {
+                unit.store.flush();
+                srb_status::SUCCESS
+            }
+            Err(status) => status,
+        },
+        Control::AbortCommand(address)
+        | Control::Pnp(Some(address))
+        | Control::Power(Some(address)) => match find(adapter, address) {
+            Ok(_) => srb_status::SUCCESS,
+            Err(status) => status,
+        },
+        Control::Pnp(None) | Control::Power(None) => srb_status::SUCCESS,
+        Control::Unsupported => srb_status::INVALID_REQUEST,
     }
 }

@@ -10,8 +10,17 @@
 //!   callback's duration, and one registry buffer at a time
 //!   ([`registry`]); a buffer whose guard was leaked is freed by the layer
 //!   when the callback returns;
-//! - a request is completed at most once ([`Srb::complete`] consumes it; a
-//!   handle leaked with `core::mem::forget` is never completed, see [`Srb`]);
+//! - start-io is handed a [`StartIoRequest`], a view chosen by the SRB's
+//!   function before anything else in it is read: a SCSI command ([`Srb`])
+//!   or a PNP, POWER, WMI or other request in its own layout, each reading
+//!   only the members its layout gives and setting only those it lets the
+//!   miniport set;
+//! - a request is completed at most once (each view's `complete` consumes
+//!   it; a view dropped without completing completes with
+//!   `SRB_STATUS_INTERNAL_ERROR`, and one leaked with `core::mem::forget` is
+//!   never completed);
+//! - a data-out buffer is copied from, never borrowed ([`LentBytes`]), so
+//!   what the miniport decides on is its own copy;
 //! - the adapter state is written in find-adapter before any other callback
 //!   can see it, shared (`Sync`) with concurrent start-io calls, kept when
 //!   find-adapter runs again on the same device extension
@@ -31,22 +40,28 @@
 #[cfg(test)]
 extern crate std;
 
+mod lent;
 mod memory;
 mod miniport;
+mod nonscsi;
 pub mod pool;
 pub mod print;
 pub mod registry;
+mod request;
 #[cfg(target_os = "windows")]
 mod rt;
 pub mod shared_bytes;
 mod srb;
 mod vtable;
 
+pub use lent::LentBytes;
 pub use miniport::{
     AdapterControl, ConfigInfo, ControlStatus, ControlType, FindAdapterContext, FindAdapterError,
     Miniport, SupportedControlTypes,
 };
+pub use nonscsi::{DevicePowerState, OtherSrb, PnpAction, PnpSrb, PowerAction, PowerSrb, WmiSrb};
 pub use pool::{PoolAllocError, PoolSlice, PoolTag, Zeroable};
+pub use request::{Addressee, StartIoRequest};
 pub use shared_bytes::SharedBytes;
 pub use srb::{Srb, SrbData, SrbFunction, SrbIo, SrbStatus};
 
@@ -65,12 +80,12 @@ pub type NtStatus = storport_sys::NTSTATUS;
 /// `DriverEntry`.
 ///
 /// ```no_run
-/// # use storport::{AdapterControl, ControlStatus, DriverObject, FindAdapterContext, FindAdapterError, Miniport, NtStatus, Srb, SrbStatus, UnicodeString};
+/// # use storport::{AdapterControl, ControlStatus, DriverObject, FindAdapterContext, FindAdapterError, Miniport, NtStatus, StartIoRequest, SrbStatus, UnicodeString};
 /// # struct Driver;
 /// # impl Miniport for Driver {
 /// #     type Adapter = ();
 /// #     fn find_adapter(_: &mut FindAdapterContext<'_>) -> Result<(), FindAdapterError> { Ok(()) }
-/// #     fn start_io(_: &(), srb: Srb<'_>) { srb.complete(SrbStatus::NO_DEVICE) }
+/// #     fn start_io(_: &(), request: StartIoRequest<'_>) { request.complete(SrbStatus::NO_DEVICE) }
 /// #     fn reset_bus(_: &(), _: u8) -> bool { true }
 /// #     fn adapter_control(_: &(), control: AdapterControl<'_>) -> ControlStatus {
 /// #         control.answer_without_state()

@@ -9,7 +9,7 @@ use storport_sys::{
 };
 
 use crate::registry::Registry;
-use crate::srb::Srb;
+use crate::request::StartIoRequest;
 
 /// A Storport virtual miniport.
 ///
@@ -22,14 +22,14 @@ use crate::srb::Srb;
 ///
 /// The registry is reachable only where the contract allows it: through
 /// [`FindAdapterContext::registry`] and the `PASSIVE_LEVEL` cases of
-/// [`AdapterControl`]. Start-io gets only `&Self::Adapter` and an [`Srb`],
+/// [`AdapterControl`]. Start-io gets only `&Self::Adapter` and a [`StartIoRequest`],
 /// and the adapter must be `Sync`, which a [`Registry`] and a
 /// [`RegistryBuffer`](crate::registry::RegistryBuffer) are not:
 ///
 /// ```compile_fail,E0277
 /// use storport::{
-///     AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb,
-///     SrbStatus,
+///     AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport,
+///     StartIoRequest, SrbStatus,
 /// };
 /// use storport::registry::Registry;
 ///
@@ -40,7 +40,9 @@ use crate::srb::Srb;
 ///     fn find_adapter(_: &mut FindAdapterContext<'_>) -> Result<Adapter, FindAdapterError> {
 ///         Err(FindAdapterError::NotFound)
 ///     }
-///     fn start_io(_: &Adapter, srb: Srb<'_>) { srb.complete(SrbStatus::NO_DEVICE) }
+///     fn start_io(_: &Adapter, request: StartIoRequest<'_>) {
+///         request.complete(SrbStatus::NO_DEVICE)
+///     }
 ///     fn reset_bus(_: &Adapter, _: u8) -> bool { true }
 ///     fn adapter_control(_: &Adapter, control: AdapterControl<'_>) -> ControlStatus {
 ///         control.answer_without_state()
@@ -50,8 +52,8 @@ use crate::srb::Srb;
 ///
 /// ```
 /// use storport::{
-///     AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb,
-///     SrbStatus,
+///     AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport,
+///     StartIoRequest, SrbStatus,
 /// };
 ///
 /// struct Driver;
@@ -61,7 +63,9 @@ use crate::srb::Srb;
 ///     fn find_adapter(_: &mut FindAdapterContext<'_>) -> Result<Adapter, FindAdapterError> {
 ///         Ok(Adapter { disk_count: 1 })
 ///     }
-///     fn start_io(_: &Adapter, srb: Srb<'_>) { srb.complete(SrbStatus::NO_DEVICE) }
+///     fn start_io(_: &Adapter, request: StartIoRequest<'_>) {
+///         request.complete(SrbStatus::NO_DEVICE)
+///     }
 ///     fn reset_bus(_: &Adapter, _: u8) -> bool { true }
 ///     fn adapter_control(_: &Adapter, control: AdapterControl<'_>) -> ControlStatus {
 ///         control.answer_without_state()
@@ -159,9 +163,12 @@ pub trait Miniport: 'static {
     }
 
     /// `HwStartIo`, at IRQL ≤ `DISPATCH_LEVEL`, possibly on several processors
-    /// at once: handle `srb` and complete it. No pool allocation or wait here
-    /// (SDV `SpNoWait`).
-    fn start_io(adapter: &Self::Adapter, srb: Srb<'_>);
+    /// at once: handle `request` and complete it. It comes as the view of its
+    /// SRB function ([`StartIoRequest`]): a SCSI command, or a PNP, POWER,
+    /// WMI or other request that can be completed only with what its layout
+    /// lets the miniport set. No pool allocation or wait here (SDV
+    /// `SpNoWait`).
+    fn start_io(adapter: &Self::Adapter, request: StartIoRequest<'_>);
 
     /// `HwResetBus`, at `DISPATCH_LEVEL`: reset bus `path_id` (the meaning of
     /// "bus" is the miniport's). Return `true` on success.
@@ -249,7 +256,7 @@ impl<'a> FindAdapterContext<'a> {
 ///
 /// `VirtualDevice` is TRUE and `MapBuffers` is
 /// `STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE` before and after
-/// find-adapter, set by the layer: [`Srb`]'s data slices depend on the
+/// find-adapter, set by the layer: [`Srb`](crate::Srb)'s data buffers depend on the
 /// mapping, so it is not adjustable.
 pub struct ConfigInfo<'a> {
     pub(crate) raw: &'a mut PORT_CONFIGURATION_INFORMATION,

@@ -1,5 +1,6 @@
-//! The SCSI request block as start-io sees it: [`Srb`], a handle that is
-//! completed at most once.
+//! The SCSI command as start-io sees it: [`Srb`], a handle that is
+//! completed at most once, and the status and function codes every request
+//! view shares.
 //!
 //! After `StorPortNotification(RequestComplete)` the port owns the SRB again;
 //! completing it twice is Storport's bug check 0xF1 parameter 0x2004.
@@ -37,12 +38,13 @@
 //! and it resets the bus. A forgotten handle leaves nothing behind for the
 //! layer to find, so "at most once" is all the type promises.
 
-use core::ffi::c_void;
 use core::fmt;
-use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use storport_sys::{SCSI_REQUEST_BLOCK, notification, srb_flags, srb_function, srb_status};
+use storport_sys::{SCSI_REQUEST_BLOCK, srb_flags, srb_function, srb_status};
+
+use crate::lent::LentBytes;
+use crate::request::Pending;
 
 /// The `SRB_FUNCTION_*` of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -172,63 +174,50 @@ impl fmt::Debug for SrbStatus {
     }
 }
 
-/// A request handed to start-io: read its CDB and addresses, fill its
-/// buffers, then [`complete`](Self::complete) it.
+/// An `SRB_FUNCTION_EXECUTE_SCSI` request handed to start-io.
+///
+/// It comes as [`StartIoRequest::Scsi`](crate::StartIoRequest::Scsi): read
+/// its CDB and address, fill or copy its data, set its SCSI status, sense
+/// and transfer length, then [`complete`](Self::complete) it.
 ///
 /// # Invariants
 ///
-/// `srb` is the SRB Storport passed to the start-io call this handle lives
-/// in (`'a` ends with it), not yet completed; `device_extension` is that
-/// call's; `buffer_bytes` is the SRB's `DataTransferLength` when start-io
-/// began, and `DataBuffer` is a system address valid for that many bytes
-/// (the layer registers with `STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE`);
-/// the data buffer, the sense buffer and the SRB do not overlap.
+/// `pending` holds an `SRB_FUNCTION_EXECUTE_SCSI` request (a
+/// `SCSI_REQUEST_BLOCK` throughout); `buffer_bytes` is its
+/// `DataTransferLength` when start-io began, and `DataBuffer` is a system
+/// address valid for that many bytes (the layer registers with
+/// `STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE`); the data buffer, the sense
+/// buffer and the SRB do not overlap.
 #[must_use = "an SRB must be completed with `Srb::complete`; dropping it completes it with SRB_STATUS_INTERNAL_ERROR"]
 pub struct Srb<'a> {
-    device_extension: NonNull<c_void>,
-    request: NonNull<SCSI_REQUEST_BLOCK>,
+    pending: Pending<'a>,
     buffer_bytes: u32,
-    _call: PhantomData<&'a mut SCSI_REQUEST_BLOCK>,
 }
 
-impl Srb<'_> {
-    /// Wraps the SRB of one start-io call.
+impl<'a> Srb<'a> {
+    /// Wraps an `SRB_FUNCTION_EXECUTE_SCSI` request.
     ///
     /// # Safety
     ///
-    /// `srb` must be the SRB Storport passed to the running start-io call
-    /// with `device_extension`, not completed yet, with a data buffer mapped
-    /// to a system address; the handle must not outlive the call.
-    pub(crate) const unsafe fn new(
-        device_extension: NonNull<c_void>,
-        srb: NonNull<SCSI_REQUEST_BLOCK>,
-    ) -> Self {
-        // SAFETY: the caller promised a live SRB that this call owns.
-        let buffer_bytes = unsafe { srb.as_ref() }.DataTransferLength;
+    /// `pending` must hold an `SRB_FUNCTION_EXECUTE_SCSI` request whose data
+    /// buffer is mapped to a system address.
+    pub(crate) const unsafe fn new(pending: Pending<'a>) -> Self {
+        let buffer_bytes = pending.layout::<SCSI_REQUEST_BLOCK>().DataTransferLength;
         // INVARIANT: the caller's promise, with the length read just now.
         Self {
-            device_extension,
-            request: srb,
+            pending,
             buffer_bytes,
-            _call: PhantomData,
         }
     }
+}
 
+impl Srb<'_> {
     const fn raw(&self) -> &SCSI_REQUEST_BLOCK {
-        // SAFETY: by the type invariant the SRB is live and owned by this
-        // handle; the shared borrow of `self` keeps it unaliased by `raw_mut`.
-        unsafe { self.request.as_ref() }
+        self.pending.layout()
     }
 
     const fn raw_mut(&mut self) -> &mut SCSI_REQUEST_BLOCK {
-        // SAFETY: as in `raw`, and `&mut self` makes this the only view.
-        unsafe { self.request.as_mut() }
-    }
-
-    /// The request's function.
-    #[must_use]
-    pub const fn function(&self) -> SrbFunction {
-        SrbFunction::from_raw(self.raw().Function)
+        self.pending.layout_mut()
     }
 
     /// The bus (`PathId`).
@@ -293,7 +282,7 @@ impl Srb<'_> {
         self.raw_mut().DataTransferLength = length;
     }
 
-    /// The data buffer as a slice of `len` bytes, if `flag` is set.
+    /// The data buffer and its length, if `flag` is set.
     fn data(&self, flag: u32) -> Option<(NonNull<u8>, usize)> {
         let raw = self.raw();
         if raw.SrbFlags & flag == 0 || self.buffer_bytes == 0 {
@@ -317,15 +306,17 @@ impl Srb<'_> {
         }
     }
 
-    /// The data of a host-to-device transfer (`SRB_FLAGS_DATA_OUT`); empty
-    /// when the request has no such data.
+    /// The data of a host-to-device transfer (`SRB_FLAGS_DATA_OUT`), to copy
+    /// from ([`LentBytes`]); empty when the request has no such data.
     #[must_use]
-    pub fn data_out(&self) -> &[u8] {
+    pub fn data_out(&self) -> LentBytes<'_> {
         match self.data(srb_flags::DATA_OUT) {
-            // SAFETY: as in `data_in_mut`; the shared borrow of `self` rules
-            // out a simultaneous `data_in_mut`.
-            Some((data, length)) => unsafe { core::slice::from_raw_parts(data.as_ptr(), length) },
-            None => &[],
+            // SAFETY: as in `data_in_mut`: mapped for `length` bytes and the
+            // request's until completion; the shared borrow of `self` rules
+            // out a simultaneous `data_in_mut`, so no Rust reference writes
+            // it while the value lives.
+            Some((data, length)) => unsafe { LentBytes::from_raw(data, length) },
+            None => LentBytes::empty(),
         }
     }
 
@@ -354,8 +345,9 @@ impl Srb<'_> {
             // three borrows handed out together do not alias.
             SrbData::In(unsafe { core::slice::from_raw_parts_mut(data.as_ptr(), length) })
         } else if let Some((data, length)) = self.data(srb_flags::DATA_OUT) {
-            // SAFETY: as in `data_out`.
-            SrbData::Out(unsafe { core::slice::from_raw_parts(data.as_ptr(), length) })
+            // SAFETY: as in `data_out`; `self` stays mutably borrowed while
+            // the value lives.
+            SrbData::Out(unsafe { LentBytes::from_raw(data, length) })
         } else {
             SrbData::None
         };
@@ -367,9 +359,7 @@ impl Srb<'_> {
             },
             None => &mut [],
         };
-        // SAFETY: the SRB is live for `'_` (the type invariant) and only read
-        // through this borrow while `self` is mutably borrowed by the result.
-        let raw = unsafe { self.request.as_ref() };
+        let raw = self.raw();
         let length = usize::from(raw.CdbLength).min(raw.Cdb.len());
         SrbIo {
             cdb: &raw.Cdb[..length],
@@ -411,21 +401,7 @@ impl Srb<'_> {
     /// afterwards, so the handle is consumed.
     pub fn complete(self, status: SrbStatus) {
         let mut this = core::mem::ManuallyDrop::new(self);
-        this.finish(status);
-    }
-
-    fn finish(&mut self, status: SrbStatus) {
-        self.raw_mut().SrbStatus = status.to_raw();
-        // SAFETY: the SRB is this start-io call's and not yet completed (the
-        // type invariant); `complete` consumes the handle and `Drop` runs
-        // only for a handle that was not completed, so this happens once.
-        unsafe {
-            storport_sys::StorPortNotification(
-                notification::REQUEST_COMPLETE,
-                self.device_extension.as_ptr(),
-                self.request.as_ptr().cast::<c_void>(),
-            );
-        }
+        this.pending.finish(status);
     }
 }
 
@@ -438,8 +414,9 @@ pub enum SrbData<'s> {
     /// direction flags set come here too, since the buffer is readable as
     /// well.
     In(&'s mut [u8]),
-    /// Host to device (`SRB_FLAGS_DATA_OUT`): read it.
-    Out(&'s [u8]),
+    /// Host to device (`SRB_FLAGS_DATA_OUT`): copy from it, and decide from
+    /// the copy ([`LentBytes`]).
+    Out(LentBytes<'s>),
 }
 
 /// A request's CDB and buffers, borrowed together ([`Srb::io`]).
@@ -456,19 +433,17 @@ pub struct SrbIo<'s> {
 impl Drop for Srb<'_> {
     fn drop(&mut self) {
         crate::debug_print!(
-            "storport: an SRB (function {}, CDB opcode {}) was dropped without \
-             completion; completing it with SRB_STATUS_INTERNAL_ERROR\n",
-            crate::print::Hex(u64::from(self.raw().Function)),
+            "storport: a SCSI SRB (CDB opcode {}) was dropped without completion; \
+             completing it with SRB_STATUS_INTERNAL_ERROR\n",
             crate::print::Hex(u64::from(self.cdb().first().copied().unwrap_or(0)))
         );
-        self.finish(SrbStatus::INTERNAL_ERROR);
+        self.pending.finish(SrbStatus::INTERNAL_ERROR);
     }
 }
 
 impl fmt::Debug for Srb<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Srb")
-            .field("function", &self.function())
             .field("path_id", &self.path_id())
             .field("target_id", &self.target_id())
             .field("lun", &self.lun())

@@ -22,7 +22,8 @@ use crate::miniport::{
     SupportedControlTypes,
 };
 use crate::registry::Registry;
-use crate::srb::{Srb, SrbStatus};
+use crate::request::StartIoRequest;
+use crate::srb::SrbStatus;
 
 /// `AdapterSlot::state` once find-adapter has stored the adapter.
 const LIVE: u32 = u32::from_le_bytes(*b"LIVE");
@@ -331,15 +332,27 @@ impl<T: Miniport> MiniportVTable<T> {
         else {
             return 0;
         };
-        // SAFETY: the port hands this call a live SRB of this adapter, with
-        // system-mapped buffers; the handle does not outlive the call.
-        let srb = unsafe { Srb::new(extension, srb) };
         // SAFETY: start-io runs only while the adapter is started.
-        match unsafe { Self::adapter(extension) } {
-            Some(adapter) => T::start_io(adapter, srb),
-            None => srb.complete(SrbStatus::NO_DEVICE),
-        }
+        let Some(adapter) = (unsafe { Self::adapter(extension) }) else {
+            Self::no_adapter(extension, srb);
+            return 1;
+        };
+        // SAFETY: the port hands this call a live SRB of this adapter, with
+        // system-mapped buffers; the request does not outlive the call. It
+        // is made right before it is handed on, so that its dispatch and the
+        // miniport's match on it fold together.
+        let request = unsafe { StartIoRequest::new(extension, srb) };
+        T::start_io(adapter, request);
         1
+    }
+
+    /// Completes a request that came without a started adapter with
+    /// `SRB_STATUS_NO_DEVICE`.
+    #[cold]
+    #[inline(never)]
+    fn no_adapter(extension: NonNull<c_void>, srb: NonNull<SCSI_REQUEST_BLOCK>) {
+        // SAFETY: as in `start_io`, whose arguments these are.
+        unsafe { StartIoRequest::new(extension, srb) }.complete(SrbStatus::NO_DEVICE);
     }
 
     /// `HwResetBus`.
@@ -497,8 +510,8 @@ mod tests {
 
     use super::MiniportVTable;
     use crate::{
-        AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb,
-        SrbStatus,
+        AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, SrbStatus,
+        StartIoRequest,
     };
 
     #[repr(align(64))]
@@ -510,8 +523,8 @@ mod tests {
         fn find_adapter(_: &mut FindAdapterContext<'_>) -> Result<Wide, FindAdapterError> {
             Err(FindAdapterError::NotFound)
         }
-        fn start_io(_: &Wide, srb: Srb<'_>) {
-            srb.complete(SrbStatus::NO_DEVICE);
+        fn start_io(_: &Wide, request: StartIoRequest<'_>) {
+            request.complete(SrbStatus::NO_DEVICE);
         }
         fn reset_bus(_: &Wide, _: u8) -> bool {
             true

@@ -16,9 +16,9 @@ use std::sync::{Arc, Once};
 
 use storport::registry::{AllocError, ReadError, Registry, Scope, WriteError};
 use storport::{
-    AdapterControl, ControlStatus, ControlType, DriverObject, FindAdapterContext, FindAdapterError,
-    Miniport, NtStatus, PoolAllocError, PoolSlice, PoolTag, Srb, SrbData, SrbFunction, SrbStatus,
-    UnicodeString,
+    AdapterControl, Addressee, ControlStatus, ControlType, DevicePowerState, DriverObject,
+    FindAdapterContext, FindAdapterError, Miniport, NtStatus, PnpAction, PoolAllocError, PoolSlice,
+    PoolTag, PowerAction, Srb, SrbData, SrbFunction, SrbStatus, StartIoRequest, UnicodeString,
 };
 use storport_emu::port::cpu::DirectCpu;
 use storport_emu::port::{
@@ -38,6 +38,8 @@ thread_local! {
     static OUTPUT: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
     /// Requests start-io saw.
     static REQUESTS: RefCell<Vec<Seen>> = const { RefCell::new(Vec::new()) };
+    /// Requests other than SCSI commands start-io saw.
+    static NON_SCSI: RefCell<Vec<NonScsiSeen>> = const { RefCell::new(Vec::new()) };
     /// How many adapters were dropped.
     static DROPPED: Cell<u32> = const { Cell::new(0) };
     /// What a second find-adapter returns, and the transfer limit it saw.
@@ -58,15 +60,23 @@ fn run(
     }
 }
 
-/// One request as start-io saw it.
+/// One SCSI command as start-io saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
-    function: SrbFunction,
     address: (u8, u8, u8),
     cdb: Vec<u8>,
     data_out: Vec<u8>,
     data_in_len: usize,
     sense_len: usize,
+}
+
+/// One request other than a SCSI command, as its view showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NonScsiSeen {
+    Pnp(PnpAction, Addressee),
+    Power(DevicePowerState, PowerAction, Addressee),
+    Wmi(u8, Addressee),
+    Other(SrbFunction, Option<Addressee>),
 }
 
 /// The probe's adapter state: counts its drops.
@@ -107,57 +117,40 @@ impl Miniport for Probe {
         AGAIN.get()
     }
 
-    fn start_io(_: &ProbeAdapter, mut srb: Srb<'_>) {
-        let seen = Seen {
-            function: srb.function(),
-            address: (srb.path_id(), srb.target_id(), srb.lun()),
-            cdb: srb.cdb().to_vec(),
-            data_out: srb.data_out().to_vec(),
-            data_in_len: srb.data_in_mut().len(),
-            sense_len: srb.sense_mut().len(),
-        };
-        let opcode = seen.cdb.first().copied();
-        REQUESTS.with_borrow_mut(|requests| requests.push(seen));
-        match opcode {
-            // INQUIRY: fill the buffer with a pattern, report 8 bytes.
-            Some(0x12) => {
-                for (index, byte) in srb.data_in_mut().iter_mut().enumerate() {
-                    *byte = u8::try_from(index).unwrap_or(0) ^ 0xA5;
+    fn start_io(_: &ProbeAdapter, request: StartIoRequest<'_>) {
+        let seen = match request {
+            StartIoRequest::Scsi(srb) => return scsi(srb),
+            StartIoRequest::Pnp(srb) => {
+                let seen = NonScsiSeen::Pnp(srb.action(), srb.addressee());
+                srb.complete(SrbStatus::SUCCESS);
+                seen
+            }
+            StartIoRequest::Power(srb) => {
+                let seen = NonScsiSeen::Power(
+                    srb.device_power_state(),
+                    srb.power_action(),
+                    srb.addressee(),
+                );
+                srb.complete(SrbStatus::SUCCESS);
+                seen
+            }
+            StartIoRequest::Wmi(srb) => {
+                let seen = NonScsiSeen::Wmi(srb.subfunction(), srb.addressee());
+                srb.complete(SrbStatus::INVALID_REQUEST);
+                seen
+            }
+            StartIoRequest::Other(srb) => {
+                let seen = NonScsiSeen::Other(srb.function(), srb.addressee());
+                if srb.function() == SrbFunction::Shutdown {
+                    // Dropped without completion on purpose.
+                    drop(srb);
+                } else {
+                    srb.complete(SrbStatus::SUCCESS);
                 }
-                srb.set_data_transfer_length(8);
-                srb.complete(SrbStatus::SUCCESS);
+                seen
             }
-            // REQUEST SENSE stands in for an error: CHECK CONDITION + sense.
-            Some(0x03) => {
-                let sense = [0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x20, 0];
-                let buffer = srb.sense_mut();
-                let length = buffer.len().min(sense.len());
-                buffer[..length].copy_from_slice(&sense[..length]);
-                srb.set_scsi_status(0x02);
-                srb.complete(SrbStatus::ERROR.with_autosense_valid());
-            }
-            // TEST UNIT READY: dropped without completion on purpose.
-            Some(0x00) => drop(srb),
-            // READ(10): echo the CDB into the data through the split borrow.
-            Some(0x28) => {
-                let io = srb.io();
-                let status = match io.data {
-                    SrbData::In(data) if !io.sense.is_empty() => {
-                        let length = data.len().min(io.cdb.len());
-                        data[..length].copy_from_slice(&io.cdb[..length]);
-                        SrbStatus::SUCCESS
-                    }
-                    _ => SrbStatus::INVALID_REQUEST,
-                };
-                srb.complete(status);
-            }
-            // Larger than the buffer: the length must stay within it.
-            Some(0x2A) => {
-                srb.set_data_transfer_length(u32::MAX);
-                srb.complete(SrbStatus::SUCCESS);
-            }
-            _ => srb.complete(SrbStatus::INVALID_REQUEST),
-        }
+        };
+        NON_SCSI.with_borrow_mut(|requests| requests.push(seen));
     }
 
     fn reset_bus(_: &ProbeAdapter, _: u8) -> bool {
@@ -165,25 +158,88 @@ impl Miniport for Probe {
     }
 
     fn adapter_control(_: &ProbeAdapter, control: AdapterControl<'_>) -> ControlStatus {
-        match control {
-            AdapterControl::QuerySupportedControlTypes { mut supported, .. } => {
-                for control_type in [
-                    ControlType::QuerySupportedControlTypes,
-                    ControlType::Stop,
-                    ControlType::Restart,
-                    ControlType::SetRunningConfig,
-                ] {
-                    supported.set(control_type);
-                }
-                ControlStatus::Success
+        adapter_control(control)
+    }
+}
+
+/// The probe's SCSI commands.
+fn scsi(mut srb: Srb<'_>) {
+    let data_out = srb.data_out();
+    let mut copy = vec![0; data_out.len()];
+    if !data_out.copy_to(0, &mut copy) {
+        copy.clear();
+    }
+    let seen = Seen {
+        address: (srb.path_id(), srb.target_id(), srb.lun()),
+        cdb: srb.cdb().to_vec(),
+        data_out: copy,
+        data_in_len: srb.data_in_mut().len(),
+        sense_len: srb.sense_mut().len(),
+    };
+    let opcode = seen.cdb.first().copied();
+    REQUESTS.with_borrow_mut(|requests| requests.push(seen));
+    match opcode {
+        // INQUIRY: fill the buffer with a pattern, report 8 bytes.
+        Some(0x12) => {
+            for (index, byte) in srb.data_in_mut().iter_mut().enumerate() {
+                *byte = u8::try_from(index).unwrap_or(0) ^ 0xA5;
             }
-            AdapterControl::SetRunningConfig { registry } => {
-                run(&RUNNING_CONFIG, registry);
-                ControlStatus::Success
-            }
-            AdapterControl::Stop | AdapterControl::Restart => ControlStatus::Success,
-            _ => ControlStatus::Unsuccessful,
+            srb.set_data_transfer_length(8);
+            srb.complete(SrbStatus::SUCCESS);
         }
+        // REQUEST SENSE stands in for an error: CHECK CONDITION + sense.
+        Some(0x03) => {
+            let sense = [0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x20, 0];
+            let buffer = srb.sense_mut();
+            let length = buffer.len().min(sense.len());
+            buffer[..length].copy_from_slice(&sense[..length]);
+            srb.set_scsi_status(0x02);
+            srb.complete(SrbStatus::ERROR.with_autosense_valid());
+        }
+        // TEST UNIT READY: dropped without completion on purpose.
+        Some(0x00) => drop(srb),
+        // READ(10): echo the CDB into the data through the split borrow.
+        Some(0x28) => {
+            let io = srb.io();
+            let status = match io.data {
+                SrbData::In(data) if !io.sense.is_empty() => {
+                    let length = data.len().min(io.cdb.len());
+                    data[..length].copy_from_slice(&io.cdb[..length]);
+                    SrbStatus::SUCCESS
+                }
+                _ => SrbStatus::INVALID_REQUEST,
+            };
+            srb.complete(status);
+        }
+        // Larger than the buffer: the length must stay within it.
+        Some(0x2A) => {
+            srb.set_data_transfer_length(u32::MAX);
+            srb.complete(SrbStatus::SUCCESS);
+        }
+        _ => srb.complete(SrbStatus::INVALID_REQUEST),
+    }
+}
+
+/// The probe's adapter control.
+fn adapter_control(control: AdapterControl<'_>) -> ControlStatus {
+    match control {
+        AdapterControl::QuerySupportedControlTypes { mut supported, .. } => {
+            for control_type in [
+                ControlType::QuerySupportedControlTypes,
+                ControlType::Stop,
+                ControlType::Restart,
+                ControlType::SetRunningConfig,
+            ] {
+                supported.set(control_type);
+            }
+            ControlStatus::Success
+        }
+        AdapterControl::SetRunningConfig { registry } => {
+            run(&RUNNING_CONFIG, registry);
+            ControlStatus::Success
+        }
+        AdapterControl::Stop | AdapterControl::Restart => ControlStatus::Success,
+        _ => ControlStatus::Unsuccessful,
     }
 }
 
@@ -734,7 +790,6 @@ fn srb_views_show_the_request_and_completion_reports_status_and_data() {
     assert_eq!(
         seen[0],
         Seen {
-            function: SrbFunction::ExecuteScsi,
             address: (0, 0, 1),
             cdb: vec![0x12, 0, 0, 0, 36, 0],
             data_out: vec![],
@@ -834,6 +889,141 @@ fn start_io_runs_on_several_threads_at_once() {
             .iter()
             .all(|&status| status == (SrbStatus::SUCCESS.to_raw(), 8)),
         "{statuses:?}"
+    );
+    assert_eq!(finish(&port), Vec::<String>::new());
+}
+
+// Written out from srb.h, not taken from the layer or the port.
+/// `StorQueryCapabilities`, `StorSurpriseRemoval`.
+const QUERY_CAPABILITIES: u32 = 0x09;
+const SURPRISE_REMOVAL: u32 = 0x17;
+/// `StorPowerDeviceD3`, `StorPowerActionSleep`, `StorPowerActionHibernate`.
+const D3: u32 = 4;
+const SLEEP: u32 = 2;
+const HIBERNATE: u32 = 3;
+/// `SRB_FUNCTION_RESET_BUS`, `RESET_DEVICE`, `RESET_LOGICAL_UNIT`,
+/// `SHUTDOWN`, `IO_CONTROL`, and one no page defines.
+const RESET_BUS: u8 = 0x12;
+const RESET_DEVICE: u8 = 0x13;
+const RESET_LOGICAL_UNIT: u8 = 0x20;
+const SHUTDOWN: u8 = 0x07;
+const IO_CONTROL: u8 = 0x02;
+const UNDEFINED: u8 = 0x33;
+
+#[test]
+fn pnp_and_power_requests_come_in_their_own_views_and_complete_by_status_alone() {
+    NON_SCSI.with_borrow_mut(Vec::clear);
+    let ((), port) = in_find_adapter(&[], |_| ());
+    let statuses = [
+        port.pnp((0, 0, 1), QUERY_CAPABILITIES, 0),
+        // SRB_PNP_FLAGS_ADAPTER_REQUEST: the port fills the address with
+        // 0xA5, which the view does not read.
+        port.pnp((0, 0, 0), SURPRISE_REMOVAL, 1),
+        port.power((0, 0, 1), D3, SLEEP, 0),
+        port.power((0, 0, 0), D3, HIBERNATE, 1),
+    ]
+    .map(|result| result.expect("the request completes").srb_status);
+    assert_eq!(statuses, [SrbStatus::SUCCESS.to_raw(); 4]);
+    let unit = Addressee::Unit {
+        path_id: 0,
+        target_id: 0,
+        lun: 1,
+    };
+    assert_eq!(
+        NON_SCSI.with_borrow_mut(std::mem::take),
+        [
+            NonScsiSeen::Pnp(PnpAction::QueryCapabilities, unit),
+            NonScsiSeen::Pnp(PnpAction::SurpriseRemoval, Addressee::Adapter),
+            NonScsiSeen::Power(DevicePowerState::D3, PowerAction::Sleep, unit),
+            NonScsiSeen::Power(
+                DevicePowerState::D3,
+                PowerAction::Hibernate,
+                Addressee::Adapter
+            ),
+        ]
+    );
+    // The views changed nothing but SrbStatus: no NonScsiSrbWrite.
+    assert_eq!(finish(&port), Vec::<String>::new());
+}
+
+#[test]
+fn a_wmi_request_comes_in_its_own_view() {
+    NON_SCSI.with_borrow_mut(Vec::clear);
+    let ((), port) = in_find_adapter(&[], |_| ());
+    // IRP_MN_REGINFO_EX to the adapter, with a 64-byte buffer.
+    let result = port
+        .wmi((0, 0, 0), 0x0B, 1, 0, 64)
+        .expect("the request completes");
+    assert_eq!(result.srb_status, SrbStatus::INVALID_REQUEST.to_raw());
+    assert_eq!(result.transferred, 64, "DataTransferLength as it was");
+    assert_eq!(
+        NON_SCSI.with_borrow_mut(std::mem::take),
+        [NonScsiSeen::Wmi(0x0B, Addressee::Adapter)]
+    );
+    assert_eq!(finish(&port), Vec::<String>::new());
+}
+
+#[test]
+fn other_functions_show_only_the_address_members_their_page_makes_valid() {
+    NON_SCSI.with_borrow_mut(Vec::clear);
+    let ((), port) = in_find_adapter(&[], |_| ());
+    for function in [
+        RESET_BUS,
+        RESET_DEVICE,
+        RESET_LOGICAL_UNIT,
+        IO_CONTROL,
+        UNDEFINED,
+    ] {
+        let result = port
+            .submit((0, 0, 1), function, &[], &DataDirection::None)
+            .expect("the request completes");
+        assert_eq!(result.srb_status, SrbStatus::SUCCESS.to_raw());
+    }
+    let dropped = port
+        .submit((0, 0, 1), SHUTDOWN, &[], &DataDirection::None)
+        .expect("the request completes");
+    assert_eq!(
+        dropped.srb_status,
+        SrbStatus::INTERNAL_ERROR.to_raw(),
+        "a dropped view completes its request with an error"
+    );
+    assert_eq!(
+        NON_SCSI.with_borrow_mut(std::mem::take),
+        [
+            NonScsiSeen::Other(SrbFunction::ResetBus, Some(Addressee::Bus { path_id: 0 })),
+            NonScsiSeen::Other(
+                SrbFunction::ResetDevice,
+                Some(Addressee::Target {
+                    path_id: 0,
+                    target_id: 0
+                })
+            ),
+            NonScsiSeen::Other(
+                SrbFunction::ResetLogicalUnit,
+                Some(Addressee::Unit {
+                    path_id: 0,
+                    target_id: 0,
+                    lun: 1
+                })
+            ),
+            NonScsiSeen::Other(SrbFunction::IoControl, None),
+            NonScsiSeen::Other(SrbFunction::Other(UNDEFINED), None),
+            NonScsiSeen::Other(
+                SrbFunction::Shutdown,
+                Some(Addressee::Unit {
+                    path_id: 0,
+                    target_id: 0,
+                    lun: 1
+                })
+            ),
+        ]
+    );
+    assert!(
+        port.dbgprint()
+            .iter()
+            .any(|line| line.contains("(function 0x07) was dropped without completion")),
+        "{:?}",
+        port.dbgprint()
     );
     assert_eq!(finish(&port), Vec::<String>::new());
 }

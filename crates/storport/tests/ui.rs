@@ -36,4 +36,7 @@ const MISUSES: &[&str] = &[
     "srb_escape",
     "pending_status",
     "missing_adapter_control",
+    "pnp_view",
+    "non_scsi_status",
+    "view_double_complete",
 ];

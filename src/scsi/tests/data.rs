@@ -33,7 +33,7 @@ fn every_write_form_reads_back_through_every_read_form() {
     ];
     for (i, (name, cdb, lba, blocks)) in writes.iter().enumerate() {
         let data = pattern(i as u8 + 1, lba * 512, blocks * 512);
-        let o = run(&disk, &store, cdb, DataBuffer::Out(&data));
+        let o = run(&disk, &store, cdb, DataBuffer::out(&data));
         assert_good(&o, data.len());
         assert_eq!(
             store.get(lba * 512, data.len() as u64),
@@ -63,7 +63,7 @@ fn neighbouring_blocks_are_untouched() {
     store.fill(0, 20 * 512, 0x11);
     let data = vec![0x22; 512 * 2];
     assert_good(
-        &run(&disk, &store, &rw10(0x2A, 0, 7, 2), DataBuffer::Out(&data)),
+        &run(&disk, &store, &rw10(0x2A, 0, 7, 2), DataBuffer::out(&data)),
         1024,
     );
     assert!(store.get(0, 7 * 512).iter().all(|&b| b == 0x11));
@@ -81,7 +81,7 @@ fn a_4k_disk_addresses_4k_blocks() {
             &disk,
             &store,
             &rw16(0x8A, 0, 254, 2),
-            DataBuffer::Out(&data),
+            DataBuffer::out(&data),
         ),
         8192,
     );
@@ -96,7 +96,7 @@ fn a_short_write_buffer_writes_nothing() {
     let disk = disk(Kind::Rw);
     let store = MemStore::for_disk(&disk);
     let data = vec![0x77; 1000];
-    let o = run(&disk, &store, &rw10(0x2A, 0, 0, 2), DataBuffer::Out(&data));
+    let o = run(&disk, &store, &rw10(0x2A, 0, 0, 2), DataBuffer::out(&data));
     assert_eq!(o, Outcome::data_overrun(0));
     assert_eq!(store.writes.load(Ordering::Relaxed), 0);
     assert!(store.get(0, 1024).iter().all(|&b| b == 0));
@@ -118,7 +118,7 @@ fn write_same_replicates_one_block() {
     let disk = disk(Kind::Rw);
     let store = MemStore::for_disk(&disk);
     let block = pattern(5, 0, 512);
-    let o = run(&disk, &store, &rw10(0x41, 0, 6, 5), DataBuffer::Out(&block));
+    let o = run(&disk, &store, &rw10(0x41, 0, 6, 5), DataBuffer::out(&block));
     assert_good(&o, 512);
     for lba in 6..11 {
         assert_eq!(store.get(lba * 512, 512), block, "block {lba}");
@@ -130,7 +130,7 @@ fn write_same_replicates_one_block() {
         &disk,
         &store,
         &rw16(0x93, 0x08, 20, 3),
-        DataBuffer::Out(&block),
+        DataBuffer::out(&block),
     );
     assert_good(&o, 512);
     assert_eq!(store.get(22 * 512, 512), block);
@@ -148,7 +148,7 @@ fn write_same_with_unmap_and_a_zero_block_reads_zero() {
             &disk,
             &store,
             &rw10(0x41, 0x08, 3, 17),
-            DataBuffer::Out(&zero),
+            DataBuffer::out(&zero),
         ),
         512,
     );
@@ -178,7 +178,7 @@ fn unmap_zeroes_every_range_and_nothing_else() {
         &disk,
         &store,
         &unmap(list.len() as u16),
-        DataBuffer::Out(&list),
+        DataBuffer::out(&list),
     );
     assert_good(&o, list.len());
     let (_, bytes) = run_in(&disk, &store, &rw10(0x28, 0, 0, 2048), 1 << 20);
@@ -200,7 +200,7 @@ fn a_failing_unmap_changes_nothing() {
         &disk,
         &store,
         &unmap(list.len() as u16),
-        DataBuffer::Out(&list),
+        DataBuffer::out(&list),
     );
     assert!(o.sense.is_some());
     assert_eq!(store.zeroes.load(Ordering::Relaxed), 0);
@@ -217,7 +217,7 @@ fn verify_compares_against_the_medium() {
         &disk,
         &store,
         &rw10(0x2F, 0x02, 10, 4),
-        DataBuffer::Out(&data),
+        DataBuffer::out(&data),
     );
     assert_good(&o, data.len());
     let mut changed = data;
@@ -226,7 +226,7 @@ fn verify_compares_against_the_medium() {
         &disk,
         &store,
         &rw16(0x8F, 0x02, 10, 4),
-        DataBuffer::Out(&changed),
+        DataBuffer::out(&changed),
     );
     assert_check(&o, MISCOMPARE, MISCOMPARE_DURING_VERIFY);
     assert_eq!(o.sense.unwrap().detail, SenseDetail::Information(1234));
@@ -244,7 +244,7 @@ fn verify_compares_against_the_medium() {
             &disk,
             &store,
             &rw10(0x2F, 0x06, 40, 3),
-            DataBuffer::Out(&block),
+            DataBuffer::out(&block),
         ),
         512,
     );
@@ -252,7 +252,7 @@ fn verify_compares_against_the_medium() {
         &disk,
         &store,
         &rw10(0x2F, 0x06, 40, 4),
-        DataBuffer::Out(&block),
+        DataBuffer::out(&block),
     );
     assert_check(&o, MISCOMPARE, MISCOMPARE_DURING_VERIFY);
     let first = block.iter().position(|&b| b != 0).unwrap() as u32;
@@ -301,7 +301,7 @@ fn page_boundaries_of_the_store_are_invisible() {
     let data = pattern(7, first * 512, (blocks * 512) as usize);
     let cdb = rw10(0x2A, 0, first as u32, blocks as u16);
     assert_good(
-        &run(&disk, &store, &cdb, DataBuffer::Out(&data)),
+        &run(&disk, &store, &cdb, DataBuffer::out(&data)),
         data.len(),
     );
     let (_, bytes) = run_in(
@@ -324,7 +324,7 @@ fn write_and_verify_stores_what_every_read_form_returns() {
     ];
     for (i, (cdb, lba, blocks)) in forms.iter().enumerate() {
         let data = pattern(i as u8 + 7, lba * 512, blocks * 512);
-        let o = run(&disk, &store, cdb, DataBuffer::Out(&data));
+        let o = run(&disk, &store, cdb, DataBuffer::out(&data));
         assert_good(&o, data.len());
         let (o, bytes) = run_in(
             &disk,
@@ -345,7 +345,7 @@ fn write_and_verify_stores_what_every_read_form_returns() {
         &disk,
         &store,
         &rw10(0x2E, 0x06, 0, 1),
-        DataBuffer::Out(&[0xA5; 512]),
+        DataBuffer::out(&[0xA5; 512]),
     );
     assert_eq!(o.scsi_status, 2);
     assert_eq!(store.get(0, 512), vec![0; 512]);
@@ -370,7 +370,7 @@ fn compare_and_write_writes_only_when_the_medium_matches() {
         &disk,
         &store,
         &caw(0x08, 7, 3),
-        DataBuffer::Out(&[old.clone(), new.clone()].concat()),
+        DataBuffer::out(&[old.clone(), new.clone()].concat()),
     );
     assert_good(&o, 6 * 512);
     assert_eq!(store.get(7 * 512, 3 * 512), new, "the write half stored");
@@ -381,7 +381,7 @@ fn compare_and_write_writes_only_when_the_medium_matches() {
         &disk,
         &store,
         &caw(0, 7, 3),
-        DataBuffer::Out(&[old.clone(), pattern(3, 0, 3 * 512)].concat()),
+        DataBuffer::out(&[old.clone(), pattern(3, 0, 3 * 512)].concat()),
     );
     assert_check(&o, MISCOMPARE, MISCOMPARE_DURING_VERIFY);
     let first = old.iter().zip(&new).position(|(a, b)| a != b).unwrap() as u32;
@@ -399,7 +399,7 @@ fn orwrite_ors_the_data_into_the_medium() {
     let store = MemStore::for_disk(&disk);
     store.fill(6 * 512, 4 * 512, 0x0F);
     let data = vec![0xA0_u8; 3 * 512];
-    let o = run(&disk, &store, &rw16(0x8B, 0, 7, 3), DataBuffer::Out(&data));
+    let o = run(&disk, &store, &rw16(0x8B, 0, 7, 3), DataBuffer::out(&data));
     assert_good(&o, data.len());
     assert!(store.get(6 * 512, 512).iter().all(|&b| b == 0x0F));
     assert!(store.get(7 * 512, 3 * 512).iter().all(|&b| b == 0xAF));
@@ -416,7 +416,7 @@ fn write_atomic_stores_like_write() {
     cdb[2..10].copy_from_slice(&2040_u64.to_be_bytes());
     cdb[12..14].copy_from_slice(&8_u16.to_be_bytes());
     assert_good(
-        &run(&disk, &store, &cdb, DataBuffer::Out(&data)),
+        &run(&disk, &store, &cdb, DataBuffer::out(&data)),
         data.len(),
     );
     assert_eq!(store.get(2040 * 512, 8 * 512), data);
@@ -466,7 +466,7 @@ fn concurrent_compare_and_write_increments_lose_nothing() {
                         store,
                         super::Request {
                             cdb: &caw(0, lba, 1),
-                            data: DataBuffer::Out(&[old, new].concat()),
+                            data: DataBuffer::out(&[old, new].concat()),
                             autosense: super::Autosense::Enabled,
                             luns: &super::luns(),
                             port: 0,

@@ -2,10 +2,10 @@
 //! millions of pseudo-random CDBs and buffers, and an exhaustive sweep of every value of every
 //! CDB byte for every operation code.
 
-use super::srb::TestAdapter;
+use super::srb::{TestAdapter, start_io};
 use super::{MemStore, config};
+use crate::scsi::srb::Address;
 use crate::scsi::srb::LunSet;
-use crate::scsi::srb::{Address, Srb, start_io};
 use crate::scsi::{
     Autosense, BlockSize, DataBuffer, Disk, DiskConfig, Outcome, Request, op, scsi_status,
     srb_status,
@@ -159,7 +159,7 @@ fn two_million_random_commands() {
             0 => DataBuffer::None,
             1 => DataBuffer::In(&mut buf[..len]),
             2 => DataBuffer::Unspecified(&mut buf[..len]),
-            _ => DataBuffer::Out(&buf[..len]),
+            _ => DataBuffer::out(&buf[..len]),
         };
         let buffer_len = if direction == 0 { 0 } else { len };
         let outcome = disk.execute(
@@ -215,7 +215,7 @@ fn every_value_of_every_cdb_byte() {
                         let data = if direction == 0 {
                             DataBuffer::In(&mut buf)
                         } else {
-                            DataBuffer::Out(&buf)
+                            DataBuffer::out(&buf)
                         };
                         let outcome = disk.execute(
                             &store,
@@ -261,18 +261,9 @@ fn random_srbs_at_random_addresses() {
         let data = if rng.below(2) == 0 {
             DataBuffer::In(&mut buf[..len])
         } else {
-            DataBuffer::Out(&buf[..len])
+            DataBuffer::out(&buf[..len])
         };
-        let outcome = start_io(
-            &adapter,
-            Srb {
-                function,
-                address,
-                cdb: &cdb,
-                data,
-                autosense: Autosense::Enabled,
-            },
-        );
+        let outcome = start_io(&adapter, function, address, &cdb, data, Autosense::Enabled);
         let what =
             || format!("iteration {i}: function {function:#04X} at {address:?} CDB {cdb:02X?}");
         match outcome.srb_status {

@@ -34,7 +34,7 @@ fn mode_select_6_toggles_wce_and_restores_it() {
         &disk,
         &store,
         &[0x15, 0x10, 0, 0, sensed.len() as u8, 0],
-        DataBuffer::Out(&sensed),
+        DataBuffer::out(&sensed),
     );
     assert_good(&o, sensed.len());
     assert!(disk.write_cache_enabled());
@@ -49,7 +49,7 @@ fn mode_select_6_toggles_wce_and_restores_it() {
             &disk,
             &store,
             &[0x15, 0x10, 0, 0, 24, 0],
-            DataBuffer::Out(&list),
+            DataBuffer::out(&list),
         ),
         24,
     );
@@ -65,7 +65,7 @@ fn mode_select_10_toggles_wce() {
     let list = select10(true, Some(&descriptor), &[&caching_page(false)]);
     let cdb = [0x55, 0x10, 0, 0, 0, 0, 0, 0, list.len() as u8, 0];
     assert_good(
-        &run(&disk, &store, &cdb, DataBuffer::Out(&list)),
+        &run(&disk, &store, &cdb, DataBuffer::out(&list)),
         list.len(),
     );
     assert!(!sensed_wce_10(&disk, &store));
@@ -84,7 +84,7 @@ fn a_rejected_list_changes_nothing() {
         &disk,
         &store,
         &[0x15, 0x10, 0, 0, list.len() as u8, 0],
-        DataBuffer::Out(&list),
+        DataBuffer::out(&list),
     );
     assert_check(&o, ILLEGAL_REQUEST, INVALID_FIELD_IN_PARAMETER_LIST);
     assert!(!disk.write_cache_enabled());

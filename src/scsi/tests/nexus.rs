@@ -175,7 +175,7 @@ fn prout(
         store,
         Request {
             cdb: &[0x5F, action, kind, 0, 0, 0, 0, 0, 24, 0],
-            data: DataBuffer::Out(&list),
+            data: DataBuffer::out(&list),
             autosense: Autosense::Enabled,
             luns: &luns(),
             port,
@@ -209,7 +209,7 @@ fn write(disk: &Disk, store: &MemStore, port: u8) -> Outcome {
         store,
         Request {
             cdb: &WRITE_ONE,
-            data: DataBuffer::Out(&[0; 512]),
+            data: DataBuffer::out(&[0; 512]),
             autosense: Autosense::Enabled,
             luns: &luns(),
             port,

@@ -223,6 +223,25 @@ fn geometry_and_limits_are_checked() {
         assert!(matches!(e, ConfigError::LimitTooSmall { .. }));
         assert!(e.to_string().ends_with("the disk is not created."), "{e}");
     }
+    // UNMAP copies its list into a buffer of MAX_UNMAP_DESCRIPTORS descriptors.
+    let mut c = good;
+    c.limits.max_unmap_descriptors = crate::scsi::MAX_UNMAP_DESCRIPTORS + 1;
+    let e = Disk::new(c).unwrap_err();
+    assert_eq!(
+        e,
+        ConfigError::LimitTooLarge {
+            limit: "maximum unmap descriptor count",
+            value: 65,
+            max: 64
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "The maximum unmap descriptor count limit is 65, but the disk accepts at most 64; the \
+         disk is not created."
+    );
+    c.limits.max_unmap_descriptors = crate::scsi::MAX_UNMAP_DESCRIPTORS;
+    assert!(Disk::new(c).is_ok());
     assert_eq!(BlockSize::from_bytes(512), Some(BlockSize::Bytes512));
     assert_eq!(BlockSize::from_bytes(4096), Some(BlockSize::Bytes4096));
     assert_eq!(BlockSize::from_bytes(1024), None);
@@ -248,11 +267,11 @@ fn write_protection_follows_set_read_only() {
     let write = [0x2A, 0, 0, 0, 0, 1, 0, 0, 1, 0];
     assert!(!disk.is_read_only());
     assert_eq!(
-        super::run(&disk, &store, &write, DataBuffer::Out(&data)),
+        super::run(&disk, &store, &write, DataBuffer::out(&data)),
         crate::scsi::Outcome::good(512)
     );
     disk.set_read_only(true);
-    let o = super::run(&disk, &store, &write, DataBuffer::Out(&data));
+    let o = super::run(&disk, &store, &write, DataBuffer::out(&data));
     super::assert_check(&o, sense_key::DATA_PROTECT, asc::WRITE_PROTECTED);
     let (_, d) = run_in(&disk, &store, &[0x1A, 0x08, 0x08, 0, 255, 0], 255);
     assert_eq!(d[2] & 0x80, 0x80, "WP in MODE SENSE");

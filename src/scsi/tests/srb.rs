@@ -1,8 +1,46 @@
 //! The SRB-function level: addressing, every SRB function, REPORT LUNS through the adapter.
 
 use super::{Kind, MemStore, config, disk};
-use crate::scsi::srb::{Adapter, Address, Srb, Unit, find, function, luns_of, start_io};
+use crate::scsi::srb::{Adapter, Address, Command, Control, Unit, control, execute, find, luns_of};
 use crate::scsi::{Autosense, DataBuffer, Disk, Outcome, srb_status};
+
+/// `SRB_FUNCTION_*` values (srb.h), written out for the tests.
+pub mod function {
+    pub const EXECUTE_SCSI: u8 = 0x00;
+    pub const SHUTDOWN: u8 = 0x07;
+    pub const FLUSH: u8 = 0x08;
+    pub const ABORT_COMMAND: u8 = 0x10;
+    pub const RESET_BUS: u8 = 0x12;
+    pub const RESET_DEVICE: u8 = 0x13;
+    pub const RESET_LOGICAL_UNIT: u8 = 0x20;
+    pub const POWER: u8 = 0x24;
+    pub const PNP: u8 = 0x25;
+}
+
+/// An SRB of any function, as the driver's start-io takes it apart: a SCSI command goes to
+/// [`execute`]; any other function becomes a [`Control`] with the address members its page
+/// makes valid (PNP and POWER here always for a unit), answered with a status alone.
+pub fn start_io(
+    adapter: &TestAdapter,
+    function: u8,
+    address: Address,
+    cdb: &[u8],
+    data: DataBuffer<'_>,
+    autosense: Autosense,
+) -> Outcome {
+    let Some(request) = Control::for_function(function, address) else {
+        return execute(
+            adapter,
+            Command {
+                address,
+                cdb,
+                data,
+                autosense,
+            },
+        );
+    };
+    Outcome::srb(control(adapter, request))
+}
 
 /// Target 0 with LUNs 0 and 2, target 3 with LUN 0, all on path 0.
 pub struct TestAdapter {
@@ -62,16 +100,7 @@ const fn at(path_id: u8, target_id: u8, lun: u8) -> Address {
 
 fn srb(function: u8, address: Address, cdb: &[u8], data: DataBuffer<'_>) -> Outcome {
     let adapter = TestAdapter::new();
-    start_io(
-        &adapter,
-        Srb {
-            function,
-            address,
-            cdb,
-            data,
-            autosense: Autosense::Enabled,
-        },
-    )
+    start_io(&adapter, function, address, cdb, data, Autosense::Enabled)
 }
 
 #[test]
@@ -96,10 +125,18 @@ fn missing_targets_and_luns_get_the_storport_statuses() {
     );
 
     let tur = [0u8; 6];
+    // A device (target) reset names no LUN: any LUN of an existing target is the target.
+    assert_eq!(
+        srb(function::RESET_DEVICE, at(0, 0, 1), &tur, DataBuffer::None),
+        Outcome::srb(srb_status::SUCCESS)
+    );
+    assert_eq!(
+        srb(function::RESET_DEVICE, at(0, 7, 0), &tur, DataBuffer::None),
+        Outcome::srb(srb_status::NO_DEVICE)
+    );
     for function in [
         function::EXECUTE_SCSI,
         function::RESET_LOGICAL_UNIT,
-        function::RESET_DEVICE,
         function::ABORT_COMMAND,
         function::FLUSH,
         function::SHUTDOWN,
@@ -139,6 +176,22 @@ fn unsupported_functions_are_invalid_requests() {
 }
 
 #[test]
+fn pnp_and_power_for_the_adapter_need_no_unit() {
+    let adapter = TestAdapter::new();
+    for request in [Control::Pnp(None), Control::Power(None)] {
+        assert_eq!(
+            control(&adapter, request),
+            srb_status::SUCCESS,
+            "{request:?}"
+        );
+    }
+    assert_eq!(
+        control(&adapter, Control::Pnp(Some(at(0, 7, 0)))),
+        srb_status::NO_DEVICE
+    );
+}
+
+#[test]
 fn reset_bus_succeeds_for_any_address() {
     assert_eq!(
         srb(function::RESET_BUS, at(9, 9, 9), &[], DataBuffer::None),
@@ -153,13 +206,11 @@ fn execute_scsi_reaches_the_addressed_unit_only() {
     let write = [0x2A, 0, 0, 0, 0, 9, 0, 0, 1, 0];
     let o = start_io(
         &adapter,
-        Srb {
-            function: function::EXECUTE_SCSI,
-            address: at(0, 0, 2),
-            cdb: &write,
-            data: DataBuffer::Out(&data),
-            autosense: Autosense::Enabled,
-        },
+        function::EXECUTE_SCSI,
+        at(0, 0, 2),
+        &write,
+        DataBuffer::out(&data),
+        Autosense::Enabled,
     );
     assert_eq!(o, Outcome::good(512));
     assert_eq!(adapter.store(0, 2).get(9 * 512, 512), data);
@@ -187,13 +238,11 @@ fn report_luns_lists_the_target_s_luns() {
     let mut buf = vec![0; 64];
     let o = start_io(
         &adapter,
-        Srb {
-            function: function::EXECUTE_SCSI,
-            address: at(0, 0, 0),
-            cdb: &[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0],
-            data: DataBuffer::In(&mut buf),
-            autosense: Autosense::Enabled,
-        },
+        function::EXECUTE_SCSI,
+        at(0, 0, 0),
+        &[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0],
+        DataBuffer::In(&mut buf),
+        Autosense::Enabled,
     );
     assert_eq!(o, Outcome::good(24));
     assert_eq!(buf[..4], [0, 0, 0, 16]);
@@ -203,13 +252,11 @@ fn report_luns_lists_the_target_s_luns() {
     let mut buf = vec![0; 64];
     let o = start_io(
         &adapter,
-        Srb {
-            function: function::EXECUTE_SCSI,
-            address: at(0, 3, 0),
-            cdb: &[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0],
-            data: DataBuffer::In(&mut buf),
-            autosense: Autosense::Enabled,
-        },
+        function::EXECUTE_SCSI,
+        at(0, 3, 0),
+        &[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0],
+        DataBuffer::In(&mut buf),
+        Autosense::Enabled,
     );
     assert_eq!(o, Outcome::good(16));
     assert_eq!(buf[..4], [0, 0, 0, 8]);
@@ -221,13 +268,11 @@ fn flush_and_shutdown_flush_the_unit_s_store() {
     for function in [function::FLUSH, function::SHUTDOWN] {
         let o = start_io(
             &adapter,
-            Srb {
-                function,
-                address: at(0, 0, 2),
-                cdb: &[],
-                data: DataBuffer::None,
-                autosense: Autosense::Enabled,
-            },
+            function,
+            at(0, 0, 2),
+            &[],
+            DataBuffer::None,
+            Autosense::Enabled,
         );
         assert_eq!(o, Outcome::srb(srb_status::SUCCESS));
     }
@@ -245,13 +290,11 @@ fn flush_and_shutdown_flush_the_unit_s_store() {
 fn run_on(adapter: &TestAdapter, function: u8, cdb: &[u8], data: DataBuffer<'_>) -> Outcome {
     start_io(
         adapter,
-        Srb {
-            function,
-            address: at(0, 0, 2),
-            cdb,
-            data,
-            autosense: Autosense::Disabled,
-        },
+        function,
+        at(0, 0, 2),
+        cdb,
+        data,
+        Autosense::Disabled,
     )
 }
 
@@ -311,7 +354,7 @@ fn a_disk_is_shared_across_threads() {
                     let data = vec![t ^ (i as u8); 512];
                     let l = lba.to_be_bytes();
                     let write = [0x2A, 0, l[0], l[1], l[2], l[3], 0, 0, 1, 0];
-                    let o = super::run(disk, store, &write, DataBuffer::Out(&data));
+                    let o = super::run(disk, store, &write, DataBuffer::out(&data));
                     assert_eq!(o, Outcome::good(512));
                     let read = [0x28, 0, l[0], l[1], l[2], l[3], 0, 0, 1, 0];
                     let (o, back) = super::run_in(disk, store, &read, 512);
@@ -324,7 +367,7 @@ fn a_disk_is_shared_across_threads() {
                         disk,
                         store,
                         &[0x15, 0x10, 0, 0, 24, 0],
-                        DataBuffer::Out(&list),
+                        DataBuffer::out(&list),
                     );
                     assert_eq!(o, Outcome::good(24));
                 }

@@ -256,7 +256,7 @@ fn control_cases() -> Vec<Case> {
                     && d[4] & 1 == 1
                     && be32(d, 8) == 2048
                     && be32(d, 20) == 131_072
-                    && be32(d, 24) == 256
+                    && be32(d, 24) == 64
                     && be32(d, 28) == 1
                     && be32(d, 32) == 0x8000_0000
                     && be64(d, 36) == 131_072
@@ -724,8 +724,9 @@ fn medium_cases() -> Vec<Case> {
         case("UNMAP past end", Rw, &unmap(40), list(&[(0, 8), (2047, 2)]), Check(ILL, LBA_RANGE)),
         case("UNMAP LBA overflow", Rw, &unmap(24), list(&[(u64::MAX, 2)]), Check(ILL, LBA_RANGE)),
         case("UNMAP zero blocks at capacity", Rw, &unmap(24), list(&[(2048, 0)]), Good(24)),
-        case("UNMAP too many descriptors", Rw, &unmap(8 + 257 * 16), list(&[(0, 1); 257]), param_at(2, Option::None)),
-        case("UNMAP max descriptors", Rw, &unmap(8 + 256 * 16), list(&[(0, 1); 256]), Good(8 + 256 * 16)),
+        case("UNMAP too many descriptors", Rw, &unmap(8 + 65 * 16), list(&[(0, 1); 65]), param_at(2, Option::None)),
+        case("UNMAP far too many descriptors", Rw, &unmap(8 + 4095 * 16), list(&[(0, 1); 4095]), param_at(2, Option::None)),
+        case("UNMAP max descriptors", Rw, &unmap(8 + 64 * 16), list(&[(0, 1); 64]), Good(8 + 64 * 16)),
         case("UNMAP too many blocks", Huge, &unmap(40), list(&[(0, 100_000), (200_000, 100_000)]), param_at(32, Option::None)),
         case("UNMAP one range too long", Huge, &unmap(24), list(&[(0, 131_073)]), param_at(16, Option::None)),
         case("UNMAP partial descriptor ignored", Rw, &unmap(36), Data::Out({ let mut v = unmap_list(&[(0, 1), (5000, 1)]); v[3] = 20; v.truncate(36); v }), Good(36)),
@@ -751,7 +752,7 @@ fn every_row() {
         let data = match &c.data {
             Data::None => DataBuffer::None,
             Data::In(_) => DataBuffer::In(&mut in_buf),
-            Data::Out(v) => DataBuffer::Out(v),
+            Data::Out(v) => DataBuffer::out(v),
             Data::Either(v) => {
                 in_buf.clone_from(v);
                 DataBuffer::Unspecified(&mut in_buf)

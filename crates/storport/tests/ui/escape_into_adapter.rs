@@ -1,7 +1,7 @@
 //! The registry buffer must not be stored in the adapter state, which
 //! outlives find-adapter and is shared with start-io.
 use storport::registry::RegistryBuffer;
-use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, SrbStatus, StartIoRequest};
 
 struct Driver;
 
@@ -20,8 +20,8 @@ impl Miniport for Driver {
         Ok(Adapter { settings })
     }
 
-    fn start_io(_: &Adapter, srb: Srb<'_>) {
-        srb.complete(SrbStatus::NO_DEVICE);
+    fn start_io(_: &Adapter, request: StartIoRequest<'_>) {
+        request.complete(SrbStatus::NO_DEVICE);
     }
 
     fn reset_bus(_: &Adapter, _: u8) -> bool {

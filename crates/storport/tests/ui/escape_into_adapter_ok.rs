@@ -1,6 +1,6 @@
 //! Read into plain values and store those.
 use storport::registry::Scope;
-use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, SrbStatus, StartIoRequest};
 
 struct Driver;
 
@@ -22,13 +22,13 @@ impl Miniport for Driver {
         Ok(Adapter { disk_count })
     }
 
-    fn start_io(adapter: &Adapter, srb: Srb<'_>) {
+    fn start_io(adapter: &Adapter, request: StartIoRequest<'_>) {
         let status = if adapter.disk_count == 0 {
             SrbStatus::NO_DEVICE
         } else {
             SrbStatus::SUCCESS
         };
-        srb.complete(status);
+        request.complete(status);
     }
 
     fn reset_bus(_: &Adapter, _: u8) -> bool {

@@ -1,6 +1,6 @@
 //! Storport requires `HwAdapterControl` of every miniport, so the trait
 //! method has no default: a miniport without it does not compile.
-use storport::{FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+use storport::{FindAdapterContext, FindAdapterError, Miniport, SrbStatus, StartIoRequest};
 
 struct Driver;
 
@@ -11,8 +11,8 @@ impl Miniport for Driver {
         Ok(())
     }
 
-    fn start_io((): &(), srb: Srb<'_>) {
-        srb.complete(SrbStatus::SUCCESS);
+    fn start_io((): &(), request: StartIoRequest<'_>) {
+        request.complete(SrbStatus::SUCCESS);
     }
 
     fn reset_bus((): &(), _: u8) -> bool {

@@ -2,7 +2,7 @@
 //! it is given no capability, and the shared adapter state cannot hold one
 //! (the adapter must be `Sync`; the capability is not).
 use storport::registry::{Registry, Scope};
-use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, SrbStatus, StartIoRequest};
 
 struct Driver;
 
@@ -17,10 +17,10 @@ impl Miniport for Driver {
         Err(FindAdapterError::NotFound)
     }
 
-    fn start_io(adapter: &Adapter, srb: Srb<'_>) {
+    fn start_io(adapter: &Adapter, request: StartIoRequest<'_>) {
         let registry: *const Registry = &*adapter.registry;
         let _ = (registry, Scope::Global);
-        srb.complete(SrbStatus::SUCCESS);
+        request.complete(SrbStatus::SUCCESS);
     }
 
     fn reset_bus(_: &Adapter, _: u8) -> bool {

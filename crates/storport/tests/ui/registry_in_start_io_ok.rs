@@ -2,7 +2,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use storport::registry::Scope;
-use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus};
+use storport::{AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, SrbStatus, StartIoRequest};
 
 struct Driver;
 
@@ -26,9 +26,9 @@ impl Miniport for Driver {
         })
     }
 
-    fn start_io(adapter: &Adapter, srb: Srb<'_>) {
+    fn start_io(adapter: &Adapter, request: StartIoRequest<'_>) {
         let _ = adapter.sector_size.load(Ordering::Relaxed);
-        srb.complete(SrbStatus::SUCCESS);
+        request.complete(SrbStatus::SUCCESS);
     }
 
     fn reset_bus(_: &Adapter, _: u8) -> bool {

@@ -1,7 +1,7 @@
 //! Stop and restart run at DIRQL: they carry no registry capability, while
 //! the PASSIVE_LEVEL running-config case does.
 use storport::{
-    AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, Srb, SrbStatus,
+    AdapterControl, ControlStatus, FindAdapterContext, FindAdapterError, Miniport, SrbStatus, StartIoRequest,
 };
 
 struct Driver;
@@ -13,8 +13,8 @@ impl Miniport for Driver {
         Ok(())
     }
 
-    fn start_io((): &(), srb: Srb<'_>) {
-        srb.complete(SrbStatus::SUCCESS);
+    fn start_io((): &(), request: StartIoRequest<'_>) {
+        request.complete(SrbStatus::SUCCESS);
     }
 
     fn reset_bus((): &(), _: u8) -> bool {

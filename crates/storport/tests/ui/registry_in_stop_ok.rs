@@ -2,7 +2,7 @@
 use storport::registry::Scope;
 use storport::{
     AdapterControl, ControlStatus, ControlType, FindAdapterContext, FindAdapterError, Miniport,
-    Srb, SrbStatus,
+    SrbStatus, StartIoRequest,
 };
 
 struct Driver;
@@ -14,8 +14,8 @@ impl Miniport for Driver {
         Ok(())
     }
 
-    fn start_io((): &(), srb: Srb<'_>) {
-        srb.complete(SrbStatus::SUCCESS);
+    fn start_io((): &(), request: StartIoRequest<'_>) {
+        request.complete(SrbStatus::SUCCESS);
     }
 
     fn reset_bus((): &(), _: u8) -> bool {
