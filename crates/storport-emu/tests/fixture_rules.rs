@@ -970,8 +970,23 @@ fn unbroken_fixture_runs_clean_with_non_scsi_srbs_in_their_layouts() {
 }
 
 #[test]
-fn non_scsi_srbs_are_off_by_default() {
-    let run = storemu(&fixture(""), &["--set", "Break=sz:pnp-write-scsi-status"]);
+fn non_scsi_srbs_are_sent_unless_turned_off() {
+    let broken = ["--set", "Break=sz:pnp-write-scsi-status"];
+    let default = storemu(&fixture(""), &broken);
+    assert_eq!(
+        rules(&default),
+        vec!["NonScsiSrbWrite".to_owned()],
+        "{}",
+        default.json
+    );
+    let run = storemu(
+        &fixture(""),
+        &[
+            "--set",
+            "Break=sz:pnp-write-scsi-status",
+            "--no-non-scsi-srbs",
+        ],
+    );
     assert_eq!(run.json["outcome"], "clean", "{}", run.json);
     assert!(
         !log_lines(&run)

@@ -30,7 +30,8 @@
 //! `--non-scsi-srbs` adds the PNP, POWER and WMI requests Storport sends
 //! ([`nonscsi`]), each in its own SRB layout; `--pnp-capabilities-buffer`
 //! gives `StorQueryCapabilities` a `STOR_DEVICE_CAPABILITIES_EX` buffer
-//! (see [`crate::port::layouts`]). Both are off by default ([`RunOptions`]).
+//! (see [`crate::port::layouts`]). `storemu run` sends them unless
+//! `--no-non-scsi-srbs` is given.
 //!
 //! `--lifecycle SEQ` replaces the run's sequence with Plug and Play and power steps
 //! ([`lifecycle`], e.g. `start,io,pnp-stop,pnp-start,io,d3,d0,io,surprise-remove`);
@@ -172,9 +173,10 @@ fn parse_seed(text: &str) -> Result<u64, String> {
 }
 
 /// What `storemu run` does beyond the adapter arguments ([`RunArgs`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunOptions {
-    /// `--non-scsi-srbs`: send the PNP, POWER and WMI requests of [`nonscsi`].
+    /// Send the PNP, POWER and WMI requests of [`nonscsi`] (true unless
+    /// `--no-non-scsi-srbs`).
     pub non_scsi_srbs: bool,
     /// `--pnp-capabilities-buffer`: `StorQueryCapabilities` carries a
     /// `STOR_DEVICE_CAPABILITIES_EX` buffer.
@@ -184,6 +186,19 @@ pub struct RunOptions {
     pub lifecycle: Option<Vec<lifecycle::Step>>,
     /// `--pnp-start`: how a `pnp-start` step starts the adapter again.
     pub pnp_start: PnpStartReading,
+}
+
+impl Default for RunOptions {
+    /// What `storemu run` does without options: the default sequence, with
+    /// the non-SCSI requests Storport sends.
+    fn default() -> Self {
+        Self {
+            non_scsi_srbs: true,
+            pnp_capabilities_buffer: false,
+            lifecycle: None,
+            pnp_start: PnpStartReading::default(),
+        }
+    }
 }
 
 /// Default watchdog limit per callback, in milliseconds.
@@ -223,7 +238,8 @@ fn command() -> Command {
             )
             .arg(Arg::new("racing-buffers").long("racing-buffers").action(ArgAction::SetTrue).help("Probe UNMAP with parameter lists that change while the miniport runs (rule DataOutSnapshot)"))
             .arg(Arg::new("racing-partial-unmap").long("racing-partial-unmap").action(ArgAction::SetTrue).requires("racing-buffers").help("With --racing-buffers: accept a refused UNMAP that unmapped blocks its list names"))
-            .arg(Arg::new("non-scsi-srbs").long("non-scsi-srbs").action(ArgAction::SetTrue).help("Also send the SRB_FUNCTION_PNP (StorQueryCapabilities, StorRemoveDevice), SRB_FUNCTION_POWER (D3, D0) and, to WMI data providers, SRB_FUNCTION_WMI requests Storport sends, each in its own layout with the members the miniport must ignore poisoned; off for now, it will become the default"))
+            .arg(Arg::new("non-scsi-srbs").long("non-scsi-srbs").action(ArgAction::SetTrue).overrides_with("no-non-scsi-srbs").help("Send the SRB_FUNCTION_PNP (StorQueryCapabilities, StorRemoveDevice), SRB_FUNCTION_POWER (D3, D0) and, to WMI data providers, SRB_FUNCTION_WMI requests Storport sends, each in its own layout with the members the miniport must ignore poisoned (the default)"))
+            .arg(Arg::new("no-non-scsi-srbs").long("no-non-scsi-srbs").action(ArgAction::SetTrue).overrides_with("non-scsi-srbs").help("Send SCSI commands only: no PNP, POWER or WMI requests"))
             .arg(
                 Arg::new("lifecycle")
                     .long("lifecycle")
@@ -904,7 +920,7 @@ pub fn main() -> ExitCode {
         }
     };
     let options = RunOptions {
-        non_scsi_srbs: run_matches.get_flag("non-scsi-srbs"),
+        non_scsi_srbs: !run_matches.get_flag("no-non-scsi-srbs"),
         pnp_capabilities_buffer: run_matches.get_flag("pnp-capabilities-buffer"),
         lifecycle,
         pnp_start: match run_matches
