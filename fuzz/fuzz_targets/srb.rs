@@ -100,20 +100,22 @@ fn twin_answer(
         DataDirection::In(len) if *len > 0 => DataBuffer::In(&mut buffer),
         _ => DataBuffer::None,
     };
-    let outcome = srb::start_io(
-        twin(),
-        srb::Srb {
-            function,
-            address: Address {
-                path_id: address.0,
-                target_id: address.1,
-                lun: address.2,
+    let outcome = vstor_fuzz::on_emulated_processor(|| {
+        srb::start_io(
+            twin(),
+            srb::Srb {
+                function,
+                address: Address {
+                    path_id: address.0,
+                    target_id: address.1,
+                    lun: address.2,
+                },
+                cdb,
+                data,
+                autosense: Autosense::Enabled,
             },
-            cdb,
-            data,
-            autosense: Autosense::Enabled,
-        },
-    );
+        )
+    });
     let returned = (outcome.transferred as usize).min(buffer.len());
     buffer.truncate(returned);
     (outcome, buffer)

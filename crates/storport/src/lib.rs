@@ -12,7 +12,10 @@
 //! - a request is completed exactly once ([`Srb::complete`] consumes it);
 //! - the adapter state is written in find-adapter before any other callback
 //!   can see it, shared (`Sync`) with concurrent start-io calls, and dropped
-//!   in free-adapter-resources ([`Miniport::Adapter`]).
+//!   in free-adapter-resources ([`Miniport::Adapter`]);
+//! - a lock is a kernel spin lock that raises the IRQL for the hold, held
+//!   while its guard lives and released when the guard drops
+//!   ([`spin_lock`]).
 //!
 //! On Windows targets it also supplies the kernel runtime: the panic handler
 //! (a bug check), [`debug_print!`] and pool memory ([`PoolSlice`]).
@@ -24,9 +27,12 @@
 //! that would call an import are marked `no_run`.
 #![no_std]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+#[cfg(test)]
+mod emulated;
 mod miniport;
 pub mod pool;
 pub mod print;
@@ -34,6 +40,7 @@ pub mod registry;
 #[cfg(target_os = "windows")]
 mod rt;
 pub mod shared_bytes;
+pub mod spin_lock;
 mod srb;
 mod vtable;
 
@@ -42,7 +49,8 @@ pub use miniport::{
     Miniport, SupportedControlTypes,
 };
 pub use pool::{PoolAllocError, PoolSlice, PoolTag, Zeroable};
-pub use shared_bytes::SharedBytes;
+pub use shared_bytes::{SharedBytes, UniqueWords};
+pub use spin_lock::{ExclusiveGuard, RwSpinLock, SharedGuard, SpinLock, SpinLockGuard};
 pub use srb::{Srb, SrbData, SrbFunction, SrbIo, SrbStatus};
 
 /// The kernel's `DRIVER_OBJECT`, as `DriverEntry` receives it (opaque).

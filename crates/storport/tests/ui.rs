@@ -36,4 +36,7 @@ const MISUSES: &[&str] = &[
     "srb_escape",
     "pending_status",
     "missing_adapter_control",
+    "shared_bytes_static",
+    "lock_guard_send",
+    "lock_guard_unused",
 ];
