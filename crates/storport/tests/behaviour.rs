@@ -17,8 +17,8 @@ use std::sync::{Arc, Once};
 use storport::registry::{AllocError, ReadError, Registry, Scope, WriteError};
 use storport::{
     AdapterControl, ControlStatus, ControlType, DriverObject, FindAdapterContext, FindAdapterError,
-    Miniport, NtStatus, PoolAllocError, PoolSlice, PoolTag, Srb, SrbData, SrbFunction, SrbStatus,
-    UnicodeString,
+    Miniport, NtStatus, PoolAllocError, PoolSlice, PoolTag, RwSpinLock, Srb, SrbData, SrbFunction,
+    SrbStatus, UnicodeString,
 };
 use storport_emu::port::cpu::DirectCpu;
 use storport_emu::port::{DataDirection, Port, PortOptions};
@@ -60,8 +60,11 @@ struct Seen {
     sense_len: usize,
 }
 
-/// The probe's adapter state: counts its drops.
-struct ProbeAdapter;
+/// The probe's adapter state: counts its drops, and SYNCHRONIZE CACHE
+/// requests under a reader/writer kernel spin lock.
+struct ProbeAdapter {
+    synchronized: RwSpinLock<u64>,
+}
 
 impl Drop for ProbeAdapter {
     fn drop(&mut self) {
@@ -84,10 +87,12 @@ impl Miniport for Probe {
             .set_maximum_number_of_targets(1)
             .set_maximum_number_of_logical_units(2);
         run(&FIND_ADAPTER, context.registry());
-        Ok(ProbeAdapter)
+        Ok(ProbeAdapter {
+            synchronized: RwSpinLock::new(0),
+        })
     }
 
-    fn start_io(_: &ProbeAdapter, mut srb: Srb<'_>) {
+    fn start_io(adapter: &ProbeAdapter, mut srb: Srb<'_>) {
         let seen = Seen {
             function: srb.function(),
             address: (srb.path_id(), srb.target_id(), srb.lun()),
@@ -130,6 +135,25 @@ impl Miniport for Probe {
                     _ => SrbStatus::INVALID_REQUEST,
                 };
                 srb.complete(status);
+            }
+            // SYNCHRONIZE CACHE(10): count it, as a separate read and write
+            // of the counter that only the exclusive hold keeps together.
+            Some(0x35) => {
+                let mut count = adapter.synchronized.lock_exclusive();
+                let seen = *count;
+                std::thread::yield_now();
+                *count = seen + 1;
+                drop(count);
+                srb.complete(SrbStatus::SUCCESS);
+            }
+            // READ CAPACITY(10) stands in for a report: the count, read shared.
+            Some(0x25) => {
+                let count = *adapter.synchronized.lock_shared();
+                let data = srb.data_in_mut();
+                let length = data.len().min(8);
+                data[..length].copy_from_slice(&count.to_le_bytes()[..length]);
+                srb.set_data_transfer_length(u32::try_from(length).unwrap_or(0));
+                srb.complete(SrbStatus::SUCCESS);
             }
             // Larger than the buffer: the length must stay within it.
             Some(0x2A) => {
@@ -664,5 +688,36 @@ fn start_io_runs_on_several_threads_at_once() {
             .all(|&status| status == (SrbStatus::SUCCESS.to_raw(), 8)),
         "{statuses:?}"
     );
+    assert_eq!(finish(&port), Vec::<String>::new());
+}
+
+#[test]
+fn a_kernel_spin_lock_in_start_io_keeps_concurrent_updates_whole() {
+    let ((), port) = in_find_adapter(&[], |_| ());
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    let result = port
+                        .execute(
+                            (0, 0, 0),
+                            &[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                            &DataDirection::None,
+                        )
+                        .expect("SYNCHRONIZE CACHE completes");
+                    assert_eq!(result.srb_status, SrbStatus::SUCCESS.to_raw());
+                }
+            });
+        }
+    });
+    let report = port
+        .execute(
+            (0, 0, 0),
+            &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &DataDirection::In(8),
+        )
+        .expect("READ CAPACITY completes");
+    assert_eq!(report.data, 200_u64.to_le_bytes());
+    // Every acquire and release passed storemu's spin-lock checks.
     assert_eq!(finish(&port), Vec::<String>::new());
 }
