@@ -199,7 +199,13 @@ impl<C: UniqueWords> BlockStore for RamDisk<C> {
         }
     }
 
+    /// A write within one chunk (most writes) copies under that chunk's lock; anything
+    /// else is written chunk by chunk, one lock at a time.
     fn write(&self, byte_offset: u64, data: &[u8]) {
+        if let Some(Span::One(chunk, within)) = self.span(byte_offset, data.len()) {
+            chunk.write(within, data);
+            return;
+        }
         self.for_each_piece(byte_offset, data.len(), |chunk, within, range| {
             if let Some(from) = data.get(range) {
                 chunk.write(within, from);
