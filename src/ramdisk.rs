@@ -114,6 +114,29 @@ impl<C: UniqueWords> RamDisk<C> {
     }
 }
 
+impl<C: UniqueWords> RamDisk<C> {
+    /// [`BlockStore::read`] of a range that does not lie in one chunk: out of line, so
+    /// the common read keeps its registers.
+    #[inline(never)]
+    fn read_across(&self, byte_offset: u64, out: &mut [u8]) {
+        if let Some(Span::Two(first, within, head, second)) = self.span(byte_offset, out.len()) {
+            let (to_first, to_second) = out.split_at_mut(head.min(out.len()));
+            first.with_shared(within, to_first.len(), |a| {
+                second.with_shared(0, to_second.len(), |b| {
+                    to_first.copy_from_slice(a);
+                    to_second.copy_from_slice(b);
+                })
+            });
+            return;
+        }
+        self.for_each_piece(byte_offset, out.len(), |chunk, within, range| {
+            if let Some(to) = out.get_mut(range) {
+                chunk.read(within, to);
+            }
+        });
+    }
+}
+
 /// Where a range lies: in one chunk (at an offset), or in two neighbours (from an offset
 /// in the first, that many bytes in it, the rest at the start of the second).
 enum Span<'a, C> {
@@ -177,25 +200,17 @@ impl<C: UniqueWords> BlockStore for RamDisk<C> {
     /// across the boundary (COMPARE AND WRITE, [`BlockStore::atomically`]) whole or not
     /// at all; see [`RamDisk::span`] for the lock order. Anything else is read chunk by
     /// chunk.
+    #[expect(
+        clippy::inline_always,
+        reason = "measured (callgrind): out of line, READ(10) of 4 KiB costs 20 more instructions \
+                  per SRB, 4506 against 4486"
+    )]
+    #[inline(always)]
     fn read(&self, byte_offset: u64, out: &mut [u8]) {
-        match self.span(byte_offset, out.len()) {
-            Some(Span::One(chunk, within)) => {
-                chunk.read(within, out);
-            }
-            Some(Span::Two(first, within, head, second)) => {
-                let (to_first, to_second) = out.split_at_mut(head.min(out.len()));
-                first.with_shared(within, to_first.len(), |a| {
-                    second.with_shared(0, to_second.len(), |b| {
-                        to_first.copy_from_slice(a);
-                        to_second.copy_from_slice(b);
-                    })
-                });
-            }
-            None => self.for_each_piece(byte_offset, out.len(), |chunk, within, range| {
-                if let Some(to) = out.get_mut(range) {
-                    chunk.read(within, to);
-                }
-            }),
+        if let Some(Span::One(chunk, within)) = self.span(byte_offset, out.len()) {
+            chunk.read(within, out);
+        } else {
+            self.read_across(byte_offset, out);
         }
     }
 

@@ -31,9 +31,10 @@
 //! deadlock.
 //!
 //! The lock raises the IRQL to `DISPATCH_LEVEL` for each copy (see
-//! [`crate::spin_lock`] for why a lock taken in start-io must), so a copy
-//! is never preempted on its processor by a request that wants the same
-//! lock; each hold lasts one bounded copy.
+//! [`crate::spin_lock`] for why a lock taken in start-io must, and for the
+//! measurement behind the choice of an `EX_SPIN_LOCK`), so a copy is never
+//! preempted on its processor by a request that wants the same lock; each
+//! hold lasts one bounded copy.
 //!
 //! # Why only some storage
 //!
