@@ -107,12 +107,12 @@ fn pnp_stop_and_start_power_cycle_and_surprise_removal() {
         summary(&report.findings),
         vec![
             pnp(QUERY_CAPABILITIES),
-            // The second find-adapter: the old adapter's disk table (232
-            // bytes), its chunk table (32) and its 1 MiB medium.
+            // The second find-adapter: the old adapter's disk table (240
+            // bytes), its chunk table (48) and its 1 MiB medium.
             (
                 "LiveStateOverwritten",
                 "HwFindAdapter".to_owned(),
-                vec![3, 1_048_840]
+                vec![3, 1_048_864]
             ),
             (
                 "LifecycleDataLoss",
@@ -123,8 +123,8 @@ fn pnp_stop_and_start_power_cycle_and_surprise_removal() {
             power(D0),
             pnp(SURPRISE),
             pnp(REMOVE),
-            ("PoolLeak", "port".to_owned(), vec![32, RSAL]),
-            ("PoolLeak", "port".to_owned(), vec![232, RSAL]),
+            ("PoolLeak", "port".to_owned(), vec![48, RSAL]),
+            ("PoolLeak", "port".to_owned(), vec![240, RSAL]),
             ("PoolLeak", "port".to_owned(), vec![1 << 20, VSTD]),
         ],
         "{:#?}",
