@@ -9,10 +9,13 @@
 //! read, exclusive to write, raising the IRQL to `DISPATCH_LEVEL` for the
 //! copy), so every conflicting pair of copies is ordered and there is no
 //! data race in Rust's sense; the `unsafe` copy and its argument live in
-//! `storport::shared_bytes`. A request spanning two chunks takes their locks
-//! one after the other, never together. Two overlapping concurrent writes
-//! may therefore interleave at chunk granularity, which SCSI permits (it
-//! orders nothing between concurrent commands).
+//! `storport::shared_bytes`. A write or zeroing spanning two chunks takes
+//! their locks one after the other, never together, so two overlapping
+//! concurrent writes may interleave at chunk granularity, which SCSI permits
+//! (it orders nothing between concurrent commands). A read within two
+//! chunks and an atomic step ([`BlockStore::atomically`]) hold both chunks'
+//! locks together, so a read sees a COMPARE AND WRITE across the boundary
+//! whole (see `RamDisk::span` for the lock order).
 //!
 //! Chunks (1 MiB each) keep every pool allocation modest: a 64 GiB disk is
 //! 65536 allocations of 1 MiB rather than one block the pool may not have.
@@ -175,7 +178,7 @@ impl<C: UniqueWords> BlockStore for RamDisk<C> {
 
     /// Holds the lock of every chunk the range touches exclusively: at most two, since a
     /// range of at most [`MAX_ATOMIC_BYTES`] (one chunk's size) crosses at most one chunk
-    /// boundary. See [`RamDisk::span`] for the lock order.
+    /// boundary. See `RamDisk::span` for the lock order.
     fn atomically(
         &self,
         byte_offset: u64,
@@ -198,7 +201,7 @@ impl<C: UniqueWords> BlockStore for RamDisk<C> {
     /// A read within one or two chunks (every read the disk makes: one transfer is at most
     /// one chunk's size) holds their locks shared together, so it sees an atomic step
     /// across the boundary (COMPARE AND WRITE, [`BlockStore::atomically`]) whole or not
-    /// at all; see [`RamDisk::span`] for the lock order. Anything else is read chunk by
+    /// at all; see `RamDisk::span` for the lock order. Anything else is read chunk by
     /// chunk.
     #[expect(
         clippy::inline_always,
