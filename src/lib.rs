@@ -10,6 +10,8 @@
 extern crate alloc;
 
 pub mod config;
+#[cfg(test)]
+mod emulated;
 mod miniport;
 pub mod ramdisk;
 mod registry_source;

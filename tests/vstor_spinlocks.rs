@@ -1,9 +1,10 @@
-//! The real `vstor.sys` under storemu's spin-lock model. vstor takes no
-//! kernel spin lock today: its image imports none of the `Ke*SpinLock*` /
-//! `Ex*SpinLock*` routines, and its source sends no
-//! `StorPortNotification(AcquireSpinLock)`, so the model has nothing of it to
-//! check yet. The run stays clean under both readings of
-//! `--storport-lock-irql`; the day vstor takes a lock, these runs check it.
+//! The real `vstor.sys` under storemu's spin-lock model. vstor's locks are
+//! the safe layer's kernel spin locks (`storport::spin_lock`): each RAM disk
+//! chunk's `EX_SPIN_LOCK` (shared to read, exclusive to write) and each
+//! disk's reservation `KSPIN_LOCK`; it takes none of Storport's own locks.
+//! Its image imports exactly those routines, and a run is clean under both
+//! readings of `--storport-lock-irql`: every acquire and release passes
+//! Driver Verifier's checks as storemu models them.
 
 mod common;
 
@@ -14,17 +15,28 @@ use storport_emu::port::exports;
 use storport_emu::port::locks::StorPortLockIrql;
 
 #[test]
-fn vstor_imports_no_spin_lock_routine() {
+fn vstor_imports_exactly_the_kernel_spin_lock_routines_of_its_locks() {
     let bytes = std::fs::read(readable_sys_path()).expect("vstor.sys");
     let image =
         loader::load_named("vstor.sys", &bytes, &exports::resolve, false).expect("vstor.sys loads");
-    let locks: Vec<&str> = image
+    let mut locks: Vec<&str> = image
         .imports()
         .iter()
         .map(|import| import.function.as_str())
         .filter(|function| function.contains("SpinLock"))
         .collect();
-    assert_eq!(locks, Vec::<&str>::new());
+    locks.sort_unstable();
+    assert_eq!(
+        locks,
+        [
+            "ExAcquireSpinLockExclusive",
+            "ExAcquireSpinLockShared",
+            "ExReleaseSpinLockExclusive",
+            "ExReleaseSpinLockShared",
+            "KeAcquireSpinLockRaiseToDpc",
+            "KeReleaseSpinLock",
+        ]
+    );
 }
 
 #[test]

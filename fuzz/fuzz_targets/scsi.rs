@@ -88,6 +88,10 @@ fn adapter(input: &mut Bytes<'_>) -> Option<Adapter> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    vstor_fuzz::on_emulated_processor(|| run(data));
+});
+
+fn run(data: &[u8]) {
     let mut input = Bytes::new(data);
     let Some(adapter) = adapter(&mut input) else {
         return;
@@ -173,4 +177,4 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-});
+}

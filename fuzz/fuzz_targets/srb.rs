@@ -109,7 +109,7 @@ fn twin_answer(
     };
     // As the driver does: a SCSI command to the disk, any other function answered with a
     // status alone from the address members its page makes valid.
-    let outcome = match srb::Control::for_function(function, address) {
+    let outcome = vstor_fuzz::on_emulated_processor(|| match srb::Control::for_function(function, address) {
         Some(request) => Outcome::srb(srb::control(twin(), request)),
         None => srb::execute(
             twin(),
@@ -120,7 +120,7 @@ fn twin_answer(
                 autosense: Autosense::Enabled,
             },
         ),
-    };
+    });
     let returned = (outcome.transferred as usize).min(buffer.len());
     buffer.truncate(returned);
     (outcome, buffer)

@@ -1,13 +1,17 @@
 //! Shared pieces of the fuzz targets: a byte reader that never fails (an
-//! exhausted input reads as zeros), and the real `vstor.sys` loaded into
-//! storemu with a registry installed from `inf/vstor.inf`.
+//! exhausted input reads as zeros), the real `vstor.sys` loaded into
+//! storemu with a registry installed from `inf/vstor.inf`, and storemu's
+//! emulated kernel for the host build of vstor's RAM disk, whose locks are
+//! the safe layer's kernel spin locks.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use storport_emu::inf::{Inf, InstallOptions, install};
 use storport_emu::machine::loader;
+use storport_emu::port::context::{self, Routine};
 use storport_emu::port::cpu::GateCpu;
+use storport_emu::port::state::Shared;
 use storport_emu::port::{Port, PortOptions, exports};
 use storport_emu::registry::Registry;
 
@@ -109,4 +113,28 @@ pub fn port(image: &[u8], service: &str) -> Port {
         },
         Some(Box::new(loaded)),
     )
+}
+
+/// Runs `f` as start-io at PASSIVE_LEVEL on this thread, an emulated
+/// processor of a port instance of its own, with `storport`'s imports bound
+/// to storemu's kernel: the host build of the RAM disk takes its kernel spin
+/// locks there. Panics (a crash for the fuzzer) when storemu found a spin
+/// lock misused.
+pub fn on_emulated_processor<R>(f: impl FnOnce() -> R) -> R {
+    static KERNEL: OnceLock<Arc<Shared>> = OnceLock::new();
+    let shared = KERNEL.get_or_init(|| {
+        let missing = exports::bind_host();
+        assert!(missing.is_empty(), "storemu lacks imports: {missing:?}");
+        Arc::default()
+    });
+    let result = {
+        let _frame = context::enter(shared, Routine::StartIo, 0);
+        f()
+    };
+    let findings = shared.findings();
+    assert!(
+        findings.is_empty(),
+        "the host RAM disk's locks: {findings:#?}"
+    );
+    result
 }

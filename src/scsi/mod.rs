@@ -10,8 +10,8 @@
 //! # How the driver uses it
 //!
 //! ```text
-//! let disk = Disk::new(DiskConfig { .. })?;           // find-adapter, PASSIVE_LEVEL
-//! // HwStartIo, any IRQL up to DISPATCH_LEVEL:
+//! let disk = Disk::new(DiskConfig { .. })?;           // find-adapter, `PASSIVE_LEVEL`
+//! // HwStartIo, any IRQL up to `DISPATCH_LEVEL`:
 //! let outcome = srb::execute(&adapter, Command { address, cdb, data, autosense });
 //! // copy `outcome.sense` into the SRB's sense buffer, set SrbStatus = outcome.srb_status,
 //! // ScsiStatus = outcome.scsi_status, DataTransferLength = outcome.transferred; complete.
@@ -158,11 +158,13 @@ pub mod scsi_status {
 /// [`Limits::max_transfer_bytes`] per call for `read`/`write` and at most
 /// [`Limits::max_unmap_bytes`] or [`Limits::max_write_same_bytes`] per call for `zero`.
 ///
-/// Implementations are called concurrently from several processors at `DISPATCH_LEVEL`
-/// without any lock held by the caller. They must be free of data races in Rust's sense
-/// (atomics, or a spin lock that does not wait at raised IRQL for long), must not allocate or
-/// block, and must not panic. Concurrent overlapping writes may interleave at any granularity
-/// the implementation documents; SCSI gives no ordering between concurrent commands.
+/// Implementations are called concurrently from several processors at any IRQL up to
+/// `DISPATCH_LEVEL` (`HwStartIo`'s range) without any lock held by the caller. They must be
+/// free of data races in Rust's sense, must not allocate or block, and must not panic. A
+/// lock they take must raise the IRQL to `DISPATCH_LEVEL` for the hold (a kernel spin lock:
+/// a call below it can be preempted by a request that then spins on the lock for ever) and
+/// be held briefly. Concurrent overlapping writes may interleave at any granularity the
+/// implementation documents; SCSI gives no ordering between concurrent commands.
 pub trait BlockStore {
     /// Fills `out` with the bytes stored at `byte_offset..byte_offset + out.len()`.
     fn read(&self, byte_offset: u64, out: &mut [u8]);
@@ -203,6 +205,18 @@ pub trait BlockStore {
         len: usize,
         f: &mut dyn FnMut(&mut [u8], &mut [u8]),
     ) -> bool;
+    /// Runs `f` once with the logical unit's lock held exclusively and returns what it
+    /// returns: no other `with_unit_lock` call of this store runs until `f` returns. The
+    /// disk reads and changes its persistent reservation state (several words) as one step
+    /// under it (PERSISTENT RESERVE IN and OUT). `f` does not call back into the store.
+    ///
+    /// # Errors
+    ///
+    /// The sense data of the CHECK CONDITION `f` returns, unchanged.
+    fn with_unit_lock(
+        &self,
+        f: &mut dyn FnMut() -> Result<Outcome, SenseData>,
+    ) -> Result<Outcome, SenseData>;
 }
 
 /// Most bytes one [`BlockStore::atomically`] step covers, and so the most an atomic command

@@ -15,14 +15,14 @@
 //! under the write-exclusive types; registrants have full access under the registrants-only
 //! and all-registrants types; everything else ends in RESERVATION CONFLICT.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use super::disk::{Disk, Handled, op};
 use super::nexus::{MAX_PORTS, conflict};
 use super::opcodes::{in_set, opcode_set};
 use super::reply::{Cdb, Reply, data_in, data_out, param_be64};
 use super::sense::{SenseData, asc};
-use super::{DataBuffer, Outcome};
+use super::{BlockStore, DataBuffer, Outcome};
 
 /// PARAMETER LIST LENGTH of the basic PERSISTENT RESERVE OUT parameter list (SPC-4).
 const PARAMETER_LIST_LENGTH: u32 = 24;
@@ -69,12 +69,12 @@ const READS: [u64; 4] = opcode_set(&[
     op::READ_DEFECT_DATA_12,
 ]);
 
-/// One disk's persistent reservation state. Changes hold [`Persistent::lock`]; the checks
-/// every command makes read `reservation` and `registered` without it.
+/// One disk's persistent reservation state. PERSISTENT RESERVE IN and OUT read and change
+/// it as one step under the logical unit's lock ([`BlockStore::with_unit_lock`]: in the
+/// driver a kernel spin lock, exclusive, since these commands are rare); the checks every
+/// command makes read `reservation` and `registered` without it.
 #[derive(Debug)]
 pub struct Persistent {
-    /// Serializes PERSISTENT RESERVE commands (a spin lock: they are short and rare).
-    lock: AtomicBool,
     /// PRGENERATION.
     generation: AtomicU32,
     /// Registered ports, a bit each.
@@ -87,17 +87,19 @@ pub struct Persistent {
     pub(super) reservation: AtomicU16,
 }
 
+/// A checked PERSISTENT RESERVE OUT request: service action, TYPE, RESERVATION KEY,
+/// SERVICE ACTION RESERVATION KEY and the port it came through.
+#[derive(Clone, Copy)]
+struct ReserveOut {
+    action: u8,
+    kind: u8,
+    key: u64,
+    new_key: u64,
+    port: u8,
+}
+
 /// The TYPE byte of an SPC-2 reservation (RESERVE(6)) in [`Persistent::reservation`].
 pub const SPC2: u8 = 0xFF;
-
-/// Holds [`Persistent::lock`] until dropped.
-struct Locked<'a>(&'a AtomicBool);
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
 
 const fn bit(port: u8) -> u8 {
     1 << (port % MAX_PORTS)
@@ -111,23 +113,11 @@ impl Persistent {
     /// No registration, no reservation, generation 0.
     pub const fn new() -> Self {
         Self {
-            lock: AtomicBool::new(false),
             generation: AtomicU32::new(0),
             registered: AtomicU8::new(0),
             keys: [const { AtomicU64::new(0) }; MAX_PORTS as usize],
             reservation: AtomicU16::new(0),
         }
-    }
-
-    fn lock(&self) -> Locked<'_> {
-        while self
-            .lock
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            core::hint::spin_loop();
-        }
-        Locked(&self.lock)
     }
 
     fn key(&self, port: u8) -> u64 {
@@ -211,7 +201,12 @@ impl Disk {
     /// PERSISTENT RESERVE IN (SPC-4): READ KEYS, READ RESERVATION, REPORT CAPABILITIES,
     /// READ FULL STATUS; other service actions are INVALID FIELD IN CDB.
     #[inline(never)]
-    pub(crate) fn persistent_reserve_in(&self, cdb: &Cdb, data: DataBuffer<'_>) -> Handled {
+    pub(crate) fn persistent_reserve_in<S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        cdb: &Cdb,
+        data: DataBuffer<'_>,
+    ) -> Handled {
         let action = cdb.u8(1) & 0x1F;
         if action > 3 {
             return Err(SenseData::invalid_cdb_field(1, Some(4)));
@@ -220,15 +215,21 @@ impl Disk {
             Ok(buf) => buf,
             Err(outcome) => return Ok(outcome),
         };
+        let allocation = usize::from(cdb.be16(7));
+        store.with_unit_lock(&mut || Ok(self.read_reservations(action, buf, allocation)))
+    }
+
+    /// The parameter data of PERSISTENT RESERVE IN service action `action` (0 to 3), with
+    /// the unit lock held.
+    fn read_reservations(&self, action: u8, buf: &mut [u8], allocation: usize) -> Outcome {
         let pr = &self.persistent;
-        let _locked = pr.lock();
-        let mut reply = Reply::new(buf, usize::from(cdb.be16(7)));
+        let mut reply = Reply::new(buf, allocation);
         if action == 2 {
             // REPORT CAPABILITIES: LENGTH 8; TMV = 1, ALLOW COMMANDS 000b; the type mask.
             reply.bytes(&[0, 8, 0, 0x80]);
             reply.be16(TYPE_MASK);
             reply.zeros(2);
-            return Ok(reply.finish());
+            return reply.finish();
         }
         let registered = pr.registered.load(Ordering::Acquire);
         let reservation = pr.reservation();
@@ -253,7 +254,7 @@ impl Disk {
                 d[13] = kind;
                 reply.bytes(&d);
             }
-            return Ok(reply.finish());
+            return reply.finish();
         }
         for port in 0..MAX_PORTS {
             if registered & bit(port) == 0 {
@@ -277,14 +278,15 @@ impl Disk {
             d[24] = 0x0F;
             reply.bytes(&d);
         }
-        Ok(reply.finish())
+        reply.finish()
     }
 
     /// PERSISTENT RESERVE OUT (SPC-4), basic parameter list of 24 bytes, copied once into a
     /// local buffer and decided on from the copy.
     #[inline(never)]
-    pub(crate) fn persistent_reserve_out(
+    pub(crate) fn persistent_reserve_out<S: BlockStore + ?Sized>(
         &self,
+        store: &S,
         cdb: &Cdb,
         data: DataBuffer<'_>,
         port: u8,
@@ -336,8 +338,26 @@ impl Disk {
         {
             return Err(SenseData::invalid_cdb_field(2, None));
         }
+        let request = ReserveOut {
+            action,
+            kind,
+            key,
+            new_key,
+            port,
+        };
+        store.with_unit_lock(&mut || self.change_reservations(request))
+    }
+
+    /// PERSISTENT RESERVE OUT's change, checked and made with the unit lock held.
+    fn change_reservations(&self, request: ReserveOut) -> Handled {
+        let ReserveOut {
+            action,
+            kind,
+            key,
+            new_key,
+            port,
+        } = request;
         let pr = &self.persistent;
-        let _locked = pr.lock();
         if pr.spc2_reserved() {
             // SPC-4: PERSISTENT RESERVE OUT meets an SPC-2 reservation with a conflict.
             return Ok(conflict());

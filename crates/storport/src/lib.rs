@@ -25,7 +25,10 @@
 //!   can see it, shared (`Sync`) with concurrent start-io calls, kept when
 //!   find-adapter runs again on the same device extension
 //!   ([`Miniport::find_adapter_again`]), and dropped in
-//!   free-adapter-resources ([`Miniport::Adapter`]).
+//!   free-adapter-resources ([`Miniport::Adapter`]);
+//! - a lock is a kernel spin lock that raises the IRQL for the hold, held
+//!   while its guard lives and released when the guard drops
+//!   ([`spin_lock`]).
 //!
 //! On Windows targets it also supplies the kernel runtime: the panic handler
 //! (a bug check), [`debug_print!`] and pool memory ([`PoolSlice`]).
@@ -37,9 +40,12 @@
 //! that would call an import are marked `no_run`.
 #![no_std]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+#[cfg(test)]
+mod emulated;
 mod lent;
 mod memory;
 mod miniport;
@@ -51,6 +57,7 @@ mod request;
 #[cfg(target_os = "windows")]
 mod rt;
 pub mod shared_bytes;
+pub mod spin_lock;
 mod srb;
 mod vtable;
 
@@ -62,7 +69,8 @@ pub use miniport::{
 pub use nonscsi::{DevicePowerState, OtherSrb, PnpAction, PnpSrb, PowerAction, PowerSrb, WmiSrb};
 pub use pool::{PoolAllocError, PoolSlice, PoolTag, Zeroable};
 pub use request::{Addressee, StartIoRequest};
-pub use shared_bytes::SharedBytes;
+pub use shared_bytes::{SharedBytes, UniqueWords};
+pub use spin_lock::{ExclusiveGuard, RwSpinLock, SharedGuard, SpinLock, SpinLockGuard};
 pub use srb::{Srb, SrbData, SrbFunction, SrbIo, SrbStatus};
 
 /// The kernel's `DRIVER_OBJECT`, as `DriverEntry` receives it (opaque).

@@ -18,7 +18,8 @@ use storport::registry::{AllocError, ReadError, Registry, Scope, WriteError};
 use storport::{
     AdapterControl, Addressee, ControlStatus, ControlType, DevicePowerState, DriverObject,
     FindAdapterContext, FindAdapterError, Miniport, NtStatus, PnpAction, PoolAllocError, PoolSlice,
-    PoolTag, PowerAction, Srb, SrbData, SrbFunction, SrbStatus, StartIoRequest, UnicodeString,
+    PoolTag, PowerAction, RwSpinLock, Srb, SrbData, SrbFunction, SrbStatus, StartIoRequest,
+    UnicodeString,
 };
 use storport_emu::port::cpu::DirectCpu;
 use storport_emu::port::{
@@ -79,8 +80,11 @@ enum NonScsiSeen {
     Other(SrbFunction, Option<Addressee>),
 }
 
-/// The probe's adapter state: counts its drops.
-struct ProbeAdapter;
+/// The probe's adapter state: counts its drops, and SYNCHRONIZE CACHE
+/// requests under a reader/writer kernel spin lock.
+struct ProbeAdapter {
+    synchronized: RwSpinLock<u64>,
+}
 
 impl Drop for ProbeAdapter {
     fn drop(&mut self) {
@@ -106,7 +110,9 @@ impl Miniport for Probe {
         if ASK_MEMORY.get() {
             MEMORY.set(context.physical_memory_bytes());
         }
-        Ok(ProbeAdapter)
+        Ok(ProbeAdapter {
+            synchronized: RwSpinLock::new(0),
+        })
     }
 
     fn find_adapter_again(
@@ -117,9 +123,9 @@ impl Miniport for Probe {
         AGAIN.get()
     }
 
-    fn start_io(_: &ProbeAdapter, request: StartIoRequest<'_>) {
+    fn start_io(adapter: &ProbeAdapter, request: StartIoRequest<'_>) {
         let seen = match request {
-            StartIoRequest::Scsi(srb) => return scsi(srb),
+            StartIoRequest::Scsi(srb) => return scsi(adapter, srb),
             StartIoRequest::Pnp(srb) => {
                 let seen = NonScsiSeen::Pnp(srb.action(), srb.addressee());
                 srb.complete(SrbStatus::SUCCESS);
@@ -163,7 +169,7 @@ impl Miniport for Probe {
 }
 
 /// The probe's SCSI commands.
-fn scsi(mut srb: Srb<'_>) {
+fn scsi(adapter: &ProbeAdapter, mut srb: Srb<'_>) {
     let data_out = srb.data_out();
     let mut copy = vec![0; data_out.len()];
     if !data_out.copy_to(0, &mut copy) {
@@ -210,6 +216,25 @@ fn scsi(mut srb: Srb<'_>) {
                 _ => SrbStatus::INVALID_REQUEST,
             };
             srb.complete(status);
+        }
+        // SYNCHRONIZE CACHE(10): count it, as a separate read and write
+        // of the counter that only the exclusive hold keeps together.
+        Some(0x35) => {
+            let mut count = adapter.synchronized.lock_exclusive();
+            let seen = *count;
+            std::thread::yield_now();
+            *count = seen + 1;
+            drop(count);
+            srb.complete(SrbStatus::SUCCESS);
+        }
+        // READ CAPACITY(10) stands in for a report: the count, read shared.
+        Some(0x25) => {
+            let count = *adapter.synchronized.lock_shared();
+            let data = srb.data_in_mut();
+            let length = data.len().min(8);
+            data[..length].copy_from_slice(&count.to_le_bytes()[..length]);
+            srb.set_data_transfer_length(u32::try_from(length).unwrap_or(0));
+            srb.complete(SrbStatus::SUCCESS);
         }
         // Larger than the buffer: the length must stay within it.
         Some(0x2A) => {
@@ -893,137 +918,33 @@ fn start_io_runs_on_several_threads_at_once() {
     assert_eq!(finish(&port), Vec::<String>::new());
 }
 
-// Written out from srb.h, not taken from the layer or the port.
-/// `StorQueryCapabilities`, `StorSurpriseRemoval`.
-const QUERY_CAPABILITIES: u32 = 0x09;
-const SURPRISE_REMOVAL: u32 = 0x17;
-/// `StorPowerDeviceD3`, `StorPowerActionSleep`, `StorPowerActionHibernate`.
-const D3: u32 = 4;
-const SLEEP: u32 = 2;
-const HIBERNATE: u32 = 3;
-/// `SRB_FUNCTION_RESET_BUS`, `RESET_DEVICE`, `RESET_LOGICAL_UNIT`,
-/// `SHUTDOWN`, `IO_CONTROL`, and one no page defines.
-const RESET_BUS: u8 = 0x12;
-const RESET_DEVICE: u8 = 0x13;
-const RESET_LOGICAL_UNIT: u8 = 0x20;
-const SHUTDOWN: u8 = 0x07;
-const IO_CONTROL: u8 = 0x02;
-const UNDEFINED: u8 = 0x33;
-
 #[test]
-fn pnp_and_power_requests_come_in_their_own_views_and_complete_by_status_alone() {
-    NON_SCSI.with_borrow_mut(Vec::clear);
+fn a_kernel_spin_lock_in_start_io_keeps_concurrent_updates_whole() {
     let ((), port) = in_find_adapter(&[], |_| ());
-    let statuses = [
-        port.pnp((0, 0, 1), QUERY_CAPABILITIES, 0),
-        // SRB_PNP_FLAGS_ADAPTER_REQUEST: the port fills the address with
-        // 0xA5, which the view does not read.
-        port.pnp((0, 0, 0), SURPRISE_REMOVAL, 1),
-        port.power((0, 0, 1), D3, SLEEP, 0),
-        port.power((0, 0, 0), D3, HIBERNATE, 1),
-    ]
-    .map(|result| result.expect("the request completes").srb_status);
-    assert_eq!(statuses, [SrbStatus::SUCCESS.to_raw(); 4]);
-    let unit = Addressee::Unit {
-        path_id: 0,
-        target_id: 0,
-        lun: 1,
-    };
-    assert_eq!(
-        NON_SCSI.with_borrow_mut(std::mem::take),
-        [
-            NonScsiSeen::Pnp(PnpAction::QueryCapabilities, unit),
-            NonScsiSeen::Pnp(PnpAction::SurpriseRemoval, Addressee::Adapter),
-            NonScsiSeen::Power(DevicePowerState::D3, PowerAction::Sleep, unit),
-            NonScsiSeen::Power(
-                DevicePowerState::D3,
-                PowerAction::Hibernate,
-                Addressee::Adapter
-            ),
-        ]
-    );
-    // The views changed nothing but SrbStatus: no NonScsiSrbWrite.
-    assert_eq!(finish(&port), Vec::<String>::new());
-}
-
-#[test]
-fn a_wmi_request_comes_in_its_own_view() {
-    NON_SCSI.with_borrow_mut(Vec::clear);
-    let ((), port) = in_find_adapter(&[], |_| ());
-    // IRP_MN_REGINFO_EX to the adapter, with a 64-byte buffer.
-    let result = port
-        .wmi((0, 0, 0), 0x0B, 1, 0, 64)
-        .expect("the request completes");
-    assert_eq!(result.srb_status, SrbStatus::INVALID_REQUEST.to_raw());
-    assert_eq!(result.transferred, 64, "DataTransferLength as it was");
-    assert_eq!(
-        NON_SCSI.with_borrow_mut(std::mem::take),
-        [NonScsiSeen::Wmi(0x0B, Addressee::Adapter)]
-    );
-    assert_eq!(finish(&port), Vec::<String>::new());
-}
-
-#[test]
-fn other_functions_show_only_the_address_members_their_page_makes_valid() {
-    NON_SCSI.with_borrow_mut(Vec::clear);
-    let ((), port) = in_find_adapter(&[], |_| ());
-    for function in [
-        RESET_BUS,
-        RESET_DEVICE,
-        RESET_LOGICAL_UNIT,
-        IO_CONTROL,
-        UNDEFINED,
-    ] {
-        let result = port
-            .submit((0, 0, 1), function, &[], &DataDirection::None)
-            .expect("the request completes");
-        assert_eq!(result.srb_status, SrbStatus::SUCCESS.to_raw());
-    }
-    let dropped = port
-        .submit((0, 0, 1), SHUTDOWN, &[], &DataDirection::None)
-        .expect("the request completes");
-    assert_eq!(
-        dropped.srb_status,
-        SrbStatus::INTERNAL_ERROR.to_raw(),
-        "a dropped view completes its request with an error"
-    );
-    assert_eq!(
-        NON_SCSI.with_borrow_mut(std::mem::take),
-        [
-            NonScsiSeen::Other(SrbFunction::ResetBus, Some(Addressee::Bus { path_id: 0 })),
-            NonScsiSeen::Other(
-                SrbFunction::ResetDevice,
-                Some(Addressee::Target {
-                    path_id: 0,
-                    target_id: 0
-                })
-            ),
-            NonScsiSeen::Other(
-                SrbFunction::ResetLogicalUnit,
-                Some(Addressee::Unit {
-                    path_id: 0,
-                    target_id: 0,
-                    lun: 1
-                })
-            ),
-            NonScsiSeen::Other(SrbFunction::IoControl, None),
-            NonScsiSeen::Other(SrbFunction::Other(UNDEFINED), None),
-            NonScsiSeen::Other(
-                SrbFunction::Shutdown,
-                Some(Addressee::Unit {
-                    path_id: 0,
-                    target_id: 0,
-                    lun: 1
-                })
-            ),
-        ]
-    );
-    assert!(
-        port.dbgprint()
-            .iter()
-            .any(|line| line.contains("(function 0x07) was dropped without completion")),
-        "{:?}",
-        port.dbgprint()
-    );
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    let result = port
+                        .execute(
+                            (0, 0, 0),
+                            &[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                            &DataDirection::None,
+                        )
+                        .expect("SYNCHRONIZE CACHE completes");
+                    assert_eq!(result.srb_status, SrbStatus::SUCCESS.to_raw());
+                }
+            });
+        }
+    });
+    let report = port
+        .execute(
+            (0, 0, 0),
+            &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &DataDirection::In(8),
+        )
+        .expect("READ CAPACITY completes");
+    assert_eq!(report.data, 200_u64.to_le_bytes());
+    // Every acquire and release passed storemu's spin-lock checks.
     assert_eq!(finish(&port), Vec::<String>::new());
 }

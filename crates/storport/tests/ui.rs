@@ -39,4 +39,7 @@ const MISUSES: &[&str] = &[
     "pnp_view",
     "non_scsi_status",
     "view_double_complete",
+    "shared_bytes_static",
+    "lock_guard_send",
+    "lock_guard_unused",
 ];

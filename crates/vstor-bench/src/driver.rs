@@ -12,6 +12,14 @@
 //! completion call, without the port's per-request work (building the SRB
 //! and its buffers, the call gate's stack switch and watchdog, completion
 //! bookkeeping), which costs microseconds and is not vstor's.
+//!
+//! The kernel's spin-lock routines vstor imports are bound to the plain
+//! interlocked ones of [`locks`], not to storemu's: storemu's keep a lock
+//! table and check every call the way Driver Verifier does (the tests run
+//! them), which costs microseconds per call and would be timed as vstor's.
+//! Each stand-in does what the kernel's routine does on a free lock at
+//! `DISPATCH_LEVEL`: one interlocked instruction on the lock word, and no
+//! IRQL change (the call already runs at `DISPATCH_LEVEL`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -65,12 +73,129 @@ extern "win64" fn completing_stub(extension: u64, srb: u64) -> u64 {
 }
 
 /// Resolves the image's imports to storemu's exports, except
-/// `StorPortNotification` (see [`notification`]).
+/// `StorPortNotification` (see [`notification`]) and the spin-lock routines
+/// (see [`locks`]).
 fn resolve(module: &str, name: &str) -> Option<usize> {
     if name == "StorPortNotification" {
         Some(notification as *const () as usize)
     } else {
-        exports::resolve(module, name)
+        locks::lookup(name).or_else(|| exports::resolve(module, name))
+    }
+}
+
+/// The benchmark's kernel spin-lock routines: an interlocked acquire and
+/// release of the lock word, as `ntoskrnl.exe`'s are on x64 (a
+/// `KSPIN_LOCK` is held while non-zero; an `EX_SPIN_LOCK` counts shared
+/// holders, with bit 31 for an exclusive one). They spin while the lock is
+/// taken, return `DISPATCH_LEVEL` as the old IRQL and restore nothing:
+/// every call of the benchmark runs at `DISPATCH_LEVEL` on one thread.
+mod locks {
+    use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+    use super::DISPATCH_LEVEL;
+
+    /// The exclusive-holder bit of an `EX_SPIN_LOCK`.
+    const EXCLUSIVE: i32 = i32::MIN;
+
+    /// The stand-in for the `ntoskrnl.exe` routine `name`, if it is one.
+    pub fn lookup(name: &str) -> Option<usize> {
+        Some(match name {
+            "KeAcquireSpinLockRaiseToDpc" => ke_acquire as *const () as usize,
+            "KeReleaseSpinLock" => ke_release as *const () as usize,
+            "ExAcquireSpinLockShared" => ex_acquire_shared as *const () as usize,
+            "ExReleaseSpinLockShared" => ex_release_shared as *const () as usize,
+            "ExAcquireSpinLockExclusive" => ex_acquire_exclusive as *const () as usize,
+            "ExReleaseSpinLockExclusive" => ex_release_exclusive as *const () as usize,
+            _ => return None,
+        })
+    }
+
+    // Each routine below is `unsafe`: its contract is the kernel routine's
+    // of the same name. vstor calls it with the address of a lock it owns
+    // (an aligned, live word that only these routines change while vstor
+    // runs), which is what each `AtomicU64::from_ptr` / `AtomicI32::from_ptr`
+    // needs.
+
+    /// # Safety
+    ///
+    /// `lock` is a live, aligned `KSPIN_LOCK` (`KeAcquireSpinLockRaiseToDpc`).
+    unsafe extern "win64" fn ke_acquire(lock: *mut u64) -> u64 {
+        // SAFETY: the caller passes a live, aligned KSPIN_LOCK.
+        let word = unsafe { AtomicU64::from_ptr(lock) };
+        while word.swap(1, Ordering::Acquire) != 0 {
+            std::hint::spin_loop();
+        }
+        u64::from(DISPATCH_LEVEL)
+    }
+
+    /// # Safety
+    ///
+    /// `lock` is a live, aligned `KSPIN_LOCK` this thread holds
+    /// (`KeReleaseSpinLock`).
+    unsafe extern "win64" fn ke_release(lock: *mut u64, _new_irql: u64) {
+        // SAFETY: the caller passes a live, aligned KSPIN_LOCK.
+        let word = unsafe { AtomicU64::from_ptr(lock) };
+        word.store(0, Ordering::Release);
+    }
+
+    /// # Safety
+    ///
+    /// `lock` is a live, aligned `EX_SPIN_LOCK` (`ExAcquireSpinLockShared`).
+    unsafe extern "win64" fn ex_acquire_shared(lock: *mut i32) -> u64 {
+        // SAFETY: the caller passes a live, aligned EX_SPIN_LOCK.
+        let word = unsafe { AtomicI32::from_ptr(lock) };
+        let mut seen = word.load(Ordering::Relaxed);
+        loop {
+            if seen & EXCLUSIVE == 0 {
+                match word.compare_exchange_weak(
+                    seen,
+                    seen + 1,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return u64::from(DISPATCH_LEVEL),
+                    Err(now) => seen = now,
+                }
+            } else {
+                std::hint::spin_loop();
+                seen = word.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `lock` is a live, aligned `EX_SPIN_LOCK` this thread holds shared
+    /// (`ExReleaseSpinLockShared`).
+    unsafe extern "win64" fn ex_release_shared(lock: *mut i32, _old_irql: u64) {
+        // SAFETY: the caller passes a live, aligned EX_SPIN_LOCK.
+        let word = unsafe { AtomicI32::from_ptr(lock) };
+        word.fetch_sub(1, Ordering::Release);
+    }
+
+    /// # Safety
+    ///
+    /// `lock` is a live, aligned `EX_SPIN_LOCK` (`ExAcquireSpinLockExclusive`).
+    unsafe extern "win64" fn ex_acquire_exclusive(lock: *mut i32) -> u64 {
+        // SAFETY: the caller passes a live, aligned EX_SPIN_LOCK.
+        let word = unsafe { AtomicI32::from_ptr(lock) };
+        while word
+            .compare_exchange_weak(0, EXCLUSIVE, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        u64::from(DISPATCH_LEVEL)
+    }
+
+    /// # Safety
+    ///
+    /// `lock` is a live, aligned `EX_SPIN_LOCK` this thread holds
+    /// exclusively (`ExReleaseSpinLockExclusive`).
+    unsafe extern "win64" fn ex_release_exclusive(lock: *mut i32, _old_irql: u64) {
+        // SAFETY: the caller passes a live, aligned EX_SPIN_LOCK.
+        let word = unsafe { AtomicI32::from_ptr(lock) };
+        word.store(0, Ordering::Release);
     }
 }
 

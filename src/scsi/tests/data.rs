@@ -427,9 +427,13 @@ fn write_atomic_stores_like_write() {
 /// Every increment must count exactly once.
 #[test]
 fn concurrent_compare_and_write_increments_lose_nothing() {
+    use crate::emulated::{Kernel, PASSIVE_LEVEL};
     use crate::ramdisk::{CHUNK_BYTES, RamDisk};
     use std::sync::atomic::AtomicU64;
 
+    // The RAM disk takes the layer's kernel locks: each thread is an emulated processor.
+    let kernel = Kernel::new();
+    let kernel = &kernel;
     let disk = disk(Kind::Rw);
     let store = RamDisk::new(2 * CHUNK_BYTES as u64, |words| {
         Ok::<_, ()>((0..words).map(|_| AtomicU64::new(0)).collect::<Box<[_]>>())
@@ -456,31 +460,34 @@ fn concurrent_compare_and_write_increments_lose_nothing() {
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(move || {
-                let mut done = 0;
-                while done < 500 {
-                    let old = read_counter();
-                    let n = u64::from_le_bytes(old[..8].try_into().unwrap());
-                    let mut new = old.clone();
-                    new[..8].copy_from_slice(&(n + 1).to_le_bytes());
-                    let o = disk.execute(
-                        store,
-                        super::Request {
-                            cdb: &caw(0, lba, 1),
-                            data: DataBuffer::out(&[old, new].concat()),
-                            autosense: super::Autosense::Enabled,
-                            luns: &super::luns(),
-                            port: 0,
-                        },
-                    );
-                    if o.scsi_status == 0 {
-                        done += 1;
-                    } else {
-                        assert_check(&o, MISCOMPARE, MISCOMPARE_DURING_VERIFY);
+                kernel.run(PASSIVE_LEVEL, || {
+                    let mut done = 0;
+                    while done < 500 {
+                        let old = read_counter();
+                        let n = u64::from_le_bytes(old[..8].try_into().unwrap());
+                        let mut new = old.clone();
+                        new[..8].copy_from_slice(&(n + 1).to_le_bytes());
+                        let o = disk.execute(
+                            store,
+                            super::Request {
+                                cdb: &caw(0, lba, 1),
+                                data: DataBuffer::out(&[old, new].concat()),
+                                autosense: super::Autosense::Enabled,
+                                luns: &super::luns(),
+                                port: 0,
+                            },
+                        );
+                        if o.scsi_status == 0 {
+                            done += 1;
+                        } else {
+                            assert_check(&o, MISCOMPARE, MISCOMPARE_DURING_VERIFY);
+                        }
                     }
-                }
+                });
             });
         }
     });
-    let counter = read_counter();
+    let counter = kernel.run(PASSIVE_LEVEL, read_counter);
     assert_eq!(u64::from_le_bytes(counter[..8].try_into().unwrap()), 2000);
+    assert_eq!(kernel.findings(), Vec::new());
 }

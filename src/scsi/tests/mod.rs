@@ -34,6 +34,7 @@ pub struct MemStore {
     pub flushes: AtomicUsize,
     pub zeroes: AtomicUsize,
     pub writes: AtomicUsize,
+    unit_lock: Mutex<()>,
 }
 
 impl MemStore {
@@ -44,6 +45,7 @@ impl MemStore {
             flushes: AtomicUsize::new(0),
             zeroes: AtomicUsize::new(0),
             writes: AtomicUsize::new(0),
+            unit_lock: Mutex::new(()),
         }
     }
 
@@ -99,6 +101,15 @@ impl MemStore {
 }
 
 impl BlockStore for MemStore {
+    /// A host mutex: the host tests run no IRQL.
+    fn with_unit_lock(
+        &self,
+        f: &mut dyn FnMut() -> Result<Outcome, super::SenseData>,
+    ) -> Result<Outcome, super::SenseData> {
+        let _held = self.unit_lock.lock().unwrap();
+        f()
+    }
+
     fn read(&self, byte_offset: u64, out: &mut [u8]) {
         self.check(byte_offset, out.len() as u64);
         let pages = self.pages.lock().unwrap();

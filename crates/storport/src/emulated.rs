@@ -1,0 +1,48 @@
+//! Unit tests of the layer's kernel calls on the host: `storport-sys`'s
+//! imports bound to storemu's emulated kernel, and an emulated port
+//! instance whose routine and IRQL each test thread runs at (each thread is
+//! one emulated processor).
+
+use std::sync::{Arc, Once};
+use std::vec::Vec;
+
+use storport_emu::port::context::{self, Routine};
+use storport_emu::port::state::Shared;
+use storport_emu::port::{Finding, exports};
+
+/// One emulated port instance: where the kernel routines the test calls
+/// report what they find.
+pub struct Kernel {
+    shared: Arc<Shared>,
+}
+
+impl Kernel {
+    /// A fresh instance, with the imports bound.
+    pub fn new() -> Self {
+        static BIND: Once = Once::new();
+        BIND.call_once(|| {
+            let missing = exports::bind_host();
+            assert!(missing.is_empty(), "storemu lacks imports: {missing:?}");
+        });
+        Self {
+            shared: Arc::default(),
+        }
+    }
+
+    /// Runs `f` on this thread as start-io of this instance, entered at
+    /// `irql`.
+    pub fn run<R>(&self, irql: u8, f: impl FnOnce() -> R) -> R {
+        let _frame = context::enter(&self.shared, Routine::StartIo, irql);
+        f()
+    }
+
+    /// The findings so far.
+    pub fn findings(&self) -> Vec<Finding> {
+        self.shared.findings()
+    }
+}
+
+/// The emulated IRQL of this thread's current call.
+pub fn irql() -> u8 {
+    context::current().map_or(u8::MAX, |(_, _, irql)| irql)
+}
