@@ -17,9 +17,16 @@
 //! returns exactly once; the port reports a second completion or a timeout
 //! as findings), zero data mismatches and zero findings.
 //!
-//! Short by default (bounded in SRBs and time for CI). Longer runs:
-//! `VSTOR_STRESS_SRBS=<per thread>` and `VSTOR_STRESS_SECONDS=<limit>`, or
-//! `cargo make stress`.
+//! Every run goes through storemu's `HwStartIo` schedule (`--seed`): each
+//! `HwStartIo` runs at either end of the IRQL range a virtual miniport gets,
+//! and some `PASSIVE_LEVEL` calls are preempted by a `DISPATCH_LEVEL` request
+//! on their processor, so a lock that does not raise IRQL hangs the run.
+//!
+//! Short by default (two schedule seeds, bounded in SRBs and time for CI).
+//! Longer runs: `VSTOR_STRESS_SRBS=<per thread>`,
+//! `VSTOR_STRESS_SECONDS=<limit for all runs>` and
+//! `VSTOR_STRESS_SCHEDULES=<seeds, one run each>`, or `cargo make stress`
+//! (20 seeds).
 
 mod common;
 
@@ -31,7 +38,7 @@ use common::{
     Adapter, CONTROL_SUCCESS, SCSI_CHECK_CONDITION, SRB_SUCCESS, WRITE_PROTECTED,
     assert_check_condition, block, global,
 };
-use storport_emu::port::{DataDirection, PortError, SrbResult};
+use storport_emu::port::{DataDirection, PoolConfig, PortError, PortOptions, SrbResult};
 use storport_emu::registry::RegValue;
 
 /// Worker threads submitting I/O.
@@ -46,8 +53,11 @@ const BLOCK_BYTES: usize = 512;
 const MAX_BLOCKS: u64 = 16;
 /// SRBs per worker thread in the short (CI) mode.
 const SHORT_SRBS_PER_THREAD: u64 = 5000;
-/// Time limit of the short mode.
-const SHORT_SECONDS: u64 = 60;
+/// Time limit of the short mode, shared by its runs.
+const SHORT_SECONDS: u64 = 20;
+/// Runs of the short mode, one per seed of storemu's `HwStartIo` IRQL and
+/// preemption schedule (`--seed`).
+const SHORT_SCHEDULES: u64 = 2;
 
 /// What one of a thread's blocks must read back as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -412,12 +422,39 @@ fn concurrent_random_io_with_resets_stops_and_running_config_keeps_every_block()
     let srbs_per_thread = env_u64("VSTOR_STRESS_SRBS").unwrap_or(SHORT_SRBS_PER_THREAD);
     let seconds = env_u64("VSTOR_STRESS_SECONDS").unwrap_or(SHORT_SECONDS);
     let seed = env_u64("VSTOR_STRESS_SEED").unwrap_or(0x5EED_0F57_AE55);
-    let adapter = Adapter::start(&[
-        global("DiskCount", RegValue::dword(u32::from(LUNS))),
-        global("DiskSizeMiB", RegValue::dword(DISK_MIB)),
-        global("SectorSize", RegValue::dword(512)),
-        global("ReadOnly", RegValue::dword(0)),
-    ]);
+    let schedules = env_u64("VSTOR_STRESS_SCHEDULES")
+        .unwrap_or(SHORT_SCHEDULES)
+        .max(1);
+    // Each run gets its share of the time limit.
+    let seconds_per_run = (seconds / schedules).max(1);
+    for schedule in 1..=schedules {
+        stress(srbs_per_thread, seconds_per_run, seed ^ schedule, schedule);
+    }
+}
+
+/// The adapter of a run: `LUNS` disks, under storemu's `HwStartIo`
+/// schedule seeded with `schedule`, with special pool.
+fn start(schedule: u64) -> Adapter {
+    Adapter::start_with(
+        PortOptions {
+            seed: Some(schedule),
+            pool: PoolConfig::special_pool(),
+            ..PortOptions::default()
+        },
+        &[
+            global("DiskCount", RegValue::dword(u32::from(LUNS))),
+            global("DiskSizeMiB", RegValue::dword(DISK_MIB)),
+            global("SectorSize", RegValue::dword(512)),
+            global("ReadOnly", RegValue::dword(0)),
+        ],
+    )
+}
+
+/// One stress run with storemu's `HwStartIo` schedule seeded with
+/// `schedule`: each `HwStartIo` runs at `DISPATCH_LEVEL` or `PASSIVE_LEVEL`
+/// and some are preempted by a `DISPATCH_LEVEL` request on their processor.
+fn stress(srbs_per_thread: u64, seconds: u64, seed: u64, schedule: u64) {
+    let adapter = start(schedule);
     let disk_blocks = (u64::from(DISK_MIB) << 20) / BLOCK_BYTES as u64;
     assert_eq!(adapter.capacity(0), (disk_blocks - 1, 512));
     let shared = Shared {
@@ -486,7 +523,7 @@ fn concurrent_random_io_with_resets_stops_and_running_config_keeps_every_block()
     let srbs = totals.srbs.load(Ordering::Relaxed);
     let completions = totals.completions.load(Ordering::Relaxed);
     println!(
-        "stress: {THREADS} threads, {LUNS} LUNs, {srbs} SRBs in {:.1} s, {completions} completions \
+        "stress (HwStartIo schedule seed {schedule}): {THREADS} threads, {LUNS} LUNs, {srbs} SRBs in {:.1} s, {completions} completions \
          (0 lost, 0 duplicated), {} blocks ({} bytes) verified, {} writes refused while read-only, \
          {} unit attentions after resets retried, \
          {} resets / stop-restarts / running-config changes interleaved",

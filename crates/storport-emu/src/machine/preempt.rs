@@ -23,8 +23,10 @@
 //!    preempting call on another host thread that carries the same
 //!    processor number, then [`Preemption::resume`]s the parked thread.
 //! 4. If the budget is spent while the IRQL is at DISPATCH_LEVEL or above
-//!    (the driver raised it, for example with a spin lock), stepping goes
-//!    on until the IRQL drops; a call that returns first is not preempted.
+//!    (the driver raised it, for example with a spin lock), stepping pauses
+//!    until the IRQL drops below DISPATCH_LEVEL (a `mov cr8` or an emulated
+//!    export that lowers it), then resumes and preempts at the next driver
+//!    instruction; a call that returns first is not preempted.
 //!
 //! Single-stepping costs one signal per instruction (a few microseconds),
 //! so only a bounded number of steps ([`MAX_STEPS`]) is taken per call, and
@@ -214,12 +216,16 @@ struct Plan {
     budget: u64,
     /// Traps left before stepping stops.
     steps_left: u64,
+    /// The previous trap was in driver code (so a trap in emulator code is
+    /// the first instruction of an export the driver called).
+    from_driver: bool,
     preemption: *const Preemption,
 }
 
 const NO_PLAN: Plan = Plan {
     budget: 0,
     steps_left: 0,
+    from_driver: false,
     preemption: std::ptr::null(),
 };
 
@@ -227,6 +233,8 @@ thread_local! {
     // Const-initialised and without destructor: used by the signal handler.
     static ARMED_PLAN: Cell<Plan> = const { Cell::new(NO_PLAN) };
     static STEPPING: Cell<Plan> = const { Cell::new(NO_PLAN) };
+    // A plan whose budget is spent, waiting for the IRQL to drop.
+    static WAITING_FOR_IRQL: Cell<Plan> = const { Cell::new(NO_PLAN) };
 }
 
 /// `push qword ptr gs:[KPCR_MACHINE_SCRATCH]; pushfq; or qword ptr [rsp],
@@ -270,6 +278,7 @@ pub unsafe fn arm(budget: u64, preemption: &Preemption) {
         p.set(Plan {
             budget: budget.max(1),
             steps_left: MAX_STEPS,
+            from_driver: false,
             preemption: std::ptr::from_ref(preemption),
         });
     });
@@ -287,6 +296,31 @@ pub(crate) fn begin_call() -> bool {
 /// The call ended; stepping (if any) is over.
 pub(crate) fn end_call() {
     STEPPING.with(|s| s.set(NO_PLAN));
+    WAITING_FOR_IRQL.with(|s| s.set(NO_PLAN));
+}
+
+/// This thread's emulated IRQL dropped below DISPATCH_LEVEL: a preemption
+/// that waited for it is due at the next driver instruction. Returns whether
+/// the caller must set the trap flag again (in the interrupted context, or
+/// with [`set_trap_flag`] in an emulated export). Async-signal-safe.
+pub(crate) fn on_irql_lowered() -> bool {
+    let plan = WAITING_FOR_IRQL.with(|s| s.replace(NO_PLAN));
+    if plan.preemption.is_null() {
+        return false;
+    }
+    STEPPING.with(|s| s.set(plan));
+    true
+}
+
+/// Sets the trap flag of the current thread: single-stepping resumes at the
+/// next instruction. For emulated exports, when [`on_irql_lowered`] says so.
+pub(crate) fn set_trap_flag() {
+    // SAFETY: pushfq/popfq only change RFLAGS of this thread; with the trap
+    // flag set the next instructions raise SIGTRAP, which the machine's
+    // handler takes (this thread is stepping, see `on_irql_lowered`).
+    unsafe {
+        std::arch::asm!("pushfq", "or qword ptr [rsp], 0x100", "popfq");
+    }
 }
 
 /// Whether this thread is being single-stepped for a planned preemption.
@@ -306,10 +340,14 @@ pub(crate) fn on_step(pc: usize, rsp: usize) -> bool {
         return false;
     }
     plan.steps_left -= 1;
-    STEPPING.with(|s| s.set(plan));
     if !images::in_registered_code(pc) {
-        return !detour_export_return(rsp);
+        let entered = plan.from_driver;
+        plan.from_driver = false;
+        STEPPING.with(|s| s.set(plan));
+        return !(entered && detour_export_return(rsp));
     }
+    plan.from_driver = true;
+    STEPPING.with(|s| s.set(plan));
     {
         plan.budget = plan.budget.saturating_sub(1);
         let level = irql::current();
@@ -321,12 +359,19 @@ pub(crate) fn on_step(pc: usize, rsp: usize) -> bool {
             preemption.park(pc, level);
             return false;
         }
+        if plan.budget == 0 {
+            // Not preemptible at this IRQL: wait for it to drop.
+            STEPPING.with(|s| s.set(NO_PLAN));
+            WAITING_FOR_IRQL.with(|s| s.set(plan));
+            return false;
+        }
     }
     STEPPING.with(|s| s.set(plan));
     true
 }
 
-/// At the first instruction of emulator code: when the word at `rsp` is a
+/// At the first instruction of emulator code after driver code (the entry
+/// of an export the driver called): when the word at `rsp` is a
 /// return address into driver code (an export was just called from driver
 /// code), keeps it in the KPCR's scratch slot and returns through the stub
 /// instead; true when it did, and stepping may pause until the export

@@ -151,6 +151,13 @@ fn emulate(uc: &mut libc::ucontext_t) -> Result<(), &'static str> {
             let level =
                 level.ok_or("mov cr8 with a value above HIGH_LEVEL (reserved CR8 bits set)")?;
             irql::set(level);
+            if level < irql::DISPATCH_LEVEL && preempt::on_irql_lowered() {
+                set(
+                    uc,
+                    libc::REG_EFL,
+                    get(uc, libc::REG_EFL) | preempt::TRAP_FLAG,
+                );
+            }
         }
         Insn::MovFromCr { .. } | Insn::MovToCr { .. } => {
             return Err(

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::state::Shared;
-use crate::machine::{gate, irql};
+use crate::machine::{gate, irql, preempt};
 
 /// A routine of the miniport, or a phase of the port, as findings name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,7 +132,11 @@ fn irql_of(frame: &Frame) -> u8 {
 )]
 pub fn set_irql(irql: u8) -> u8 {
     if gate::in_call() {
-        return irql::set(irql);
+        let old = irql::set(irql);
+        if irql < irql::DISPATCH_LEVEL && preempt::on_irql_lowered() {
+            preempt::set_trap_flag();
+        }
+        return old;
     }
     FRAMES.with(|frames| {
         frames

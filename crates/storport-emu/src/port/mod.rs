@@ -112,9 +112,9 @@
 //!   HwStartIo is reported, as the project requires.
 //! - HwStartIo runs at DISPATCH_LEVEL unless [`PortOptions::seed`] is set;
 //!   then [`schedule`] draws each call's IRQL and preemption
-//!   (`storemu run --seed`). The preempting request repeats the preempted
-//!   one when that cannot change what an initiator sees, and is an INQUIRY
-//!   otherwise.
+//!   (`storemu run --seed`). The preempting request reads what the
+//!   preempted one reads or writes, or is an INQUIRY: it changes nothing an
+//!   initiator sees.
 //! - A racing UNMAP that did not end with GOOD must have changed nothing on
 //!   the medium: SBC does not say whether a refused UNMAP may have unmapped
 //!   part of its list. `--racing-partial-unmap`

@@ -16,11 +16,10 @@
 //! only on the seed and N, so a single-threaded run repeats exactly.
 //!
 //! The preempting call is the one Storport's DPC would start: another
-//! request for the same logical unit. The port repeats the preempted
-//! request when repeating it cannot change what any initiator sees (reads,
-//! plain writes of the same data, inquiries and other reports, see
-//! [`repeatable`]) and sends a standard INQUIRY to the same logical unit
-//! otherwise.
+//! request for the same logical unit. For a WRITE it is the READ of the same
+//! blocks ([`read_of_written_blocks`]); a request that only reads is
+//! repeated ([`repeatable`]); anything else meets a standard INQUIRY to the
+//! same logical unit. None of them changes what an initiator sees.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,8 +27,10 @@ use super::model::DISPATCH_LEVEL;
 use super::srb::{DataDirection, SrbSlot};
 
 /// Most driver instructions a preempted call runs before it is preempted.
-/// A `rep movsb` counts one per byte, so 4 KiB copies are reached too.
-pub const MAX_BUDGET: u64 = 6000;
+///
+/// A `rep movsb` counts one per byte, so a preemption can land inside a
+/// copy; each instruction stepped costs a signal, which bounds the budget.
+pub const MAX_BUDGET: u64 = 2048;
 
 /// How one HwStartIo call runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,24 +98,47 @@ const fn splitmix64(x: u64) -> u64 {
 }
 
 /// Whether a second copy of a request with this CDB, run before the first
-/// finishes, leaves every initiator seeing what it would have seen.
+/// finishes, changes nothing any initiator sees.
 ///
-/// True when it only reads, or writes the same data to the same blocks (SBC-4 READ, WRITE
-/// without atomicity or comparison, VERIFY, SYNCHRONIZE CACHE, READ
-/// CAPACITY; SPC-4 INQUIRY, MODE SENSE, REPORT LUNS, TEST UNIT READY).
-/// A unit attention may be reported to either copy, as it may to any
-/// request from the same initiator.
+/// True whatever the first one's outcome when it reads, or moves no data (SBC-4 READ, SYNCHRONIZE CACHE,
+/// READ CAPACITY, GET LBA STATUS; SPC-4 INQUIRY, MODE SENSE, REPORT LUNS,
+/// TEST UNIT READY). A unit attention may be reported to either copy, as it
+/// may to any request from the same initiator.
 #[must_use]
 pub fn repeatable(cdb: &[u8]) -> bool {
     match cdb.first() {
-        Some(
-            0x00 | 0x08 | 0x0A | 0x12 | 0x1A | 0x25 | 0x28 | 0x2A | 0x2F | 0x35 | 0x5A | 0x88
-            | 0x8A | 0x8F | 0x91 | 0xA0 | 0xA8 | 0xAA,
-        ) => true,
+        Some(0x00 | 0x08 | 0x12 | 0x1A | 0x25 | 0x28 | 0x35 | 0x5A | 0x88 | 0x91 | 0xA0 | 0xA8) => {
+            true
+        }
         // SERVICE ACTION IN(16): READ CAPACITY(16) and GET LBA STATUS only.
         Some(0x9E) => matches!(cdb.get(1).map(|b| b & 0x1F), Some(0x10 | 0x12)),
         _ => false,
     }
+}
+
+/// For a WRITE(6/10/12/16): the READ of the same blocks.
+///
+/// Same LBA and length fields, protection and cache bits cleared. A copy of
+/// the WRITE would not do: when the first WRITE fails (write protection switched on,
+/// a unit attention) and the copy succeeds, the initiator's view of the
+/// medium is wrong.
+#[must_use]
+pub fn read_of_written_blocks(cdb: &[u8]) -> Option<Vec<u8>> {
+    let read = match cdb.first()? {
+        0x0A => 0x08,
+        0x2A => 0x28,
+        0xAA => 0xA8,
+        0x8A => 0x88,
+        _ => return None,
+    };
+    let mut out = cdb.to_vec();
+    out[0] = read;
+    if read != 0x08
+        && let Some(flags) = out.get_mut(1)
+    {
+        *flags = 0;
+    }
+    Some(out)
 }
 
 /// The request that preempts a HwStartIo call.
@@ -134,27 +158,33 @@ const INQUIRY: [u8; 6] = [0x12, 0, 0, 0, 36, 0];
 
 impl Companion {
     /// The companion of the request in `slot` with `cdb`, whose data-in
-    /// length (if it reads) is `data_in`: a copy of it when it is
-    /// [`repeatable`], a standard INQUIRY to the same logical unit otherwise.
+    /// length (if it reads) is `data_in`: the READ of the blocks a WRITE
+    /// writes, a copy of a [`repeatable`] request, or a standard INQUIRY to
+    /// the same logical unit. It never carries data out, so the preempted
+    /// request's data-out buffer is not read.
     #[must_use]
     pub fn of(slot: &SrbSlot, cdb: &[u8], data_in: Option<usize>) -> Self {
         let address = (slot.srb.PathId, slot.srb.TargetId, slot.srb.Lun);
-        if !repeatable(cdb) {
+        if let Some(read) = read_of_written_blocks(cdb)
+            && slot.data_len > 0
+        {
             return Self {
                 address,
-                cdb: INQUIRY.to_vec(),
-                direction: DataDirection::In(36),
+                cdb: read,
+                direction: DataDirection::In(slot.data_len),
             };
         }
-        let direction = match data_in {
-            Some(length) => DataDirection::In(length),
-            None if slot.data_len > 0 => DataDirection::Out(slot.data[..slot.data_len].to_vec()),
-            None => DataDirection::None,
-        };
+        if repeatable(cdb) {
+            return Self {
+                address,
+                cdb: cdb.to_vec(),
+                direction: data_in.map_or(DataDirection::None, DataDirection::In),
+            };
+        }
         Self {
             address,
-            cdb: cdb.to_vec(),
-            direction,
+            cdb: INQUIRY.to_vec(),
+            direction: DataDirection::In(36),
         }
     }
 
@@ -214,9 +244,10 @@ mod tests {
     }
 
     #[test]
-    fn only_requests_without_side_effects_beyond_their_data_repeat() {
+    fn only_requests_without_side_effects_repeat() {
         assert!(repeatable(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]));
-        assert!(repeatable(&[0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0]));
+        assert!(!repeatable(&[0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0]));
+        assert!(!repeatable(&[0x2F, 0, 0, 0, 0, 0, 0, 0, 1, 0]));
         assert!(repeatable(&[0x9E, 0x10]));
         assert!(!repeatable(&[0x9E, 0x11]));
         // UNMAP, PERSISTENT RESERVE OUT, COMPARE AND WRITE, MODE SELECT,
@@ -225,5 +256,24 @@ mod tests {
             assert!(!repeatable(&[opcode, 0, 0, 0, 0, 0]), "{opcode:#04x}");
         }
         assert!(!repeatable(&[]));
+    }
+
+    #[test]
+    fn a_write_is_met_by_the_read_of_its_blocks() {
+        assert_eq!(
+            read_of_written_blocks(&[0x2A, 0x08, 0, 0, 0x12, 0x34, 0, 0, 8, 0]),
+            Some(vec![0x28, 0, 0, 0, 0x12, 0x34, 0, 0, 8, 0])
+        );
+        assert_eq!(
+            read_of_written_blocks(&[0x0A, 0x01, 0x02, 0x03, 4, 0]),
+            Some(vec![0x08, 0x01, 0x02, 0x03, 4, 0])
+        );
+        assert_eq!(
+            read_of_written_blocks(&[0x8A, 0xE0, 1, 2]).map(|c| c[..2].to_vec()),
+            Some(vec![0x88, 0])
+        );
+        assert_eq!(read_of_written_blocks(&[0xAA, 0x10]), Some(vec![0xA8, 0]));
+        assert_eq!(read_of_written_blocks(&[0x28, 0]), None);
+        assert_eq!(read_of_written_blocks(&[]), None);
     }
 }
