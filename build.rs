@@ -14,7 +14,7 @@
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
-    #[cfg(feature = "wdk")]
+    #[cfg(all(windows, feature = "wdk"))]
     if let Err(error) = wdk_build::configure_wdk_binary_build() {
         // A build script reports through its exit status; the message says
         // which WDK setting is missing.
