@@ -190,7 +190,9 @@ assert_offsets!(Sct {
     MaxControlType: 0x00,
     SupportedTypeList: 0x04
 });
-const _: () = assert!(size_of::<Sct>() == 8);
+// `BOOLEAN SupportedTypeList[0]`: the list adds nothing to the size.
+const _: () = assert!(size_of::<Sct>() == 4);
+const _: () = assert!(Sct::LIST_OFFSET == 4);
 
 const _: () = assert!(size_of::<UNICODE_STRING>() == 0x10);
 assert_offsets!(UNICODE_STRING {

@@ -438,13 +438,32 @@ pub struct SCSI_REQUEST_BLOCK {
 
 /// `SCSI_SUPPORTED_CONTROL_TYPE_LIST` (header; the list has `MaxControlType` entries).
 ///
+/// storport.h declares the list as `BOOLEAN SupportedTypeList[0]`, a
+/// zero-length trailing array, so the structure is 4 bytes on x64 (bindgen
+/// makes it an `__IncompleteArrayField<BOOLEAN>`). The list's entries follow
+/// the header in the port's buffer; reach them through
+/// [`Self::supported_type_list`], never through a reference to this struct.
+///
 /// Source: storport.h, "`SCSI_SUPPORTED_CONTROL_TYPE_LIST` structure (storport.h)".
 #[repr(C)]
 pub struct SCSI_SUPPORTED_CONTROL_TYPE_LIST {
     /// Number of entries in `SupportedTypeList`, set by the port.
     pub MaxControlType: ULONG,
-    /// `ANYSIZE_ARRAY` list of flags, pre-set to FALSE by the port.
-    pub SupportedTypeList: [BOOLEAN; 1],
+    /// Zero-length trailing list of flags, pre-set to FALSE by the port.
+    pub SupportedTypeList: [BOOLEAN; 0],
+}
+
+impl SCSI_SUPPORTED_CONTROL_TYPE_LIST {
+    /// Byte offset of the first list entry from the start of the header.
+    pub const LIST_OFFSET: usize = core::mem::offset_of!(Self, SupportedTypeList);
+
+    /// Pointer to the first entry of the list that follows the header at
+    /// `this`; computing it reads nothing. The port's buffer holds
+    /// `MaxControlType` entries from there on.
+    #[must_use]
+    pub const fn supported_type_list(this: *mut Self) -> *mut BOOLEAN {
+        this.wrapping_byte_add(Self::LIST_OFFSET).cast::<BOOLEAN>()
+    }
 }
 
 /// `UNICODE_STRING` (x64).

@@ -261,6 +261,8 @@ mod wdk_layout {
         "SCSI_REQUEST_BLOCK.InternalStatus is not where the WDK puts it"
     );
 
+    // storport.h's list is `BOOLEAN SupportedTypeList[0]`: 4 bytes on x64,
+    // the list (bindgen's `__IncompleteArrayField`) starting at offset 4.
     same_layout!(
         ours::SCSI_SUPPORTED_CONTROL_TYPE_LIST,
         wdk::SCSI_SUPPORTED_CONTROL_TYPE_LIST {

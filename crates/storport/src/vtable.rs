@@ -413,11 +413,7 @@ impl<T: Miniport> MiniportVTable<T> {
                 // call.
                 let flags = unsafe {
                     core::slice::from_raw_parts_mut(
-                        field::<_, u8>(
-                            list,
-                            offset_of!(SCSI_SUPPORTED_CONTROL_TYPE_LIST, SupportedTypeList),
-                        )
-                        .as_ptr(),
+                        SCSI_SUPPORTED_CONTROL_TYPE_LIST::supported_type_list(list.as_ptr()),
                         max as usize,
                     )
                 };

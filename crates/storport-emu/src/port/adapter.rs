@@ -18,7 +18,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use storport_sys::{HW_INITIALIZATION_DATA, PORT_CONFIGURATION_INFORMATION, adapter_control};
+use storport_sys::{
+    HW_INITIALIZATION_DATA, PORT_CONFIGURATION_INFORMATION, SCSI_SUPPORTED_CONTROL_TYPE_LIST,
+    adapter_control,
+};
 
 use super::context::{self, Routine};
 use super::cpu::{CallFault, Cpu, Preemptive};
@@ -607,11 +610,14 @@ impl Port {
             self.log("no HwAdapterControl: Stop and Restart are not supported");
             return Ok(());
         };
-        // ULONG MaxControlType, then the BOOLEAN list, then guard bytes.
+        // The 4-byte header (ULONG MaxControlType; storport.h's
+        // `BOOLEAN SupportedTypeList[0]` adds nothing), then the BOOLEAN list
+        // of MaxControlType entries, then guard bytes.
         let max_control_type = self.options.max_control_type;
-        let list_bytes = 4 + max_control_type as usize;
+        let list_start = SCSI_SUPPORTED_CONTROL_TYPE_LIST::LIST_OFFSET;
+        let list_bytes = list_start + max_control_type as usize;
         let mut buffer = vec![0_u8; list_bytes + CONTROL_LIST_GUARD].into_boxed_slice();
-        buffer[..4].copy_from_slice(&max_control_type.to_le_bytes());
+        buffer[..size_of::<u32>()].copy_from_slice(&max_control_type.to_le_bytes());
         buffer[list_bytes..].fill(GUARD_FILL);
         self.log("HwAdapterControl(ScsiQuerySupportedControlTypes) (PASSIVE_LEVEL)");
         let _ = self.call(
@@ -636,7 +642,7 @@ impl Port {
                 ),
             );
         }
-        let supported: Vec<usize> = buffer[4..list_bytes]
+        let supported: Vec<usize> = buffer[list_start..list_bytes]
             .iter()
             .enumerate()
             .filter(|(_, b)| **b != 0)
