@@ -519,8 +519,12 @@ mod never_panics {
     }
 }
 
-/// The repository's own INF installs the way FACTS.md §3 describes a
-/// root-enumerated virtual Storport miniport.
+/// The repository's own INF installs as a root-enumerated virtual Storport
+/// miniport: a kernel driver service (`ServiceType` 1, `ErrorControl` 1) in
+/// the "SCSI Miniport" load order group, with `BusType` 0xE (`BusTypeVirtual`
+/// of `STORAGE_BUS_TYPE`) under the service's `Parameters` key (Microsoft
+/// Learn, "INF AddService Directive", "`STORAGE_BUS_TYPE` enumeration
+/// (ntddstor.h)", and the Windows driver samples' storage miniport INFs).
 #[test]
 fn repository_inf_installs() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../inf/vstor.inf");

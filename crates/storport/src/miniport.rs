@@ -16,9 +16,13 @@ use crate::request::StartIoRequest;
 /// Implement it on a marker type and pass that type to
 /// [`initialize`](crate::initialize) from `DriverEntry`. Each method is one
 /// `HwStor*` routine; the layer's trampolines call them with typed views of
-/// what Storport passes, at the IRQL Storport uses (FACTS: find-adapter and
-/// the query/boot/running adapter-control cases at `PASSIVE_LEVEL`, start-io up
-/// to `DISPATCH_LEVEL`, reset-bus at `DISPATCH_LEVEL`, stop/restart at DIRQL).
+/// what Storport passes, at the IRQL Storport uses: find-adapter and the
+/// query/boot/running adapter-control cases at `PASSIVE_LEVEL`, start-io up
+/// to `DISPATCH_LEVEL`, reset-bus at `DISPATCH_LEVEL`, stop/restart at DIRQL
+/// (Microsoft Learn, "`HW_FIND_ADAPTER` callback function (storport.h)",
+/// "`HW_ADAPTER_CONTROL` callback function (storport.h)", "`HW_STARTIO`
+/// callback function (storport.h)", "`HW_RESET_BUS` callback function
+/// (storport.h)").
 ///
 /// The registry is reachable only where the contract allows it: through
 /// [`FindAdapterContext::registry`] and the `PASSIVE_LEVEL` cases of
