@@ -523,7 +523,7 @@ mod never_panics {
 /// miniport: a kernel driver service (`ServiceType` 1, `ErrorControl` 1) in
 /// the "SCSI Miniport" load order group, with `BusType` 0xE (`BusTypeVirtual`
 /// of `STORAGE_BUS_TYPE`) under the service's `Parameters` key (Microsoft
-/// Learn, "INF AddService Directive", "`STORAGE_BUS_TYPE` enumeration
+/// Learn, "INF `AddService` Directive", "`STORAGE_BUS_TYPE` enumeration
 /// (ntddstor.h)", and the Windows driver samples' storage miniport INFs).
 #[test]
 fn repository_inf_installs() {
