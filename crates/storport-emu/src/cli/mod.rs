@@ -42,8 +42,10 @@
 //! `StorPortAcquireSpinLock` / `StorPortReleaseSpinLock` check the IRQL,
 //! which their page does not state (see [`crate::port::locks`]).
 //!
-//! `storemu inf-lint FILE.inf` checks an INF against the rules of
-//! [`crate::inf::lint`] and prints one line per finding.
+//! `storemu inf-lint FILE.inf [--image DRIVER.sys]` checks an INF against
+//! the rules of [`crate::inf::lint`] and prints one line per finding; with
+//! `--image`, rule `MinimumBuild` also weighs the routines the image imports
+//! ([`crate::inf::min_build`]).
 //!
 //! Exit status: 0 clean, 1 findings or bug check, 2 load error, 64 usage error.
 
@@ -221,7 +223,14 @@ fn command() -> Command {
         .subcommand(
             Command::new("inf-lint")
                 .about("Check an INF for what InfVerif rejects in a Storport miniport INF")
-                .arg(Arg::new("inf").value_name("FILE.inf").required(true).value_parser(value_parser!(PathBuf)).help("The INF file")),
+                .arg(Arg::new("inf").value_name("FILE.inf").required(true).value_parser(value_parser!(PathBuf)).help("The INF file"))
+                .arg(
+                    Arg::new("image")
+                        .long("image")
+                        .value_name("DRIVER.sys")
+                        .value_parser(value_parser!(PathBuf))
+                        .help("Also check the models decoration against the routines this driver image imports"),
+                ),
         )
         .subcommand(
             adapter_args(
@@ -837,8 +846,8 @@ pub fn rule_table() -> String {
 }
 
 /// `storemu inf-lint`: prints each finding, or that the INF passes.
-fn inf_lint(path: &std::path::Path) -> ExitCode {
-    match crate::inf::lint::lint_file(path) {
+fn inf_lint(path: &std::path::Path, image: Option<&std::path::Path>) -> ExitCode {
+    match crate::inf::lint::lint_file_with_image(path, image) {
         Ok(findings) if findings.is_empty() => {
             println!(
                 "{}: passes all {} INF rules",
@@ -884,6 +893,9 @@ pub fn main() -> ExitCode {
                     .get_one::<PathBuf>("inf")
                     .cloned()
                     .unwrap_or_default(),
+                lint_matches
+                    .get_one::<PathBuf>("image")
+                    .map(PathBuf::as_path),
             );
         }
         _ => return ExitCode::from(EXIT_USAGE),

@@ -58,11 +58,15 @@ pub enum LintRule {
     /// No value is an absolute path (drive letter, UNC, or a rooted path
     /// that is not a DIRID).
     NoAbsolutePaths,
+    /// Every `NTamd64` models decoration names at least the build the
+    /// package needs: the DIRIDs it uses and, when the image is given, the
+    /// routines it imports (see [`super::min_build`]).
+    MinimumBuild,
 }
 
 impl LintRule {
     /// Every rule, in the order [`lint`] checks them.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::Signature,
         Self::Provider,
         Self::PnpLockdown,
@@ -79,6 +83,7 @@ impl LintRule {
         Self::ErrorControl,
         Self::ServiceBinary,
         Self::NoAbsolutePaths,
+        Self::MinimumBuild,
     ];
 
     /// The rule's name, as findings print it.
@@ -101,6 +106,7 @@ impl LintRule {
             Self::ErrorControl => "ErrorControl",
             Self::ServiceBinary => "ServiceBinary",
             Self::NoAbsolutePaths => "NoAbsolutePaths",
+            Self::MinimumBuild => "MinimumBuild",
         }
     }
 
@@ -128,6 +134,9 @@ impl LintRule {
             }
             Self::ServiceBinary => "INF AddService Directive; Run From Driver Store",
             Self::NoAbsolutePaths => "Driver package isolation; Using Dirids",
+            Self::MinimumBuild => {
+                "INF Manufacturer Section (TargetOSVersion BuildNumber); Using Dirids (13: Windows 10, version 1709); ExAllocatePool2 function (wdm.h), MmGetPhysicalMemoryRangesEx2 function (ntddk.h): Windows 10, version 2004"
+            }
         }
     }
 
@@ -202,6 +211,14 @@ const SPSVCINST_ASSOCSERVICE: u32 = 0x2;
 /// order; an empty list means the INF passes.
 #[must_use]
 pub fn lint(inf: &Inf) -> Vec<LintFinding> {
+    lint_with_imports(inf, &[])
+}
+
+/// [`lint`], with the names of the routines the driver image imports (see
+/// [`super::min_build::image_imports`]) also weighed by
+/// [`LintRule::MinimumBuild`].
+#[must_use]
+pub fn lint_with_imports(inf: &Inf, imports: &[String]) -> Vec<LintFinding> {
     let mut out = Findings(Vec::new());
     let version = inf.section("Version");
     check_version(version, &mut out);
@@ -211,6 +228,7 @@ pub fn lint(inf: &Inf) -> Vec<LintFinding> {
     check_associated_service(inf, &installs, &mut out);
     check_services(inf, &mut out);
     check_absolute_paths(inf, &mut out);
+    check_minimum_build(inf, imports, &mut out);
     let mut findings = out.0;
     findings.sort_by_key(|f| f.rule);
     findings
@@ -244,6 +262,9 @@ pub enum LintFileError {
         /// Where and what.
         source: super::ParseError,
     },
+    /// The driver image's imports could not be read.
+    #[error(transparent)]
+    Image(#[from] super::min_build::ImageError),
 }
 
 /// Reads the INF file at `path` and lints it (`storemu inf-lint`).
@@ -260,6 +281,31 @@ pub fn lint_file(path: &std::path::Path) -> Result<Vec<LintFinding>, LintFileErr
         path: path.to_owned(),
         source,
     })
+}
+
+/// Reads the INF file at `inf` and lints it, weighing the imports of the
+/// driver image at `image` when one is given (`storemu inf-lint --image`).
+///
+/// # Errors
+///
+/// [`LintFileError`] when a file cannot be read or parsed.
+pub fn lint_file_with_image(
+    inf: &std::path::Path,
+    image: Option<&std::path::Path>,
+) -> Result<Vec<LintFinding>, LintFileError> {
+    let imports = match image {
+        Some(image) => super::min_build::image_imports(image)?,
+        None => Vec::new(),
+    };
+    let bytes = std::fs::read(inf).map_err(|source| LintFileError::Read {
+        path: inf.to_owned(),
+        source,
+    })?;
+    let parsed = Inf::from_bytes(&bytes).map_err(|source| LintFileError::Parse {
+        path: inf.to_owned(),
+        source,
+    })?;
+    Ok(lint_with_imports(&parsed, &imports))
 }
 
 struct Findings(Vec<LintFinding>);
@@ -736,5 +782,87 @@ fn check_absolute_paths(inf: &Inf, out: &mut Findings) {
                 }
             }
         }
+    }
+}
+
+/// The DIRIDs `inf` uses that need a minimum build: `[DestinationDirs]`
+/// entries and values under the expanded `%13%`.
+fn dirid_requirements(inf: &Inf) -> Vec<super::min_build::Requirement> {
+    let mut dirids: Vec<u32> = Vec::new();
+    if let Some(dirs) = inf.section("DestinationDirs") {
+        dirids.extend(dirs.entries.iter().filter_map(|e| parse_number(e.value(0))));
+    }
+    let store = inf.sections().iter().any(|section| {
+        let lower = section.name.to_ascii_lowercase();
+        !(lower == "strings" || lower.starts_with("strings."))
+            && section.entries.iter().any(|entry| {
+                entry.fields().iter().any(|field| {
+                    field
+                        .trim()
+                        .get(..DRIVER_STORE_DIR.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(DRIVER_STORE_DIR))
+                })
+            })
+    });
+    if store {
+        dirids.push(13);
+    }
+    dirids.sort_unstable();
+    dirids.dedup();
+    dirids
+        .into_iter()
+        .filter_map(super::min_build::dirid_requirement)
+        .collect()
+}
+
+fn check_minimum_build(inf: &Inf, imports: &[String], out: &mut Findings) {
+    use super::min_build::{decoration_min_build, import_requirements};
+    let mut needs = dirid_requirements(inf);
+    needs.extend(import_requirements(imports));
+    let Some(needed) = needs.iter().map(|r| r.build).max() else {
+        return;
+    };
+    let Some(manufacturer) = inf.section("Manufacturer") else {
+        return;
+    };
+    for entry in &manufacturer.entries {
+        let models = entry.value(0).trim();
+        let decorations: Vec<&str> = entry
+            .values
+            .iter()
+            .skip(1)
+            .map(|d| d.trim())
+            .filter(|d| d.to_ascii_lowercase().starts_with("ntamd64"))
+            .collect();
+        // An unreadable version counts as admitting every build.
+        let Some(admitted) = decorations
+            .iter()
+            .map(|d| decoration_min_build(d).unwrap_or(0))
+            .min()
+        else {
+            continue;
+        };
+        if admitted >= needed {
+            continue;
+        }
+        let unmet: Vec<String> = needs
+            .iter()
+            .filter(|r| r.build > admitted)
+            .map(|r| format!("{} needs build {}", r.what, r.build))
+            .collect();
+        let from = if admitted == 0 {
+            "every build".to_owned()
+        } else {
+            format!("builds from {admitted} on")
+        };
+        out.push(
+            LintRule::MinimumBuild,
+            Some(entry.line),
+            format!(
+                "[Manufacturer] entry for `{models}` is decorated `{}`, which lets Windows {from} install the driver, but {}; expected `{models}, NTamd64.10.0...{needed}` (and a [{models}.NTamd64.10.0...{needed}] section).",
+                decorations.join(", "),
+                unmet.join(" and ")
+            ),
+        );
     }
 }

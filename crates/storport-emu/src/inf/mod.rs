@@ -4,6 +4,7 @@
 
 mod install;
 pub mod lint;
+pub mod min_build;
 mod parse;
 
 pub use install::{
