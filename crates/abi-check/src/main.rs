@@ -1,0 +1,138 @@
+//! `vstor-abi-check`: compares what storport-sys declares (struct sizes,
+//! field offsets, constant values, import prototypes) with what bindgen
+//! generates from a WDK's `km/storport.h` (with the kit's `shared` and `um`
+//! headers), on any host with libclang.
+//!
+//! Usage: `vstor-abi-check [--wdk DIR]`; without `--wdk`, the
+//! `WDKContentRoot` environment variable names the kit. DIR is laid out as
+//! the WDK and its NuGet package lay it out: `DIR/Include/<version>/km`.
+//! Prints one line per difference, then a summary; exits 1 on any
+//! difference, 2 when the check cannot run, 0 otherwise.
+
+mod declared;
+mod generated;
+mod shim;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use generated::Generated;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(differences) if differences == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(message) => {
+            eprintln!("vstor-abi-check: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<usize, String> {
+    let mut args = std::env::args().skip(1);
+    let mut wdk: Option<PathBuf> = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--wdk" => {
+                wdk = Some(args.next().ok_or("--wdk needs a directory (the WDK content root); nothing was checked.")?.into());
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`: the only option is `--wdk DIR` (the WDK content root); nothing was checked."
+                ));
+            }
+        }
+    }
+    let wdk = match wdk {
+        Some(dir) => dir,
+        None => std::env::var_os("WDKContentRoot").map(PathBuf::from).ok_or(
+            "no WDK given: pass `--wdk DIR` or set WDKContentRoot to the WDK content root (the directory that holds Include/<version>/km); nothing was checked.",
+        )?,
+    };
+    let kit = shim::Kit::find(&wdk)?;
+    println!("checking storport-sys against {}", kit.km.join("storport.h").display());
+    let shimmed = shim::build(&kit)?;
+    let bindings = bindgen::Builder::default()
+        .header(shimmed.header.to_string_lossy())
+        .clang_args(["-target", "x86_64-pc-windows-msvc", "-fms-extensions", "-fms-compatibility", "-fms-compatibility-version=19.30"])
+        .clang_args(["-D_AMD64_", "-D_M_AMD64", "-D_WIN64", "-DAMD64", "-D_KERNEL_MODE", "-DNTDDI_VERSION=0x0A000000", "-D_WIN32_WINNT=0x0A00"])
+        .clang_arg(format!("-I{}", shimmed.include.display()))
+        .layout_tests(true)
+        .generate_comments(false)
+        .generate()
+        .map_err(|e| format!("bindgen could not parse {} ({e}); nothing was compared.", kit.km.join("storport.h").display()))?
+        .to_string();
+    let generated = generated::parse(&bindings);
+    Ok(compare(&generated))
+}
+
+fn compare(g: &Generated) -> usize {
+    let (mut differences, mut missing, mut compared) = (0_usize, 0_usize, 0_usize);
+    let mut report = |line: String, is_missing: bool| {
+        println!("{line}");
+        if is_missing { missing += 1 } else { differences += 1 }
+    };
+    for s in declared::structs() {
+        let c_name = g.resolve(s.name).to_owned();
+        let Some(&size) = g.sizes.get(&c_name) else {
+            report(format!("missing: struct {} is not declared by the headers", s.name), true);
+            continue;
+        };
+        compared += 1;
+        if size != s.size {
+            report(format!("size: {} is {} bytes in the headers, {} in storport-sys", s.name, size, s.size), false);
+        }
+        for (field, offset) in &s.fields {
+            compared += 1;
+            match field_offset(g, &c_name, field) {
+                Some(o) if o == *offset => {}
+                Some(o) => report(format!("offset: {}.{} is at {o:#x} in the headers, {offset:#x} in storport-sys", s.name, field), false),
+                None => report(format!("missing: field {}.{} is not declared by the headers", s.name, field), true),
+            }
+        }
+    }
+    for (name, value) in declared::consts() {
+        match g.consts.get(name) {
+            Some(v) if *v == value => compared += 1,
+            Some(v) => {
+                compared += 1;
+                report(format!("constant: {name} is {v:#x} in the headers, {value:#x} in storport-sys"), false);
+            }
+            None => report(format!("missing: constant {name} is not a bindgen constant of the headers"), true),
+        }
+    }
+    for (name, params) in declared::prototypes() {
+        let Some((c_params, _)) = g.functions.get(*name) else {
+            report(format!("missing: routine {name} is not declared by the headers"), true);
+            continue;
+        };
+        compared += 1;
+        if c_params.len() != params.len() {
+            report(format!("prototype: {name} takes {} parameters in the headers, {} in storport-sys", c_params.len(), params.len()), false);
+            continue;
+        }
+        for (i, (c, w)) in c_params.iter().zip(params.iter()).enumerate() {
+            if let Some(cw) = g.width(c) && cw != *w {
+                report(format!("prototype: parameter {} of {name} is {cw} bytes wide in the headers, {w} in storport-sys", i + 1), false);
+            }
+        }
+    }
+    println!("{differences} differences, {missing} items not found in the headers, {compared} items compared");
+    differences
+}
+
+/// A field's offset, looking into anonymous unions and structs
+/// (`__bindgen_anon_N` members of type `T__bindgen_ty_N`).
+fn field_offset(g: &Generated, ty: &str, field: &str) -> Option<usize> {
+    if let Some(&o) = g.offsets.get(&(ty.to_owned(), field.to_owned())) {
+        return Some(o);
+    }
+    for n in 1..=16 {
+        let Some(&base) = g.offsets.get(&(ty.to_owned(), format!("__bindgen_anon_{n}"))) else { continue };
+        if let Some(inner) = field_offset(g, &format!("{ty}__bindgen_ty_{n}"), field) {
+            return Some(base + inner);
+        }
+    }
+    None
+}
