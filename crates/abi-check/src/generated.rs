@@ -11,8 +11,6 @@ pub struct Generated {
     pub sizes: HashMap<String, usize>,
     /// `(type, field)` to offset in bytes.
     pub offsets: HashMap<(String, String), usize>,
-    /// `(type, field)` to the field's Rust type.
-    pub field_types: HashMap<(String, String), String>,
     /// Type alias to its target.
     pub aliases: HashMap<String, String>,
     /// Constant name to value.
@@ -21,86 +19,48 @@ pub struct Generated {
     pub functions: HashMap<String, (Vec<String>, String)>,
 }
 
-/// Parses bindgen's output (formatted or not, one item per line after
-/// normalizing whitespace).
+/// Parses bindgen's output: each item starts at a marker (`pub const `,
+/// `pub type `, `pub fn `, a layout test's message) and ends at the next `;`.
 #[must_use]
 pub fn parse(text: &str) -> Generated {
     let mut out = Generated::default();
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut current_struct: Option<String> = None;
-    for item in split_items(&flat) {
-        let item = item.trim();
-        if let Some(rest) = item.strip_prefix("pub const ") {
-            if let Some((name, value)) = rest.split_once(':').and_then(|(n, r)| Some((n, r.split_once('=')?.1))) {
-                if let Some(v) = parse_int(value.trim().trim_end_matches(';')) {
-                    out.consts.insert(name.trim().to_owned(), v);
-                }
-            }
-        } else if let Some(rest) = item.strip_prefix("pub type ") {
-            if let Some((name, target)) = rest.split_once('=') {
-                out.aliases.insert(name.trim().to_owned(), target.trim().trim_end_matches(';').trim().to_owned());
-            }
-        } else if let Some(rest) = item.strip_prefix("pub fn ") {
-            parse_fn(rest, &mut out.functions);
-        } else if let Some(rest) = item.strip_prefix("[\"Size of ") {
-            if let Some((ty, n)) = size_test(rest, "size_of::<") {
-                out.sizes.insert(ty, n);
-            }
-        } else if let Some(rest) = item.strip_prefix("[\"Offset of field: ") {
-            if let Some((ty, field, n)) = offset_test(rest) {
-                out.offsets.insert((ty, field), n);
+    for (at, _) in flat.match_indices("pub const ") {
+        let item = item_at(&flat, at + "pub const ".len());
+        if let Some((name, value)) = item.split_once(':').and_then(|(n, r)| Some((n, r.split_once('=')?.1))) {
+            if let Some(v) = parse_int(value) {
+                out.consts.insert(name.trim().to_owned(), v);
             }
         }
-        if let Some(at) = item.find("pub struct ").or_else(|| item.find("pub union ")) {
-            let rest = &item[at..];
-            let name = rest.split_whitespace().nth(2).unwrap_or("");
-            let name = name.split(['{', '<']).next().unwrap_or("");
-            current_struct = Some(name.to_owned());
-            if let Some(body) = rest.split_once('{').map(|(_, b)| b) {
-                parse_fields(name, body, &mut out.field_types);
-            }
-        } else if let (Some(s), Some(rest)) = (&current_struct, item.strip_prefix("pub ")) {
-            // Fields that split_items separated from their struct head.
-            parse_fields(s, rest, &mut out.field_types);
+    }
+    for (at, _) in flat.match_indices("pub type ") {
+        if let Some((name, target)) = item_at(&flat, at + "pub type ".len()).split_once('=') {
+            out.aliases.insert(name.trim().to_owned(), target.trim().to_owned());
+        }
+    }
+    for (at, _) in flat.match_indices("pub fn ") {
+        let item = item_at(&flat, at + "pub fn ".len());
+        if !item.contains('{') {
+            parse_fn(item, &mut out.functions);
+        }
+    }
+    for (at, _) in flat.match_indices("[\"Size of ") {
+        if let Some((ty, n)) = size_test(item_at(&flat, at + "[\"Size of ".len()), "size_of::<") {
+            out.sizes.insert(ty, n);
+        }
+    }
+    for (at, _) in flat.match_indices("[\"Offset of field: ") {
+        if let Some((ty, field, n)) = offset_test(item_at(&flat, at + "[\"Offset of field: ".len())) {
+            out.offsets.insert((ty, field), n);
         }
     }
     out
 }
 
-/// Splits at `;` and `{`/`}` boundaries that end items, keeping struct heads
-/// together with their first field.
-fn split_items(flat: &str) -> Vec<&str> {
-    let mut items = Vec::new();
-    let mut start = 0;
-    let bytes = flat.as_bytes();
-    let mut angle = 0_i32;
-    let mut paren = 0_i32;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'<' => angle += 1,
-            b'>' if i > 0 && bytes[i - 1] != b'-' => angle -= 1,
-            b'(' => paren += 1,
-            b')' => paren -= 1,
-            b';' | b'}' | b',' if angle <= 0 && paren <= 0 => {
-                items.push(&flat[start..=i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    items.push(&flat[start..]);
-    items
-}
-
-fn parse_fields(ty: &str, body: &str, fields: &mut HashMap<(String, String), String>) {
-    let body = body.trim().trim_start_matches("pub ").trim();
-    if let Some((name, rest)) = body.split_once(':') {
-        let name = name.trim();
-        if name.chars().all(|c| c.is_alphanumeric() || c == '_') && !name.is_empty() {
-            let field_ty = rest.trim().trim_end_matches([',', '}']).trim();
-            fields.insert((ty.to_owned(), name.to_owned()), field_ty.to_owned());
-        }
-    }
+/// The text from `at` to the next `;` (excluded).
+fn item_at(flat: &str, at: usize) -> &str {
+    let rest = &flat[at..];
+    &rest[..rest.find(';').unwrap_or(rest.len())]
 }
 
 fn parse_fn(rest: &str, functions: &mut HashMap<String, (Vec<String>, String)>) {

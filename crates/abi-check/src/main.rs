@@ -56,13 +56,16 @@ fn run() -> Result<usize, String> {
     let bindings = bindgen::Builder::default()
         .header(shimmed.header.to_string_lossy())
         .clang_args(["-target", "x86_64-pc-windows-msvc", "-fms-extensions", "-fms-compatibility", "-fms-compatibility-version=19.30"])
-        .clang_args(["-D_AMD64_", "-D_M_AMD64", "-D_WIN64", "-DAMD64", "-D_KERNEL_MODE", "-DNTDDI_VERSION=0x0A000000", "-D_WIN32_WINNT=0x0A00"])
+        .clang_args(["-D_AMD64_", "-D_WIN64", "-DAMD64", "-D_KERNEL_MODE", "-DNTDDI_VERSION=0x0A000000", "-D_WIN32_WINNT=0x0A00"])
         .clang_arg(format!("-I{}", shimmed.include.display()))
         .layout_tests(true)
         .generate_comments(false)
         .generate()
         .map_err(|e| format!("bindgen could not parse {} ({e}); nothing was compared.", kit.km.join("storport.h").display()))?
         .to_string();
+    if let Some(path) = std::env::var_os("VSTOR_ABI_CHECK_DUMP") {
+        let _ = std::fs::write(path, &bindings);
+    }
     let generated = generated::parse(&bindings);
     Ok(compare(&generated))
 }

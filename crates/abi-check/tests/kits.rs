@@ -1,0 +1,50 @@
+//! `vstor-abi-check` on small test kits laid out as the WDK lays out its
+//! headers (`Include/<version>/km`, `shared`), with include names whose case
+//! differs from the files' names.
+
+use std::process::Command;
+
+fn check(kit: &str) -> (i32, Vec<String>) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/");
+    let output = Command::new(env!("CARGO_BIN_EXE_vstor-abi-check"))
+        .args(["--wdk", &format!("{dir}{kit}")])
+        .env_remove("WDKContentRoot")
+        .output()
+        .expect("vstor-abi-check runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines = stdout.lines().filter(|l| !l.starts_with("missing: ") && !l.starts_with("checking ")).map(str::to_owned).collect();
+    (output.status.code().unwrap_or(-1), lines)
+}
+
+#[test]
+fn planted_mismatch_is_reported_with_exit_1() {
+    let (code, lines) = check("kit-mismatch");
+    assert_eq!(
+        lines,
+        [
+            // storport-sys declares `[BOOLEAN; 1]` for storport.h's zero-length
+            // `SupportedTypeList[0]`: fixing storport-sys removes this line.
+            "size: SCSI_SUPPORTED_CONTROL_TYPE_LIST is 4 bytes in the headers, 8 in storport-sys",
+            "constant: MINIPORT_REG_DWORD is 0x5 in the headers, 0x4 in storport-sys",
+            "2 differences, 70 items not found in the headers, 14 items compared",
+        ]
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn matching_headers_report_zero_differences_with_exit_0() {
+    let (code, lines) = check("kit-clean");
+    assert_eq!(lines, ["0 differences, 71 items not found in the headers, 11 items compared"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_directory_without_a_kit_is_refused_with_exit_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_vstor-abi-check"))
+        .args(["--wdk", env!("CARGO_MANIFEST_DIR")])
+        .output()
+        .expect("vstor-abi-check runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("holds no Include/<version>/km/storport.h"));
+}
