@@ -27,7 +27,10 @@ pub fn parse(text: &str) -> Generated {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     for (at, _) in flat.match_indices("pub const ") {
         let item = item_at(&flat, at + "pub const ".len());
-        if let Some((name, value)) = item.split_once(':').and_then(|(n, r)| Some((n, r.split_once('=')?.1))) {
+        if let Some((name, value)) = item
+            .split_once(':')
+            .and_then(|(n, r)| Some((n, r.split_once('=')?.1)))
+        {
             if let Some(v) = parse_int(value) {
                 out.consts.insert(name.trim().to_owned(), v);
             }
@@ -35,7 +38,8 @@ pub fn parse(text: &str) -> Generated {
     }
     for (at, _) in flat.match_indices("pub type ") {
         if let Some((name, target)) = item_at(&flat, at + "pub type ".len()).split_once('=') {
-            out.aliases.insert(name.trim().to_owned(), target.trim().to_owned());
+            out.aliases
+                .insert(name.trim().to_owned(), target.trim().to_owned());
         }
     }
     for (at, _) in flat.match_indices("pub fn ") {
@@ -50,7 +54,8 @@ pub fn parse(text: &str) -> Generated {
         }
     }
     for (at, _) in flat.match_indices("[\"Offset of field: ") {
-        if let Some((ty, field, n)) = offset_test(item_at(&flat, at + "[\"Offset of field: ".len())) {
+        if let Some((ty, field, n)) = offset_test(item_at(&flat, at + "[\"Offset of field: ".len()))
+        {
             out.offsets.insert((ty, field), n);
         }
     }
@@ -64,7 +69,9 @@ fn item_at(flat: &str, at: usize) -> &str {
 }
 
 fn parse_fn(rest: &str, functions: &mut HashMap<String, (Vec<String>, String)>) {
-    let Some((name, rest)) = rest.split_once('(') else { return };
+    let Some((name, rest)) = rest.split_once('(') else {
+        return;
+    };
     let Some(close) = rest.rfind(')') else { return };
     let params = &rest[..close];
     let ret = rest[close + 1..].trim().trim_end_matches(';').trim();
@@ -103,7 +110,12 @@ fn size_test(rest: &str, marker: &str) -> Option<(String, usize)> {
     let ty = rest.split('"').next()?.to_owned();
     let after = rest.split_once(marker)?.1;
     let n = after.split_once("- ")?.1;
-    Some((ty, parse_int(n.split("usize").next()?.trim())?.try_into().ok()?))
+    Some((
+        ty,
+        parse_int(n.split("usize").next()?.trim())?
+            .try_into()
+            .ok()?,
+    ))
 }
 
 /// `TYPE::FIELD"][::std::mem::offset_of!(TYPE, FIELD) - 8usize];`
@@ -111,7 +123,9 @@ fn offset_test(rest: &str) -> Option<(String, String, usize)> {
     let path = rest.split('"').next()?;
     let (ty, field) = path.rsplit_once("::")?;
     let n = rest.rsplit_once("- ")?.1;
-    let n = parse_int(n.split("usize").next()?.trim())?.try_into().ok()?;
+    let n = parse_int(n.split("usize").next()?.trim())?
+        .try_into()
+        .ok()?;
     Some((ty.to_owned(), field.to_owned(), n))
 }
 
@@ -119,9 +133,14 @@ fn offset_test(rest: &str) -> Option<(String, String, usize)> {
 #[must_use]
 pub fn parse_int(s: &str) -> Option<i128> {
     let s = s.trim().replace('_', "");
-    let (neg, digits) = s.strip_prefix('-').map_or((false, s.as_str()), |d| (true, d));
-    let digits = digits.trim_end_matches(|c: char| c.is_ascii_alphabetic() || c.is_ascii_digit() && false);
-    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    let (neg, digits) = s
+        .strip_prefix('-')
+        .map_or((false, s.as_str()), |d| (true, d));
+    let digits =
+        digits.trim_end_matches(|c: char| c.is_ascii_alphabetic() || c.is_ascii_digit() && false);
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
     let v: i128 = digits.get(..end)?.parse().ok()?;
     Some(if neg { -v } else { v })
 }
@@ -144,7 +163,10 @@ impl Generated {
     #[must_use]
     pub fn width(&self, ty: &str) -> Option<usize> {
         let ty = ty.trim();
-        if ty.starts_with('*') || ty.starts_with("::std::option::Option<") || ty.starts_with("Option<") {
+        if ty.starts_with('*')
+            || ty.starts_with("::std::option::Option<")
+            || ty.starts_with("Option<")
+        {
             return Some(8);
         }
         let last = ty.rsplit("::").next().unwrap_or(ty);

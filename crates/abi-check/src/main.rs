@@ -35,7 +35,13 @@ fn run() -> Result<usize, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--wdk" => {
-                wdk = Some(args.next().ok_or("--wdk needs a directory (the WDK content root); nothing was checked.")?.into());
+                wdk = Some(
+                    args.next()
+                        .ok_or(
+                            "--wdk needs a directory (the WDK content root); nothing was checked.",
+                        )?
+                        .into(),
+                );
             }
             other => {
                 return Err(format!(
@@ -51,17 +57,38 @@ fn run() -> Result<usize, String> {
         )?,
     };
     let kit = shim::Kit::find(&wdk)?;
-    println!("checking storport-sys against {}", kit.km.join("storport.h").display());
+    println!(
+        "checking storport-sys against {}",
+        kit.km.join("storport.h").display()
+    );
     let shimmed = shim::build(&kit)?;
     let bindings = bindgen::Builder::default()
         .header(shimmed.header.to_string_lossy())
-        .clang_args(["-target", "x86_64-pc-windows-msvc", "-fms-extensions", "-fms-compatibility", "-fms-compatibility-version=19.30"])
-        .clang_args(["-D_AMD64_", "-D_WIN64", "-DAMD64", "-D_KERNEL_MODE", "-DNTDDI_VERSION=0x0A000000", "-D_WIN32_WINNT=0x0A00"])
+        .clang_args([
+            "-target",
+            "x86_64-pc-windows-msvc",
+            "-fms-extensions",
+            "-fms-compatibility",
+            "-fms-compatibility-version=19.30",
+        ])
+        .clang_args([
+            "-D_AMD64_",
+            "-D_WIN64",
+            "-DAMD64",
+            "-D_KERNEL_MODE",
+            "-DNTDDI_VERSION=0x0A000000",
+            "-D_WIN32_WINNT=0x0A00",
+        ])
         .clang_arg(format!("-I{}", shimmed.include.display()))
         .layout_tests(true)
         .generate_comments(false)
         .generate()
-        .map_err(|e| format!("bindgen could not parse {} ({e}); nothing was compared.", kit.km.join("storport.h").display()))?
+        .map_err(|e| {
+            format!(
+                "bindgen could not parse {} ({e}); nothing was compared.",
+                kit.km.join("storport.h").display()
+            )
+        })?
         .to_string();
     if let Some(path) = std::env::var_os("VSTOR_ABI_CHECK_DUMP") {
         let _ = std::fs::write(path, &bindings);
@@ -74,24 +101,49 @@ fn compare(g: &Generated) -> usize {
     let (mut differences, mut missing, mut compared) = (0_usize, 0_usize, 0_usize);
     let mut report = |line: String, is_missing: bool| {
         println!("{line}");
-        if is_missing { missing += 1 } else { differences += 1 }
+        if is_missing {
+            missing += 1
+        } else {
+            differences += 1
+        }
     };
     for s in declared::structs() {
         let c_name = g.resolve(s.name).to_owned();
         let Some(&size) = g.sizes.get(&c_name) else {
-            report(format!("missing: struct {} is not declared by the headers", s.name), true);
+            report(
+                format!("missing: struct {} is not declared by the headers", s.name),
+                true,
+            );
             continue;
         };
         compared += 1;
         if size != s.size {
-            report(format!("size: {} is {} bytes in the headers, {} in storport-sys", s.name, size, s.size), false);
+            report(
+                format!(
+                    "size: {} is {} bytes in the headers, {} in storport-sys",
+                    s.name, size, s.size
+                ),
+                false,
+            );
         }
         for (field, offset) in &s.fields {
             compared += 1;
             match field_offset(g, &c_name, field) {
                 Some(o) if o == *offset => {}
-                Some(o) => report(format!("offset: {}.{} is at {o:#x} in the headers, {offset:#x} in storport-sys", s.name, field), false),
-                None => report(format!("missing: field {}.{} is not declared by the headers", s.name, field), true),
+                Some(o) => report(
+                    format!(
+                        "offset: {}.{} is at {o:#x} in the headers, {offset:#x} in storport-sys",
+                        s.name, field
+                    ),
+                    false,
+                ),
+                None => report(
+                    format!(
+                        "missing: field {}.{} is not declared by the headers",
+                        s.name, field
+                    ),
+                    true,
+                ),
             }
         }
     }
@@ -100,28 +152,56 @@ fn compare(g: &Generated) -> usize {
             Some(v) if *v == value => compared += 1,
             Some(v) => {
                 compared += 1;
-                report(format!("constant: {name} is {v:#x} in the headers, {value:#x} in storport-sys"), false);
+                report(
+                    format!(
+                        "constant: {name} is {v:#x} in the headers, {value:#x} in storport-sys"
+                    ),
+                    false,
+                );
             }
-            None => report(format!("missing: constant {name} is not a bindgen constant of the headers"), true),
+            None => report(
+                format!("missing: constant {name} is not a bindgen constant of the headers"),
+                true,
+            ),
         }
     }
     for (name, params) in declared::prototypes() {
         let Some((c_params, _)) = g.functions.get(*name) else {
-            report(format!("missing: routine {name} is not declared by the headers"), true);
+            report(
+                format!("missing: routine {name} is not declared by the headers"),
+                true,
+            );
             continue;
         };
         compared += 1;
         if c_params.len() != params.len() {
-            report(format!("prototype: {name} takes {} parameters in the headers, {} in storport-sys", c_params.len(), params.len()), false);
+            report(
+                format!(
+                    "prototype: {name} takes {} parameters in the headers, {} in storport-sys",
+                    c_params.len(),
+                    params.len()
+                ),
+                false,
+            );
             continue;
         }
         for (i, (c, w)) in c_params.iter().zip(params.iter()).enumerate() {
-            if let Some(cw) = g.width(c) && cw != *w {
-                report(format!("prototype: parameter {} of {name} is {cw} bytes wide in the headers, {w} in storport-sys", i + 1), false);
+            if let Some(cw) = g.width(c)
+                && cw != *w
+            {
+                report(
+                    format!(
+                        "prototype: parameter {} of {name} is {cw} bytes wide in the headers, {w} in storport-sys",
+                        i + 1
+                    ),
+                    false,
+                );
             }
         }
     }
-    println!("{differences} differences, {missing} items not found in the headers, {compared} items compared");
+    println!(
+        "{differences} differences, {missing} items not found in the headers, {compared} items compared"
+    );
     differences
 }
 
@@ -132,7 +212,12 @@ fn field_offset(g: &Generated, ty: &str, field: &str) -> Option<usize> {
         return Some(o);
     }
     for n in 1..=16 {
-        let Some(&base) = g.offsets.get(&(ty.to_owned(), format!("__bindgen_anon_{n}"))) else { continue };
+        let Some(&base) = g
+            .offsets
+            .get(&(ty.to_owned(), format!("__bindgen_anon_{n}")))
+        else {
+            continue;
+        };
         if let Some(inner) = field_offset(g, &format!("{ty}__bindgen_ty_{n}"), field) {
             return Some(base + inner);
         }

@@ -26,7 +26,12 @@ impl Kit {
         } else {
             let include = find_ci(root, "include").ok_or_else(|| no_kit(root))?;
             let mut versions: Vec<PathBuf> = std::fs::read_dir(&include)
-                .map_err(|e| format!("cannot list {} ({e}); nothing was checked.", include.display()))?
+                .map_err(|e| {
+                    format!(
+                        "cannot list {} ({e}); nothing was checked.",
+                        include.display()
+                    )
+                })?
                 .filter_map(Result::ok)
                 .map(|e| e.path())
                 .filter(|p| find_ci(&p.join("km"), "storport.h").is_some())
@@ -34,8 +39,14 @@ impl Kit {
             versions.sort_by_key(|p| version_key(p));
             versions.pop().ok_or_else(|| no_kit(root))?
         };
-        let dirs = ["km", "shared", "um"].iter().filter_map(|d| find_ci(&version_dir, d)).collect();
-        Ok(Self { km: version_dir.join("km"), dirs })
+        let dirs = ["km", "shared", "um"]
+            .iter()
+            .filter_map(|d| find_ci(&version_dir, d))
+            .collect();
+        Ok(Self {
+            km: version_dir.join("km"),
+            dirs,
+        })
     }
 }
 
@@ -58,7 +69,11 @@ fn find_ci(dir: &Path, name: &str) -> Option<PathBuf> {
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)
-        .find(|e| e.file_name().to_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .find(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
         .map(|e| e.path())
 }
 
@@ -86,7 +101,8 @@ impl Drop for Shim {
 pub fn build(kit: &Kit) -> Result<Shim, String> {
     let mut index: HashMap<String, PathBuf> = HashMap::new();
     for dir in kit.dirs.iter().rev() {
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {} ({e}); nothing was checked.", dir.display()))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot list {} ({e}); nothing was checked.", dir.display()))?;
         for entry in entries.filter_map(Result::ok) {
             if let Some(name) = entry.file_name().to_str() {
                 index.insert(name.to_ascii_lowercase(), entry.path());
@@ -95,13 +111,28 @@ pub fn build(kit: &Kit) -> Result<Shim, String> {
     }
     let root = std::env::temp_dir().join(format!("vstor-abi-check-{}", std::process::id()));
     let include = root.join("include");
-    std::fs::create_dir_all(&include).map_err(|e| format!("cannot create {} ({e}); nothing was checked.", include.display()))?;
-    let shim = Shim { header: include.join("storport.h"), include };
+    std::fs::create_dir_all(&include).map_err(|e| {
+        format!(
+            "cannot create {} ({e}); nothing was checked.",
+            include.display()
+        )
+    })?;
+    let shim = Shim {
+        header: include.join("storport.h"),
+        include,
+    };
     let mut queue = vec!["storport.h".to_owned()];
     let mut seen: HashSet<String> = queue.iter().cloned().collect();
     while let Some(name) = queue.pop() {
-        let Some(source) = index.get(&name) else { continue };
-        let bytes = std::fs::read(source).map_err(|e| format!("cannot read {} ({e}); nothing was checked.", source.display()))?;
+        let Some(source) = index.get(&name) else {
+            continue;
+        };
+        let bytes = std::fs::read(source).map_err(|e| {
+            format!(
+                "cannot read {} ({e}); nothing was checked.",
+                source.display()
+            )
+        })?;
         let text = String::from_utf8_lossy(&bytes);
         let mut out = String::with_capacity(text.len());
         for line in text.lines() {
@@ -123,7 +154,12 @@ pub fn build(kit: &Kit) -> Result<Shim, String> {
             out.push('\n');
         }
         let target = shim.include.join(&name);
-        std::fs::write(&target, out).map_err(|e| format!("cannot write {} ({e}); nothing was checked.", target.display()))?;
+        std::fs::write(&target, out).map_err(|e| {
+            format!(
+                "cannot write {} ({e}); nothing was checked.",
+                target.display()
+            )
+        })?;
     }
     Ok(shim)
 }
@@ -132,10 +168,21 @@ pub fn build(kit: &Kit) -> Result<Shim, String> {
 /// name, text after it).
 fn include_target(line: &str) -> Option<(&str, &str, &str)> {
     let trimmed = line.trim_start();
-    let rest = trimmed.strip_prefix('#')?.trim_start().strip_prefix("include")?;
+    let rest = trimmed
+        .strip_prefix('#')?
+        .trim_start()
+        .strip_prefix("include")?;
     let open = rest.find(['<', '"'])?;
-    let close_char = if rest.as_bytes()[open] == b'<' { '>' } else { '"' };
+    let close_char = if rest.as_bytes()[open] == b'<' {
+        '>'
+    } else {
+        '"'
+    };
     let name_start = line.len() - rest.len() + open + 1;
     let len = line[name_start..].find(close_char)?;
-    Some((&line[..name_start], &line[name_start..name_start + len], &line[name_start + len..]))
+    Some((
+        &line[..name_start],
+        &line[name_start..name_start + len],
+        &line[name_start + len..],
+    ))
 }

@@ -12,7 +12,11 @@ fn check(kit: &str) -> (i32, Vec<String>) {
         .output()
         .expect("vstor-abi-check runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let lines = stdout.lines().filter(|l| !l.starts_with("missing: ") && !l.starts_with("checking ")).map(str::to_owned).collect();
+    let lines = stdout
+        .lines()
+        .filter(|l| !l.starts_with("missing: ") && !l.starts_with("checking "))
+        .map(str::to_owned)
+        .collect();
     (output.status.code().unwrap_or(-1), lines)
 }
 
@@ -35,7 +39,10 @@ fn planted_mismatch_is_reported_with_exit_1() {
 #[test]
 fn matching_headers_report_zero_differences_with_exit_0() {
     let (code, lines) = check("kit-clean");
-    assert_eq!(lines, ["0 differences, 71 items not found in the headers, 11 items compared"]);
+    assert_eq!(
+        lines,
+        ["0 differences, 71 items not found in the headers, 11 items compared"]
+    );
     assert_eq!(code, 0);
 }
 
@@ -46,5 +53,8 @@ fn a_directory_without_a_kit_is_refused_with_exit_2() {
         .output()
         .expect("vstor-abi-check runs");
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("holds no Include/<version>/km/storport.h"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("holds no Include/<version>/km/storport.h")
+    );
 }
