@@ -249,17 +249,43 @@ pub fn structs() -> Vec<Struct> {
     ]
 }
 
+/// One constant as storport-sys declares it.
+pub struct Const {
+    /// The storport-sys name.
+    pub name: &'static str,
+    /// The C name in the headers, where it differs from `name`.
+    pub c_name: &'static str,
+    /// The value.
+    pub value: i128,
+    /// The width of storport-sys's type, in bits.
+    pub bits: u32,
+}
+
+macro_rules! c_name {
+    ($name:ident) => {
+        stringify!($name)
+    };
+    ($name:ident, $c:literal) => {
+        $c
+    };
+}
+
 macro_rules! consts {
-    ($($name:ident),* $(,)?) => {
-        vec![$((stringify!($name), Wide::wide(sys::$name))),*]
+    ($($name:ident $(= $c:literal)?),* $(,)?) => {
+        vec![$(Const {
+            name: stringify!($name),
+            c_name: c_name!($name $(, $c)?),
+            value: Wide::wide(sys::$name),
+            bits: Wide::bits(sys::$name),
+        }),*]
     };
 }
 
 /// Every constant storport-sys declares, with its value.
 #[must_use]
-pub fn consts() -> Vec<(&'static str, i128)> {
+pub fn consts() -> Vec<Const> {
     consts![
-        INTERFACE_TYPE_INTERNAL,
+        INTERFACE_TYPE_INTERNAL = "Internal",
         STOR_FEATURE_VIRTUAL_MINIPORT,
         STOR_MAP_NO_BUFFERS,
         STOR_MAP_ALL_BUFFERS,
@@ -284,8 +310,8 @@ pub fn consts() -> Vec<(&'static str, i128)> {
         STATUS_REVISION_MISMATCH,
         STATUS_NO_MEMORY,
         STATUS_INSUFFICIENT_RESOURCES,
-        BUGCHECK_DRIVER_VERIFIER_DETECTED_VIOLATION,
-        BUGCHECK_SCSI_VERIFIER_DETECTED_VIOLATION,
+        BUGCHECK_DRIVER_VERIFIER_DETECTED_VIOLATION = "DRIVER_VERIFIER_DETECTED_VIOLATION",
+        BUGCHECK_SCSI_VERIFIER_DETECTED_VIOLATION = "SCSI_VERIFIER_DETECTED_VIOLATION",
         SRB_PNP_FLAGS_ADAPTER_REQUEST,
         SRB_POWER_FLAGS_ADAPTER_REQUEST,
         SRB_WMI_FLAGS_ADAPTER_REQUEST,
@@ -302,8 +328,11 @@ pub const fn prototypes() -> &'static [(&'static str, &'static [usize])] {
 }
 
 /// Widens every integer type storport-sys's constants use to `i128`.
-trait Wide {
+trait Wide: Sized {
     fn wide(self) -> i128;
+    fn bits(self) -> u32 {
+        u32::try_from(size_of::<Self>() * 8).unwrap_or(u32::MAX)
+    }
 }
 
 macro_rules! wide {

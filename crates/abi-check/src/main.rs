@@ -3,11 +3,13 @@
 //! generates from a WDK's `km/storport.h` (with the kit's `shared` and `um`
 //! headers), on any host with libclang.
 //!
-//! Usage: `vstor-abi-check [--wdk DIR]`; without `--wdk`, the
+//! Usage: `vstor-abi-check [--wdk DIR] [--allow-missing]`; without `--wdk`, the
 //! `WDKContentRoot` environment variable names the kit. DIR is laid out as
 //! the WDK and its NuGet package lay it out: `DIR/Include/<version>/km`.
 //! Prints one line per difference, then a summary; exits 1 on any
-//! difference, 2 when the check cannot run, 0 otherwise.
+//! difference, 2 when the check cannot run, 0 otherwise. An item storport-sys
+//! declares that the headers do not is a difference too, unless
+//! `--allow-missing` is given (for partial header sets, such as the tests').
 
 mod declared;
 mod generated;
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
 fn run() -> Result<usize, String> {
     let mut args = std::env::args().skip(1);
     let mut wdk: Option<PathBuf> = None;
+    let mut allow_missing = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--wdk" => {
@@ -43,9 +46,10 @@ fn run() -> Result<usize, String> {
                         .into(),
                 );
             }
+            "--allow-missing" => allow_missing = true,
             other => {
                 return Err(format!(
-                    "unknown argument `{other}`: the only option is `--wdk DIR` (the WDK content root); nothing was checked."
+                    "unknown argument `{other}`: the options are `--wdk DIR` (the WDK content root) and `--allow-missing`; nothing was checked."
                 ));
             }
         }
@@ -61,8 +65,8 @@ fn run() -> Result<usize, String> {
         "checking storport-sys against {}",
         kit.km.join("storport.h").display()
     );
-    let shimmed = shim::build(&kit)?;
-    let bindings = bindgen::Builder::default()
+    let shimmed = shim::build(&kit, &wrapper())?;
+    let mut builder = bindgen::Builder::default()
         .header(shimmed.header.to_string_lossy())
         .clang_args([
             "-target",
@@ -82,6 +86,16 @@ fn run() -> Result<usize, String> {
         .clang_arg(format!("-I{}", shimmed.include.display()))
         .layout_tests(true)
         .generate_comments(false)
+        .allowlist_var("vstor_abi_.*")
+        .allowlist_type("vstor_abi_.*")
+        .prepend_enum_name(false);
+    for s in declared::structs() {
+        builder = builder.allowlist_type(format!("_?{}", s.name));
+    }
+    for (name, _) in declared::prototypes() {
+        builder = builder.allowlist_function(*name);
+    }
+    let bindings = builder
         .generate()
         .map_err(|e| {
             format!(
@@ -94,10 +108,38 @@ fn run() -> Result<usize, String> {
         let _ = std::fs::write(path, &bindings);
     }
     let generated = generated::parse(&bindings);
-    Ok(compare(&generated))
+    Ok(compare(&generated, allow_missing))
 }
 
-fn compare(g: &Generated) -> usize {
+/// The header bindgen parses: ntddk.h (when the kit has it) and storport.h,
+/// as a miniport includes them, then one enumerator per constant, so that
+/// clang evaluates macros bindgen cannot (casts such as `((NTSTATUS)0xC0000017L)`)
+/// and enumerators of the headers' enums.
+fn wrapper() -> String {
+    let mut text = String::from(
+        "#if __has_include(<ntddk.h>)\n#include <ntddk.h>\n#endif\n#include <storport.h>\n",
+    );
+    for c in declared::consts() {
+        let expr = c.c_name;
+        // Macros (upper case) may be absent: guarded, so that an absent one is
+        // reported rather than stopping the parse. Enumerators (mixed case, as
+        // `Internal`) cannot be tested with #ifdef.
+        let guarded = !expr.chars().any(|ch| ch.is_ascii_lowercase());
+        if guarded {
+            text.push_str(&format!("#ifdef {expr}\n"));
+        }
+        text.push_str(&format!(
+            "enum vstor_abi_{name} {{ vstor_abi_{name} = (int)({expr}) }};\n",
+            name = c.name
+        ));
+        if guarded {
+            text.push_str("#endif\n");
+        }
+    }
+    text
+}
+
+fn compare(g: &Generated, allow_missing: bool) -> usize {
     let (mut differences, mut missing, mut compared) = (0_usize, 0_usize, 0_usize);
     let mut report = |line: String, is_missing: bool| {
         println!("{line}");
@@ -147,20 +189,32 @@ fn compare(g: &Generated) -> usize {
             }
         }
     }
-    for (name, value) in declared::consts() {
-        match g.consts.get(name) {
-            Some(v) if *v == value => compared += 1,
+    for c in declared::consts() {
+        let key = format!("vstor_abi_{}", c.name);
+        match g.consts.get(&key) {
             Some(v) => {
                 compared += 1;
-                report(
-                    format!(
-                        "constant: {name} is {v:#x} in the headers, {value:#x} in storport-sys"
-                    ),
-                    false,
-                );
+                // Compared at storport-sys's width: the enumerator is an int.
+                let mask = if c.bits >= 127 {
+                    -1
+                } else {
+                    (1_i128 << c.bits) - 1
+                };
+                if v & mask != c.value & mask {
+                    report(
+                        format!(
+                            "constant: {} is {v:#x} in the headers, {:#x} in storport-sys",
+                            c.c_name, c.value
+                        ),
+                        false,
+                    );
+                }
             }
             None => report(
-                format!("missing: constant {name} is not a bindgen constant of the headers"),
+                format!(
+                    "missing: constant {} is not defined by the headers",
+                    c.c_name
+                ),
                 true,
             ),
         }
@@ -202,7 +256,11 @@ fn compare(g: &Generated) -> usize {
     println!(
         "{differences} differences, {missing} items not found in the headers, {compared} items compared"
     );
-    differences
+    if allow_missing {
+        differences
+    } else {
+        differences + missing
+    }
 }
 
 /// A field's offset, looking into anonymous unions and structs

@@ -81,7 +81,7 @@ fn find_ci(dir: &Path, name: &str) -> Option<PathBuf> {
 pub struct Shim {
     /// The directory holding the lower-cased copies.
     pub include: PathBuf,
-    /// `include/storport.h`.
+    /// The header bindgen parses (it includes storport.h).
     pub header: PathBuf,
 }
 
@@ -98,7 +98,7 @@ impl Drop for Shim {
 ///
 /// # Errors
 /// A sentence naming the file that could not be read or written.
-pub fn build(kit: &Kit) -> Result<Shim, String> {
+pub fn build(kit: &Kit, wrapper: &str) -> Result<Shim, String> {
     let mut index: HashMap<String, PathBuf> = HashMap::new();
     for dir in kit.dirs.iter().rev() {
         let entries = std::fs::read_dir(dir)
@@ -118,10 +118,16 @@ pub fn build(kit: &Kit) -> Result<Shim, String> {
         )
     })?;
     let shim = Shim {
-        header: include.join("storport.h"),
+        header: root.join("vstor-abi-check.h"),
         include,
     };
-    let mut queue = vec!["storport.h".to_owned()];
+    std::fs::write(&shim.header, wrapper).map_err(|e| {
+        format!(
+            "cannot write {} ({e}); nothing was checked.",
+            shim.header.display()
+        )
+    })?;
+    let mut queue = vec!["storport.h".to_owned(), "ntddk.h".to_owned()];
     let mut seen: HashSet<String> = queue.iter().cloned().collect();
     while let Some(name) = queue.pop() {
         let Some(source) = index.get(&name) else {

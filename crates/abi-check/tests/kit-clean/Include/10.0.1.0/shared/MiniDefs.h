@@ -4,3 +4,4 @@ typedef unsigned char UCHAR, BOOLEAN;
 typedef unsigned short USHORT;
 typedef unsigned long ULONG;
 typedef void *PVOID;
+typedef enum _INTERFACE_TYPE { InterfaceTypeUndefined = -1, Internal, Isa } INTERFACE_TYPE;
