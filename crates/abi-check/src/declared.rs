@@ -27,6 +27,7 @@ macro_rules! structs {
 
 /// The structures compared: every one that storport-sys's layout module checks.
 #[must_use]
+#[expect(clippy::too_many_lines, reason = "one field list per structure")]
 pub fn structs() -> Vec<Struct> {
     structs![
         HW_INITIALIZATION_DATA {

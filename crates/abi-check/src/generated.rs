@@ -30,10 +30,9 @@ pub fn parse(text: &str) -> Generated {
         if let Some((name, value)) = item
             .split_once(':')
             .and_then(|(n, r)| Some((n, r.split_once('=')?.1)))
+            && let Some(v) = parse_int(value)
         {
-            if let Some(v) = parse_int(value) {
-                out.consts.insert(name.trim().to_owned(), v);
-            }
+            out.consts.insert(name.trim().to_owned(), v);
         }
     }
     for (at, _) in flat.match_indices("pub type ") {
@@ -68,20 +67,22 @@ fn item_at(flat: &str, at: usize) -> &str {
     &rest[..rest.find(';').unwrap_or(rest.len())]
 }
 
-fn parse_fn(rest: &str, functions: &mut HashMap<String, (Vec<String>, String)>) {
-    let Some((name, rest)) = rest.split_once('(') else {
+fn parse_fn(item: &str, functions: &mut HashMap<String, (Vec<String>, String)>) {
+    let Some((name, signature)) = item.split_once('(') else {
         return;
     };
-    let Some(close) = rest.rfind(')') else { return };
-    let params = &rest[..close];
-    let ret = rest[close + 1..].trim().trim_end_matches(';').trim();
-    let ret = ret.strip_prefix("->").map_or("", str::trim).to_owned();
+    let Some(close) = signature.rfind(')') else {
+        return;
+    };
+    let params = &signature[..close];
+    let returns = signature[close + 1..].trim().trim_end_matches(';').trim();
+    let returns = returns.strip_prefix("->").map_or("", str::trim).to_owned();
     let params = split_top(params)
         .into_iter()
         .filter(|p| !p.trim().is_empty())
         .map(|p| p.split_once(':').map_or(p, |(_, t)| t).trim().to_owned())
         .collect();
-    functions.insert(name.trim().to_owned(), (params, ret));
+    functions.insert(name.trim().to_owned(), (params, returns));
 }
 
 /// Splits at commas outside `<>` and `()`.
@@ -136,8 +137,6 @@ pub fn parse_int(s: &str) -> Option<i128> {
     let (neg, digits) = s
         .strip_prefix('-')
         .map_or((false, s.as_str()), |d| (true, d));
-    let digits =
-        digits.trim_end_matches(|c: char| c.is_ascii_alphabetic() || c.is_ascii_digit() && false);
     let end = digits
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(digits.len());

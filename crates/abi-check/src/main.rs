@@ -4,8 +4,8 @@
 //! headers), on any host with libclang.
 //!
 //! Usage: `vstor-abi-check [--wdk DIR] [--allow-missing]`; without `--wdk`, the
-//! `WDKContentRoot` environment variable names the kit. DIR is laid out as
-//! the WDK and its NuGet package lay it out: `DIR/Include/<version>/km`.
+//! `WDKContentRoot` environment variable names the kit. `DIR` is laid out as
+//! the WDK and its `NuGet` package lay it out: `DIR/Include/<version>/km`.
 //! Prints one line per difference, then a summary; exits 1 on any
 //! difference, 2 when the check cannot run, 0 otherwise. An item storport-sys
 //! declares that the headers do not is a difference too, unless
@@ -15,6 +15,7 @@ mod declared;
 mod generated;
 mod shim;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,7 +23,7 @@ use generated::Generated;
 
 fn main() -> ExitCode {
     match run() {
-        Ok(differences) if differences == 0 => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(message) => {
             eprintln!("vstor-abi-check: {message}");
@@ -84,6 +85,7 @@ fn run() -> Result<usize, String> {
             "-D_WIN32_WINNT=0x0A00",
         ])
         .clang_arg(format!("-I{}", shimmed.include.display()))
+        .clang_args(resource_dir().map(|dir| format!("-isystem{}", dir.display())))
         .layout_tests(true)
         .generate_comments(false)
         .allowlist_var("vstor_abi_.*")
@@ -111,6 +113,30 @@ fn run() -> Result<usize, String> {
     Ok(compare(&generated, allow_missing))
 }
 
+/// clang's own headers (`intrin.h`, `stddef.h`, ...) for Debian's libclang,
+/// which lives outside the LLVM tree and so does not find them itself:
+/// the newest `/usr/lib/llvm-N/lib/clang/V/include`.
+fn resource_dir() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("llvm-"))
+        })
+        .filter_map(|e| std::fs::read_dir(e.path().join("lib/clang")).ok())
+        .flat_map(|versions| {
+            versions
+                .filter_map(Result::ok)
+                .map(|v| v.path().join("include"))
+        })
+        .filter(|p| p.join("stddef.h").is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
 /// The header bindgen parses: ntddk.h (when the kit has it) and storport.h,
 /// as a miniport includes them, then one enumerator per constant, so that
 /// clang evaluates macros bindgen cannot (casts such as `((NTSTATUS)0xC0000017L)`)
@@ -126,12 +152,13 @@ fn wrapper() -> String {
         // `Internal`) cannot be tested with #ifdef.
         let guarded = !expr.chars().any(|ch| ch.is_ascii_lowercase());
         if guarded {
-            text.push_str(&format!("#ifdef {expr}\n"));
+            let _ = writeln!(text, "#ifdef {expr}");
         }
-        text.push_str(&format!(
-            "enum vstor_abi_{name} {{ vstor_abi_{name} = (int)({expr}) }};\n",
+        let _ = writeln!(
+            text,
+            "enum vstor_abi_{name} {{ vstor_abi_{name} = (int)({expr}) }};",
             name = c.name
-        ));
+        );
         if guarded {
             text.push_str("#endif\n");
         }
@@ -139,14 +166,18 @@ fn wrapper() -> String {
     text
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one loop per kind of item, each short"
+)]
 fn compare(g: &Generated, allow_missing: bool) -> usize {
     let (mut differences, mut missing, mut compared) = (0_usize, 0_usize, 0_usize);
     let mut report = |line: String, is_missing: bool| {
         println!("{line}");
         if is_missing {
-            missing += 1
+            missing += 1;
         } else {
-            differences += 1
+            differences += 1;
         }
     };
     for s in declared::structs() {

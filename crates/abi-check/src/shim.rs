@@ -1,9 +1,10 @@
 //! A case-insensitive view of a kit's headers: the WDK assumes a
 //! case-insensitive file system (`#include <NtDef.h>` for `ntdef.h`), so the
 //! headers `storport.h` reaches are copied into a temporary directory under
-//! lower-case names, with every `#include` name lower-cased to match.
+//! lower-case names (sub-directories kept), with every `#include` name
+//! lower-cased to match.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// The include directories of one kit version.
@@ -99,16 +100,6 @@ impl Drop for Shim {
 /// # Errors
 /// A sentence naming the file that could not be read or written.
 pub fn build(kit: &Kit, wrapper: &str) -> Result<Shim, String> {
-    let mut index: HashMap<String, PathBuf> = HashMap::new();
-    for dir in kit.dirs.iter().rev() {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot list {} ({e}); nothing was checked.", dir.display()))?;
-        for entry in entries.filter_map(Result::ok) {
-            if let Some(name) = entry.file_name().to_str() {
-                index.insert(name.to_ascii_lowercase(), entry.path());
-            }
-        }
-    }
     let root = std::env::temp_dir().join(format!("vstor-abi-check-{}", std::process::id()));
     let include = root.join("include");
     std::fs::create_dir_all(&include).map_err(|e| {
@@ -130,10 +121,10 @@ pub fn build(kit: &Kit, wrapper: &str) -> Result<Shim, String> {
     let mut queue = vec!["storport.h".to_owned(), "ntddk.h".to_owned()];
     let mut seen: HashSet<String> = queue.iter().cloned().collect();
     while let Some(name) = queue.pop() {
-        let Some(source) = index.get(&name) else {
+        let Some(source) = resolve(kit, &name) else {
             continue;
         };
-        let bytes = std::fs::read(source).map_err(|e| {
+        let bytes = std::fs::read(&source).map_err(|e| {
             format!(
                 "cannot read {} ({e}); nothing was checked.",
                 source.display()
@@ -144,13 +135,12 @@ pub fn build(kit: &Kit, wrapper: &str) -> Result<Shim, String> {
         for line in text.lines() {
             if let Some((before, target, after)) = include_target(line) {
                 let lower = target.to_ascii_lowercase().replace('\\', "/");
-                let base = lower.rsplit('/').next().unwrap_or(&lower).to_owned();
-                if index.contains_key(&base) {
-                    if seen.insert(base.clone()) {
-                        queue.push(base.clone());
+                if resolve(kit, &lower).is_some() {
+                    if seen.insert(lower.clone()) {
+                        queue.push(lower.clone());
                     }
                     out.push_str(before);
-                    out.push_str(&base);
+                    out.push_str(&lower);
                     out.push_str(after);
                     out.push('\n');
                     continue;
@@ -160,6 +150,14 @@ pub fn build(kit: &Kit, wrapper: &str) -> Result<Shim, String> {
             out.push('\n');
         }
         let target = shim.include.join(&name);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                format!(
+                    "cannot create {} ({e}); nothing was checked.",
+                    parent.display()
+                )
+            })?;
+        }
         std::fs::write(&target, out).map_err(|e| {
             format!(
                 "cannot write {} ({e}); nothing was checked.",
@@ -168,6 +166,25 @@ pub fn build(kit: &Kit, wrapper: &str) -> Result<Shim, String> {
         })?;
     }
     Ok(shim)
+}
+
+/// The kit header at relative path `name` (lower case, `/`-separated),
+/// matching each component ignoring ASCII case, in the kit's search order.
+/// Paths that climb (`..`) or are absolute are not resolved.
+fn resolve(kit: &Kit, name: &str) -> Option<PathBuf> {
+    if name.is_empty()
+        || name.starts_with('/')
+        || name.split('/').any(|c| c == ".." || c.is_empty())
+    {
+        return None;
+    }
+    kit.dirs.iter().find_map(|dir| {
+        let mut path = dir.clone();
+        for component in name.split('/') {
+            path = find_ci(&path, component)?;
+        }
+        path.is_file().then_some(path)
+    })
 }
 
 /// Splits `#include <name>` / `#include "name"` into (text before the name,
