@@ -52,6 +52,34 @@ pub fn parse(text: &str) -> Generated {
             out.sizes.insert(ty, n);
         }
     }
+    for (at, _) in flat.match_indices("[\"Alignment of ") {
+        if let Some((ty, n)) =
+            size_test(item_at(&flat, at + "[\"Alignment of ".len()), "align_of::<")
+        {
+            out.aligns.insert(ty, n);
+        }
+    }
+    for keyword in ["pub struct ", "pub union "] {
+        for (at, _) in flat.match_indices(keyword) {
+            let rest = &flat[at + keyword.len()..];
+            let Some((name, body)) = rest.split_once('{') else {
+                continue;
+            };
+            let name = name.trim();
+            if name.contains(['<', '(', ';']) {
+                continue;
+            }
+            let body = &body[..body.find('}').unwrap_or(body.len())];
+            let fields = split_top(body)
+                .into_iter()
+                .filter_map(|f| {
+                    let (n, t) = f.trim().strip_prefix("pub ")?.split_once(':')?;
+                    Some((n.trim().to_owned(), t.trim().to_owned()))
+                })
+                .collect();
+            out.fields.insert(name.to_owned(), fields);
+        }
+    }
     for (at, _) in flat.match_indices("[\"Offset of field: ") {
         if let Some((ty, field, n)) = offset_test(item_at(&flat, at + "[\"Offset of field: ".len()))
         {
@@ -157,6 +185,54 @@ impl Generated {
         name
     }
 
+    /// The offset of a field of `ty` by name, looking into anonymous unions
+    /// and structs (bindgen's `__bindgen_anon_N` members, which have no
+    /// layout test of their own: their offset follows from the member before
+    /// them, its width and the anonymous type's alignment, as C lays it out).
+    #[must_use]
+    pub fn field_offset(&self, ty: &str, field: &str) -> Option<usize> {
+        self.field_offset_depth(ty, field, 0)
+    }
+
+    fn field_offset_depth(&self, ty: &str, field: &str, depth: usize) -> Option<usize> {
+        if let Some(&o) = self.offsets.get(&(ty.to_owned(), field.to_owned())) {
+            return Some(o);
+        }
+        if depth > 8 {
+            return None;
+        }
+        let fields = self.fields.get(ty)?;
+        fields
+            .iter()
+            .enumerate()
+            .filter(|(_, (n, _))| n.starts_with("__bindgen_anon_"))
+            .find_map(|(i, (_, anon_ty))| {
+                let inner = self.field_offset_depth(anon_ty, field, depth + 1)?;
+                Some(self.member_offset(ty, fields, i, depth)? + inner)
+            })
+    }
+
+    /// The offset of the `i`th member of `ty`.
+    fn member_offset(
+        &self,
+        ty: &str,
+        fields: &[(String, String)],
+        i: usize,
+        depth: usize,
+    ) -> Option<usize> {
+        let (name, member_ty) = &fields[i];
+        if let Some(&o) = self.offsets.get(&(ty.to_owned(), name.clone())) {
+            return Some(o);
+        }
+        if i == 0 || depth > 8 {
+            return (i == 0).then_some(0);
+        }
+        let (_, prev_ty) = &fields[i - 1];
+        let end = self.member_offset(ty, fields, i - 1, depth + 1)? + self.width(prev_ty)?;
+        let align = (*self.aligns.get(self.resolve(member_ty))?).max(1);
+        Some(end.div_ceil(align) * align)
+    }
+
     /// The width in bytes of a Rust type as bindgen writes it, for an x64
     /// (LLP64) Windows target; `None` when unknown.
     #[must_use]
@@ -167,6 +243,20 @@ impl Generated {
             || ty.starts_with("Option<")
         {
             return Some(8);
+        }
+        if let Some(inner) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            let (elem, count) = inner.rsplit_once(';')?;
+            let count: usize = parse_int(count)?.try_into().ok()?;
+            return Some(self.width(elem)? * count);
+        }
+        if ty.starts_with("__IncompleteArrayField<") {
+            return Some(0);
+        }
+        if let Some(inner) = ty
+            .strip_prefix("__BindgenBitfieldUnit<")
+            .and_then(|t| t.strip_suffix('>'))
+        {
+            return self.width(inner);
         }
         let last = ty.rsplit("::").next().unwrap_or(ty);
         let prim = match last {

@@ -200,16 +200,18 @@ fn compare(g: &Generated, allow_missing: bool) -> usize {
             );
         }
         for (field, offset) in &s.fields {
-            compared += 1;
-            match field_offset(g, &c_name, field) {
-                Some(o) if o == *offset => {}
-                Some(o) => report(
-                    format!(
-                        "offset: {}.{} is at {o:#x} in the headers, {offset:#x} in storport-sys",
-                        s.name, field
-                    ),
-                    false,
-                ),
+            match g.field_offset(&c_name, field) {
+                Some(o) if o == *offset => compared += 1,
+                Some(o) => {
+                    compared += 1;
+                    report(
+                        format!(
+                            "offset: {}.{} is at {o:#x} in the headers, {offset:#x} in storport-sys",
+                            s.name, field
+                        ),
+                        false,
+                    );
+                }
                 None => report(
                     format!(
                         "missing: field {}.{} is not declared by the headers",
@@ -292,24 +294,4 @@ fn compare(g: &Generated, allow_missing: bool) -> usize {
     } else {
         differences + missing
     }
-}
-
-/// A field's offset, looking into anonymous unions and structs
-/// (`__bindgen_anon_N` members of type `T__bindgen_ty_N`).
-fn field_offset(g: &Generated, ty: &str, field: &str) -> Option<usize> {
-    if let Some(&o) = g.offsets.get(&(ty.to_owned(), field.to_owned())) {
-        return Some(o);
-    }
-    for n in 1..=16 {
-        let Some(&base) = g
-            .offsets
-            .get(&(ty.to_owned(), format!("__bindgen_anon_{n}")))
-        else {
-            continue;
-        };
-        if let Some(inner) = field_offset(g, &format!("{ty}__bindgen_ty_{n}"), field) {
-            return Some(base + inner);
-        }
-    }
-    None
 }
