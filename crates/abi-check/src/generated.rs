@@ -9,6 +9,10 @@ use std::collections::HashMap;
 pub struct Generated {
     /// Type name to size in bytes (from `size_of::<T>() - N` layout tests).
     pub sizes: HashMap<String, usize>,
+    /// Type name to alignment in bytes.
+    pub aligns: HashMap<String, usize>,
+    /// Struct or union name to its fields (name, Rust type), in order.
+    pub fields: HashMap<String, Vec<(String, String)>>,
     /// `(type, field)` to offset in bytes.
     pub offsets: HashMap<(String, String), usize>,
     /// Type alias to its target.
