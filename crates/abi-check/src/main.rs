@@ -3,7 +3,9 @@
 //! generates from a WDK's `km/storport.h` (with the kit's `shared` and `um`
 //! headers), on any host with libclang.
 //!
-//! Usage: `vstor-abi-check [--wdk DIR] [--allow-missing]`; without `--wdk`, the
+//! Usage: `vstor-abi-check [--wdk DIR] [--sdk DIR] [--allow-missing]`;
+//! `--sdk` adds the `shared` and `um` headers of a separate Windows SDK (as
+//! the SDK's `NuGet` package lays them out) to the kit's own. Without `--wdk`, the
 //! `WDKContentRoot` environment variable names the kit. `DIR` is laid out as
 //! the WDK and its `NuGet` package lay it out: `DIR/Include/<version>/km`.
 //! Prints one line per difference, then a summary; exits 1 on any
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
 fn run() -> Result<usize, String> {
     let mut args = std::env::args().skip(1);
     let mut wdk: Option<PathBuf> = None;
+    let mut sdk: Option<PathBuf> = None;
     let mut allow_missing = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -47,10 +50,17 @@ fn run() -> Result<usize, String> {
                         .into(),
                 );
             }
+            "--sdk" => {
+                sdk = Some(
+                    args.next()
+                        .ok_or("--sdk needs a directory (the Windows SDK content root); nothing was checked.")?
+                        .into(),
+                );
+            }
             "--allow-missing" => allow_missing = true,
             other => {
                 return Err(format!(
-                    "unknown argument `{other}`: the options are `--wdk DIR` (the WDK content root) and `--allow-missing`; nothing was checked."
+                    "unknown argument `{other}`: the options are `--wdk DIR` (the WDK content root), `--sdk DIR` (the Windows SDK content root) and `--allow-missing`; nothing was checked."
                 ));
             }
         }
@@ -61,7 +71,10 @@ fn run() -> Result<usize, String> {
             "no WDK given: pass `--wdk DIR` or set WDKContentRoot to the WDK content root (the directory that holds Include/<version>/km); nothing was checked.",
         )?,
     };
-    let kit = shim::Kit::find(&wdk)?;
+    let mut kit = shim::Kit::find(&wdk)?;
+    if let Some(sdk) = sdk {
+        kit.add_sdk(&sdk)?;
+    }
     println!(
         "checking storport-sys against {}",
         kit.km.join("storport.h").display()

@@ -49,6 +49,39 @@ impl Kit {
             dirs,
         })
     }
+
+    /// Adds the `shared` and `um` directories of a Windows SDK content root
+    /// (the SDK's `NuGet` package keeps them apart from the WDK's): from
+    /// `Include/<version>` with the kit's version, or `root` itself when it
+    /// holds `um`.
+    ///
+    /// # Errors
+    /// A sentence naming `root` when it holds neither.
+    pub fn add_sdk(&mut self, root: &Path) -> Result<(), String> {
+        let version = self
+            .km
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|v| v.to_str())
+            .unwrap_or("");
+        let version_dir = if find_ci(root, "um").is_some() {
+            Some(root.to_path_buf())
+        } else {
+            find_ci(root, "include").and_then(|include| find_ci(&include, version))
+        };
+        let version_dir = version_dir.ok_or_else(|| {
+            format!(
+                "{} holds neither um/ nor Include/{version}/: pass the Windows SDK content root of the kit's version (the `c` directory of the unpacked Microsoft.Windows.SDK.CPP package); nothing was checked.",
+                root.display()
+            )
+        })?;
+        self.dirs.extend(
+            ["shared", "um"]
+                .iter()
+                .filter_map(|d| find_ci(&version_dir, d)),
+        );
+        Ok(())
+    }
 }
 
 fn no_kit(root: &Path) -> String {
