@@ -43,6 +43,13 @@ macro_rules! imports {
             ("ntoskrnl.exe", "DbgPrint"),
         ];
 
+        /// Every non-variadic import as `(name, parameter widths in bytes)`,
+        /// in [`Import`] order: what an ABI check compares with the headers'
+        /// prototypes.
+        pub const PROTOTYPES: &[(&str, &[usize])] = &[
+            $($((stringify!($name), &[$(core::mem::size_of::<$ty>()),*]),)*)*
+        ];
+
         /// Index of each import in [`IMPORTS`] and in the host binding table.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(usize)]
