@@ -10,8 +10,6 @@
 extern crate alloc;
 
 pub mod config;
-#[cfg(test)]
-mod emulated;
 mod miniport;
 pub mod ramdisk;
 mod registry_source;

@@ -261,12 +261,12 @@ impl<C: UniqueWords> BlockStore for RamDisk<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulated::{DISPATCH_LEVEL, Kernel, PASSIVE_LEVEL, irql};
     use crate::scsi::srb_status;
     use core::sync::atomic::{AtomicU64, Ordering};
     use std::boxed::Box;
     use std::vec;
     use std::vec::Vec;
+    use storport_emu::port::host::{DISPATCH_LEVEL, Kernel, PASSIVE_LEVEL, irql};
 
     fn disk(size_bytes: u64) -> RamDisk<Box<[AtomicU64]>> {
         RamDisk::new(size_bytes, |words| {

@@ -9,9 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use storport_emu::inf::{Inf, InstallOptions, install};
 use storport_emu::machine::loader;
-use storport_emu::port::context::{self, Routine};
 use storport_emu::port::cpu::GateCpu;
-use storport_emu::port::state::Shared;
+use storport_emu::port::host::Kernel;
 use storport_emu::port::{Port, PortOptions, exports};
 use storport_emu::registry::Registry;
 
@@ -121,17 +120,10 @@ pub fn port(image: &[u8], service: &str) -> Port {
 /// locks there. Panics (a crash for the fuzzer) when storemu found a spin
 /// lock misused.
 pub fn on_emulated_processor<R>(f: impl FnOnce() -> R) -> R {
-    static KERNEL: OnceLock<Arc<Shared>> = OnceLock::new();
-    let shared = KERNEL.get_or_init(|| {
-        let missing = exports::bind_host();
-        assert!(missing.is_empty(), "storemu lacks imports: {missing:?}");
-        Arc::default()
-    });
-    let result = {
-        let _frame = context::enter(shared, Routine::StartIo, 0);
-        f()
-    };
-    let findings = shared.findings();
+    static KERNEL: OnceLock<Kernel> = OnceLock::new();
+    let kernel = KERNEL.get_or_init(Kernel::new);
+    let result = kernel.run(0, f);
+    let findings = kernel.findings();
     assert!(
         findings.is_empty(),
         "the host RAM disk's locks: {findings:#?}"

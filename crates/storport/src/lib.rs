@@ -44,8 +44,6 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
-#[cfg(test)]
-mod emulated;
 mod lent;
 mod memory;
 mod miniport;

@@ -283,9 +283,9 @@ impl<C: UniqueWords> SharedBytes<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulated::{Kernel, irql};
     use std::vec;
     use std::vec::Vec;
+    use storport_emu::port::host::{Kernel, irql};
 
     const PASSIVE_LEVEL: u8 = 0;
     const DISPATCH_LEVEL: u8 = 2;

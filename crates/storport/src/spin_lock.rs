@@ -421,9 +421,9 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for ExclusiveGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulated::{Kernel, irql};
     use std::sync::Barrier;
     use std::vec::Vec;
+    use storport_emu::port::host::{Kernel, irql};
 
     const PASSIVE_LEVEL: u8 = 0;
     const DISPATCH_LEVEL: u8 = 2;

@@ -427,9 +427,9 @@ fn write_atomic_stores_like_write() {
 /// Every increment must count exactly once.
 #[test]
 fn concurrent_compare_and_write_increments_lose_nothing() {
-    use crate::emulated::{Kernel, PASSIVE_LEVEL};
     use crate::ramdisk::{CHUNK_BYTES, RamDisk};
     use std::sync::atomic::AtomicU64;
+    use storport_emu::port::host::{Kernel, PASSIVE_LEVEL};
 
     // The RAM disk takes the layer's kernel locks: each thread is an emulated processor.
     let kernel = Kernel::new();

@@ -155,6 +155,7 @@ pub mod context;
 pub mod cpu;
 pub mod exports;
 pub mod faults;
+pub mod host;
 pub mod layouts;
 pub mod locks;
 pub mod mem;
