@@ -300,7 +300,7 @@ pub fn consts() -> Vec<Const> {
         MINIPORT_REG_BINARY,
         MINIPORT_REG_DWORD,
         MINIPORT_REG_MULTI_SZ,
-        MINIPORT_REG_QWORD,
+        MINIPORT_REG_QWORD = "REG_QWORD",
         PASSIVE_LEVEL,
         APC_LEVEL,
         DISPATCH_LEVEL,
@@ -320,6 +320,47 @@ pub fn consts() -> Vec<Const> {
         IRP_MN_REGINFO_EX,
         WMIREGISTER,
     ]
+}
+
+/// A storport-sys field that stands for a run of C bit fields.
+pub struct Bitfield {
+    /// The C type name.
+    pub ty: &'static str,
+    /// The storport-sys field (a struct field `structs` lists too).
+    pub field: &'static str,
+    /// Its size in bytes.
+    pub size: usize,
+    /// Each C bit field's name and storport-sys's mask for it.
+    pub bits: Vec<(&'static str, u64)>,
+}
+
+/// The storport-sys fields that hold C bit fields, with their masks.
+#[must_use]
+pub fn bitfields() -> Vec<Bitfield> {
+    use sys::stor_device_capability as cap;
+    vec![Bitfield {
+        ty: "STOR_DEVICE_CAPABILITIES_EX",
+        field: "Flags",
+        size: size_of::<sys::ULONG>(),
+        bits: [
+            ("DeviceD1", cap::DEVICE_D1),
+            ("DeviceD2", cap::DEVICE_D2),
+            ("LockSupported", cap::LOCK_SUPPORTED),
+            ("EjectSupported", cap::EJECT_SUPPORTED),
+            ("Removable", cap::REMOVABLE),
+            ("DockDevice", cap::DOCK_DEVICE),
+            ("UniqueID", cap::UNIQUE_ID),
+            ("SilentInstall", cap::SILENT_INSTALL),
+            ("RawDeviceOK", cap::RAW_DEVICE_OK),
+            ("SurpriseRemovalOK", cap::SURPRISE_REMOVAL_OK),
+            ("NoDisplayInUI", cap::NO_DISPLAY_IN_UI),
+            ("DefaultWriteCacheEnabled", cap::DEFAULT_WRITE_CACHE_ENABLED),
+            ("Reserved0", cap::RESERVED0),
+        ]
+        .into_iter()
+        .map(|(name, mask)| (name, u64::from(mask)))
+        .collect(),
+    }]
 }
 
 /// Every non-variadic import: name and parameter widths.

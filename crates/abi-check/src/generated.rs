@@ -21,7 +21,16 @@ pub struct Generated {
     pub consts: HashMap<String, i128>,
     /// Function name to parameter types and return type (empty: none).
     pub functions: HashMap<String, (Vec<String>, String)>,
+    /// `(type, bit field)` to the bindgen member holding it (`_bitfield_N`),
+    /// the bit offset in that member and the width in bits, from the
+    /// accessors bindgen writes (`self._bitfield_1.get_const::<9usize, 1u8>()`,
+    /// or `.get(9usize, 1u8)` from older bindgen).
+    pub bits: HashMap<(String, String), BitField>,
 }
+
+/// Where bindgen puts one C bit field: the member holding it
+/// (`_bitfield_N`), the bit offset in that member and the width in bits.
+pub type BitField = (String, u32, u32);
 
 /// Parses bindgen's output: each item starts at a marker (`pub const `,
 /// `pub type `, `pub fn `, a layout test's message) and ends at the next `;`.
@@ -84,6 +93,11 @@ pub fn parse(text: &str) -> Generated {
             out.fields.insert(name.to_owned(), fields);
         }
     }
+    for (at, _) in flat.match_indices("(&self) -> ") {
+        if let Some((key, value)) = bit_accessor(&flat, at) {
+            out.bits.insert(key, value);
+        }
+    }
     for (at, _) in flat.match_indices("[\"Offset of field: ") {
         if let Some((ty, field, n)) = offset_test(item_at(&flat, at + "[\"Offset of field: ".len()))
         {
@@ -91,6 +105,35 @@ pub fn parse(text: &str) -> Generated {
         }
     }
     out
+}
+
+/// A bit-field getter ending at `at` (`pub fn NAME` before it, the
+/// `impl TYPE {` it belongs to before that): `((TYPE, NAME), (member, bit
+/// offset, width))`.
+fn bit_accessor(flat: &str, at: usize) -> Option<((String, String), BitField)> {
+    let before = &flat[..at];
+    let name = before.rsplit_once("pub fn ")?.1.trim();
+    let impl_at = before.rfind("impl ")?;
+    let ty = flat[impl_at + "impl ".len()..].split_once('{')?.0.trim();
+    if ty.contains([' ', '<']) {
+        return None;
+    }
+    let body = flat[at..].split_once('{')?.1;
+    let body = &body[..body.find(';').unwrap_or(body.len())];
+    let member_at = body.find("self._bitfield_")? + "self.".len();
+    let member_len = body[member_at..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+    let member = &body[member_at..member_at + member_len];
+    let rest = &body[member_at + member_len..];
+    let args = rest
+        .strip_prefix(".get_const::<")
+        .or_else(|| rest.strip_prefix(".get("))?;
+    let (offset, width) = args.split_once(',')?;
+    let offset = parse_int(offset)?.try_into().ok()?;
+    let width = parse_int(width)?.try_into().ok()?;
+    Some((
+        (ty.to_owned(), name.to_owned()),
+        (member.to_owned(), offset, width),
+    ))
 }
 
 /// The text from `at` to the next `;` (excluded).
@@ -233,8 +276,53 @@ impl Generated {
         }
         let (_, prev_ty) = &fields[i - 1];
         let end = self.member_offset(ty, fields, i - 1, depth + 1)? + self.width(prev_ty)?;
-        let align = (*self.aligns.get(self.resolve(member_ty))?).max(1);
+        let align = self.align(member_ty)?.max(1);
         Some(end.div_ceil(align) * align)
+    }
+
+    /// The offset of member `member` of `ty` (as bindgen names it, such as
+    /// `_bitfield_1`), computed from the members before it when it has no
+    /// layout test of its own.
+    #[must_use]
+    pub fn member_offset_by_name(&self, ty: &str, member: &str) -> Option<usize> {
+        let fields = self.fields.get(ty)?;
+        let i = fields.iter().position(|(n, _)| n == member)?;
+        self.member_offset(ty, fields, i, 0)
+    }
+
+    /// The type of member `member` of `ty`.
+    #[must_use]
+    pub fn member_type(&self, ty: &str, member: &str) -> Option<&str> {
+        self.fields
+            .get(ty)?
+            .iter()
+            .find(|(n, _)| n == member)
+            .map(|(_, t)| t.as_str())
+    }
+
+    /// The alignment in bytes of a Rust type as bindgen writes it, for an
+    /// x64 Windows target. A bit-field unit is a byte array (alignment 1):
+    /// bindgen places a zero-length `_bitfield_align_N` array of the C
+    /// type before it when the C alignment is larger.
+    fn align(&self, ty: &str) -> Option<usize> {
+        let ty = ty.trim();
+        if let Some(inner) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            return self.align(inner.rsplit_once(';')?.0);
+        }
+        if ty.starts_with("__BindgenBitfieldUnit<") {
+            return Some(1);
+        }
+        if let Some(inner) = ty
+            .strip_prefix("__IncompleteArrayField<")
+            .and_then(|t| t.strip_suffix('>'))
+        {
+            return self.align(inner);
+        }
+        if let Some(&a) = self.aligns.get(self.resolve(ty)) {
+            return Some(a);
+        }
+        // Pointers and primitives are aligned to their width.
+        self.width(ty)
     }
 
     /// The width in bytes of a Rust type as bindgen writes it, for an x64

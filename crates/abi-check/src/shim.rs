@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub struct Kit {
     /// `Include/<version>/km`.
     pub km: PathBuf,
-    /// `km`, `shared` and `um`, in search order.
+    /// `km`, `km/crt`, `shared` and `um`, in search order.
     pub dirs: Vec<PathBuf>,
 }
 
@@ -40,9 +40,19 @@ impl Kit {
             versions.sort_by_key(|p| version_key(p));
             versions.pop().ok_or_else(|| no_kit(root))?
         };
-        let dirs = ["km", "shared", "um"]
+        // `km/crt` holds the compiler headers the kernel headers include
+        // (`excpt.h`, `vadefs.h`): the WDK ships them there, so no MSVC
+        // install is needed.
+        let km = find_ci(&version_dir, "km");
+        let dirs = km
             .iter()
-            .filter_map(|d| find_ci(&version_dir, d))
+            .cloned()
+            .chain(km.as_deref().and_then(|km| find_ci(km, "crt")))
+            .chain(
+                ["shared", "um"]
+                    .iter()
+                    .filter_map(|d| find_ci(&version_dir, d)),
+            )
             .collect();
         Ok(Self {
             km: version_dir.join("km"),

@@ -195,6 +195,41 @@ pub const BUGCHECK_DRIVER_VERIFIER_DETECTED_VIOLATION: ULONG = 0xC4;
 /// `SCSI_VERIFIER_DETECTED_VIOLATION` bug check (Storport verification).
 pub const BUGCHECK_SCSI_VERIFIER_DETECTED_VIOLATION: ULONG = 0xF1;
 
+/// The bits of `STOR_DEVICE_CAPABILITIES_EX::Flags`.
+///
+/// storport.h declares them as one-bit `ULONG` bit fields in this order from
+/// bit 0, followed by `Reserved0:20` ("`STOR_DEVICE_CAPABILITIES_EX`
+/// structure (storport.h)").
+pub mod stor_device_capability {
+    use crate::types::ULONG;
+    /// `DeviceD1`.
+    pub const DEVICE_D1: ULONG = 1 << 0;
+    /// `DeviceD2`.
+    pub const DEVICE_D2: ULONG = 1 << 1;
+    /// `LockSupported`.
+    pub const LOCK_SUPPORTED: ULONG = 1 << 2;
+    /// `EjectSupported`.
+    pub const EJECT_SUPPORTED: ULONG = 1 << 3;
+    /// `Removable`.
+    pub const REMOVABLE: ULONG = 1 << 4;
+    /// `DockDevice`.
+    pub const DOCK_DEVICE: ULONG = 1 << 5;
+    /// `UniqueID`.
+    pub const UNIQUE_ID: ULONG = 1 << 6;
+    /// `SilentInstall`.
+    pub const SILENT_INSTALL: ULONG = 1 << 7;
+    /// `RawDeviceOK`.
+    pub const RAW_DEVICE_OK: ULONG = 1 << 8;
+    /// `SurpriseRemovalOK`.
+    pub const SURPRISE_REMOVAL_OK: ULONG = 1 << 9;
+    /// `NoDisplayInUI`.
+    pub const NO_DISPLAY_IN_UI: ULONG = 1 << 10;
+    /// `DefaultWriteCacheEnabled`.
+    pub const DEFAULT_WRITE_CACHE_ENABLED: ULONG = 1 << 11;
+    /// `Reserved0`: the 20 bits left.
+    pub const RESERVED0: ULONG = 0xFFFF_F000;
+}
+
 /// `STOR_PNP_ACTION` values (srb.h; "`SCSI_PNP_REQUEST_BLOCK` structure
 /// (srb.h)", "`STOR_PNP_ACTION` enumeration").
 pub mod stor_pnp_action {

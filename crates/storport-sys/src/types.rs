@@ -665,7 +665,8 @@ pub struct STOR_DEVICE_CAPABILITIES_EX {
     pub Version: USHORT,
     /// `sizeof(STOR_DEVICE_CAPABILITIES_EX)`.
     pub Size: USHORT,
-    /// The bit fields `DeviceD1` (bit 0) to `DefaultWriteCacheEnabled` (bit 11).
+    /// The bit fields `DeviceD1` (bit 0) to `DefaultWriteCacheEnabled` (bit 11)
+    /// and `Reserved0`, as [`stor_device_capability`](crate::stor_device_capability) masks.
     pub Flags: ULONG,
     /// Address.
     pub Address: ULONG,

@@ -2,6 +2,10 @@
    storport.h's declarations, in its style. The include name's case differs
    from the file's on purpose, as in the kit. */
 #include <minidefs.h>
+#include <EXCPT.H>
+#ifndef VSTOR_TEST_CRT_SEEN
+#error km/crt was not searched
+#endif
 
 #define SP_RETURN_FOUND 1
 /* Planted mismatch: storport-sys says 4. */
@@ -32,3 +36,24 @@ typedef struct _SCSI_SUPPORTED_CONTROL_TYPE_LIST {
     BOOLEAN SupportedTypeList[0];
 } SCSI_SUPPORTED_CONTROL_TYPE_LIST, *PSCSI_SUPPORTED_CONTROL_TYPE_LIST;
 
+typedef struct _STOR_DEVICE_CAPABILITIES_EX {
+    USHORT Version;
+    USHORT Size;
+    /* Planted mismatch: storport-sys has DeviceD1 at bit 0. */
+    ULONG  DeviceD2:1;
+    ULONG  DeviceD1:1;
+    ULONG  LockSupported:1;
+    ULONG  EjectSupported:1;
+    ULONG  Removable:1;
+    ULONG  DockDevice:1;
+    ULONG  UniqueID:1;
+    ULONG  SilentInstall:1;
+    ULONG  RawDeviceOK:1;
+    ULONG  SurpriseRemovalOK:1;
+    ULONG  NoDisplayInUI:1;
+    ULONG  DefaultWriteCacheEnabled:1;
+    ULONG  Reserved0:20;
+    ULONG  Address;
+    ULONG  UINumber;
+    ULONG  Reserved1[2];
+} STOR_DEVICE_CAPABILITIES_EX;
