@@ -52,6 +52,8 @@ pub mod op {
     pub const UNMAP: u8 = 0x42;
     /// READ DEFECT DATA(10).
     pub const READ_DEFECT_DATA_10: u8 = 0x37;
+    /// LOG SENSE.
+    pub const LOG_SENSE: u8 = 0x4D;
     /// MODE SELECT(10).
     pub const MODE_SELECT_10: u8 = 0x55;
     /// MODE SENSE(10).
@@ -98,7 +100,7 @@ pub mod op {
     pub const VERIFY_12: u8 = 0xAF;
 
     /// Every operation code above, ascending.
-    pub const ALL: [u8; 43] = [
+    pub const ALL: [u8; 44] = [
         TEST_UNIT_READY,
         REQUEST_SENSE,
         READ_6,
@@ -120,6 +122,7 @@ pub mod op {
         READ_DEFECT_DATA_10,
         WRITE_SAME_10,
         UNMAP,
+        LOG_SENSE,
         MODE_SELECT_10,
         MODE_SENSE_10,
         PERSISTENT_RESERVE_IN,
@@ -336,6 +339,7 @@ impl Disk {
             op::PERSISTENT_RESERVE_IN => self.persistent_reserve_in(store, cdb, data),
             op::PERSISTENT_RESERVE_OUT => self.persistent_reserve_out(store, cdb, data, port),
             op::INQUIRY => self.inquiry(cdb, data),
+            op::LOG_SENSE => Self::log_sense(cdb, data),
             op::MODE_SENSE_6 => self.mode_sense(cdb, false, data),
             op::MODE_SENSE_10 => self.mode_sense(cdb, true, data),
             op::MODE_SELECT_6 => self.mode_select(cdb, false, data),
@@ -451,8 +455,10 @@ impl Disk {
         Ok(reply.finish())
     }
 
-    /// READ CAPACITY(16) (SBC-3): 32 bytes with LBPME = 1 and LBPRZ = 1. Allocation
-    /// length 0 is not an error and transfers nothing (SPC-4).
+    /// READ CAPACITY(16) (SBC-3): 32 bytes with LBPME = 1 (logical block provisioning
+    /// management: UNMAP and WRITE SAME with UNMAP, on a resource provisioned unit, see VPD
+    /// page B2h) and LBPRZ = 1, as page B2h reports. Allocation length 0 is not an error and
+    /// transfers nothing (SPC-4).
     fn read_capacity_16(&self, cdb: &Cdb, data: DataBuffer<'_>) -> Handled {
         if !cdb.bit(14, 0) && cdb.be64(2) != 0 {
             return Err(SenseData::invalid_cdb_field(2, None));
@@ -472,10 +478,11 @@ impl Disk {
         Ok(reply.finish())
     }
 
-    /// GET LBA STATUS (SBC-3). The disk does not track which blocks were unmapped (an
-    /// unmapped block reads zero either way, LBPRZ = 1), so it answers with one descriptor
-    /// from the starting LBA to the end of the medium (capped at 2^32 − 1 blocks) with
-    /// PROVISIONING STATUS 0h, "mapped or unknown".
+    /// GET LBA STATUS (SBC-3). The disk is resource provisioned (VPD page B2h): no block is
+    /// ever deallocated, and it does not track which blocks UNMAP zeroed (an unmapped block
+    /// reads zero either way, LBPRZ = 1), so it answers with one descriptor from the starting
+    /// LBA to the end of the medium (capped at 2^32 − 1 blocks) with PROVISIONING STATUS 0h,
+    /// "mapped or unknown" (SBC-4).
     fn get_lba_status(&self, cdb: &Cdb, data: DataBuffer<'_>) -> Handled {
         let lba = cdb.be64(2);
         let alloc = usize::try_from(cdb.be32(10)).unwrap_or(usize::MAX);

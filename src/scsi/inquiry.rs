@@ -131,11 +131,20 @@ fn block_device_characteristics(reply: &mut Reply<'_>) {
     reply.zeros(55);
 }
 
-/// Logical Block Provisioning (B2h, SBC-3): LBPU (UNMAP), LBPWS (WRITE SAME(16) with
-/// UNMAP), LBPWS10, LBPRZ; PROVISIONING TYPE 010b (thin); no threshold, no anchors.
+/// PROVISIONING TYPE 001b: resource provisioned (SBC-4). Every disk's memory is allocated
+/// in full when the adapter is found and UNMAP zeroes blocks without giving any of it back,
+/// so every block always has its resources; that is a resource provisioned logical unit, not
+/// a thin one (010b), and the HLK's SAS SSD SCSI Compliance Test accepts only types 0 and 1.
+pub const PROVISIONING_TYPE: u8 = 0x01;
+
+/// Logical Block Provisioning (B2h, SBC-4): LBPU (UNMAP), LBPWS (WRITE SAME(16) with
+/// UNMAP), LBPWS10, LBPRZ 001b (unmapped blocks read zero, matching READ CAPACITY(16)'s
+/// LBPRZ); `ANC_SUP` = 0 (UNMAP's ANCHOR bit is refused), DP = 0; PROVISIONING TYPE
+/// [`PROVISIONING_TYPE`]; THRESHOLD EXPONENT 0 and MINIMUM PERCENTAGE 0: a resource
+/// provisioned unit has no provisioning threshold.
 fn logical_block_provisioning(reply: &mut Reply<'_>) {
     reply.byte(0); // THRESHOLD EXPONENT
     reply.byte(0xE4); // LBPU, LBPWS, LBPWS10, LBPRZ (001b in bits 4..2)
-    reply.byte(0x02); // PROVISIONING TYPE: thin
+    reply.byte(PROVISIONING_TYPE); // MINIMUM PERCENTAGE 0, PROVISIONING TYPE
     reply.byte(0); // THRESHOLD PERCENTAGE
 }

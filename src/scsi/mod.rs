@@ -78,9 +78,16 @@
 //! - Write cache: WCE is reported and changeable but the medium is RAM, so writes are in
 //!   place when they complete; SYNCHRONIZE CACHE, FUA, SRB flush and shutdown call
 //!   [`BlockStore::flush`].
-//! - Logical block provisioning: thin (B2h provisioning type 010b), LBPME = LBPRZ = 1; UNMAP
-//!   and WRITE SAME with a zero block call [`BlockStore::zero`]; GET LBA STATUS reports
-//!   "mapped or unknown". WSNZ = 1 (WRITE SAME needs a block count); NDOB (SBC-4) accepted.
+//! - Logical block provisioning: resource provisioned (B2h provisioning type 001b, SBC-4),
+//!   since the medium is allocated in full up front and UNMAP frees nothing; LBPME = 1 (UNMAP
+//!   and WRITE SAME with UNMAP are supported, which SBC-4 allows a resource provisioned unit)
+//!   and LBPRZ = 1 in READ CAPACITY(16) and page B2h alike; UNMAP and WRITE SAME with a zero
+//!   block call [`BlockStore::zero`]; GET LBA STATUS reports "mapped or unknown" (0h), never
+//!   deallocated, which a resource provisioned unit does not have. WSNZ = 1 (WRITE SAME
+//!   needs a block count); NDOB (SBC-4) accepted.
+//! - LOG SENSE: supported pages (00h, 00h/FFh), temperature (0Dh, "not available") and
+//!   informational exceptions (2Fh); nothing saved, no thresholds, no LOG SELECT. See the
+//!   `log` module.
 //! - Identification: VPD 83h carries an NAA 3 (locally assigned) designator from
 //!   [`DiskConfig::naa_local_id`] and a T10 vendor ID designator (vendor, product, serial).
 //! - CONTROL byte with NACA or LINK set: INVALID FIELD IN CDB (`NormACA` = 0).
@@ -102,6 +109,7 @@ mod config;
 mod disk;
 mod inquiry;
 mod io;
+mod log;
 mod mode;
 mod nexus;
 mod opcodes;

@@ -24,7 +24,7 @@ const RW10: u8 = 0b0110_1111;
 const LBA_LEN: u8 = 0xFF;
 
 /// Every implemented command: operation code, service action, byte 1 usage, bytes 2–9 usage.
-pub const COMMANDS: [[u8; 4]; 44] = [
+pub const COMMANDS: [[u8; 4]; 45] = [
     [op::TEST_UNIT_READY, 0, 0, 0],
     [op::REQUEST_SENSE, 0, 0x01, 0b100],
     [op::READ_6, 0, 0x1F, RW6],
@@ -46,6 +46,7 @@ pub const COMMANDS: [[u8; 4]; 44] = [
     [op::READ_DEFECT_DATA_10, 0, 0, 0b0110_0001],
     [op::WRITE_SAME_10, 0, 0x08, RW10],
     [op::UNMAP, 0, 0, 0b0110_0000],
+    [op::LOG_SENSE, 0, 0x03, 0b0111_1011],
     [op::MODE_SELECT_10, 0, 0x11, 0b0110_0000],
     [op::MODE_SENSE_10, 0, 0x18, 0b0110_0011],
     // Listed without their service actions (the table keys service actions on nonzero values).

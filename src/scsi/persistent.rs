@@ -50,6 +50,7 @@ const HARMLESS: [u64; 4] = opcode_set(&[
     op::MAINTENANCE_IN,
     op::PERSISTENT_RESERVE_IN,
     op::PERSISTENT_RESERVE_OUT,
+    op::LOG_SENSE,
 ]);
 
 /// Commands that only read: they run under the write-exclusive types.

@@ -7,6 +7,8 @@
 
 mod data;
 mod fuzz;
+mod hlk;
+mod log;
 mod mode;
 mod nexus;
 mod parts;

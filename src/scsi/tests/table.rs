@@ -279,9 +279,12 @@ fn control_cases() -> Vec<Case> {
                     && be16(d, 2) == 4
                     && d[5] & 0xE0 == 0xE0
                     && (d[5] >> 2) & 7 == 1
-                    && d[6] & 7 == 2
+                    && d[6] & 7 == 1
             }),
         ),
+        // LOG SENSE (details in tests/log.rs).
+        case("LOG SENSE supported pages", Rw, &[0x4D, 0, 0x40, 0, 0, 0, 0, 0, 255, 0], In(255), Bytes(7, |d| d == [0, 0, 0, 3, 0x00, 0x0D, 0x2F])),
+        case("LOG SENSE unknown page", Rw, &[0x4D, 0, 0x4C, 0, 0, 0, 0, 0, 255, 0], In(255), cdb_at(2, Some(5))),
         case("VPD truncated keeps page length", Rw, &[0x12, 1, 0xB0, 0, 4, 0], In(255), Bytes(4, |d| be16(d, 2) == 0x3C)),
         // MODE SENSE(6).
         case(
@@ -498,9 +501,9 @@ fn control_cases() -> Vec<Case> {
         case("READ DEFECT DATA(12)", Rw, &[0xB7, 0x1D, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0], In(32), Bytes(8, |d| d == [0, 0x1D, 0, 0, 0, 0, 0, 0])),
         case("READ DEFECT DATA(12) LINK", Rw, &[0xB7, 0x08, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0x01], In(32), cdb_at(11, Some(0))),
         // REPORT SUPPORTED OPERATION CODES.
-        case("RSOC all", Rw, &rsoc(0, 0, 0, 4096), In(4096), Bytes(4 + 44 * 8, |d| be32(d, 0) == 44 * 8 && d[4..12] == [0, 0, 0, 0, 0, 0, 0, 6] && d[12] == 0x03)),
-        case("RSOC all RCTD", Rw, &rsoc(0x80, 0, 0, 4096), In(4096), Bytes(4 + 44 * 20, |d| be32(d, 0) == 44 * 20 && d[9] == 0x02 && be16(d, 12) == 0x0A && d[24] == 0x03)),
-        case("RSOC all truncated", Rw, &rsoc(0, 0, 0, 6), In(4096), Bytes(6, |d| be32(d, 0) == 44 * 8)),
+        case("RSOC all", Rw, &rsoc(0, 0, 0, 4096), In(4096), Bytes(4 + 45 * 8, |d| be32(d, 0) == 45 * 8 && d[4..12] == [0, 0, 0, 0, 0, 0, 0, 6] && d[12] == 0x03)),
+        case("RSOC all RCTD", Rw, &rsoc(0x80, 0, 0, 4096), In(4096), Bytes(4 + 45 * 20, |d| be32(d, 0) == 45 * 20 && d[9] == 0x02 && be16(d, 12) == 0x0A && d[24] == 0x03)),
+        case("RSOC all truncated", Rw, &rsoc(0, 0, 0, 6), In(4096), Bytes(6, |d| be32(d, 0) == 45 * 8)),
         case("RSOC READ(10)", Rw, &rsoc(1, 0x28, 0, 512), In(512), Bytes(14, |d| d[..6] == [0, 3, 0, 10, 0x28, 0x1C] && d[6..10] == [0xFF; 4] && d[10..14] == [0, 0xFF, 0xFF, 0])),
         case("RSOC WRITE(16) RCTD", Rw, &rsoc(0x81, 0x8A, 0, 512), In(512), Bytes(32, |d| d[..6] == [0, 0x83, 0, 16, 0x8A, 0x18] && d[6..18] == [0xFF; 12] && d[18..20] == [0, 0] && be16(d, 20) == 0x0A)),
         case("RSOC unsupported opcode", Rw, &rsoc(1, 0x83, 0, 512), In(512), Bytes(4, |d| d == [0, 1, 0, 0])),
