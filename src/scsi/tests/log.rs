@@ -187,3 +187,46 @@ fn log_select_is_not_implemented() {
     );
     assert_check(&o, ILLEGAL_REQUEST, INVALID_COMMAND_OPERATION_CODE);
 }
+
+/// LOG SENSE runs whatever persistent reservation another `I_T` nexus holds (SPC-4: allowed
+/// under every reservation type).
+#[test]
+fn log_sense_through_another_ports_reservation() {
+    use crate::scsi::{Autosense, Request};
+    let disk = disk(Kind::Rw);
+    let store = MemStore::for_disk(&disk);
+    let send = |port: u8, cdb: &[u8], list: &[u8]| {
+        let mut buf = [0_u8; 64];
+        let data = if list.is_empty() {
+            DataBuffer::In(&mut buf)
+        } else {
+            DataBuffer::out(list)
+        };
+        disk.execute(
+            &store,
+            Request {
+                cdb,
+                data,
+                autosense: Autosense::Enabled,
+                luns: &super::luns(),
+                port,
+            },
+        )
+    };
+    let mut key = [0_u8; 24];
+    key[8..16].copy_from_slice(&7_u64.to_be_bytes());
+    // REGISTER key 7 on port 0, then RESERVE exclusive access (type 3) with it.
+    let good = |o: Outcome| assert_eq!((o.srb_status, o.scsi_status), (0x01, 0x00), "{o:?}");
+    good(send(0, &[0x5F, 0, 0, 0, 0, 0, 0, 0, 24, 0], &key));
+    let mut reserve = [0_u8; 24];
+    reserve[..8].copy_from_slice(&7_u64.to_be_bytes());
+    good(send(0, &[0x5F, 1, 3, 0, 0, 0, 0, 0, 24, 0], &reserve));
+    let cdb = log_sense(1, 0x00, 0, 0, 64);
+    assert_good(&send(1, &cdb, &[]), 7);
+    // A READ from port 1 conflicts, so the reservation is in force.
+    let read = send(1, &super::cdb::rw10(0x28, 0, 0, 1), &[]);
+    assert_eq!(
+        read.scsi_status, 0x18,
+        "READ under another port's reservation"
+    );
+}
