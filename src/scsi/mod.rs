@@ -46,8 +46,8 @@
 //! touches nothing; [`DataBuffer::None`] behaves as an empty buffer of the right direction and
 //! [`DataBuffer::Unspecified`] as a buffer of the right direction.
 //!
-//! - Commands with an ALLOCATION LENGTH (INQUIRY, MODE SENSE, REQUEST SENSE, READ CAPACITY,
-//!   REPORT LUNS, GET LBA STATUS): the device returns `min(response, allocation length)` bytes
+//! - Commands with an ALLOCATION LENGTH (INQUIRY, MODE SENSE, LOG SENSE, REQUEST SENSE, READ
+//!   CAPACITY, REPORT LUNS, GET LBA STATUS): the device returns `min(response, allocation length)` bytes
 //!   and that is not an error (SPC-4). A data buffer shorter than that is a normal
 //!   truncation too: the bytes that fit are returned with `SRB_STATUS_SUCCESS` and
 //!   `transferred` set, so Storport reports the residual.
