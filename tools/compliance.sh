@@ -220,9 +220,9 @@ for key, result in sorted(vstor.items()):
         problems.append(f"{key[0]}.{key[1]} is listed as {known[key][0]} but was {result}")
 for p in problems:
     print("!! " + p)
-fails = counts(vstor)["fail"]
 print(f"vstor: {v['pass']} pass, {v['skip']} skip, {v['fail']} fail" + (f"; tgt: {t['pass']} pass, {t['skip']} skip, {t['fail']} fail" if tgt_on else ""))
-sys.exit(1 if problems or fails else 0)
+# Listed failures are known (each with its reason); anything else fails the run.
+sys.exit(1 if problems else 0)
 PY
 if [ "$STATUS" -ne 0 ] && grep -q 'connection closed' "$WORK/serve.err"; then
     note "connections storemu closed on protocol errors (last 10):"
