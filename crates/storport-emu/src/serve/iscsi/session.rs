@@ -11,6 +11,7 @@ use std::net::TcpStream;
 use storport_sys::{srb_function, srb_status};
 
 use super::super::backend::{Backend, SCSI_CHECK_CONDITION, SCSI_GOOD, sense_triple};
+use super::super::limits::Activity;
 use super::login::LoggedIn;
 use super::pdu::{Pdu, PduError, op, reject, sn_lt};
 use super::text::{self, Params, Stage};
@@ -64,6 +65,8 @@ pub struct Session<'a> {
     /// The target port (index into the layout's buses) of this session; `None` for a
     /// discovery session and once given back.
     port: Option<usize>,
+    /// What the listener sees of this connection (PDUs received, commands running).
+    activity: &'a Activity,
 }
 
 fn protocol_error(message: impl Into<String>) -> Ended {
@@ -209,7 +212,13 @@ const fn cdb_length(opcode: u8) -> usize {
 impl<'a> Session<'a> {
     /// A session after login.
     #[must_use]
-    pub fn new(backend: &'a Backend, target: &'a Target, portal: &'a str, login: LoggedIn) -> Self {
+    pub fn new(
+        backend: &'a Backend,
+        target: &'a Target,
+        portal: &'a str,
+        login: LoggedIn,
+        activity: &'a Activity,
+    ) -> Self {
         let direct_luns = backend
             .luns()
             .iter()
@@ -226,6 +235,7 @@ impl<'a> Session<'a> {
             next_ttt: 1,
             direct_luns,
             port,
+            activity,
         }
     }
 
@@ -260,12 +270,15 @@ impl<'a> Session<'a> {
         if let Some(pdu) = self.queue.pop_front() {
             return Ok(pdu);
         }
-        Self::read(stream)
+        self.read(stream)
     }
 
-    fn read(stream: &mut TcpStream) -> Result<Pdu, Ended> {
+    fn read(&self, stream: &mut TcpStream) -> Result<Pdu, Ended> {
         match Pdu::read(stream, text::TARGET_MAX_RECV_DATA_SEGMENT as usize) {
-            Ok(pdu) => Ok(pdu),
+            Ok(pdu) => {
+                self.activity.received();
+                Ok(pdu)
+            }
             Err(PduError::Closed) => Err(Ended::Closed),
             Err(e) => Err(protocol_error(e.to_string())),
         }
@@ -457,7 +470,8 @@ impl<'a> Session<'a> {
                 self.params.first_burst
             )));
         }
-        data.reserve_exact(expected as usize - data.len());
+        // The buffer grows with the Data-Out that arrives, never from the
+        // expected length alone.
         while data.len() < expected as usize {
             let offset = u32::try_from(data.len()).unwrap_or(u32::MAX);
             let desired = (expected - offset).min(self.params.max_burst);
@@ -476,7 +490,7 @@ impl<'a> Session<'a> {
             let end = offset as usize + desired as usize;
             let mut data_sn = 0_u32;
             loop {
-                let pdu = Self::read(stream)?;
+                let pdu = self.read(stream)?;
                 if pdu.opcode() != op::DATA_OUT {
                     if self.queue.len() >= MAX_QUEUED {
                         return Err(protocol_error(format!(
@@ -649,6 +663,9 @@ impl<'a> Session<'a> {
         } else {
             None
         };
+        // All data is in: running until answered, not idle.
+        let activity = self.activity;
+        let _running = activity.running();
         let Some(address) = self.address(pdu.lun_field()) else {
             let mut sense = vec![0_u8; 18];
             sense[0] = 0x70;
@@ -901,6 +918,8 @@ impl<'a> Session<'a> {
         if !self.accept_cmd_sn(pdu) {
             return Ok(true);
         }
+        let activity = self.activity;
+        let _running = activity.running();
         let function = pdu.bhs[1] & 0x7F;
         let address = self.address(pdu.lun_field());
         let response = match function {
