@@ -100,9 +100,10 @@ pub fn definition() -> Command {
 
 /// A number of seconds (decimals allowed, at most a day).
 fn seconds(text: &str) -> Result<Duration, String> {
-    let value: f64 = text.trim().parse().map_err(|_| {
-        format!("{text:?} is not a number of seconds; give one such as 10 or 0.5")
-    })?;
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds; give one such as 10 or 0.5"))?;
     if !(0.0..=86_400.0).contains(&value) {
         return Err(format!(
             "{text} seconds is outside 0 to 86400 (one day); give a value in that range"

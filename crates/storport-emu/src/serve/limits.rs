@@ -245,7 +245,9 @@ impl Connections {
             let why = if entry.activity.is_established() {
                 self.limits
                     .idle_timeout
-                    .filter(|&limit| waiting && now.saturating_duration_since(entry.last_seen) > limit)
+                    .filter(|&limit| {
+                        waiting && now.saturating_duration_since(entry.last_seen) > limit
+                    })
                     .map(|limit| {
                         format!(
                             "it received nothing and ran no request for the idle timeout of {} ms",
@@ -358,7 +360,11 @@ mod tests {
         let _running = busy.running();
         // Bytes do not extend the handshake deadline.
         handshaking.received();
-        assert!(connections.sweep(start + Duration::from_millis(500)).is_empty());
+        assert!(
+            connections
+                .sweep(start + Duration::from_millis(500))
+                .is_empty()
+        );
         let closed = connections.sweep(start + Duration::from_millis(1500));
         assert_eq!(closed.len(), 1);
         assert!(closed[0].why.contains("handshake"), "{closed:?}");

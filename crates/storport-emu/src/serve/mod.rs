@@ -229,14 +229,16 @@ impl Server {
         if let Some(address) = config.nbd {
             let handler: Handler = Arc::new(
                 |backend: &Backend, mut stream: TcpStream, activity: &Activity| {
-                let ended = nbd::serve_connection(backend, &mut stream, activity);
-                if let nbd::Ended::ProtocolError(message) = ended {
-                    backend
-                        .port()
-                        .log(format!("NBD connection closed: {message}"));
-                }
-            });
-            server.nbd = Some(server.listen("NBD", address, config.limits, Arc::clone(backend), handler)?);
+                    let ended = nbd::serve_connection(backend, &mut stream, activity);
+                    if let nbd::Ended::ProtocolError(message) = ended {
+                        backend
+                            .port()
+                            .log(format!("NBD connection closed: {message}"));
+                    }
+                },
+            );
+            server.nbd =
+                Some(server.listen("NBD", address, config.limits, Arc::clone(backend), handler)?);
         }
         if let Some(address) = config.iscsi {
             let target = iscsi::Target::for_service(if config.service.is_empty() {
@@ -246,16 +248,24 @@ impl Server {
             });
             let handler: Handler = Arc::new(
                 move |backend: &Backend, mut stream: TcpStream, activity: &Activity| {
-                match iscsi::serve_connection(backend, &target, &mut stream, activity) {
-                    iscsi::Ended::ProtocolError(message) | iscsi::Ended::LoginFailed(message) => {
-                        backend
-                            .port()
-                            .log(format!("iSCSI connection closed: {message}"));
+                    match iscsi::serve_connection(backend, &target, &mut stream, activity) {
+                        iscsi::Ended::ProtocolError(message)
+                        | iscsi::Ended::LoginFailed(message) => {
+                            backend
+                                .port()
+                                .log(format!("iSCSI connection closed: {message}"));
+                        }
+                        iscsi::Ended::Closed => {}
                     }
-                    iscsi::Ended::Closed => {}
-                }
-            });
-            server.iscsi = Some(server.listen("iSCSI", address, config.limits, Arc::clone(backend), handler)?);
+                },
+            );
+            server.iscsi = Some(server.listen(
+                "iSCSI",
+                address,
+                config.limits,
+                Arc::clone(backend),
+                handler,
+            )?);
         }
         Ok(server)
     }

@@ -931,8 +931,7 @@ fn transmission(
                     continue;
                 }
             }
-            if let Err(message) =
-                answer(backend, lun, &replies, &request, payload, false, activity)
+            if let Err(message) = answer(backend, lun, &replies, &request, payload, false, activity)
             {
                 fail(message);
                 return Err(Ended::Closed);

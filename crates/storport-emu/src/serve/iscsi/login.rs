@@ -136,81 +136,81 @@ impl State {
         keys: &[(String, Option<String>)],
         csg: u8,
     ) -> Result<Vec<u8>, Ended> {
-    let stage = if csg == SECURITY {
-        Stage::Security
-    } else {
-        Stage::Operational
-    };
-    let Negotiated {
-        mut answer,
-        auth_refused,
-        malformed,
-    } = text::negotiate(&keys, &mut self.params, stage);
-    if auth_refused {
-        return Err(fail(
-            stream,
-            request,
-            stat_sn,
-            status::AUTHENTICATION_FAILED,
-            "the initiator offered no AuthMethod this target supports (None)".to_owned(),
-        ));
-    }
-    if malformed {
-        return Err(fail(
-            stream,
-            request,
-            stat_sn,
-            status::INITIATOR_ERROR,
-            "a login key is malformed".to_owned(),
-        ));
-    }
-    if self.params.initiator_name.is_none() {
-        return Err(fail(
-            stream,
-            request,
-            stat_sn,
-            status::MISSING_PARAMETER,
-            "the login carries no InitiatorName".to_owned(),
-        ));
-    }
-    if !self.params.discovery {
-        match &self.params.target_name {
-            None => {
-                return Err(fail(
-                    stream,
-                    request,
-                    stat_sn,
-                    status::MISSING_PARAMETER,
-                    "a normal session's login carries no TargetName".to_owned(),
-                ));
-            }
-            Some(name) if *name != target.name => {
-                return Err(fail(
-                    stream,
-                    request,
-                    stat_sn,
-                    status::NOT_FOUND,
-                    format!(
-                        "the target {name} does not exist here; this is {}",
-                        target.name
-                    ),
-                ));
-            }
-            Some(_) => {}
+        let stage = if csg == SECURITY {
+            Stage::Security
+        } else {
+            Stage::Operational
+        };
+        let Negotiated {
+            mut answer,
+            auth_refused,
+            malformed,
+        } = text::negotiate(&keys, &mut self.params, stage);
+        if auth_refused {
+            return Err(fail(
+                stream,
+                request,
+                stat_sn,
+                status::AUTHENTICATION_FAILED,
+                "the initiator offered no AuthMethod this target supports (None)".to_owned(),
+            ));
         }
-        if !self.sent_portal_tag {
-            text::push(&mut answer, "TargetPortalGroupTag", "1");
-            self.sent_portal_tag = true;
+        if malformed {
+            return Err(fail(
+                stream,
+                request,
+                stat_sn,
+                status::INITIATOR_ERROR,
+                "a login key is malformed".to_owned(),
+            ));
         }
-    }
-    if csg == OPERATIONAL && !self.declared_max_recv {
-        text::push(
-            &mut answer,
-            "MaxRecvDataSegmentLength",
-            &text::TARGET_MAX_RECV_DATA_SEGMENT.to_string(),
-        );
-        self.declared_max_recv = true;
-    }
+        if self.params.initiator_name.is_none() {
+            return Err(fail(
+                stream,
+                request,
+                stat_sn,
+                status::MISSING_PARAMETER,
+                "the login carries no InitiatorName".to_owned(),
+            ));
+        }
+        if !self.params.discovery {
+            match &self.params.target_name {
+                None => {
+                    return Err(fail(
+                        stream,
+                        request,
+                        stat_sn,
+                        status::MISSING_PARAMETER,
+                        "a normal session's login carries no TargetName".to_owned(),
+                    ));
+                }
+                Some(name) if *name != target.name => {
+                    return Err(fail(
+                        stream,
+                        request,
+                        stat_sn,
+                        status::NOT_FOUND,
+                        format!(
+                            "the target {name} does not exist here; this is {}",
+                            target.name
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if !self.sent_portal_tag {
+                text::push(&mut answer, "TargetPortalGroupTag", "1");
+                self.sent_portal_tag = true;
+            }
+        }
+        if csg == OPERATIONAL && !self.declared_max_recv {
+            text::push(
+                &mut answer,
+                "MaxRecvDataSegmentLength",
+                &text::TARGET_MAX_RECV_DATA_SEGMENT.to_string(),
+            );
+            self.declared_max_recv = true;
+        }
         Ok(answer)
     }
 }

@@ -199,6 +199,17 @@ const fn cdb_direction(opcode: u8) -> Option<Direction> {
     }
 }
 
+/// Fixed-format sense data (SPC-4 §4.5.3) with `key`, `asc` and `ascq`.
+fn fixed_sense(key: u8, asc: u8, ascq: u8) -> Vec<u8> {
+    let mut sense = vec![0_u8; 18];
+    sense[0] = 0x70;
+    sense[2] = key;
+    sense[7] = 10;
+    sense[12] = asc;
+    sense[13] = ascq;
+    sense
+}
+
 /// The length of a CDB from its group code (SPC-4 §4.2.5.1).
 const fn cdb_length(opcode: u8) -> usize {
     match opcode >> 5 {
@@ -557,15 +568,7 @@ impl<'a> Session<'a> {
         result: SrbResult,
         sent: Option<usize>,
     ) -> Result<Outcome, PortError> {
-        let fixed = |key: u8, asc: u8, ascq: u8| {
-            let mut sense = vec![0_u8; 18];
-            sense[0] = 0x70;
-            sense[2] = key;
-            sense[7] = 10;
-            sense[12] = asc;
-            sense[13] = ascq;
-            sense
-        };
+        let fixed = fixed_sense;
         let check = |sense: Vec<u8>| Outcome {
             response: 0,
             status: SCSI_CHECK_CONDITION,
@@ -696,17 +699,28 @@ impl<'a> Session<'a> {
             (Some(Direction::Out), None) => DataDirection::Out(Vec::new()),
             (_, Some(mut data)) => {
                 // Data beyond what the CDB transfers is residual, not payload.
-                if let Some(needed) = needed.and_then(|n| usize::try_from(n).ok()) {
-                    data.truncate(needed);
-                    // Less data than the CDB transfers: FCP-4 (a) — process
-                    // the command for the whole blocks that did arrive.
+                if let Some(wanted) = needed.and_then(|n| usize::try_from(n).ok()) {
+                    data.truncate(wanted);
                     let block = self.block_size(address) as usize;
-                    if data.len() < needed
-                        && block > 0
-                        && let Some(shorter) = shorten_write(&cdb, data.len() / block)
-                    {
-                        cdb = shorter;
-                        data.truncate(data.len() / block * block);
+                    if data.len() < wanted && block > 0 {
+                        if !data.len().is_multiple_of(block) {
+                            // Part of a block arrived: a block device
+                            // cannot write it, and GOOD would report bytes
+                            // written that were not. FCP-4 (b): CHECK
+                            // CONDITION, nothing written.
+                            let outcome = Outcome {
+                                response: 0,
+                                status: SCSI_CHECK_CONDITION,
+                                sense: fixed_sense(0x05, 0x0E, 0x03),
+                                data: Vec::new(),
+                            };
+                            return self.respond(stream, pdu, expected, needed, outcome, r2t_count);
+                        }
+                        // Whole blocks arrived: FCP-4 (a), the command runs
+                        // for those blocks (none when none was sent).
+                        if let Some(shorter) = shorten_write(&cdb, data.len() / block) {
+                            cdb = shorter;
+                        }
                     }
                 }
                 DataDirection::Out(data)
@@ -945,7 +959,12 @@ impl<'a> Session<'a> {
                 }
             }
             tmf::LOGICAL_UNIT_RESET => match address {
+                // The field may decode to an address the miniport has no
+                // logical unit at: that LUN does not exist either.
                 None => tmf::LUN_DOES_NOT_EXIST,
+                Some(address) if !self.backend.luns().iter().any(|l| l.address == address) => {
+                    tmf::LUN_DOES_NOT_EXIST
+                }
                 Some(address) => {
                     let lun = pdu.lun_field();
                     self.queue
