@@ -119,17 +119,17 @@ fn handshakes_and_idle_connections_time_out() {
     );
     // No handshake at all, and a handshake that never chooses an export.
     let mut silent_nbd = idle(served.nbd());
-    assert!(closed_by_server(&mut silent_nbd));
     let mut haggling = Client::connect(served.nbd());
-    assert!(closed_by_server(&mut haggling.stream));
     let mut silent_iscsi = idle(served.iscsi());
-    assert!(closed_by_server(&mut silent_iscsi));
     // Past the handshake, a client that goes quiet is closed too.
     let mut quiet = nbd_client(served.nbd());
     assert_eq!(quiet.read(0, 512).map(|d| d.len()), Ok(512));
-    assert!(closed_by_server(&mut quiet.stream));
     let mut quiet_iscsi = Connection::connect(served.iscsi());
     quiet_iscsi.login(&served.target, &[]);
+    assert!(closed_by_server(&mut silent_nbd));
+    assert!(closed_by_server(&mut haggling.stream));
+    assert!(closed_by_server(&mut silent_iscsi));
+    assert!(closed_by_server(&mut quiet.stream));
     assert!(closed_by_server(&mut quiet_iscsi.stream));
     served.stop_clean();
 }

@@ -28,7 +28,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 /// Default [`Limits::handshake_timeout`].
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default [`Limits::idle_timeout`].
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_mins(5);
 
 /// The limits of one listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +157,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Whether a new connection can be served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Room {
+    /// Below the limit.
+    Free,
+    /// At the limit; this idle connection was closed to make room.
+    Made(Closed),
+    /// At the limit, and every connection is running a request.
+    Full,
+}
+
 /// Why the listener closed a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Closed {
@@ -182,36 +193,33 @@ impl Connections {
         self.limits
     }
 
-    /// Makes room for a new connection: `Ok(closed)` when it may be served
-    /// (with the idle connection closed for it, if one was), `Err(())` when
-    /// every connection is running a request.
-    ///
-    /// # Errors
-    ///
-    /// `Err(())` when no connection can be closed to make room.
-    pub fn make_room(&self, now: Instant) -> Result<Option<Closed>, ()> {
+    /// Makes room for a new connection, closing the connection idle the
+    /// longest when the listener is at its limit.
+    pub fn make_room(&self, now: Instant) -> Room {
         let mut entries = lock(&self.entries);
         let open = entries.values().filter(|e| !e.closing).count();
         if open < self.limits.max_connections {
-            return Ok(None);
+            return Room::Free;
         }
-        let mut oldest: Option<(u64, Instant)> = None;
-        for (&id, entry) in entries.iter_mut().filter(|(_, e)| !e.closing) {
-            if entry.refresh(now) && oldest.is_none_or(|(_, seen)| entry.last_seen < seen) {
-                oldest = Some((id, entry.last_seen));
-            }
-        }
-        let (id, seen) = oldest.ok_or(())?;
-        let entry = entries.get_mut(&id).ok_or(())?;
+        let oldest = entries
+            .iter_mut()
+            .filter(|(_, e)| !e.closing)
+            .filter_map(|(&id, entry)| entry.refresh(now).then_some((id, entry.last_seen)))
+            .min_by_key(|&(_, seen)| seen);
+        let Some(entry) = oldest.and_then(|(id, _)| entries.get_mut(&id)) else {
+            return Room::Full;
+        };
         entry.close();
-        Ok(Some(Closed {
+        let closed = Closed {
             peer: entry.peer,
             why: format!(
                 "the listener is at its limit of {} connections and this one had been idle the longest ({} ms)",
                 self.limits.max_connections,
-                now.saturating_duration_since(seen).as_millis()
+                now.saturating_duration_since(entry.last_seen).as_millis()
             ),
-        }))
+        };
+        drop(entries);
+        Room::Made(closed)
     }
 
     /// Registers the connection `id` (`stream` is a clone the listener
@@ -290,7 +298,7 @@ impl Connections {
 
 #[cfg(test)]
 mod tests {
-    use super::{Activity, Connections, Limits};
+    use super::{Activity, Connections, Limits, Room};
     use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -320,20 +328,18 @@ mod tests {
         first.received();
         let later = start + Duration::from_millis(10);
         assert_eq!(connections.sweep(later), Vec::new());
-        let closed = connections
-            .make_room(later)
-            .expect("an idle connection makes room");
-        assert!(closed.is_some());
+        let room = connections.make_room(later);
+        assert!(matches!(room, Room::Made(_)), "{room:?}");
         assert_eq!(connections.open(), 1, "the second one was closed");
         // Below the limit: nothing to close.
-        assert_eq!(connections.make_room(later), Ok(None));
+        assert_eq!(connections.make_room(later), Room::Free);
         // Both busy: no room.
         let (_c, c) = pair(&listener);
         let third = Arc::new(Activity::default());
         connections.insert(3, c, Arc::clone(&third), later);
         let _running = first.running();
         let _also = third.running();
-        assert_eq!(connections.make_room(later), Err(()));
+        assert_eq!(connections.make_room(later), Room::Full);
     }
 
     #[test]

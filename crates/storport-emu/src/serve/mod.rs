@@ -397,9 +397,9 @@ impl Listening<'_> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let now = Instant::now();
         match self.connections.make_room(now) {
-            Ok(Some(closed)) => self.closed(&closed),
-            Ok(None) => {}
-            Err(()) => {
+            limits::Room::Made(closed) => self.closed(&closed),
+            limits::Room::Free => {}
+            limits::Room::Full => {
                 self.backend.port().log(format!(
                     "{} connection refused: all {} connections are running requests",
                     self.protocol,
@@ -428,11 +428,12 @@ impl Listening<'_> {
                 handler(&backend, stream, &activity);
                 registry.remove(id);
             });
-        if let Ok(worker) = spawned {
-            Some(worker)
-        } else {
-            self.connections.remove(id);
-            None
-        }
+        spawned.map_or_else(
+            |_| {
+                self.connections.remove(id);
+                None
+            },
+            Some,
+        )
     }
 }

@@ -145,7 +145,7 @@ impl State {
             mut answer,
             auth_refused,
             malformed,
-        } = text::negotiate(&keys, &mut self.params, stage);
+        } = text::negotiate(keys, &mut self.params, stage);
         if auth_refused {
             return Err(fail(
                 stream,
