@@ -36,9 +36,14 @@
 //! `SRB_STATUS_INVALID_LUN` to LOGICAL UNIT NOT SUPPORTED), issue REQUEST
 //! SENSE when a CHECK CONDITION comes without autosense data, split READ
 //! and WRITE at the adapter's `MaximumTransferLength`, and frame transfers
-//! whose iSCSI expected length differs from the CDB's (residuals). NBD
-//! requests are checked against the export's size and block alignment
-//! before any SRB is sent, as the NBD protocol asks.
+//! whose iSCSI expected length differs from the CDB's (residuals). A write
+//! whose data falls short of the CDB's transfer length runs for the whole
+//! blocks that arrived (GOOD, with the residual); data that ends inside a
+//! block is refused with CHECK CONDITION, ILLEGAL REQUEST, INVALID FIELD IN
+//! COMMAND INFORMATION UNIT and nothing written (the two choices FCP-4
+//! gives; a block device cannot write part of a block). NBD requests are
+//! checked against the export's size and block alignment before any SRB is
+//! sent, as the NBD protocol asks.
 
 pub mod backend;
 pub mod command;
