@@ -7,7 +7,7 @@
 //! its 8,192-byte default (RFC 7143 §13.12) while login runs, the
 //! conservative reading for a declaration made during login. A longer answer
 //! is split: each piece but the last goes out with the C (continue) bit and
-//! the T (transit) bit clear, as RFC 7143 §11.13.3 requires, and the
+//! the T (transit) bit clear, as RFC 7143 §11.13 requires of the C bit, and the
 //! initiator fetches the next piece with an empty Login Request. An answer
 //! longer than [`text::MAX_TEXT_BYTES`], or one that would need more Login
 //! Responses than the login may still take, is refused with a login error
