@@ -14,7 +14,9 @@
 //! idle the longest. A connection that has not logged in (NBD option
 //! haggling, iSCSI login) within `--handshake-timeout` (default 10 s), or
 //! that receives nothing and runs no request for `--idle-timeout` (default
-//! 300 s; 0 never), is closed. See [`super::limits`].
+//! 300 s; 0 never), is closed. See [`super::limits`]. `--stage-times` logs
+//! where the NBD requests' time went ([`super::stages`]) as each connection
+//! ends.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -89,6 +91,12 @@ pub fn definition() -> Command {
                 "Close a connection that receives nothing and runs no request this long; 0: never (default {})",
                 limits::DEFAULT_IDLE_TIMEOUT.as_secs()
             )),
+    )
+    .arg(
+        Arg::new("stage-times")
+            .long("stage-times")
+            .action(ArgAction::SetTrue)
+            .help("Log, when an NBD connection ends, the median and 99th percentile of each stage of its requests (receive, port, send, total); needs --log to be seen"),
     )
     .arg(
         Arg::new("log")
@@ -170,6 +178,7 @@ pub fn main(matches: &ArgMatches) -> ExitCode {
         iscsi: address(matches, "iscsi", super::DEFAULT_ISCSI),
         service: crate::inf::service_name_for_image(&args.driver),
         limits,
+        stage_times: matches.get_flag("stage-times"),
     };
     // Catch the signals before any thread exists, so none is lost.
     let (signalled, stop) = mpsc::channel::<()>();

@@ -50,6 +50,7 @@ pub mod command;
 pub mod iscsi;
 pub mod limits;
 pub mod nbd;
+pub mod stages;
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -199,6 +200,9 @@ pub struct ServeConfig {
     pub service: String,
     /// Connection limits and timeouts of each listener.
     pub limits: Limits,
+    /// Log where each NBD request's time goes ([`stages`]) when a
+    /// connection ends.
+    pub stage_times: bool,
 }
 
 /// The listeners and connection threads of one `serve`.
@@ -232,9 +236,10 @@ impl Server {
             iscsi: None,
         };
         if let Some(address) = config.nbd {
+            let stage_times = config.stage_times;
             let handler: Handler = Arc::new(
-                |backend: &Backend, mut stream: TcpStream, activity: &Activity| {
-                    let ended = nbd::serve_connection(backend, &mut stream, activity);
+                move |backend: &Backend, mut stream: TcpStream, activity: &Activity| {
+                    let ended = nbd::serve_connection(backend, &mut stream, activity, stage_times);
                     if let nbd::Ended::ProtocolError(message) = ended {
                         backend
                             .port()

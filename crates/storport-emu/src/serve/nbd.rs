@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{Backend, BlockError, Lun};
 use super::limits::Activity;
+use super::stages::Stages;
 
 /// `NBDMAGIC`.
 pub const NBD_MAGIC: u64 = 0x4E42_444D_4147_4943;
@@ -227,11 +228,16 @@ pub const fn transmission_flags(lun: &Lun) -> u16 {
 /// # Errors
 ///
 /// Never: how the connection ended is the [`Ended`] value.
-pub fn serve_connection(backend: &Backend, stream: &mut TcpStream, activity: &Activity) -> Ended {
+pub fn serve_connection(
+    backend: &Backend,
+    stream: &mut TcpStream,
+    activity: &Activity,
+    stage_times: bool,
+) -> Ended {
     match handshake(backend, stream) {
         Ok(Some(lun)) => {
             activity.established();
-            match transmission(backend, &lun, stream, activity) {
+            match transmission(backend, &lun, stream, activity, stage_times) {
                 Ok(()) => Ended::Closed,
                 Err(ended) => ended,
             }
@@ -570,6 +576,14 @@ struct Connection<'c, 's> {
     stream: &'s TcpStream,
     replies: &'c Mutex<Replies<'s>>,
     activity: &'c Activity,
+    backend: &'c Backend,
+    /// `--stage-times`: where each request's time goes (see [`Stages`]).
+    stages: Option<Box<Stages>>,
+    /// When the last read that got bytes returned (with `stages`).
+    read_at: Option<Instant>,
+    /// The read and the end of the operation of the request whose reply
+    /// is gathered and not yet written (with `stages`).
+    answered: Option<(Instant, Instant)>,
     input: Box<[u8]>,
     /// Unparsed bytes are `input[start..end]`.
     start: usize,
@@ -585,11 +599,21 @@ struct Connection<'c, 's> {
 }
 
 impl<'c, 's> Connection<'c, 's> {
-    fn new(stream: &'s TcpStream, replies: &'c Mutex<Replies<'s>>, activity: &'c Activity) -> Self {
+    fn new(
+        stream: &'s TcpStream,
+        replies: &'c Mutex<Replies<'s>>,
+        activity: &'c Activity,
+        backend: &'c Backend,
+        stage_times: bool,
+    ) -> Self {
         Self {
             stream,
             replies,
             activity,
+            backend,
+            stages: stage_times.then(Box::default),
+            read_at: None,
+            answered: None,
             input: vec![0; BUFFER_BYTES].into_boxed_slice(),
             start: 0,
             end: 0,
@@ -607,7 +631,7 @@ impl<'c, 's> Connection<'c, 's> {
         if self.spin {
             loop {
                 if let Some(got) = try_read(self.stream, &mut self.input[self.end..])? {
-                    self.activity.received();
+                    self.received();
                     return Ok(got);
                 }
                 if started.elapsed() >= SPIN {
@@ -632,7 +656,7 @@ impl<'c, 's> Connection<'c, 's> {
         }
         let got = self.stream.read(&mut self.input[self.end..]);
         if matches!(got, Ok(n) if n > 0) {
-            self.activity.received();
+            self.received();
         }
         if self.blocking_reads > 0 {
             self.blocking_reads -= 1;
@@ -643,8 +667,39 @@ impl<'c, 's> Connection<'c, 's> {
         got
     }
 
-    fn flush(&self) -> io::Result<()> {
-        super::lock(self.replies).flush()
+    /// Bytes arrived.
+    fn received(&mut self) {
+        self.activity.received();
+        if self.stages.is_some() {
+            self.read_at = Some(Instant::now());
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        super::lock(self.replies).flush()?;
+        if let (Some(stages), Some((read, done))) = (self.stages.as_mut(), self.answered.take()) {
+            let sent = Instant::now();
+            stages.send.record(sent.saturating_duration_since(done));
+            stages.total.record(sent.saturating_duration_since(read));
+        }
+        Ok(())
+    }
+
+    /// Runs a request on the connection thread (see [`answer`]), timing its
+    /// stages with `--stage-times`.
+    fn answer(&mut self, lun: &Lun, request: &Request, payload: Vec<u8>) -> Result<(), String> {
+        let (backend, replies, activity) = (self.backend, self.replies, self.activity);
+        let Some(stages) = self.stages.as_mut() else {
+            return answer(backend, lun, replies, request, payload, false, activity);
+        };
+        let ready = Instant::now();
+        let read = self.read_at.unwrap_or(ready);
+        stages.receive.record(ready.saturating_duration_since(read));
+        let answered = answer(backend, lun, replies, request, payload, false, activity);
+        let done = Instant::now();
+        stages.port.record(done.saturating_duration_since(ready));
+        self.answered = Some((read, done));
+        answered
     }
 
     /// Makes at least `n` (at most [`BUFFER_BYTES`]) unparsed bytes
@@ -741,6 +796,17 @@ fn grow(data: &mut Vec<u8>, more: usize, full: usize) {
     if needed > data.capacity() {
         let target = (data.capacity() * 2).max(needed).min(full.max(needed));
         data.reserve_exact(target - data.len());
+    }
+}
+
+impl Drop for Connection<'_, '_> {
+    /// Logs the stage times (`--stage-times`) when the connection ends.
+    fn drop(&mut self) {
+        if let Some(stages) = &self.stages
+            && stages.total.samples() > 0
+        {
+            self.backend.port().log(stages.summary());
+        }
     }
 }
 
@@ -864,6 +930,7 @@ fn transmission(
     lun: &Lun,
     stream: &TcpStream,
     activity: &Activity,
+    stage_times: bool,
 ) -> Result<(), Ended> {
     let replies = Mutex::new(Replies {
         stream,
@@ -879,7 +946,7 @@ fn transmission(
         let _ = stream.shutdown(Shutdown::Both);
     };
     let read = std::thread::scope(|scope| {
-        let mut connection = Connection::new(stream, &replies, activity);
+        let mut connection = Connection::new(stream, &replies, activity, backend, stage_times);
         let mut helpers: Vec<Helper> = Vec::new();
         loop {
             if !connection.fill(REQUEST_BYTES)? {
@@ -931,8 +998,7 @@ fn transmission(
                     continue;
                 }
             }
-            if let Err(message) = answer(backend, lun, &replies, &request, payload, false, activity)
-            {
+            if let Err(message) = connection.answer(lun, &request, payload) {
                 fail(message);
                 return Err(Ended::Closed);
             }
