@@ -129,7 +129,7 @@ fn limits(matches: &ArgMatches) -> Result<Limits, String> {
         .unwrap_or(defaults.handshake_timeout);
     if handshake.is_zero() {
         return Err(
-            "--handshake-timeout 0 would close every connection at once; give a positive number of seconds."
+            "--handshake-timeout 0 would close every connection at once; give a positive number of seconds. Nothing was served."
                 .to_owned(),
         );
     }
