@@ -12,6 +12,9 @@
 //!   (gathering and the `send` system call);
 //! - `total`: from the read to the reply written.
 //!
+//! Requests answered on the connection thread are timed; READs and WRITEs
+//! handed to helper threads are not. Replies gathered and written together
+//! (pipelined requests) count once in `send` and `total`, for the last one.
 //! The time the server waits for the client, and the kernel's wake-up of a
 //! sleeping connection thread, are outside these stages: a client's round
 //! trip less `total` is what the network stack and the wake-up cost.
