@@ -3,7 +3,8 @@
 # vstor.sys served by `storemu serve --nbd` and against `nbdkit memory` of the
 # same size, in the same run and with the same jobs:
 #   4k randread and randwrite at iodepth 1 and 32, 1M sequential read (iodepth 4);
-# IOPS, bandwidth, p50/p99 completion latency, and the ratio vstor / nbdkit.
+# IOPS, bandwidth, p50/p99 completion latency, and the ratio vstor / nbdkit;
+# and where vstor's requests spent their time in storemu (serve --stage-times).
 # Both disks are filled first (nbdkit's memory plugin is sparse and would
 # answer reads of never-written blocks without touching memory).
 # Writes DIR/fio.md and DIR/fio-ratios.svg (DIR default target/bench-report).
@@ -49,7 +50,7 @@ trap cleanup EXIT
 
 "$STOREMU" serve "$ROOT/target/vstor/vstor.sys" --inf "$ROOT/inf/vstor.inf" \
     --set "DiskCount=dword:1" --set "DiskSizeMiB=dword:$SIZE_MIB" \
-    --nbd 127.0.0.1:0 --no-iscsi >"$WORK/serve.log" 2>&1 &
+    --nbd 127.0.0.1:0 --no-iscsi --log --stage-times >"$WORK/serve.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 300); do
     grep -q '^listening nbd ' "$WORK/serve.log" && break
@@ -91,10 +92,20 @@ for job in "${JOBS[@]}"; do
     for round in $(seq 1 "$ROUNDS"); do
         for target in vstor nbdkit; do
             note "$target: $name, round $round (${RUNTIME} s)"
+            stages_before=$(grep -c 'NBD stage times' "$WORK/serve.log" || true)
             # shellcheck disable=SC2086
             (cd "$WORK" && fio --name="$name" --ioengine=nbd --uri="$(uri_of "$target")" $args \
                 --size="${SIZE_MIB}M" --time_based --runtime="$RUNTIME" --ramp_time=1 \
                 --output-format=json --output="$WORK/$target-$name-$round.json") >/dev/null
+            if [ "$target" = vstor ]; then
+                # The connection's stage times are logged as it closes.
+                for _ in $(seq 1 50); do
+                    [ "$(grep -c 'NBD stage times' "$WORK/serve.log" || true)" -gt "$stages_before" ] && break
+                    sleep 0.1
+                done
+                grep 'NBD stage times' "$WORK/serve.log" | tail -n +"$((stages_before + 1))" \
+                    >"$WORK/stages-$name-$round.txt" || true
+            fi
         done
     done
 done
@@ -110,10 +121,19 @@ def numbers(target, name):
     sides = []
     for path in glob.glob(f"{work}/{target}-{name}-*.json"):
         data = json.load(open(path))["jobs"][0]
-        sides.append(data["write"] if "write" in name else data["read"])
+        side = data["write"] if "write" in name else data["read"]
+        side["stages"] = path.replace(f"/{target}-{name}-", f"/stages-{name}-").replace(".json", ".txt")
+        sides.append(side)
     side = max(sides, key=lambda side: side["iops"])
     percentiles = side["clat_ns"].get("percentile", {})
+    stages = ""
+    try:
+        logged = open(side["stages"]).read().strip().splitlines()
+        stages = logged[-1].split("µs: ", 1)[1] if logged else ""
+    except (OSError, IndexError):
+        pass
     return {
+        "stages": stages,
         "iops": side["iops"],
         "bw": side["bw_bytes"] / 2**20,
         "p50": percentiles.get("50.000000", 0) / 1000,
@@ -139,6 +159,17 @@ for name in names:
         f"{'met' if ratio >= 1.0 else 'not met'} |"
     )
 lines.append("\n![fio ratios](fio-ratios.svg)\n")
+lines.append("Where vstor's requests spent their time inside storemu in that round (`storemu serve "
+             "--stage-times`, median/p99 µs): receive = the read that brought the request to the "
+             "request ready, port = the block operation (CDB, call gate, miniport, completion), send = "
+             "operation done to reply written. Above queue depth 1, send and total count the last reply "
+             "of each burst written together; READs and WRITEs of 128 KiB and more (helper threads) are "
+             "not timed.\n")
+lines.append("| job | stages |")
+lines.append("|---|---|")
+for name in names:
+    lines.append(f"| {name} | {numbers('vstor', name)['stages'] or 'not logged'} |")
+lines.append("")
 open(f"{out}/fio.md", "w").write("\n".join(lines) + "\n")
 
 width, top, bottom = 120 + 110 * len(rows), 40.0, 260.0

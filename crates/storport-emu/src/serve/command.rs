@@ -1,19 +1,31 @@
 //! The `storemu serve` subcommand.
 //!
 //! `storemu serve DRIVER.sys [--inf FILE.inf] [--set ...] [--nbd ADDR:PORT]
-//! [--iscsi ADDR:PORT]` starts the adapter as `storemu run` does, prints
+//! [--iscsi ADDR:PORT] [--max-connections N] [--handshake-timeout SECONDS]
+//! [--idle-timeout SECONDS]` starts the adapter as `storemu run` does, prints
 //! one `listening` line per front end and one `export` line per LUN, then
 //! serves until SIGINT or SIGTERM. Then it closes every connection, stops
 //! and removes the adapter, unloads the driver (leak checks) and prints the
 //! findings. Exit status as `storemu run`: 0 clean, 1 findings, 2 the
 //! driver could not be started, 64 usage error.
+//!
+//! Each listener serves at most `--max-connections` (default 64)
+//! connections; at the limit a new connection takes the place of the one
+//! idle the longest. A connection that has not logged in (NBD option
+//! haggling, iSCSI login) within `--handshake-timeout` (default 10 s), or
+//! that receives nothing and runs no request for `--idle-timeout` (default
+//! 300 s; 0 never), is closed. See [`super::limits`]. `--stage-times` logs
+//! where the NBD requests' time went ([`super::stages`]) as each connection
+//! ends.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 
+use super::limits::{self, Limits};
 use super::{Adapter, DEFAULT_NBD, ServeConfig, Server};
 use crate::cli::{EXIT_CLEAN, EXIT_FINDINGS, EXIT_LOAD_ERROR, EXIT_USAGE, parse_sets};
 
@@ -51,11 +63,86 @@ pub fn definition() -> Command {
             .help("Do not serve iSCSI"),
     )
     .arg(
+        Arg::new("max-connections")
+            .long("max-connections")
+            .value_name("N")
+            .value_parser(value_parser!(u32).range(1..=65_536))
+            .help(format!(
+                "Connections each listener serves at once; at the limit a new one replaces the longest-idle one (default {})",
+                limits::DEFAULT_MAX_CONNECTIONS
+            )),
+    )
+    .arg(
+        Arg::new("handshake-timeout")
+            .long("handshake-timeout")
+            .value_name("SECONDS")
+            .value_parser(seconds)
+            .help(format!(
+                "Close a connection that has not completed the NBD handshake or iSCSI login this long after it was accepted (default {})",
+                limits::DEFAULT_HANDSHAKE_TIMEOUT.as_secs()
+            )),
+    )
+    .arg(
+        Arg::new("idle-timeout")
+            .long("idle-timeout")
+            .value_name("SECONDS")
+            .value_parser(seconds)
+            .help(format!(
+                "Close a connection that receives nothing and runs no request this long; 0: never (default {})",
+                limits::DEFAULT_IDLE_TIMEOUT.as_secs()
+            )),
+    )
+    .arg(
+        Arg::new("stage-times")
+            .long("stage-times")
+            .action(ArgAction::SetTrue)
+            .help("Log, when an NBD connection ends, the median and 99th percentile of each stage of its requests (receive, port, send, total); needs --log to be seen"),
+    )
+    .arg(
         Arg::new("log")
             .long("log")
             .action(ArgAction::SetTrue)
             .help("Print the port's log (life cycle, DbgPrint, connections closed on protocol errors) on stderr as it happens"),
     )
+}
+
+/// A number of seconds (decimals allowed, at most a day).
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds; give one such as 10 or 0.5"))?;
+    if !(0.0..=86_400.0).contains(&value) {
+        return Err(format!(
+            "{text} seconds is outside 0 to 86400 (one day); give a value in that range"
+        ));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// The connection limits the options name.
+fn limits(matches: &ArgMatches) -> Result<Limits, String> {
+    let defaults = Limits::default();
+    let handshake = matches
+        .get_one::<Duration>("handshake-timeout")
+        .copied()
+        .unwrap_or(defaults.handshake_timeout);
+    if handshake.is_zero() {
+        return Err(
+            "--handshake-timeout 0 would close every connection at once; give a positive number of seconds. Nothing was served."
+                .to_owned(),
+        );
+    }
+    Ok(Limits {
+        max_connections: matches
+            .get_one::<u32>("max-connections")
+            .map_or(defaults.max_connections, |&n| n as usize),
+        handshake_timeout: handshake,
+        idle_timeout: matches
+            .get_one::<Duration>("idle-timeout")
+            .copied()
+            .map_or(defaults.idle_timeout, |t| (!t.is_zero()).then_some(t)),
+    })
 }
 
 fn address(matches: &ArgMatches, name: &str, default: &str) -> Option<SocketAddr> {
@@ -79,10 +166,19 @@ pub fn main(matches: &ArgMatches) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let limits = match limits(matches) {
+        Ok(limits) => limits,
+        Err(message) => {
+            eprintln!("storemu: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let config = ServeConfig {
         nbd: address(matches, "nbd", DEFAULT_NBD),
         iscsi: address(matches, "iscsi", super::DEFAULT_ISCSI),
         service: crate::inf::service_name_for_image(&args.driver),
+        limits,
+        stage_times: matches.get_flag("stage-times"),
     };
     // Catch the signals before any thread exists, so none is lost.
     let (signalled, stop) = mpsc::channel::<()>();

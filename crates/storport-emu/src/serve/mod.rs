@@ -7,6 +7,8 @@
 //! - [`Server`]: listeners and one thread per connection, on blocking
 //!   sockets; [`Server::shutdown`] closes every connection and waits for
 //!   its thread.
+//! - [`limits`]: the connection limit of each listener and the handshake
+//!   and idle timeouts of each connection.
 //! - [`Adapter`]: loads and starts the driver as `storemu run` does, and
 //!   after serving stops it, removes it and unloads it with the leak checks.
 //!
@@ -34,21 +36,27 @@
 //! `SRB_STATUS_INVALID_LUN` to LOGICAL UNIT NOT SUPPORTED), issue REQUEST
 //! SENSE when a CHECK CONDITION comes without autosense data, split READ
 //! and WRITE at the adapter's `MaximumTransferLength`, and frame transfers
-//! whose iSCSI expected length differs from the CDB's (residuals). NBD
-//! requests are checked against the export's size and block alignment
-//! before any SRB is sent, as the NBD protocol asks.
+//! whose iSCSI expected length differs from the CDB's (residuals). A write
+//! whose data falls short of the CDB's transfer length runs for the whole
+//! blocks that arrived (GOOD, with the residual); data that ends inside a
+//! block is refused with CHECK CONDITION, ILLEGAL REQUEST, INVALID FIELD IN
+//! COMMAND INFORMATION UNIT and nothing written (the two choices FCP-4
+//! gives; a block device cannot write part of a block). NBD requests are
+//! checked against the export's size and block alignment before any SRB is
+//! sent, as the NBD protocol asks.
 
 pub mod backend;
 pub mod command;
 pub mod iscsi;
+pub mod limits;
 pub mod nbd;
+pub mod stages;
 
-use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::RunArgs;
 use crate::machine::loader;
@@ -56,14 +64,14 @@ use crate::port::cpu::GateCpu;
 use crate::port::{Finding, Port, PortOptions, exports};
 use crate::registry::SetSpec;
 use backend::Backend;
+use limits::{Activity, Connections, Limits};
 
 /// Default NBD address (IANA port 10809 on loopback).
 pub const DEFAULT_NBD: &str = "127.0.0.1:10809";
 /// Default iSCSI address (IANA port 3260 on loopback).
 pub const DEFAULT_ISCSI: &str = "127.0.0.1:3260";
-/// Most connections served at once; more are closed on accept.
-pub const MAX_CONNECTIONS: usize = 64;
-/// How often the accept loops look at the stop flag.
+/// How often the accept loops look at the stop flag and the connections'
+/// deadlines.
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
 
 /// A started adapter with its LUNs, ready to serve.
@@ -190,15 +198,17 @@ pub struct ServeConfig {
     pub iscsi: Option<SocketAddr>,
     /// The driver's service name, for the iSCSI target name.
     pub service: String,
+    /// Connection limits and timeouts of each listener.
+    pub limits: Limits,
+    /// Log where each NBD request's time goes ([`stages`]) when a
+    /// connection ends.
+    pub stage_times: bool,
 }
-
-type Connections = Arc<Mutex<HashMap<u64, TcpStream>>>;
 
 /// The listeners and connection threads of one `serve`.
 pub struct Server {
     stop: Arc<AtomicBool>,
     panics: Arc<AtomicUsize>,
-    connections: Connections,
     threads: Vec<JoinHandle<()>>,
     nbd: Option<SocketAddr>,
     iscsi: Option<SocketAddr>,
@@ -209,7 +219,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// What a front end does with one accepted connection.
-type Handler = Arc<dyn Fn(&Backend, TcpStream) + Send + Sync>;
+type Handler = Arc<dyn Fn(&Backend, TcpStream, &Activity) + Send + Sync>;
 
 impl Server {
     /// Binds the listeners of `config` and starts accepting.
@@ -221,21 +231,24 @@ impl Server {
         let mut server = Self {
             stop: Arc::new(AtomicBool::new(false)),
             panics: Arc::new(AtomicUsize::new(0)),
-            connections: Arc::new(Mutex::new(HashMap::new())),
             threads: Vec::new(),
             nbd: None,
             iscsi: None,
         };
         if let Some(address) = config.nbd {
-            let handler: Handler = Arc::new(|backend: &Backend, mut stream: TcpStream| {
-                let ended = nbd::serve_connection(backend, &mut stream);
-                if let nbd::Ended::ProtocolError(message) = ended {
-                    backend
-                        .port()
-                        .log(format!("NBD connection closed: {message}"));
-                }
-            });
-            server.nbd = Some(server.listen(address, Arc::clone(backend), handler)?);
+            let stage_times = config.stage_times;
+            let handler: Handler = Arc::new(
+                move |backend: &Backend, mut stream: TcpStream, activity: &Activity| {
+                    let ended = nbd::serve_connection(backend, &mut stream, activity, stage_times);
+                    if let nbd::Ended::ProtocolError(message) = ended {
+                        backend
+                            .port()
+                            .log(format!("NBD connection closed: {message}"));
+                    }
+                },
+            );
+            server.nbd =
+                Some(server.listen("NBD", address, config.limits, Arc::clone(backend), handler)?);
         }
         if let Some(address) = config.iscsi {
             let target = iscsi::Target::for_service(if config.service.is_empty() {
@@ -243,17 +256,26 @@ impl Server {
             } else {
                 &config.service
             });
-            let handler: Handler = Arc::new(move |backend: &Backend, mut stream: TcpStream| {
-                match iscsi::serve_connection(backend, &target, &mut stream) {
-                    iscsi::Ended::ProtocolError(message) | iscsi::Ended::LoginFailed(message) => {
-                        backend
-                            .port()
-                            .log(format!("iSCSI connection closed: {message}"));
+            let handler: Handler = Arc::new(
+                move |backend: &Backend, mut stream: TcpStream, activity: &Activity| {
+                    match iscsi::serve_connection(backend, &target, &mut stream, activity) {
+                        iscsi::Ended::ProtocolError(message)
+                        | iscsi::Ended::LoginFailed(message) => {
+                            backend
+                                .port()
+                                .log(format!("iSCSI connection closed: {message}"));
+                        }
+                        iscsi::Ended::Closed => {}
                     }
-                    iscsi::Ended::Closed => {}
-                }
-            });
-            server.iscsi = Some(server.listen(address, Arc::clone(backend), handler)?);
+                },
+            );
+            server.iscsi = Some(server.listen(
+                "iSCSI",
+                address,
+                config.limits,
+                Arc::clone(backend),
+                handler,
+            )?);
         }
         Ok(server)
     }
@@ -272,7 +294,9 @@ impl Server {
 
     fn listen(
         &mut self,
+        protocol: &'static str,
         address: SocketAddr,
+        limits: Limits,
         backend: Arc<Backend>,
         handler: Handler,
     ) -> std::io::Result<SocketAddr> {
@@ -281,11 +305,18 @@ impl Server {
         listener.set_nonblocking(true)?;
         let stop = Arc::clone(&self.stop);
         let panics = Arc::clone(&self.panics);
-        let connections = Arc::clone(&self.connections);
+        let connections = Arc::new(Connections::new(limits));
         let accept = std::thread::Builder::new()
             .name(format!("accept {bound}"))
             .spawn(move || {
-                accept_loop(&listener, &stop, &connections, &backend, &handler, &panics);
+                let listening = Listening {
+                    protocol,
+                    listener: &listener,
+                    connections: &connections,
+                    backend: &backend,
+                    handler: &handler,
+                };
+                listening.run(&stop, &panics);
             })?;
         self.threads.push(accept);
         Ok(bound)
@@ -315,66 +346,104 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(
-    listener: &TcpListener,
-    stop: &AtomicBool,
-    connections: &Connections,
-    backend: &Arc<Backend>,
-    handler: &Handler,
-    panics: &AtomicUsize,
-) {
-    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-    let mut workers: Vec<JoinHandle<()>> = Vec::new();
-    while !stop.load(Ordering::Acquire) {
-        let (finished, running): (Vec<_>, Vec<_>) =
-            workers.into_iter().partition(JoinHandle::is_finished);
-        workers = running;
-        for worker in finished {
+/// One listener's accept loop.
+struct Listening<'a> {
+    protocol: &'static str,
+    listener: &'a TcpListener,
+    connections: &'a Arc<Connections>,
+    backend: &'a Arc<Backend>,
+    handler: &'a Handler,
+}
+
+impl Listening<'_> {
+    fn closed(&self, closed: &limits::Closed) {
+        let peer = closed
+            .peer
+            .map_or_else(String::new, |p| format!(" from {p}"));
+        self.backend.port().log(format!(
+            "{} connection{peer} closed by the server: {}",
+            self.protocol, closed.why
+        ));
+    }
+
+    /// Accepts connections until `stop`, closing those past their deadlines;
+    /// then closes every connection and waits for its thread.
+    fn run(&self, stop: &AtomicBool, panics: &AtomicUsize) {
+        let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        while !stop.load(Ordering::Acquire) {
+            let (finished, running): (Vec<_>, Vec<_>) =
+                workers.into_iter().partition(JoinHandle::is_finished);
+            workers = running;
+            for worker in finished {
+                if worker.join().is_err() {
+                    panics.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            for closed in self.connections.sweep(Instant::now()) {
+                self.closed(&closed);
+            }
+            match self.listener.accept() {
+                Ok((stream, _peer)) => {
+                    if let Some(worker) = self.serve(stream) {
+                        workers.push(worker);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(ACCEPT_POLL);
+                }
+                Err(_) => std::thread::sleep(ACCEPT_POLL),
+            }
+        }
+        self.connections.close_all();
+        for worker in workers {
             if worker.join().is_err() {
                 panics.fetch_add(1, Ordering::Relaxed);
             }
         }
-        match listener.accept() {
-            Ok((stream, _peer)) => {
-                if workers.len() >= MAX_CONNECTIONS || stream.set_nonblocking(false).is_err() {
-                    let _ = stream.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let _ = stream.set_nodelay(true);
-                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-                if let Ok(clone) = stream.try_clone() {
-                    lock(connections).insert(id, clone);
-                }
-                let backend = Arc::clone(backend);
-                let handler = Arc::clone(handler);
-                let registry = Arc::clone(connections);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("connection {id}"))
-                    .spawn(move || {
-                        handler(&backend, stream);
-                        lock(&registry).remove(&id);
-                    });
-                if let Ok(worker) = spawned {
-                    workers.push(worker);
-                } else {
-                    let stream = lock(connections).remove(&id);
-                    if let Some(stream) = stream {
-                        let _ = stream.shutdown(Shutdown::Both);
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(ACCEPT_POLL);
-            }
-            Err(_) => std::thread::sleep(ACCEPT_POLL),
-        }
     }
-    for stream in lock(connections).values() {
-        let _ = stream.shutdown(Shutdown::Both);
-    }
-    for worker in workers {
-        if worker.join().is_err() {
-            panics.fetch_add(1, Ordering::Relaxed);
+
+    /// Starts the thread of a new connection, after making room for it.
+    fn serve(&self, stream: TcpStream) -> Option<JoinHandle<()>> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let now = Instant::now();
+        match self.connections.make_room(now) {
+            limits::Room::Made(closed) => self.closed(&closed),
+            limits::Room::Free => {}
+            limits::Room::Full => {
+                self.backend.port().log(format!(
+                    "{} connection refused: all {} connections are running requests",
+                    self.protocol,
+                    self.connections.limits().max_connections
+                ));
+                let _ = stream.shutdown(Shutdown::Both);
+                return None;
+            }
         }
+        if stream.set_nonblocking(false).is_err() {
+            let _ = stream.shutdown(Shutdown::Both);
+            return None;
+        }
+        let _ = stream.set_nodelay(true);
+        let clone = stream.try_clone().ok()?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let activity = Arc::new(Activity::default());
+        self.connections
+            .insert(id, clone, Arc::clone(&activity), now);
+        let backend = Arc::clone(self.backend);
+        let handler = Arc::clone(self.handler);
+        let registry = Arc::clone(self.connections);
+        let spawned = std::thread::Builder::new()
+            .name(format!("connection {id}"))
+            .spawn(move || {
+                handler(&backend, stream, &activity);
+                registry.remove(id);
+            });
+        spawned.map_or_else(
+            |_| {
+                self.connections.remove(id);
+                None
+            },
+            Some,
+        )
     }
 }

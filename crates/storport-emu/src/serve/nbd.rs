@@ -12,7 +12,10 @@
 //!
 //! Hostile input: every length from the wire is checked against a cap
 //! before anything is allocated; a malformed request, a wrong magic or an
-//! oversized payload ends the connection.
+//! oversized payload ends the connection. A WRITE payload is received in
+//! pieces as it arrives: the memory it takes grows with the bytes received,
+//! never with the length its header announces. Unknown command flags are
+//! refused with `EINVAL`.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -22,6 +25,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use super::backend::{Backend, BlockError, Lun};
+use super::limits::Activity;
+use super::stages::Stages;
 
 /// `NBDMAGIC`.
 pub const NBD_MAGIC: u64 = 0x4E42_444D_4147_4943;
@@ -123,6 +128,10 @@ pub mod cmd {
     pub const FLAG_FUA: u16 = 1;
     /// Command flag `NBD_CMD_FLAG_NO_HOLE`.
     pub const FLAG_NO_HOLE: u16 = 2;
+    /// The command flags this server understands; any other is refused
+    /// with `EINVAL` (`NBD_CMD_FLAG_DF`, `REQ_ONE` and `FAST_ZERO` belong to
+    /// extensions it does not negotiate).
+    pub const KNOWN_FLAGS: u16 = FLAG_FUA | FLAG_NO_HOLE;
 }
 
 /// Error values of a reply (`errno` numbers the protocol fixes).
@@ -219,12 +228,20 @@ pub const fn transmission_flags(lun: &Lun) -> u16 {
 /// # Errors
 ///
 /// Never: how the connection ended is the [`Ended`] value.
-pub fn serve_connection(backend: &Backend, stream: &mut TcpStream) -> Ended {
+pub fn serve_connection(
+    backend: &Backend,
+    stream: &mut TcpStream,
+    activity: &Activity,
+    stage_times: bool,
+) -> Ended {
     match handshake(backend, stream) {
-        Ok(Some(lun)) => match transmission(backend, &lun, stream) {
-            Ok(()) => Ended::Closed,
-            Err(ended) => ended,
-        },
+        Ok(Some(lun)) => {
+            activity.established();
+            match transmission(backend, &lun, stream, activity, stage_times) {
+                Ok(()) => Ended::Closed,
+                Err(ended) => ended,
+            }
+        }
         Ok(None) => Ended::Closed,
         Err(ended) => ended,
     }
@@ -558,6 +575,15 @@ fn try_read(stream: &TcpStream, buffer: &mut [u8]) -> io::Result<Option<usize>> 
 struct Connection<'c, 's> {
     stream: &'s TcpStream,
     replies: &'c Mutex<Replies<'s>>,
+    activity: &'c Activity,
+    backend: &'c Backend,
+    /// `--stage-times`: where each request's time goes (see [`Stages`]).
+    stages: Option<Box<Stages>>,
+    /// When the last read that got bytes returned (with `stages`).
+    read_at: Option<Instant>,
+    /// The read and the end of the operation of the request whose reply
+    /// is gathered and not yet written (with `stages`).
+    answered: Option<(Instant, Instant)>,
     input: Box<[u8]>,
     /// Unparsed bytes are `input[start..end]`.
     start: usize,
@@ -573,10 +599,21 @@ struct Connection<'c, 's> {
 }
 
 impl<'c, 's> Connection<'c, 's> {
-    fn new(stream: &'s TcpStream, replies: &'c Mutex<Replies<'s>>) -> Self {
+    fn new(
+        stream: &'s TcpStream,
+        replies: &'c Mutex<Replies<'s>>,
+        activity: &'c Activity,
+        backend: &'c Backend,
+        stage_times: bool,
+    ) -> Self {
         Self {
             stream,
             replies,
+            activity,
+            backend,
+            stages: stage_times.then(Box::default),
+            read_at: None,
+            answered: None,
             input: vec![0; BUFFER_BYTES].into_boxed_slice(),
             start: 0,
             end: 0,
@@ -594,6 +631,7 @@ impl<'c, 's> Connection<'c, 's> {
         if self.spin {
             loop {
                 if let Some(got) = try_read(self.stream, &mut self.input[self.end..])? {
+                    self.received();
                     return Ok(got);
                 }
                 if started.elapsed() >= SPIN {
@@ -617,6 +655,9 @@ impl<'c, 's> Connection<'c, 's> {
             }
         }
         let got = self.stream.read(&mut self.input[self.end..]);
+        if matches!(got, Ok(n) if n > 0) {
+            self.received();
+        }
         if self.blocking_reads > 0 {
             self.blocking_reads -= 1;
             self.spin = false;
@@ -626,8 +667,39 @@ impl<'c, 's> Connection<'c, 's> {
         got
     }
 
-    fn flush(&self) -> io::Result<()> {
-        super::lock(self.replies).flush()
+    /// Bytes arrived.
+    fn received(&mut self) {
+        self.activity.received();
+        if self.stages.is_some() {
+            self.read_at = Some(Instant::now());
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        super::lock(self.replies).flush()?;
+        if let (Some(stages), Some((read, done))) = (self.stages.as_mut(), self.answered.take()) {
+            let sent = Instant::now();
+            stages.send.record(sent.saturating_duration_since(done));
+            stages.total.record(sent.saturating_duration_since(read));
+        }
+        Ok(())
+    }
+
+    /// Runs a request on the connection thread (see [`answer`]), timing its
+    /// stages with `--stage-times`.
+    fn answer(&mut self, lun: &Lun, request: &Request, payload: Vec<u8>) -> Result<(), String> {
+        let (backend, replies, activity) = (self.backend, self.replies, self.activity);
+        let Some(stages) = self.stages.as_mut() else {
+            return answer(backend, lun, replies, request, payload, false, activity);
+        };
+        let ready = Instant::now();
+        let read = self.read_at.unwrap_or(ready);
+        stages.receive.record(ready.saturating_duration_since(read));
+        let answered = answer(backend, lun, replies, request, payload, false, activity);
+        let done = Instant::now();
+        stages.port.record(done.saturating_duration_since(ready));
+        self.answered = Some((read, done));
+        answered
     }
 
     /// Makes at least `n` (at most [`BUFFER_BYTES`]) unparsed bytes
@@ -666,27 +738,75 @@ impl<'c, 's> Connection<'c, 's> {
 
     /// A WRITE payload of `length` bytes, in a vector with room for the
     /// SRB's guard bytes (so the port takes it over without a copy).
+    ///
+    /// The payload is received as it arrives, never allocated from
+    /// `length` alone: the first [`BUFFER_BYTES`] go through the input
+    /// buffer, and the vector then grows by at most what it already holds
+    /// (the bytes received) at each read. A client that announces 32 MiB
+    /// and sends nothing costs no more than its input buffer.
     fn payload(&mut self, length: usize) -> io::Result<Vec<u8>> {
-        let mut data = Vec::with_capacity(length + crate::port::srb::DATA_GUARD_BYTES);
-        if length <= BUFFER_BYTES {
-            // Through the buffer, read as requests are (looking before
-            // sleeping): a payload often arrives after its header.
-            if !self.fill(length)? {
+        let full = length + crate::port::srb::DATA_GUARD_BYTES;
+        let mut data: Vec<u8> = Vec::new();
+        loop {
+            let buffered = (length - data.len()).min(self.end - self.start);
+            if buffered > 0 {
+                grow(&mut data, buffered, full);
+                data.extend_from_slice(self.take(buffered));
+            }
+            if data.len() == length {
+                break;
+            }
+            if data.len() < BUFFER_BYTES {
+                // Through the buffer, read as requests are (looking before
+                // sleeping): a payload often arrives right after its header.
+                if !self.fill(1)? {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                continue;
+            }
+            // The rest of a large payload goes straight from the socket into
+            // it, in pieces no larger than what it holds already.
+            self.flush()?;
+            let at = data.len();
+            let piece = (length - at).min(at);
+            grow(&mut data, piece, full);
+            data.resize(at + piece, 0);
+            let got = loop {
+                match self.stream.read(&mut data[at..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other?,
+                }
+            };
+            data.truncate(at + got);
+            if got == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            data.extend_from_slice(self.take(length));
-            return Ok(data);
+            self.activity.received();
         }
-        let buffered = length.min(self.end - self.start);
-        data.extend_from_slice(self.take(buffered));
-        if data.len() < length {
-            // The rest of a large payload goes straight from the socket
-            // into it.
-            self.flush()?;
-            data.resize(length, 0);
-            self.stream.read_exact(&mut data[buffered..])?;
-        }
+        let guard = full - data.len();
+        grow(&mut data, guard, full);
         Ok(data)
+    }
+}
+
+/// Makes room in `data` for `more` bytes: the capacity at least doubles (so
+/// the copies stay linear) but never exceeds `full`.
+fn grow(data: &mut Vec<u8>, more: usize, full: usize) {
+    let needed = data.len() + more;
+    if needed > data.capacity() {
+        let target = (data.capacity() * 2).max(needed).min(full.max(needed));
+        data.reserve_exact(target - data.len());
+    }
+}
+
+impl Drop for Connection<'_, '_> {
+    /// Logs the stage times (`--stage-times`) when the connection ends.
+    fn drop(&mut self) {
+        if let Some(stages) = &self.stages
+            && stages.total.samples() > 0
+        {
+            self.backend.port().log(stages.summary());
+        }
     }
 }
 
@@ -729,6 +849,9 @@ fn execute(
     request: &Request,
     payload: Vec<u8>,
 ) -> (u32, Vec<u8>, Option<String>) {
+    if request.flags & !cmd::KNOWN_FLAGS != 0 {
+        return (errno::EINVAL, Vec::new(), None);
+    }
     let fua = request.flags & cmd::FLAG_FUA != 0;
     let (offset, length) = (request.offset, u64::from(request.length));
     let result = match request.command {
@@ -757,7 +880,7 @@ fn execute(
 
 /// Runs one request and sends its reply; `Err` with a message when the
 /// connection must end (the reply could not be written, or the adapter can
-/// no longer serve).
+/// no longer serve). Ends the [`Activity::begin`] of the request.
 fn answer(
     backend: &Backend,
     lun: &Lun,
@@ -765,6 +888,7 @@ fn answer(
     request: &Request,
     payload: Vec<u8>,
     flush: bool,
+    activity: &Activity,
 ) -> Result<(), String> {
     let (error, data, fatal) = execute(backend, lun, request, payload);
     let written = {
@@ -778,6 +902,7 @@ fn answer(
             }
         })
     };
+    activity.end();
     if let Some(message) = fatal {
         return Err(message);
     }
@@ -800,7 +925,13 @@ struct Helper {
 ///
 /// Small requests are not handed to other threads: the miniport's work per
 /// request is small next to a thread switch.
-fn transmission(backend: &Backend, lun: &Lun, stream: &TcpStream) -> Result<(), Ended> {
+fn transmission(
+    backend: &Backend,
+    lun: &Lun,
+    stream: &TcpStream,
+    activity: &Activity,
+    stage_times: bool,
+) -> Result<(), Ended> {
     let replies = Mutex::new(Replies {
         stream,
         output: Vec::with_capacity(BUFFER_BYTES + COPY_LIMIT + 16),
@@ -815,7 +946,7 @@ fn transmission(backend: &Backend, lun: &Lun, stream: &TcpStream) -> Result<(), 
         let _ = stream.shutdown(Shutdown::Both);
     };
     let read = std::thread::scope(|scope| {
-        let mut connection = Connection::new(stream, &replies);
+        let mut connection = Connection::new(stream, &replies, activity, backend, stage_times);
         let mut helpers: Vec<Helper> = Vec::new();
         loop {
             if !connection.fill(REQUEST_BYTES)? {
@@ -844,13 +975,15 @@ fn transmission(backend: &Backend, lun: &Lun, stream: &TcpStream) -> Result<(), 
                     continue;
                 }
             }
+            // Running until `answer` replies: not idle, whatever the client does.
+            activity.begin();
             let heavy =
                 matches!(request.command, cmd::READ | cmd::WRITE) && request.length >= HEAVY_BYTES;
             if heavy {
                 let free = helpers.iter().position(|h| h.idle.load(Ordering::Acquire));
                 let free = free.or_else(|| {
                     (helpers.len() < most_helpers).then(|| {
-                        helpers.push(spawn_helper(scope, backend, lun, &replies, &fail));
+                        helpers.push(spawn_helper(scope, backend, lun, &replies, &fail, activity));
                         helpers.len() - 1
                     })
                 });
@@ -858,13 +991,14 @@ fn transmission(backend: &Backend, lun: &Lun, stream: &TcpStream) -> Result<(), 
                     let helper = &helpers[index];
                     helper.idle.store(false, Ordering::Release);
                     if helper.jobs.send((request, payload)).is_err() {
+                        activity.end();
                         // The helper stopped: the connection failed.
                         return Err(Ended::Closed);
                     }
                     continue;
                 }
             }
-            if let Err(message) = answer(backend, lun, &replies, &request, payload, false) {
+            if let Err(message) = connection.answer(lun, &request, payload) {
                 fail(message);
                 return Err(Ended::Closed);
             }
@@ -889,6 +1023,7 @@ fn spawn_helper<'scope, 'env>(
     lun: &'env Lun,
     replies: &'env Mutex<Replies<'env>>,
     fail: &'env (impl Fn(String) + Sync),
+    activity: &'env Activity,
 ) -> Helper {
     let (jobs, queue) = mpsc::sync_channel::<(Request, Vec<u8>)>(1);
     let idle = Arc::new(AtomicBool::new(false));
@@ -897,7 +1032,7 @@ fn spawn_helper<'scope, 'env>(
         for (request, payload) in queue {
             // Written at once: the connection thread may be waiting for the
             // client, which may be waiting for this reply.
-            let answered = answer(backend, lun, replies, &request, payload, true);
+            let answered = answer(backend, lun, replies, &request, payload, true, activity);
             done.store(true, Ordering::Release);
             if let Err(message) = answered {
                 fail(message);

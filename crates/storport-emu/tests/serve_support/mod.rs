@@ -49,12 +49,18 @@ impl Served {
     /// Starts `storemu serve` on vstor.sys with its INF, the `--set` values
     /// and the front ends named (`nbd`, `iscsi`) on loopback port 0.
     pub fn start(sets: &[&str], front_ends: &[&str]) -> Self {
+        Self::start_with(sets, front_ends, &[])
+    }
+
+    /// As [`Self::start`], with more `storemu serve` options.
+    pub fn start_with(sets: &[&str], front_ends: &[&str], options: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_storemu"));
         command
             .arg("serve")
             .arg(vstor())
             .arg("--inf")
-            .arg(root().join("inf/vstor.inf"));
+            .arg(root().join("inf/vstor.inf"))
+            .args(options);
         for set in sets {
             command.arg("--set").arg(set);
         }

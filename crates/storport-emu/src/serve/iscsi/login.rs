@@ -1,6 +1,17 @@
 //! The login phase (RFC 7143 §6.3, §11.12, §11.13): security negotiation
 //! with `AuthMethod` None, then operational negotiation, then full feature
 //! phase.
+//!
+//! A Login Response carries at most [`login_segment_limit`] bytes of text:
+//! the initiator's declared `MaxRecvDataSegmentLength`, and never more than
+//! its 8,192-byte default (RFC 7143 §13.12) while login runs, the
+//! conservative reading for a declaration made during login. A longer answer
+//! is split: each piece but the last goes out with the C (continue) bit and
+//! the T (transit) bit clear, as RFC 7143 §11.13 requires of the C bit, and the
+//! initiator fetches the next piece with an empty Login Request. An answer
+//! longer than [`text::MAX_TEXT_BYTES`], or one that would need more Login
+//! Responses than the login may still take, is refused with a login error
+//! (Initiator Error) instead.
 
 use std::net::TcpStream;
 
@@ -32,6 +43,16 @@ const OPERATIONAL: u8 = 1;
 const FULL_FEATURE: u8 = 3;
 /// Login requests one connection may send.
 const MAX_LOGIN_PDUS: usize = 64;
+/// `MaxRecvDataSegmentLength` until the initiator declares one (RFC 7143 §13.12).
+pub const DEFAULT_MAX_RECV_DATA_SEGMENT: u32 = 8192;
+
+/// The most text bytes one Login Response may carry under `params`.
+#[must_use]
+pub fn login_segment_limit(params: &Params) -> usize {
+    params
+        .initiator_max_recv
+        .clamp(512, DEFAULT_MAX_RECV_DATA_SEGMENT) as usize
+}
 
 /// A connection that completed login.
 #[derive(Debug)]
@@ -95,6 +116,105 @@ fn fail(
     Ended::LoginFailed(why)
 }
 
+/// What the login has settled so far.
+#[derive(Default)]
+struct State {
+    params: Params,
+    sent_portal_tag: bool,
+    declared_max_recv: bool,
+}
+
+impl State {
+    /// Negotiates the keys of a complete login text; the answer, or the
+    /// login failure (sent to the initiator).
+    fn negotiate(
+        &mut self,
+        target: &Target,
+        stream: &mut TcpStream,
+        request: &Pdu,
+        stat_sn: u32,
+        keys: &[(String, Option<String>)],
+        csg: u8,
+    ) -> Result<Vec<u8>, Ended> {
+        let stage = if csg == SECURITY {
+            Stage::Security
+        } else {
+            Stage::Operational
+        };
+        let Negotiated {
+            mut answer,
+            auth_refused,
+            malformed,
+        } = text::negotiate(keys, &mut self.params, stage);
+        if auth_refused {
+            return Err(fail(
+                stream,
+                request,
+                stat_sn,
+                status::AUTHENTICATION_FAILED,
+                "the initiator offered no AuthMethod this target supports (None)".to_owned(),
+            ));
+        }
+        if malformed {
+            return Err(fail(
+                stream,
+                request,
+                stat_sn,
+                status::INITIATOR_ERROR,
+                "a login key is malformed".to_owned(),
+            ));
+        }
+        if self.params.initiator_name.is_none() {
+            return Err(fail(
+                stream,
+                request,
+                stat_sn,
+                status::MISSING_PARAMETER,
+                "the login carries no InitiatorName".to_owned(),
+            ));
+        }
+        if !self.params.discovery {
+            match &self.params.target_name {
+                None => {
+                    return Err(fail(
+                        stream,
+                        request,
+                        stat_sn,
+                        status::MISSING_PARAMETER,
+                        "a normal session's login carries no TargetName".to_owned(),
+                    ));
+                }
+                Some(name) if *name != target.name => {
+                    return Err(fail(
+                        stream,
+                        request,
+                        stat_sn,
+                        status::NOT_FOUND,
+                        format!(
+                            "the target {name} does not exist here; this is {}",
+                            target.name
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if !self.sent_portal_tag {
+                text::push(&mut answer, "TargetPortalGroupTag", "1");
+                self.sent_portal_tag = true;
+            }
+        }
+        if csg == OPERATIONAL && !self.declared_max_recv {
+            text::push(
+                &mut answer,
+                "MaxRecvDataSegmentLength",
+                &text::TARGET_MAX_RECV_DATA_SEGMENT.to_string(),
+            );
+            self.declared_max_recv = true;
+        }
+        Ok(answer)
+    }
+}
+
 #[expect(
     clippy::too_many_lines,
     reason = "the login checks in the order RFC 7143 §6.3 lists them"
@@ -106,12 +226,12 @@ fn fail(
 ///
 /// How the connection ended when login did not complete.
 pub fn login(target: &Target, stream: &mut TcpStream, tsih: u16) -> Result<LoggedIn, Ended> {
-    let mut params = Params::default();
+    let mut state = State::default();
     let mut stat_sn: Option<u32> = None;
     let mut pending_text: Vec<u8> = Vec::new();
-    let mut sent_portal_tag = false;
-    let mut declared_max_recv = false;
-    for _ in 0..MAX_LOGIN_PDUS {
+    // The rest of an answer split over several Login Responses.
+    let mut continued: Vec<u8> = Vec::new();
+    for round in 0..MAX_LOGIN_PDUS {
         let request = match Pdu::read(stream, text::MAX_TEXT_BYTES) {
             Ok(pdu) => pdu,
             Err(super::pdu::PduError::Closed) => return Err(Ended::Closed),
@@ -171,6 +291,19 @@ pub fn login(target: &Target, stream: &mut TcpStream, tsih: u16) -> Result<Logge
                 ),
             ));
         }
+        if !continued.is_empty() && (more || !request.data.is_empty()) {
+            return Err(fail(
+                stream,
+                &request,
+                current_stat_sn,
+                status::INITIATOR_ERROR,
+                format!(
+                    "the initiator sent {} bytes of login text (C bit {}) where an empty Login Request was due for the rest of a continued Login Response",
+                    request.data.len(),
+                    u8::from(more)
+                ),
+            ));
+        }
         if pending_text.len() + request.data.len() > text::MAX_TEXT_BYTES {
             return Err(fail(
                 stream,
@@ -197,82 +330,43 @@ pub fn login(target: &Target, stream: &mut TcpStream, tsih: u16) -> Result<Logge
             stat_sn = Some(current_stat_sn.wrapping_add(1));
             continue;
         }
-        let keys = text::parse(&pending_text);
-        pending_text.clear();
-        let stage = if csg == SECURITY {
-            Stage::Security
+        let answer = if continued.is_empty() {
+            let keys = text::parse(&pending_text);
+            pending_text.clear();
+            state.negotiate(target, stream, &request, current_stat_sn, &keys, csg)?
         } else {
-            Stage::Operational
+            std::mem::take(&mut continued)
         };
-        let Negotiated {
-            mut answer,
-            auth_refused,
-            malformed,
-        } = text::negotiate(&keys, &mut params, stage);
-        if auth_refused {
-            return Err(fail(
-                stream,
-                &request,
-                current_stat_sn,
-                status::AUTHENTICATION_FAILED,
-                "the initiator offered no AuthMethod this target supports (None)".to_owned(),
-            ));
-        }
-        if malformed {
-            return Err(fail(
-                stream,
-                &request,
-                current_stat_sn,
-                status::INITIATOR_ERROR,
-                "a login key is malformed".to_owned(),
-            ));
-        }
-        if params.initiator_name.is_none() {
-            return Err(fail(
-                stream,
-                &request,
-                current_stat_sn,
-                status::MISSING_PARAMETER,
-                "the login carries no InitiatorName".to_owned(),
-            ));
-        }
-        if !params.discovery {
-            match &params.target_name {
-                None => {
-                    return Err(fail(
-                        stream,
-                        &request,
-                        current_stat_sn,
-                        status::MISSING_PARAMETER,
-                        "a normal session's login carries no TargetName".to_owned(),
-                    ));
-                }
-                Some(name) if *name != target.name => {
-                    return Err(fail(
-                        stream,
-                        &request,
-                        current_stat_sn,
-                        status::NOT_FOUND,
-                        format!(
-                            "the target {name} does not exist here; this is {}",
-                            target.name
-                        ),
-                    ));
-                }
-                Some(_) => {}
+        let limit = login_segment_limit(&state.params);
+        if answer.len() > limit {
+            let pieces = answer.len().div_ceil(limit);
+            if answer.len() > text::MAX_TEXT_BYTES || round + pieces > MAX_LOGIN_PDUS {
+                return Err(fail(
+                    stream,
+                    &request,
+                    current_stat_sn,
+                    status::INITIATOR_ERROR,
+                    format!(
+                        "the login answer of {} bytes needs {pieces} Login Responses of at most {limit} bytes (MaxRecvDataSegmentLength), more than this login may take; the login is refused",
+                        answer.len()
+                    ),
+                ));
             }
-            if !sent_portal_tag {
-                text::push(&mut answer, "TargetPortalGroupTag", "1");
-                sent_portal_tag = true;
-            }
-        }
-        if csg == OPERATIONAL && !declared_max_recv {
-            text::push(
-                &mut answer,
-                "MaxRecvDataSegmentLength",
-                &text::TARGET_MAX_RECV_DATA_SEGMENT.to_string(),
-            );
-            declared_max_recv = true;
+            let mut piece = answer;
+            continued = piece.split_off(limit);
+            // C set, T clear: the initiator asks for the rest with an empty request.
+            respond(
+                stream,
+                &request,
+                0x40 | csg << 2,
+                0,
+                current_stat_sn,
+                cmd_sn,
+                0,
+                piece,
+            )?;
+            stat_sn = Some(current_stat_sn.wrapping_add(1));
+            continue;
         }
         let finishing = transit && nsg == FULL_FEATURE;
         let flags = if transit {
@@ -293,7 +387,7 @@ pub fn login(target: &Target, stream: &mut TcpStream, tsih: u16) -> Result<Logge
         stat_sn = Some(current_stat_sn.wrapping_add(1));
         if finishing {
             return Ok(LoggedIn {
-                params,
+                params: state.params,
                 stat_sn: current_stat_sn.wrapping_add(1),
                 exp_cmd_sn: cmd_sn,
             });

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use super::backend::Backend;
+use super::limits::Activity;
 
 /// Largest data transfer of one SCSI task the target takes.
 pub const MAX_TASK_BYTES: u32 = 32 << 20;
@@ -95,7 +96,12 @@ fn next_tsih() -> u16 {
 
 /// Serves one iSCSI connection until logout, close or a protocol error.
 #[must_use]
-pub fn serve_connection(backend: &Backend, target: &Target, stream: &mut TcpStream) -> Ended {
+pub fn serve_connection(
+    backend: &Backend,
+    target: &Target,
+    stream: &mut TcpStream,
+    activity: &Activity,
+) -> Ended {
     let portal = target
         .portal
         .or_else(|| stream.local_addr().ok())
@@ -104,5 +110,6 @@ pub fn serve_connection(backend: &Backend, target: &Target, stream: &mut TcpStre
         Ok(logged_in) => logged_in,
         Err(ended) => return ended,
     };
-    session::Session::new(backend, target, &portal, logged_in).run(stream)
+    activity.established();
+    session::Session::new(backend, target, &portal, logged_in, activity).run(stream)
 }

@@ -2,8 +2,9 @@
 //!
 //! The 48-byte basic header segment, additional header segments and the
 //! padded data segment, read with every length checked before anything is
-//! allocated. Digests are never negotiated, so
-//! no PDU carries one.
+//! allocated, and the data segment received in pieces as it arrives (its
+//! memory grows with the bytes received, not with `DataSegmentLength`).
+//! Digests are never negotiated, so no PDU carries one.
 
 use std::io::{self, Read, Write};
 
@@ -100,6 +101,9 @@ impl From<io::Error> for PduError {
     }
 }
 
+/// The first piece of a data segment read before it is known to arrive.
+const FIRST_PIECE: usize = 4096;
+
 const fn padded(length: usize) -> usize {
     length.div_ceil(4) * 4
 }
@@ -137,8 +141,15 @@ impl Pdu {
         }
         let mut ahs = vec![0_u8; ahs_length];
         r.read_exact(&mut ahs)?;
-        let mut data = vec![0_u8; padded(length)];
-        r.read_exact(&mut data)?;
+        let total = padded(length);
+        let mut data = Vec::new();
+        while data.len() < total {
+            // At most what has arrived so far (and one small first piece).
+            let at = data.len();
+            let piece = (total - at).min(at.max(FIRST_PIECE));
+            data.resize(at + piece, 0);
+            r.read_exact(&mut data[at..])?;
+        }
         data.truncate(length);
         Ok(Self { bhs, ahs, data })
     }
@@ -231,6 +242,44 @@ mod tests {
                 limit: 8192
             }
         ));
+    }
+
+    /// A reader that has `available` bytes and remembers the largest
+    /// buffer it was asked to fill.
+    struct Trickle {
+        available: usize,
+        largest: usize,
+    }
+
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            self.largest = self.largest.max(buffer.len());
+            let n = buffer.len().min(self.available);
+            buffer[..n].fill(0);
+            self.available -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_segment_that_does_not_come_is_not_allocated() {
+        // A header announcing 16 MiB, then 10,000 bytes and the end.
+        let mut header = [0_u8; 48];
+        header[5..8].copy_from_slice(&[0xFF, 0xFF, 0xFC]);
+        let mut wire = std::io::Read::chain(
+            &header[..],
+            Trickle {
+                available: 10_000,
+                largest: 0,
+            },
+        );
+        let error = Pdu::read(&mut wire, 1 << 24).expect_err("truncated");
+        assert!(matches!(error, PduError::Closed), "{error:?}");
+        let largest = wire.into_inner().1.largest;
+        assert!(
+            largest <= 2 * 10_000 + 4096,
+            "a read buffer of {largest} bytes for 10,000 bytes received"
+        );
     }
 
     #[test]

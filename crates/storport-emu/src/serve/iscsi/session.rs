@@ -11,6 +11,7 @@ use std::net::TcpStream;
 use storport_sys::{srb_function, srb_status};
 
 use super::super::backend::{Backend, SCSI_CHECK_CONDITION, SCSI_GOOD, sense_triple};
+use super::super::limits::Activity;
 use super::login::LoggedIn;
 use super::pdu::{Pdu, PduError, op, reject, sn_lt};
 use super::text::{self, Params, Stage};
@@ -64,6 +65,8 @@ pub struct Session<'a> {
     /// The target port (index into the layout's buses) of this session; `None` for a
     /// discovery session and once given back.
     port: Option<usize>,
+    /// What the listener sees of this connection (PDUs received, commands running).
+    activity: &'a Activity,
 }
 
 fn protocol_error(message: impl Into<String>) -> Ended {
@@ -196,6 +199,17 @@ const fn cdb_direction(opcode: u8) -> Option<Direction> {
     }
 }
 
+/// Fixed-format sense data (SPC-4 §4.5.3) with `key`, `asc` and `ascq`.
+fn fixed_sense(key: u8, asc: u8, ascq: u8) -> Vec<u8> {
+    let mut sense = vec![0_u8; 18];
+    sense[0] = 0x70;
+    sense[2] = key;
+    sense[7] = 10;
+    sense[12] = asc;
+    sense[13] = ascq;
+    sense
+}
+
 /// The length of a CDB from its group code (SPC-4 §4.2.5.1).
 const fn cdb_length(opcode: u8) -> usize {
     match opcode >> 5 {
@@ -209,7 +223,13 @@ const fn cdb_length(opcode: u8) -> usize {
 impl<'a> Session<'a> {
     /// A session after login.
     #[must_use]
-    pub fn new(backend: &'a Backend, target: &'a Target, portal: &'a str, login: LoggedIn) -> Self {
+    pub fn new(
+        backend: &'a Backend,
+        target: &'a Target,
+        portal: &'a str,
+        login: LoggedIn,
+        activity: &'a Activity,
+    ) -> Self {
         let direct_luns = backend
             .luns()
             .iter()
@@ -226,6 +246,7 @@ impl<'a> Session<'a> {
             next_ttt: 1,
             direct_luns,
             port,
+            activity,
         }
     }
 
@@ -260,12 +281,15 @@ impl<'a> Session<'a> {
         if let Some(pdu) = self.queue.pop_front() {
             return Ok(pdu);
         }
-        Self::read(stream)
+        self.read(stream)
     }
 
-    fn read(stream: &mut TcpStream) -> Result<Pdu, Ended> {
+    fn read(&self, stream: &mut TcpStream) -> Result<Pdu, Ended> {
         match Pdu::read(stream, text::TARGET_MAX_RECV_DATA_SEGMENT as usize) {
-            Ok(pdu) => Ok(pdu),
+            Ok(pdu) => {
+                self.activity.received();
+                Ok(pdu)
+            }
             Err(PduError::Closed) => Err(Ended::Closed),
             Err(e) => Err(protocol_error(e.to_string())),
         }
@@ -457,7 +481,8 @@ impl<'a> Session<'a> {
                 self.params.first_burst
             )));
         }
-        data.reserve_exact(expected as usize - data.len());
+        // The buffer grows with the Data-Out that arrives, never from the
+        // expected length alone.
         while data.len() < expected as usize {
             let offset = u32::try_from(data.len()).unwrap_or(u32::MAX);
             let desired = (expected - offset).min(self.params.max_burst);
@@ -476,7 +501,7 @@ impl<'a> Session<'a> {
             let end = offset as usize + desired as usize;
             let mut data_sn = 0_u32;
             loop {
-                let pdu = Self::read(stream)?;
+                let pdu = self.read(stream)?;
                 if pdu.opcode() != op::DATA_OUT {
                     if self.queue.len() >= MAX_QUEUED {
                         return Err(protocol_error(format!(
@@ -543,15 +568,7 @@ impl<'a> Session<'a> {
         result: SrbResult,
         sent: Option<usize>,
     ) -> Result<Outcome, PortError> {
-        let fixed = |key: u8, asc: u8, ascq: u8| {
-            let mut sense = vec![0_u8; 18];
-            sense[0] = 0x70;
-            sense[2] = key;
-            sense[7] = 10;
-            sense[12] = asc;
-            sense[13] = ascq;
-            sense
-        };
+        let fixed = fixed_sense;
         let check = |sense: Vec<u8>| Outcome {
             response: 0,
             status: SCSI_CHECK_CONDITION,
@@ -649,6 +666,9 @@ impl<'a> Session<'a> {
         } else {
             None
         };
+        // All data is in: running until answered, not idle.
+        let activity = self.activity;
+        let _running = activity.running();
         let Some(address) = self.address(pdu.lun_field()) else {
             let mut sense = vec![0_u8; 18];
             sense[0] = 0x70;
@@ -679,17 +699,28 @@ impl<'a> Session<'a> {
             (Some(Direction::Out), None) => DataDirection::Out(Vec::new()),
             (_, Some(mut data)) => {
                 // Data beyond what the CDB transfers is residual, not payload.
-                if let Some(needed) = needed.and_then(|n| usize::try_from(n).ok()) {
-                    data.truncate(needed);
-                    // Less data than the CDB transfers: FCP-4 (a) — process
-                    // the command for the whole blocks that did arrive.
+                if let Some(wanted) = needed.and_then(|n| usize::try_from(n).ok()) {
+                    data.truncate(wanted);
                     let block = self.block_size(address) as usize;
-                    if data.len() < needed
-                        && block > 0
-                        && let Some(shorter) = shorten_write(&cdb, data.len() / block)
-                    {
-                        cdb = shorter;
-                        data.truncate(data.len() / block * block);
+                    if data.len() < wanted && block > 0 {
+                        if !data.len().is_multiple_of(block) {
+                            // Part of a block arrived: a block device
+                            // cannot write it, and GOOD would report bytes
+                            // written that were not. FCP-4 (b): CHECK
+                            // CONDITION, nothing written.
+                            let outcome = Outcome {
+                                response: 0,
+                                status: SCSI_CHECK_CONDITION,
+                                sense: fixed_sense(0x05, 0x0E, 0x03),
+                                data: Vec::new(),
+                            };
+                            return self.respond(stream, pdu, expected, needed, outcome, r2t_count);
+                        }
+                        // Whole blocks arrived: FCP-4 (a), the command runs
+                        // for those blocks (none when none was sent).
+                        if let Some(shorter) = shorten_write(&cdb, data.len() / block) {
+                            cdb = shorter;
+                        }
                     }
                 }
                 DataDirection::Out(data)
@@ -901,6 +932,8 @@ impl<'a> Session<'a> {
         if !self.accept_cmd_sn(pdu) {
             return Ok(true);
         }
+        let activity = self.activity;
+        let _running = activity.running();
         let function = pdu.bhs[1] & 0x7F;
         let address = self.address(pdu.lun_field());
         let response = match function {
@@ -926,7 +959,12 @@ impl<'a> Session<'a> {
                 }
             }
             tmf::LOGICAL_UNIT_RESET => match address {
+                // The field may decode to an address the miniport has no
+                // logical unit at: that LUN does not exist either.
                 None => tmf::LUN_DOES_NOT_EXIST,
+                Some(address) if !self.backend.luns().iter().any(|l| l.address == address) => {
+                    tmf::LUN_DOES_NOT_EXIST
+                }
                 Some(address) => {
                     let lun = pdu.lun_field();
                     self.queue
