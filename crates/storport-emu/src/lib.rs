@@ -4,6 +4,7 @@
 //! Storport itself enforce.
 
 pub mod cli;
+pub mod files;
 pub mod inf;
 pub mod machine;
 pub mod port;

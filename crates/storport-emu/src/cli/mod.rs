@@ -591,12 +591,8 @@ pub(crate) fn prepare_registry(
 ) -> Result<(Registry, String), String> {
     let mut registry = Registry::new();
     let service = if let Some(path) = &args.inf {
-        let bytes = std::fs::read(path).map_err(|e| {
-            format!(
-                "the INF {} cannot be read ({e}); nothing was loaded.",
-                path.display()
-            )
-        })?;
+        let bytes = crate::files::read(path, crate::files::FileKind::Inf)
+            .map_err(|e| format!("{e}; nothing was loaded."))?;
         let inf = Inf::from_bytes(&bytes).map_err(|e| {
             format!(
                 "the INF {} cannot be parsed: {e}; nothing was loaded.",
@@ -655,14 +651,9 @@ pub fn run_with_options(
     faults: &[FaultSpec],
     run_options: &RunOptions,
 ) -> RunReport {
-    let bytes = match std::fs::read(&args.driver) {
+    let bytes = match crate::files::read(&args.driver, crate::files::FileKind::DriverImage) {
         Ok(bytes) => bytes,
-        Err(e) => {
-            return load_error(format!(
-                "the driver image {} cannot be read ({e}); nothing was loaded.",
-                args.driver.display()
-            ));
-        }
+        Err(e) => return load_error(format!("{e}; nothing was loaded.")),
     };
     let (registry, service) = match prepare_registry(args, sets) {
         Ok(prepared) => prepared,

@@ -246,14 +246,10 @@ pub fn lint_bytes(bytes: &[u8]) -> Result<Vec<LintFinding>, super::ParseError> {
 /// Why an INF file could not be linted.
 #[derive(Debug, thiserror::Error)]
 pub enum LintFileError {
-    /// The file could not be read.
-    #[error("cannot read the INF file {path}: {source}; check the path and try again")]
-    Read {
-        /// The file.
-        path: std::path::PathBuf,
-        /// What the system said.
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is larger than
+    /// [`MAX_INF_BYTES`](crate::files::MAX_INF_BYTES).
+    #[error("{0}; nothing was checked.")]
+    Read(#[from] crate::files::ReadError),
     /// The file is not INF syntax.
     #[error("{path} is not a readable INF file: {source}")]
     Parse {
@@ -273,10 +269,7 @@ pub enum LintFileError {
 ///
 /// [`LintFileError`] when the file cannot be read or parsed.
 pub fn lint_file(path: &std::path::Path) -> Result<Vec<LintFinding>, LintFileError> {
-    let bytes = std::fs::read(path).map_err(|source| LintFileError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = crate::files::read(path, crate::files::FileKind::Inf)?;
     lint_bytes(&bytes).map_err(|source| LintFileError::Parse {
         path: path.to_owned(),
         source,
@@ -297,10 +290,7 @@ pub fn lint_file_with_image(
         Some(image) => super::min_build::image_imports(image)?,
         None => Vec::new(),
     };
-    let bytes = std::fs::read(inf).map_err(|source| LintFileError::Read {
-        path: inf.to_owned(),
-        source,
-    })?;
+    let bytes = crate::files::read(inf, crate::files::FileKind::Inf)?;
     let parsed = Inf::from_bytes(&bytes).map_err(|source| LintFileError::Parse {
         path: inf.to_owned(),
         source,

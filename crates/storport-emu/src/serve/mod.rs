@@ -82,12 +82,8 @@ impl Adapter {
     ///
     /// A sentence saying what failed; findings recorded so far are in it.
     pub fn start(args: &RunArgs, sets: &[SetSpec], echo: bool) -> Result<Self, String> {
-        let bytes = std::fs::read(&args.driver).map_err(|e| {
-            format!(
-                "the driver image {} cannot be read ({e}); nothing was served.",
-                args.driver.display()
-            )
-        })?;
+        let bytes = crate::files::read(&args.driver, crate::files::FileKind::DriverImage)
+            .map_err(|e| format!("{e}; nothing was served."))?;
         let (registry, service) = crate::cli::prepare_registry(args, sets)?;
         let name = args
             .driver
