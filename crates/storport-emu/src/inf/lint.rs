@@ -14,6 +14,7 @@
 //! - Install sections are found from `[Manufacturer]` through the `NTamd64`
 //!   models sections; services from every `AddService` entry in the file.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use super::{Entry, Inf, Section};
@@ -593,6 +594,7 @@ fn check_models(inf: &Inf, out: &mut Findings) -> Vec<(String, usize)> {
             "[Manufacturer] is empty; expected %Mfg% = models, NTamd64.".to_owned(),
         );
     }
+    let mut seen = std::collections::HashSet::new();
     for entry in &manufacturer.entries {
         let models = entry.value(0).trim();
         let decorations: Vec<&str> = entry
@@ -613,6 +615,8 @@ fn check_models(inf: &Inf, out: &mut Findings) -> Vec<(String, usize)> {
         for decoration in decorations {
             let name = format!("{models}.{decoration}");
             match inf.section(&name) {
+                // A models section named again adds no install section.
+                Some(_) if !seen.insert(name.to_ascii_lowercase()) => {}
                 Some(section) => installs.extend(
                     section
                         .entries
@@ -631,12 +635,17 @@ fn check_models(inf: &Inf, out: &mut Findings) -> Vec<(String, usize)> {
 }
 
 fn check_associated_service(inf: &Inf, installs: &[(String, usize)], out: &mut Findings) {
+    // Each `.Services` section is looked through once, however many models
+    // name its install section.
+    let mut answers: HashMap<String, bool> = HashMap::new();
     for (install, line) in installs {
         let name = format!("{install}.Services");
-        let associated = inf.section(&name).is_some_and(|section| {
-            section
-                .entries_with_key("AddService")
-                .any(|e| parse_number(e.value(1)).is_some_and(|f| f & SPSVCINST_ASSOCSERVICE != 0))
+        let associated = *answers.entry(name.to_ascii_lowercase()).or_insert_with(|| {
+            inf.section(&name).is_some_and(|section| {
+                section.entries_with_key("AddService").any(|e| {
+                    parse_number(e.value(1)).is_some_and(|f| f & SPSVCINST_ASSOCSERVICE != 0)
+                })
+            })
         });
         if !associated {
             out.push(
@@ -653,6 +662,9 @@ fn check_services(inf: &Inf, out: &mut Findings) {
         .sections()
         .iter()
         .flat_map(|s| s.entries_with_key("AddService"));
+    // The findings of each service-install section, found once however many
+    // AddService entries name it.
+    let mut checked: HashMap<String, Vec<LintFinding>> = HashMap::new();
     for add in add_services {
         let service = add.value(0).trim();
         let section_name = add.value(2).trim();
@@ -664,11 +676,24 @@ fn check_services(inf: &Inf, out: &mut Findings) {
             );
             continue;
         };
-        let number = |key: &str| value_of(Some(section), key).map(|(v, l)| (v, parse_number(v), l));
-        let missing = |key: &str, expected: &str| {
-            format!("[{section_name}] has no {key}; expected {key} = {expected}.")
-        };
-        match number("ServiceType") {
+        let findings = checked
+            .entry(section_name.to_ascii_lowercase())
+            .or_insert_with(|| {
+                let mut found = Findings(Vec::new());
+                check_service_section(section, section_name, &mut found);
+                found.0
+            });
+        out.0.extend(findings.iter().cloned());
+    }
+}
+
+/// The checks of one service-install section.
+fn check_service_section(section: &Section, section_name: &str, out: &mut Findings) {
+    let number = |key: &str| value_of(Some(section), key).map(|(v, l)| (v, parse_number(v), l));
+    let missing = |key: &str, expected: &str| {
+        format!("[{section_name}] has no {key}; expected {key} = {expected}.")
+    };
+    match number("ServiceType") {
             Some((_, Some(1), _)) => {}
             Some((text, _, line)) => out.push(
                 LintRule::ServiceType,
@@ -677,7 +702,7 @@ fn check_services(inf: &Inf, out: &mut Findings) {
             ),
             None => out.push(LintRule::ServiceType, Some(section.line), missing("ServiceType", "1")),
         }
-        match number("StartType") {
+    match number("StartType") {
             Some((_, Some(0..=4), _)) => {}
             Some((text, _, line)) => out.push(
                 LintRule::StartType,
@@ -686,7 +711,7 @@ fn check_services(inf: &Inf, out: &mut Findings) {
             ),
             None => out.push(LintRule::StartType, Some(section.line), missing("StartType", "3")),
         }
-        match number("ErrorControl") {
+    match number("ErrorControl") {
             Some((_, Some(0..=3), _)) => {}
             Some((text, _, line)) => out.push(
                 LintRule::ErrorControl,
@@ -695,7 +720,7 @@ fn check_services(inf: &Inf, out: &mut Findings) {
             ),
             None => out.push(LintRule::ErrorControl, Some(section.line), missing("ErrorControl", "1")),
         }
-        match value_of(Some(section), "ServiceBinary") {
+    match value_of(Some(section), "ServiceBinary") {
             Some((path, _)) if is_driver_binary_path(path) => {}
             Some((path, line)) => out.push(
                 LintRule::ServiceBinary,
@@ -708,7 +733,6 @@ fn check_services(inf: &Inf, out: &mut Findings) {
                 missing("ServiceBinary", "%13%\\<driver>.sys"),
             ),
         }
-    }
 }
 
 /// A file directly in `%12%` (`\SystemRoot\System32\drivers`) or in
