@@ -47,10 +47,17 @@
 //! `--image`, rule `MinimumBuild` also weighs the routines the image imports
 //! ([`crate::inf::min_build`]).
 //!
-//! Exit status: 0 clean, 1 findings or bug check, 2 load error, 64 usage error.
+//! Every file read from a path (driver image, INF) goes through
+//! [`crate::files`], with a cap per kind of file.
+//!
+//! Exit status: 0 clean, 1 findings or bug check, 2 load error, 64 usage
+//! error, 74 standard output closed or full ([`output`]: one line on
+//! standard error says so; `serve` still stops the adapter and writes its
+//! findings on standard error).
 
 pub mod lifecycle;
 pub mod nonscsi;
+pub mod output;
 pub mod scan;
 
 use std::path::PathBuf;
@@ -71,6 +78,7 @@ use crate::port::{
     PortOptions, Rule, exports,
 };
 use crate::registry::{Registry, SetSpec, apply, parse_set};
+use output::Report;
 use scan::LunReport;
 
 /// Exit status of a clean run.
@@ -218,6 +226,7 @@ fn command() -> Command {
         .about("Runs a Storport virtual miniport .sys under an emulated Storport port driver and checks it")
         .subcommand_required(true)
         .arg_required_else_help(true)
+        .after_help("Exit status: 0 clean, 1 findings or bug check, 2 load error (a file that cannot be read, is too large or does not load), 64 usage error, 74 standard output closed or full (one line on standard error says so; `serve` still stops the adapter, runs the leak checks and writes its findings on standard error).")
         .subcommand(Command::new("rules").about("List every verifier rule with its source and bug check"))
         .subcommand(crate::serve::command::definition())
         .subcommand(
@@ -838,26 +847,28 @@ pub fn rule_table() -> String {
 
 /// `storemu inf-lint`: prints each finding, or that the INF passes.
 fn inf_lint(path: &std::path::Path, image: Option<&std::path::Path>) -> ExitCode {
-    match crate::inf::lint::lint_file_with_image(path, image) {
+    let mut out = Report::new("the rest of the findings are lost");
+    let status = match crate::inf::lint::lint_file_with_image(path, image) {
         Ok(findings) if findings.is_empty() => {
-            println!(
+            out.line(&format!(
                 "{}: passes all {} INF rules",
                 path.display(),
                 crate::inf::lint::LintRule::ALL.len()
-            );
-            ExitCode::from(EXIT_CLEAN)
+            ));
+            EXIT_CLEAN
         }
         Ok(findings) => {
             for finding in &findings {
-                println!("{}: {finding}", path.display());
+                out.line(&format!("{}: {finding}", path.display()));
             }
-            ExitCode::from(EXIT_FINDINGS)
+            EXIT_FINDINGS
         }
         Err(error) => {
-            eprintln!("storemu: {error}");
-            ExitCode::from(EXIT_LOAD_ERROR)
+            output::warn(&format!("storemu: {error}"));
+            EXIT_LOAD_ERROR
         }
-    }
+    };
+    ExitCode::from(out.status(status))
 }
 
 /// Entry point of the `storemu` binary.
@@ -867,7 +878,13 @@ pub fn main() -> ExitCode {
         Ok(matches) => matches,
         Err(error) => {
             let usage = error.use_stderr();
-            let _ = error.print();
+            if error.print().is_err() && !usage {
+                output::warn(&format!(
+                    "storemu: standard output cannot be written: it is closed or full; the help is lost, and the exit status is {}.",
+                    output::EXIT_OUTPUT_ERROR
+                ));
+                return ExitCode::from(output::EXIT_OUTPUT_ERROR);
+            }
             return ExitCode::from(if usage { EXIT_USAGE } else { EXIT_CLEAN });
         }
     };
@@ -875,8 +892,9 @@ pub fn main() -> ExitCode {
         Some(("run", run_matches)) => run_matches,
         Some(("serve", serve_matches)) => return crate::serve::command::main(serve_matches),
         Some(("rules", _)) => {
-            print!("{}", rule_table());
-            return ExitCode::from(EXIT_CLEAN);
+            let mut out = Report::new("the rule table is lost");
+            out.write(&rule_table());
+            return ExitCode::from(out.status(EXIT_CLEAN));
         }
         Some(("inf-lint", lint_matches)) => {
             return inf_lint(
@@ -895,7 +913,7 @@ pub fn main() -> ExitCode {
     let sets = match parse_sets(&args.set) {
         Ok(sets) => sets,
         Err(message) => {
-            eprintln!("storemu: {message}");
+            output::warn(&format!("storemu: {message}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -907,7 +925,7 @@ pub fn main() -> ExitCode {
     ) {
         Ok(faults) => faults,
         Err(message) => {
-            eprintln!("storemu: {message}");
+            output::warn(&format!("storemu: {message}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -918,7 +936,7 @@ pub fn main() -> ExitCode {
     {
         Ok(steps) => steps,
         Err(message) => {
-            eprintln!("storemu: {message}");
+            output::warn(&format!("storemu: {message}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -935,10 +953,11 @@ pub fn main() -> ExitCode {
         },
     };
     let report = run_with_options(&args, &sets, &faults, &options);
+    let mut out = Report::new("the report is lost");
     if args.json {
-        println!("{}", report.to_json());
+        out.line(&report.to_json().to_string());
     } else {
-        print!("{}", report.to_text());
+        out.write(&report.to_text());
     }
-    ExitCode::from(report.exit_status())
+    ExitCode::from(out.status(report.exit_status()))
 }
