@@ -10,3 +10,4 @@ pub mod machine;
 pub mod port;
 pub mod registry;
 pub mod serve;
+pub mod setup;

@@ -19,13 +19,13 @@ use std::sync::mpsc;
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 
 use super::{Adapter, DEFAULT_NBD, ServeConfig, Server};
-use crate::cli::output::{Report, warn};
-use crate::cli::{EXIT_CLEAN, EXIT_FINDINGS, EXIT_LOAD_ERROR, EXIT_USAGE, parse_sets};
+use crate::setup::output::{Report, warn};
+use crate::setup::{EXIT_CLEAN, EXIT_FINDINGS, EXIT_LOAD_ERROR, EXIT_USAGE, parse_sets};
 
 /// The grammar of `storemu serve`.
 #[must_use]
 pub fn definition() -> Command {
-    crate::cli::adapter_args(
+    crate::setup::adapter_args(
         Command::new("serve")
             .about("Start DRIVER's adapter and serve its disks over NBD and iSCSI until SIGINT/SIGTERM"),
     )
@@ -76,7 +76,7 @@ fn address(matches: &ArgMatches, name: &str, default: &str) -> Option<SocketAddr
 /// Runs `storemu serve`.
 #[must_use]
 pub fn main(matches: &ArgMatches) -> ExitCode {
-    let args = crate::cli::run_args(matches);
+    let args = crate::setup::run_args(matches);
     let sets = match parse_sets(&args.set) {
         Ok(sets) => sets,
         Err(message) => {
