@@ -47,3 +47,58 @@ fn an_odd_trailing_byte_becomes_a_replacement_character() {
         ["x\u{FFFD}"]
     );
 }
+
+#[test]
+fn vstor_inf_installs_the_same_from_utf16le_without_a_byte_order_mark() {
+    use storport_emu::inf::{InstallOptions, install};
+    use storport_emu::registry::Registry;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../inf/vstor.inf");
+    let text = std::fs::read_to_string(path).expect("inf/vstor.inf reads");
+    let installed = |inf: &Inf| {
+        let mut registry = Registry::new();
+        let installed = install(inf, &mut registry, &InstallOptions::default()).expect("installs");
+        (installed, registry.to_string())
+    };
+    let utf8 = Inf::from_bytes(text.as_bytes()).expect("UTF-8 parses");
+    let utf16 = Inf::from_bytes(&utf16(&text, true, false)).expect("UTF-16LE parses");
+    assert_eq!(utf16, utf8);
+    let (from_utf8, registry_utf8) = installed(&utf8);
+    let (from_utf16, registry_utf16) = installed(&utf16);
+    assert_eq!(from_utf16, from_utf8);
+    assert_eq!(from_utf16.service, "vstor");
+    assert_eq!(registry_utf16, registry_utf8);
+    assert!(
+        registry_utf16.contains("\"DiskCount\" = REG_DWORD"),
+        "{registry_utf16}"
+    );
+}
+
+#[test]
+fn inf_lint_passes_vstor_inf_in_every_utf16_form() {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../inf/vstor.inf");
+    let text = std::fs::read_to_string(source).expect("inf/vstor.inf reads");
+    for (little_endian, bom) in [(true, false), (false, false), (false, true)] {
+        let path = std::env::temp_dir().join(format!(
+            "storemu-utf16-{}-{little_endian}-{bom}.inf",
+            std::process::id()
+        ));
+        std::fs::write(&path, utf16(&text, little_endian, bom)).expect("temporary INF");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_storemu"))
+            .arg("inf-lint")
+            .arg(&path)
+            .output()
+            .expect("storemu runs");
+        std::fs::remove_file(&path).expect("temporary INF removed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "little_endian={little_endian} bom={bom}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.trim_end().ends_with(": passes all 17 INF rules"),
+            "{stdout}"
+        );
+    }
+}
