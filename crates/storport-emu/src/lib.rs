@@ -4,8 +4,10 @@
 //! Storport itself enforce.
 
 pub mod cli;
+pub mod files;
 pub mod inf;
 pub mod machine;
 pub mod port;
 pub mod registry;
 pub mod serve;
+pub mod setup;

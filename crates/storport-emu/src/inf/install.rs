@@ -195,6 +195,81 @@ pub enum InstallError {
         /// What is wrong, with the expected form.
         problem: String,
     },
+    /// The INF names its sections so often that installing it would visit
+    /// more lines than its size allows.
+    #[error(
+        "{at}: installing the INF would visit more than {limit} lines, although it has {lines} (a section named again and again is visited each time); expected each add-registry, del-registry and service-install section to be named a few times, so the installation stopped here"
+    )]
+    TooMuchWork {
+        /// Where the budget ran out.
+        at: At,
+        /// The budget: 8 visits per line of the INF plus 1,000,000.
+        limit: u64,
+        /// The lines of the INF.
+        lines: u64,
+    },
+}
+
+/// Lines visited beyond the INF's own, whatever the INF: room for sections
+/// named several times.
+const WORK_ALLOWANCE: u64 = 1_000_000;
+/// Visits allowed per line of the INF.
+const WORK_PER_LINE: u64 = 8;
+
+/// The notes of an installation and what is left of its work budget: each
+/// line visited (an add-registry or del-registry line, a directive, a
+/// service-install line looked through, a string appended to a
+/// `REG_MULTI_SZ`) costs one. A section named many times is visited each
+/// time, so without a budget a small INF could ask for quadratic work; with
+/// it, installing takes time linear in the size of the INF.
+struct Work {
+    notes: Vec<String>,
+    left: u64,
+    limit: u64,
+    lines: u64,
+}
+
+impl Work {
+    fn for_inf(inf: &Inf) -> Self {
+        let lines: u64 = inf
+            .sections()
+            .iter()
+            .map(|s| u64::try_from(s.entries.len()).unwrap_or(u64::MAX))
+            .fold(0, u64::saturating_add);
+        let limit = lines
+            .saturating_mul(WORK_PER_LINE)
+            .saturating_add(WORK_ALLOWANCE);
+        Self {
+            notes: Vec::new(),
+            left: limit,
+            limit,
+            lines,
+        }
+    }
+
+    /// Takes `visits` from the budget, or fails naming where it ran out.
+    fn charge(
+        &mut self,
+        visits: usize,
+        section: &Section,
+        line: usize,
+    ) -> Result<(), InstallError> {
+        let visits = u64::try_from(visits).unwrap_or(u64::MAX);
+        match self.left.checked_sub(visits) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(InstallError::TooMuchWork {
+                at: At {
+                    section: section.name.clone(),
+                    line,
+                },
+                limit: self.limit,
+                lines: self.lines,
+            }),
+        }
+    }
 }
 
 fn bad(section: &Section, entry: &Entry, problem: String) -> InstallError {
@@ -306,13 +381,14 @@ fn add_reg(
     hkr: &str,
     from: &At,
     registry: &mut Registry,
-    notes: &mut Vec<String>,
+    work: &mut Work,
 ) -> Result<(), InstallError> {
     let section = require(inf, name, &from.section, from.line)?;
     for entry in &section.entries {
+        work.charge(1, section, entry.line)?;
         let fields = entry.fields();
         let field = |i: usize| fields.get(i).copied().unwrap_or("");
-        let Some(key) = resolve_root(section, entry, field(0), field(1), hkr, notes)? else {
+        let Some(key) = resolve_root(section, entry, field(0), field(1), hkr, work)? else {
             continue;
         };
         let value_name = field(2);
@@ -364,8 +440,12 @@ fn add_reg(
                 .value(&key, value_name)
                 .and_then(RegValue::multi_sz_list)
                 .unwrap_or_default();
-            for s in value.multi_sz_list().unwrap_or_default() {
-                if !list.iter().any(|e| e.eq_ignore_ascii_case(&s)) {
+            let added = value.multi_sz_list().unwrap_or_default();
+            work.charge(list.len().saturating_add(added.len()), section, entry.line)?;
+            let mut present: std::collections::HashSet<String> =
+                list.iter().map(|e| e.to_ascii_lowercase()).collect();
+            for s in added {
+                if present.insert(s.to_ascii_lowercase()) {
                     list.push(s);
                 }
             }
@@ -384,7 +464,7 @@ fn resolve_root(
     root: &str,
     subkey: &str,
     hkr: &str,
-    notes: &mut Vec<String>,
+    work: &mut Work,
 ) -> Result<Option<String>, InstallError> {
     const CCS: &str = "system\\currentcontrolset";
     match root.to_ascii_uppercase().as_str() {
@@ -398,11 +478,11 @@ fn resolve_root(
             if lower.starts_with(CCS) && trimmed.as_bytes().get(CCS.len()) == Some(&b'\\') {
                 return Ok(Some(trimmed[CCS.len() + 1..].to_owned()));
             }
-            notes.push(format!("INF line {} in [{}] writes HKLM\\{subkey}, which is outside the emulated HKLM\\SYSTEM\\CurrentControlSet; the line was skipped.", entry.line, section.name));
+            work.notes.push(format!("INF line {} in [{}] writes HKLM\\{subkey}, which is outside the emulated HKLM\\SYSTEM\\CurrentControlSet; the line was skipped.", entry.line, section.name));
             Ok(None)
         }
         "HKCR" | "HKCU" | "HKU" => {
-            notes.push(format!("INF line {} in [{}] writes {root}\\{subkey}, which is outside the emulated HKLM\\SYSTEM\\CurrentControlSet; the line was skipped.", entry.line, section.name));
+            work.notes.push(format!("INF line {} in [{}] writes {root}\\{subkey}, which is outside the emulated HKLM\\SYSTEM\\CurrentControlSet; the line was skipped.", entry.line, section.name));
             Ok(None)
         }
         _ => Err(bad(
@@ -485,13 +565,14 @@ fn del_reg(
     hkr: &str,
     from: &At,
     registry: &mut Registry,
-    notes: &mut Vec<String>,
+    work: &mut Work,
 ) -> Result<(), InstallError> {
     let section = require(inf, name, &from.section, from.line)?;
     for entry in &section.entries {
+        work.charge(1, section, entry.line)?;
         let fields = entry.fields();
         let field = |i: usize| fields.get(i).copied().unwrap_or("");
-        let Some(key) = resolve_root(section, entry, field(0), field(1), hkr, notes)? else {
+        let Some(key) = resolve_root(section, entry, field(0), field(1), hkr, work)? else {
             continue;
         };
         if field(2).is_empty() {
@@ -510,9 +591,10 @@ fn registry_directives(
     section: &Section,
     hkr: &str,
     registry: &mut Registry,
-    notes: &mut Vec<String>,
+    work: &mut Work,
 ) -> Result<(), InstallError> {
     for entry in &section.entries {
+        work.charge(1, section, entry.line)?;
         let at = At {
             section: section.name.clone(),
             line: entry.line,
@@ -520,15 +602,15 @@ fn registry_directives(
         match entry.key.as_deref().map(str::to_ascii_lowercase).as_deref() {
             Some("addreg") => {
                 for name in entry.values.iter().filter(|v| !v.is_empty()) {
-                    add_reg(inf, name, hkr, &at, registry, notes)?;
+                    add_reg(inf, name, hkr, &at, registry, work)?;
                 }
             }
             Some("delreg") => {
                 for name in entry.values.iter().filter(|v| !v.is_empty()) {
-                    del_reg(inf, name, hkr, &at, registry, notes)?;
+                    del_reg(inf, name, hkr, &at, registry, work)?;
                 }
             }
-            Some(d @ ("include" | "needs" | "bitreg")) => notes.push(format!(
+            Some(d @ ("include" | "needs" | "bitreg")) => work.notes.push(format!(
                 "{at} has a `{d}` directive, which the emulator does not follow."
             )),
             _ => {}
@@ -544,9 +626,15 @@ fn install_service(
     section_name: &str,
     from: &At,
     registry: &mut Registry,
-    notes: &mut Vec<String>,
+    work: &mut Work,
 ) -> Result<(), InstallError> {
     let section = require(inf, section_name, &from.section, from.line)?;
+    // Ten directives are looked up below, each through the whole section.
+    work.charge(
+        section.entries.len().saturating_mul(10),
+        section,
+        section.line,
+    )?;
     let key = format!("Services\\{name}");
     let dword = |directive: &'static str,
                  value_name: &str,
@@ -595,7 +683,7 @@ fn install_service(
             registry.set_value(&key, "DependOnGroup", RegValue::multi_sz(&groups));
         }
     }
-    registry_directives(inf, section, &key, registry, notes)
+    registry_directives(inf, section, &key, registry, work)
 }
 
 /// Finds the decorated `DDInstall` section name.
@@ -619,7 +707,12 @@ fn choose_model<'a>(
     options: &InstallOptions,
 ) -> Result<(String, &'a Entry, String), InstallError> {
     let mut offered = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (models_name, at) in models_sections(inf)? {
+        // A models section named by several manufacturer entries is read once.
+        if !seen.insert(models_name.to_ascii_lowercase()) {
+            continue;
+        }
         let models = require(inf, &models_name, &at.section, at.line)?;
         for entry in &models.entries {
             let ids: Vec<&str> = entry
@@ -659,7 +752,7 @@ fn add_services(
     inf: &Inf,
     install_section: &str,
     registry: &mut Registry,
-    notes: &mut Vec<String>,
+    work: &mut Work,
 ) -> Result<(Vec<String>, String), InstallError> {
     let services_name = format!("{install_section}.Services");
     let services_section = inf
@@ -682,7 +775,7 @@ fn add_services(
             "" => 0,
             text => parse_u32(text).ok_or_else(|| bad(services_section, entry, format!("the AddService flags `{text}` are not a number; expected SPSVCINST_* bits such as 0x00000002")))?,
         };
-        install_service(inf, name, entry.value(2), &at, registry, notes)?;
+        install_service(inf, name, entry.value(2), &at, registry, work)?;
         let event_log = entry.value(3);
         if !event_log.is_empty() {
             let log_type = match entry.value(4) {
@@ -696,7 +789,7 @@ fn add_services(
             let hkr = format!("Services\\EventLog\\{log_type}\\{event_name}");
             registry.create_key(&hkr);
             let section = require(inf, event_log, &at.section, at.line)?;
-            registry_directives(inf, section, &hkr, registry, notes)?;
+            registry_directives(inf, section, &hkr, registry, work)?;
         }
         if flags & SPSVCINST_ASSOCSERVICE != 0 && associated.is_none() {
             associated = Some(name.to_owned());
@@ -712,7 +805,7 @@ fn add_services(
             .ok_or_else(|| InstallError::NoService {
                 section: services_section.name.clone(),
             })?;
-        notes.push(format!("No AddService entry in [{}] has the SPSVCINST_ASSOCSERVICE flag (0x2); `{first}` is taken as the device's driver.", services_section.name));
+        work.notes.push(format!("No AddService entry in [{}] has the SPSVCINST_ASSOCSERVICE flag (0x2); `{first}` is taken as the device's driver.", services_section.name));
         first
     };
     Ok((services, service))
@@ -727,7 +820,7 @@ fn device_keys(
     hardware_id: &str,
     service: &str,
     registry: &mut Registry,
-    notes: &mut Vec<String>,
+    work: &mut Work,
 ) -> Result<(), InstallError> {
     let instance = format!("Enum\\{}\\0000", hardware_id.to_ascii_uppercase());
     registry.set_value(&instance, "HardwareID", RegValue::multi_sz(&[hardware_id]));
@@ -749,10 +842,10 @@ fn device_keys(
             .as_deref()
             .unwrap_or("{00000000-0000-0000-0000-000000000000}")
     );
-    registry_directives(inf, ddinstall, &driver_key, registry, notes)?;
+    registry_directives(inf, ddinstall, &driver_key, registry, work)?;
     if let Some(hw) = inf.section(&format!("{install_section}.HW")) {
         let hkr = format!("{instance}\\Device Parameters");
-        registry_directives(inf, hw, &hkr, registry, notes)?;
+        registry_directives(inf, hw, &hkr, registry, work)?;
     }
     Ok(())
 }
@@ -768,14 +861,14 @@ pub fn install(
     registry: &mut Registry,
     options: &InstallOptions,
 ) -> Result<Installed, InstallError> {
-    let mut notes = Vec::new();
+    let mut work = Work::for_inf(inf);
     let (models_section, model, hardware_id) = choose_model(inf, options)?;
     let model_at = At {
         section: models_section.clone(),
         line: model.line,
     };
     let install_section = ddinstall_name(inf, model.value(0), &model_at)?;
-    let (services, service) = add_services(inf, &install_section, registry, &mut notes)?;
+    let (services, service) = add_services(inf, &install_section, registry, &mut work)?;
     device_keys(
         inf,
         &install_section,
@@ -783,7 +876,7 @@ pub fn install(
         &hardware_id,
         &service,
         registry,
-        &mut notes,
+        &mut work,
     )?;
     Ok(Installed {
         service,
@@ -791,7 +884,7 @@ pub fn install(
         hardware_id,
         models_section,
         install_section,
-        notes,
+        notes: work.notes,
     })
 }
 

@@ -14,6 +14,7 @@
 //! - Install sections are found from `[Manufacturer]` through the `NTamd64`
 //!   models sections; services from every `AddService` entry in the file.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use super::{Entry, Inf, Section};
@@ -246,14 +247,10 @@ pub fn lint_bytes(bytes: &[u8]) -> Result<Vec<LintFinding>, super::ParseError> {
 /// Why an INF file could not be linted.
 #[derive(Debug, thiserror::Error)]
 pub enum LintFileError {
-    /// The file could not be read.
-    #[error("cannot read the INF file {path}: {source}; check the path and try again")]
-    Read {
-        /// The file.
-        path: std::path::PathBuf,
-        /// What the system said.
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is larger than
+    /// [`MAX_INF_BYTES`](crate::files::MAX_INF_BYTES).
+    #[error("{0}; nothing was checked.")]
+    Read(#[from] crate::files::ReadError),
     /// The file is not INF syntax.
     #[error("{path} is not a readable INF file: {source}")]
     Parse {
@@ -273,10 +270,7 @@ pub enum LintFileError {
 ///
 /// [`LintFileError`] when the file cannot be read or parsed.
 pub fn lint_file(path: &std::path::Path) -> Result<Vec<LintFinding>, LintFileError> {
-    let bytes = std::fs::read(path).map_err(|source| LintFileError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = crate::files::read(path, crate::files::FileKind::Inf)?;
     lint_bytes(&bytes).map_err(|source| LintFileError::Parse {
         path: path.to_owned(),
         source,
@@ -297,10 +291,7 @@ pub fn lint_file_with_image(
         Some(image) => super::min_build::image_imports(image)?,
         None => Vec::new(),
     };
-    let bytes = std::fs::read(inf).map_err(|source| LintFileError::Read {
-        path: inf.to_owned(),
-        source,
-    })?;
+    let bytes = crate::files::read(inf, crate::files::FileKind::Inf)?;
     let parsed = Inf::from_bytes(&bytes).map_err(|source| LintFileError::Parse {
         path: inf.to_owned(),
         source,
@@ -603,6 +594,7 @@ fn check_models(inf: &Inf, out: &mut Findings) -> Vec<(String, usize)> {
             "[Manufacturer] is empty; expected %Mfg% = models, NTamd64.".to_owned(),
         );
     }
+    let mut seen = std::collections::HashSet::new();
     for entry in &manufacturer.entries {
         let models = entry.value(0).trim();
         let decorations: Vec<&str> = entry
@@ -623,6 +615,8 @@ fn check_models(inf: &Inf, out: &mut Findings) -> Vec<(String, usize)> {
         for decoration in decorations {
             let name = format!("{models}.{decoration}");
             match inf.section(&name) {
+                // A models section named again adds no install section.
+                Some(_) if !seen.insert(name.to_ascii_lowercase()) => {}
                 Some(section) => installs.extend(
                     section
                         .entries
@@ -641,12 +635,17 @@ fn check_models(inf: &Inf, out: &mut Findings) -> Vec<(String, usize)> {
 }
 
 fn check_associated_service(inf: &Inf, installs: &[(String, usize)], out: &mut Findings) {
+    // Each `.Services` section is looked through once, however many models
+    // name its install section.
+    let mut answers: HashMap<String, bool> = HashMap::new();
     for (install, line) in installs {
         let name = format!("{install}.Services");
-        let associated = inf.section(&name).is_some_and(|section| {
-            section
-                .entries_with_key("AddService")
-                .any(|e| parse_number(e.value(1)).is_some_and(|f| f & SPSVCINST_ASSOCSERVICE != 0))
+        let associated = *answers.entry(name.to_ascii_lowercase()).or_insert_with(|| {
+            inf.section(&name).is_some_and(|section| {
+                section.entries_with_key("AddService").any(|e| {
+                    parse_number(e.value(1)).is_some_and(|f| f & SPSVCINST_ASSOCSERVICE != 0)
+                })
+            })
         });
         if !associated {
             out.push(
@@ -663,6 +662,9 @@ fn check_services(inf: &Inf, out: &mut Findings) {
         .sections()
         .iter()
         .flat_map(|s| s.entries_with_key("AddService"));
+    // The findings of each service-install section, found once however many
+    // AddService entries name it.
+    let mut checked: HashMap<String, Vec<LintFinding>> = HashMap::new();
     for add in add_services {
         let service = add.value(0).trim();
         let section_name = add.value(2).trim();
@@ -674,11 +676,24 @@ fn check_services(inf: &Inf, out: &mut Findings) {
             );
             continue;
         };
-        let number = |key: &str| value_of(Some(section), key).map(|(v, l)| (v, parse_number(v), l));
-        let missing = |key: &str, expected: &str| {
-            format!("[{section_name}] has no {key}; expected {key} = {expected}.")
-        };
-        match number("ServiceType") {
+        let findings = checked
+            .entry(section_name.to_ascii_lowercase())
+            .or_insert_with(|| {
+                let mut found = Findings(Vec::new());
+                check_service_section(section, section_name, &mut found);
+                found.0
+            });
+        out.0.extend(findings.iter().cloned());
+    }
+}
+
+/// The checks of one service-install section.
+fn check_service_section(section: &Section, section_name: &str, out: &mut Findings) {
+    let number = |key: &str| value_of(Some(section), key).map(|(v, l)| (v, parse_number(v), l));
+    let missing = |key: &str, expected: &str| {
+        format!("[{section_name}] has no {key}; expected {key} = {expected}.")
+    };
+    match number("ServiceType") {
             Some((_, Some(1), _)) => {}
             Some((text, _, line)) => out.push(
                 LintRule::ServiceType,
@@ -687,7 +702,7 @@ fn check_services(inf: &Inf, out: &mut Findings) {
             ),
             None => out.push(LintRule::ServiceType, Some(section.line), missing("ServiceType", "1")),
         }
-        match number("StartType") {
+    match number("StartType") {
             Some((_, Some(0..=4), _)) => {}
             Some((text, _, line)) => out.push(
                 LintRule::StartType,
@@ -696,7 +711,7 @@ fn check_services(inf: &Inf, out: &mut Findings) {
             ),
             None => out.push(LintRule::StartType, Some(section.line), missing("StartType", "3")),
         }
-        match number("ErrorControl") {
+    match number("ErrorControl") {
             Some((_, Some(0..=3), _)) => {}
             Some((text, _, line)) => out.push(
                 LintRule::ErrorControl,
@@ -705,7 +720,7 @@ fn check_services(inf: &Inf, out: &mut Findings) {
             ),
             None => out.push(LintRule::ErrorControl, Some(section.line), missing("ErrorControl", "1")),
         }
-        match value_of(Some(section), "ServiceBinary") {
+    match value_of(Some(section), "ServiceBinary") {
             Some((path, _)) if is_driver_binary_path(path) => {}
             Some((path, line)) => out.push(
                 LintRule::ServiceBinary,
@@ -718,7 +733,6 @@ fn check_services(inf: &Inf, out: &mut Findings) {
                 missing("ServiceBinary", "%13%\\<driver>.sys"),
             ),
         }
-    }
 }
 
 /// A file directly in `%12%` (`\SystemRoot\System32\drivers`) or in

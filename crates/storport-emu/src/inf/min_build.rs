@@ -111,29 +111,15 @@ pub fn dirid_requirement(dirid: u32) -> Option<Requirement> {
 }
 
 /// Largest size of a driver image `storemu inf-lint --image` reads.
-pub const MAX_IMAGE_BYTES: u64 = 64 << 20;
+pub const MAX_IMAGE_BYTES: u64 = crate::files::MAX_DRIVER_IMAGE_BYTES;
 
 /// Why the image's imports could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// The file could not be read.
-    #[error("cannot read the driver image {path}: {source}; check the path and try again")]
-    Read {
-        /// The file.
-        path: std::path::PathBuf,
-        /// What the system said.
-        source: std::io::Error,
-    },
-    /// The file is larger than [`MAX_IMAGE_BYTES`].
-    #[error(
-        "the driver image {path} is {size} bytes, more than the {MAX_IMAGE_BYTES} bytes a driver image may have here; pass the .sys file the build produced"
-    )]
-    TooLarge {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Its size.
-        size: u64,
-    },
+    /// The file could not be read, or is larger than
+    /// [`MAX_DRIVER_IMAGE_BYTES`](crate::files::MAX_DRIVER_IMAGE_BYTES).
+    #[error("{0}; nothing was checked.")]
+    Read(#[from] crate::files::ReadError),
     /// The file is not an x64 PE image with a readable import table.
     #[error(
         "{path} is not an x64 PE image with a readable import table ({message}); pass the .sys file the build produced"
@@ -155,23 +141,7 @@ pub enum ImageError {
 /// x64 PE image.
 pub fn image_imports(path: &std::path::Path) -> Result<Vec<String>, ImageError> {
     use object::Object;
-    use std::io::Read;
-    let read_error = |source| ImageError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let size = file.metadata().map_err(read_error)?.len();
-    if size > MAX_IMAGE_BYTES {
-        return Err(ImageError::TooLarge {
-            path: path.to_owned(),
-            size,
-        });
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_IMAGE_BYTES)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
+    let bytes = crate::files::read(path, crate::files::FileKind::DriverImage)?;
     let not_pe = |e: object::read::Error| ImageError::NotPe {
         path: path.to_owned(),
         message: e.to_string(),

@@ -6,6 +6,7 @@ mod install;
 pub mod lint;
 pub mod min_build;
 mod parse;
+pub mod synthetic;
 
 pub use install::{
     At, InstallError, InstallOptions, Installed, install, install_default, service_name_for_image,

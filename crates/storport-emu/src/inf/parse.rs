@@ -25,14 +25,20 @@
 //!   `%%` → `%`, no substitution. The emulated locale is en-US (0x0409):
 //!   `[Strings.0409]`, then `[Strings.0009]`, then another `[Strings.xx09]`,
 //!   then `[Strings]` is used, as "INF Strings Section" describes.
-//! - Text is UTF-8 or, with a byte order mark, UTF-16LE; bytes that are not
-//!   UTF-8 are read as ISO-8859-1.
+//! - Text is UTF-8, or UTF-16LE or UTF-16BE with a byte order mark or, without
+//!   one, told apart by where the NUL byte of the first character falls
+//!   (Windows INFs are often UTF-16LE); bytes that are not UTF-8 are read as
+//!   ISO-8859-1.
+//!
+//! Sections are indexed by case-folded name once, while parsing, and
+//! `[Strings]` keys are hashed, so parsing and every lookup take time linear
+//! in the size of the file.
 //!
 //! Decisions: a quoted string must close on its line (the error names the
 //! line); a `%strkey%` that is neither in `[Strings]` nor a known DIRID is an
 //! error, as is a `%` without its closing `%`. Parsing never panics.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// One entry of a section: `key = values` or just `values`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,9 +309,17 @@ fn is_strings_section(name: &str) -> bool {
     lower == "strings" || lower.starts_with("strings.")
 }
 
-/// Reads the file into raw sections (merged by name).
-fn raw_sections(text: &str) -> Result<Vec<RawSection>, ParseError> {
+/// The key a section name is looked up by: section names compare
+/// case-insensitively in ASCII.
+fn section_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// Reads the file into raw sections (merged by name), with the index of
+/// each folded name.
+fn raw_sections(text: &str) -> Result<(Vec<RawSection>, HashMap<String, usize>), ParseError> {
     let mut sections: Vec<RawSection> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut current: Option<usize> = None;
     for (line, chars) in logical_lines(text)? {
         let fail = |kind| ParseError { line, kind };
@@ -326,17 +340,16 @@ fn raw_sections(text: &str) -> Result<Vec<RawSection>, ParseError> {
                     after.trim().to_owned(),
                 )));
             }
-            let existing = sections
-                .iter()
-                .position(|s| s.name.eq_ignore_ascii_case(name));
-            current = Some(existing.unwrap_or_else(|| {
+            let next = sections.len();
+            let slot = *index.entry(section_key(name)).or_insert(next);
+            if slot == next {
                 sections.push(RawSection {
                     name: name.to_owned(),
                     line,
                     entries: Vec::new(),
                 });
-                sections.len() - 1
-            }));
+            }
+            current = Some(slot);
             continue;
         }
         let index = current.ok_or_else(|| fail(ParseErrorKind::EntryOutsideSection))?;
@@ -345,7 +358,7 @@ fn raw_sections(text: &str) -> Result<Vec<RawSection>, ParseError> {
         entry.line = line;
         section.entries.push(entry);
     }
-    Ok(sections)
+    Ok((sections, index))
 }
 
 /// Renders a `[Strings]` field literally.
@@ -393,11 +406,37 @@ fn dirid(number: &str) -> Option<&'static str> {
     }
 }
 
+/// The text of UTF-16 INF bytes, or `None` when they are not UTF-16: a
+/// byte order mark (`FF FE` little-endian, `FE FF` big-endian) decides, and
+/// without one a NUL in the first two bytes does. A trailing odd byte and
+/// unpaired surrogates become U+FFFD, as other undecodable text does.
+fn decode_utf16(bytes: &[u8]) -> Option<String> {
+    let (little_endian, body) = match bytes {
+        [0xFF, 0xFE, rest @ ..] => (true, rest),
+        [0xFE, 0xFF, rest @ ..] => (false, rest),
+        [first, 0, ..] if *first != 0 => (true, bytes),
+        [0, second, ..] if *second != 0 => (false, bytes),
+        _ => return None,
+    };
+    let units = body.chunks(2).map(|pair| match (pair, little_endian) {
+        ([low, high], true) => u16::from_le_bytes([*low, *high]),
+        ([high, low], false) => u16::from_be_bytes([*high, *low]),
+        _ => 0xFFFD,
+    });
+    Some(
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect(),
+    )
+}
+
 /// A parsed INF file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inf {
     sections: Vec<Section>,
-    strings: BTreeMap<String, String>,
+    /// Section positions by [`section_key`], built once while parsing.
+    index: HashMap<String, usize>,
+    strings: HashMap<String, String>,
 }
 
 impl Inf {
@@ -407,8 +446,8 @@ impl Inf {
     ///
     /// [`ParseError`] with the line number and what was expected.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let raw = raw_sections(text)?;
-        let mut strings = BTreeMap::new();
+        let (raw, index) = raw_sections(text)?;
+        let mut strings = HashMap::new();
         if let Some(section) = pick_strings(&raw) {
             for entry in &section.entries {
                 let key = entry.key.as_ref().ok_or(ParseError {
@@ -465,22 +504,24 @@ impl Inf {
                 entries,
             });
         }
-        Ok(Self { sections, strings })
+        Ok(Self {
+            sections,
+            index,
+            strings,
+        })
     }
 
-    /// Parses an INF file's bytes: UTF-16LE with a byte order mark, UTF-8
-    /// (with or without one), or else ISO-8859-1.
+    /// Parses an INF file's bytes: UTF-16LE or UTF-16BE (with a byte order
+    /// mark, or without one when a NUL byte opens the file: INF text holds
+    /// no NUL, so `X 00` starts UTF-16LE and `00 X` UTF-16BE), UTF-8 (with
+    /// or without a byte order mark), or else ISO-8859-1.
     ///
     /// # Errors
     ///
     /// [`ParseError`] as for [`parse`](Self::parse).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ParseError> {
-        if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
-            let units: Vec<u16> = rest
-                .chunks_exact(2)
-                .map(|p| u16::from_le_bytes([p[0], p[1]]))
-                .collect();
-            return Self::parse(&String::from_utf16_lossy(&units));
+        if let Some(text) = decode_utf16(bytes) {
+            return Self::parse(&text);
         }
         let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
         std::str::from_utf8(bytes).map_or_else(
@@ -492,9 +533,9 @@ impl Inf {
     /// The section named `name` (case-insensitive).
     #[must_use]
     pub fn section(&self, name: &str) -> Option<&Section> {
-        self.sections
-            .iter()
-            .find(|s| s.name.eq_ignore_ascii_case(name))
+        self.index
+            .get(&section_key(name))
+            .map(|&i| &self.sections[i])
     }
 
     /// All sections in the order their names first appear.

@@ -6,6 +6,7 @@
 //! and well-behaved images); [`GateCpu`] calls through the machine's gate
 //! with its own guarded stack and fault recovery.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use super::context;
@@ -287,6 +288,9 @@ pub fn abort_current_call(code: u32, params: [u64; 4], message: String) -> ! {
             caller: None,
         });
     }
-    eprintln!("storemu: {message} Without a recovery point the run stops here.");
+    let _ = writeln!(
+        std::io::stderr(),
+        "storemu: {message} Without a recovery point the run stops here."
+    );
     std::process::exit(1)
 }

@@ -5,6 +5,7 @@
 //! driver code.
 
 use std::collections::VecDeque;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -149,11 +150,13 @@ impl Shared {
 
     fn push(&self, event: Event) {
         if self.echo.load(Ordering::Relaxed) {
-            match &event {
-                Event::Phase(text) => eprintln!("storemu: {text}"),
-                Event::DbgPrint(line) => eprintln!("  dbg: {line}"),
-                Event::Finding(finding) => eprintln!("  finding: {finding}"),
-            }
+            // A closed standard error loses the echo, not the run.
+            let mut stderr = std::io::stderr().lock();
+            let _ = match &event {
+                Event::Phase(text) => writeln!(stderr, "storemu: {text}"),
+                Event::DbgPrint(line) => writeln!(stderr, "  dbg: {line}"),
+                Event::Finding(finding) => writeln!(stderr, "  finding: {finding}"),
+            };
         }
         lock(&self.events).push(event);
     }

@@ -6,7 +6,7 @@
 //! were first given. Subkeys list in case-insensitive order (as `RegEnumKeyEx`
 //! returns them); values list in the order they were first set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use super::value::{RegType, RegValue};
@@ -22,10 +22,15 @@ fn components(path: &str) -> impl Iterator<Item = &str> {
     path.split('\\').filter(|c| !c.is_empty())
 }
 
+/// A key: its values in the order they were first set (a deleted value
+/// leaves an empty slot until the slots are compacted), an index of the
+/// values by folded name, and its subkeys by folded name. Every lookup is
+/// one fold and one hash, whatever the number of values.
 #[derive(Clone, Debug, Default)]
 struct Key {
     name: String,
-    values: Vec<(String, RegValue)>,
+    values: Vec<Option<(String, RegValue)>>,
+    index: HashMap<String, usize>,
     subkeys: BTreeMap<String, Self>,
 }
 
@@ -37,15 +42,49 @@ impl Key {
         }
     }
 
-    fn value_index(&self, name: &str) -> Option<usize> {
-        let folded = fold(name);
-        self.values.iter().position(|(n, _)| fold(n) == folded)
+    fn value(&self, name: &str) -> Option<&RegValue> {
+        let slot = *self.index.get(&fold(name))?;
+        self.values[slot].as_ref().map(|(_, v)| v)
+    }
+
+    fn live_values(&self) -> impl Iterator<Item = &(String, RegValue)> {
+        self.values.iter().flatten()
+    }
+
+    fn set(&mut self, name: &str, value: RegValue) {
+        match self.index.entry(fold(name)) {
+            std::collections::hash_map::Entry::Occupied(slot) => {
+                if let Some((_, old)) = &mut self.values[*slot.get()] {
+                    *old = value;
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(self.values.len());
+                self.values.push(Some((name.to_owned(), value)));
+            }
+        }
+    }
+
+    fn delete(&mut self, name: &str) -> bool {
+        let Some(slot) = self.index.remove(&fold(name)) else {
+            return false;
+        };
+        self.values[slot] = None;
+        // Compact once at most half the slots are live, so deleting and
+        // setting values keeps the slots proportional to the live values.
+        if self.index.len() * 2 < self.values.len() {
+            self.values.retain(Option::is_some);
+            for (i, (name, _)) in self.values.iter().flatten().enumerate() {
+                self.index.insert(fold(name), i);
+            }
+        }
+        true
     }
 
     fn write(&self, f: &mut fmt::Formatter<'_>, path: &str) -> fmt::Result {
         if !path.is_empty() {
             writeln!(f, "[{path}]")?;
-            for (name, value) in &self.values {
+            for (name, value) in self.live_values() {
                 if name.is_empty() {
                     writeln!(f, "  @ = {value}")?;
                 } else {
@@ -117,25 +156,20 @@ impl Registry {
     #[must_use]
     pub fn values(&self, path: &str) -> Option<Vec<(&str, &RegValue)>> {
         self.key(path)
-            .map(|k| k.values.iter().map(|(n, v)| (n.as_str(), v)).collect())
+            .map(|k| k.live_values().map(|(n, v)| (n.as_str(), v)).collect())
     }
 
     /// Sets a value, creating the key (and its parents) when missing. An
     /// existing value of the same name (any case) is replaced and keeps the
     /// case of its name. The empty name is the key's default value.
     pub fn set_value(&mut self, path: &str, name: &str, value: RegValue) {
-        let key = self.create(path);
-        match key.value_index(name) {
-            Some(i) => key.values[i].1 = value,
-            None => key.values.push((name.to_owned(), value)),
-        }
+        self.create(path).set(name, value);
     }
 
     /// The value, or `None` when the key or the value does not exist.
     #[must_use]
     pub fn value(&self, path: &str, name: &str) -> Option<&RegValue> {
-        let key = self.key(path)?;
-        key.value_index(name).map(|i| &key.values[i].1)
+        self.key(path)?.value(name)
     }
 
     /// The raw view: type number and stored bytes.
@@ -149,9 +183,7 @@ impl Registry {
         let Some(key) = self.key_mut(path) else {
             return false;
         };
-        key.value_index(name)
-            .map(|i| key.values.remove(i))
-            .is_some()
+        key.delete(name)
     }
 
     /// Deletes a key with everything below it; returns whether it existed.
@@ -208,6 +240,30 @@ mod tests {
             reg.raw("A", "Other"),
             Some((RegType::SZ, &[b'x', 0, 0, 0][..]))
         );
+    }
+
+    #[test]
+    fn deleted_values_leave_the_order_of_the_others() {
+        let mut reg = Registry::new();
+        for i in 0..10 {
+            reg.set_value("A", &format!("v{i}"), RegValue::dword(i));
+        }
+        for i in (0..10).step_by(2) {
+            assert!(reg.delete_value("a", &format!("V{i}")));
+        }
+        reg.set_value("A", "v0", RegValue::dword(100));
+        assert!(reg.delete_value("A", "v1"));
+        reg.set_value("A", "V3", RegValue::dword(33));
+        let listed: Vec<(String, u32)> = reg
+            .values("A")
+            .unwrap()
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), v.as_dword().unwrap()))
+            .collect();
+        let expected = [("v3", 33), ("v5", 5), ("v7", 7), ("v9", 9), ("v0", 100)];
+        assert_eq!(listed, expected.map(|(n, v)| (n.to_owned(), v)).to_vec());
+        assert_eq!(reg.value("A", "V9"), Some(&RegValue::dword(9)));
+        assert_eq!(reg.value("A", "v8"), None);
     }
 
     #[test]

@@ -200,7 +200,7 @@ impl Backend {
         let buses = config.NumberOfBuses.clamp(1, 8);
         let targets = config.MaximumNumberOfTargets.clamp(1, 128);
         let per_target = config.MaximumNumberOfLogicalUnits.max(1);
-        let found = crate::cli::scan::scan(&port, buses, targets, per_target)?;
+        let found = crate::setup::scan::scan(&port, buses, targets, per_target)?;
         let mut luns = Vec::new();
         for (index, (bus, target, lun, inquiry)) in found.into_iter().enumerate() {
             let mut entry = Lun {

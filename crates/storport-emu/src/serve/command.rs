@@ -7,7 +7,11 @@
 //! serves until SIGINT or SIGTERM. Then it closes every connection, stops
 //! and removes the adapter, unloads the driver (leak checks) and prints the
 //! findings. Exit status as `storemu run`: 0 clean, 1 findings, 2 the
-//! driver could not be started, 64 usage error.
+//! driver could not be started, 64 usage error, 74 standard output could
+//! not be written. When standard output is closed or full, `serve` says so
+//! on standard error, stops serving (at once when that happens before it
+//! waits for a signal), still stops and unloads the adapter with the leak
+//! checks, and writes the rest of its report on standard error.
 //!
 //! Each listener serves at most `--max-connections` (default 64)
 //! connections; at the limit a new connection takes the place of the one
@@ -27,12 +31,13 @@ use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 
 use super::limits::{self, Limits};
 use super::{Adapter, DEFAULT_NBD, ServeConfig, Server};
-use crate::cli::{EXIT_CLEAN, EXIT_FINDINGS, EXIT_LOAD_ERROR, EXIT_USAGE, parse_sets};
+use crate::setup::output::{Report, warn};
+use crate::setup::{EXIT_CLEAN, EXIT_FINDINGS, EXIT_LOAD_ERROR, EXIT_USAGE, parse_sets};
 
 /// The grammar of `storemu serve`.
 #[must_use]
 pub fn definition() -> Command {
-    crate::cli::adapter_args(
+    crate::setup::adapter_args(
         Command::new("serve")
             .about("Start DRIVER's adapter and serve its disks over NBD and iSCSI until SIGINT/SIGTERM"),
     )
@@ -158,18 +163,18 @@ fn address(matches: &ArgMatches, name: &str, default: &str) -> Option<SocketAddr
 /// Runs `storemu serve`.
 #[must_use]
 pub fn main(matches: &ArgMatches) -> ExitCode {
-    let args = crate::cli::run_args(matches);
+    let args = crate::setup::run_args(matches);
     let sets = match parse_sets(&args.set) {
         Ok(sets) => sets,
         Err(message) => {
-            eprintln!("storemu: {message}");
+            warn(&format!("storemu: {message}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
     let limits = match limits(matches) {
         Ok(limits) => limits,
         Err(message) => {
-            eprintln!("storemu: {message}");
+            warn(&format!("storemu: {message}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -185,21 +190,24 @@ pub fn main(matches: &ArgMatches) -> ExitCode {
     if let Err(error) = ctrlc::set_handler(move || {
         let _ = signalled.send(());
     }) {
-        eprintln!(
+        warn(&format!(
             "storemu: the SIGINT/SIGTERM handler cannot be installed ({error}); nothing was served."
-        );
+        ));
         return ExitCode::from(EXIT_LOAD_ERROR);
     }
     let adapter = match Adapter::start(&args, &sets, matches.get_flag("log")) {
         Ok(adapter) => adapter,
         Err(message) => {
-            eprintln!("storemu: {message}");
+            warn(&format!("storemu: {message}"));
             return ExitCode::from(EXIT_LOAD_ERROR);
         }
     };
+    let mut out = Report::diverting(
+        "storemu stops serving, stops the adapter, runs the leak checks and reports the findings on standard error",
+    );
     let backend = adapter.backend();
     for lun in backend.luns() {
-        println!(
+        out.line(&format!(
             "export {} LUN {}:{}:{} type {} {} blocks of {} bytes{}",
             lun.name,
             lun.address.0,
@@ -209,43 +217,47 @@ pub fn main(matches: &ArgMatches) -> ExitCode {
             lun.blocks,
             lun.block_size,
             if lun.read_only { " read-only" } else { "" }
-        );
+        ));
     }
     let server = match Server::start(&backend, &config) {
         Ok(server) => server,
         Err(error) => {
-            eprintln!(
+            warn(&format!(
                 "storemu: cannot listen on the requested address ({error}); the adapter is stopped and nothing was served."
-            );
+            ));
             let _ = adapter.finish();
-            return ExitCode::from(EXIT_LOAD_ERROR);
+            return ExitCode::from(out.status(EXIT_LOAD_ERROR));
         }
     };
     if let Some(address) = server.nbd_address() {
-        println!("listening nbd {address}");
+        out.line(&format!("listening nbd {address}"));
     }
     if let Some(address) = server.iscsi_address() {
-        println!(
+        out.line(&format!(
             "listening iscsi {address} target {}",
             super::iscsi::Target::for_service(&config.service).name
-        );
+        ));
     }
-    // stdout is a pipe for scripts and tests: make the lines visible now.
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    let _ = stop.recv();
-    println!("stopping: closing connections");
+    // Every line is flushed as it is written (stdout is a pipe for scripts
+    // and tests). A standard output already gone ends the serving now.
+    if !out.failed() {
+        let _ = stop.recv();
+    }
+    out.line("stopping: closing connections");
     let panics = server.shutdown();
     let findings = adapter.finish();
     for finding in &findings {
-        println!("!! {finding}");
+        out.line(&format!("!! {finding}"));
     }
     if panics > 0 {
-        println!("!! {panics} connection thread(s) panicked: a front-end bug, see stderr");
+        out.line(&format!(
+            "!! {panics} connection thread(s) panicked: a front-end bug, see stderr"
+        ));
     }
-    println!("outcome: {} finding(s)", findings.len());
-    ExitCode::from(if findings.is_empty() && panics == 0 {
+    out.line(&format!("outcome: {} finding(s)", findings.len()));
+    ExitCode::from(out.status(if findings.is_empty() && panics == 0 {
         EXIT_CLEAN
     } else {
         EXIT_FINDINGS
-    })
+    }))
 }

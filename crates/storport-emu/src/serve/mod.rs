@@ -58,11 +58,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::cli::RunArgs;
 use crate::machine::loader;
 use crate::port::cpu::GateCpu;
 use crate::port::{Finding, Port, PortOptions, exports};
 use crate::registry::SetSpec;
+use crate::setup::RunArgs;
 use backend::Backend;
 use limits::{Activity, Connections, Limits};
 
@@ -90,13 +90,9 @@ impl Adapter {
     ///
     /// A sentence saying what failed; findings recorded so far are in it.
     pub fn start(args: &RunArgs, sets: &[SetSpec], echo: bool) -> Result<Self, String> {
-        let bytes = std::fs::read(&args.driver).map_err(|e| {
-            format!(
-                "the driver image {} cannot be read ({e}); nothing was served.",
-                args.driver.display()
-            )
-        })?;
-        let (registry, service) = crate::cli::prepare_registry(args, sets)?;
+        let bytes = crate::files::read(&args.driver, crate::files::FileKind::DriverImage)
+            .map_err(|e| format!("{e}; nothing was served."))?;
+        let (registry, service) = crate::setup::prepare_registry(args, sets)?;
         let name = args
             .driver
             .file_name()
@@ -124,7 +120,7 @@ impl Adapter {
         ));
         port.set_registry(registry);
         port.log(format!("loaded {name}"));
-        port.log(crate::cli::pool_log_line(&args.pool));
+        port.log(crate::setup::pool_log_line(&args.pool));
         let failed = |port: &Port, what: String| {
             let findings: Vec<String> = port.findings().iter().map(ToString::to_string).collect();
             if findings.is_empty() {
