@@ -341,6 +341,49 @@ static __attribute__((noinline, cold)) u8 other_function(u8 function)
     }
 }
 
+/* READ(10) or WRITE(10) (`write`), inlined into each case so the direction is a constant. */
+static inline __attribute__((always_inline)) u8 read_write(struct extension *ext,
+                                                           SCSI_REQUEST_BLOCK *srb, int write)
+{
+    const u8 *cdb = srb->Cdb;
+    if (__builtin_expect(srb->CdbLength < 10, 0))
+        return SRB_STATUS_INVALID_REQUEST;
+    u32 lba = be32(cdb + 2);
+    u32 blocks = be16(cdb + 7);
+    if (__builtin_expect((u64)lba + blocks > DISK_BLOCKS, 0))
+        return check(srb, ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
+    u32 bytes = blocks << BLOCK_SHIFT;
+    if (__builtin_expect(bytes > MAX_TRANSFER, 0))
+        return check(srb, ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
+    if (__builtin_expect(bytes > srb->DataTransferLength, 0)) {
+        srb->DataTransferLength = 0;
+        return SRB_STATUS_DATA_OVERRUN;
+    }
+    if (__builtin_expect(bytes && !(srb->SrbFlags & (write ? SRB_FLAGS_DATA_OUT
+                                                           : SRB_FLAGS_DATA_IN)), 0))
+        return SRB_STATUS_INVALID_REQUEST;
+    u8 *medium = ext->disk + ((u64)lba << BLOCK_SHIFT);
+    if (write) {
+#if PEER_LOCK
+        u8 irql = ExAcquireSpinLockExclusive(&ext->lock);
+#endif
+        copy(medium, srb->DataBuffer, bytes);
+#if PEER_LOCK
+        ExReleaseSpinLockExclusive(&ext->lock, irql);
+#endif
+    } else {
+#if PEER_LOCK
+        u8 irql = ExAcquireSpinLockShared(&ext->lock);
+#endif
+        copy(srb->DataBuffer, medium, bytes);
+#if PEER_LOCK
+        ExReleaseSpinLockShared(&ext->lock, irql);
+#endif
+    }
+    srb->DataTransferLength = bytes;
+    return SRB_STATUS_SUCCESS;
+}
+
 static WINAPI u8 hw_start_io(void *extension, SCSI_REQUEST_BLOCK *srb)
 {
     struct extension *ext = extension;
@@ -358,53 +401,11 @@ static WINAPI u8 hw_start_io(void *extension, SCSI_REQUEST_BLOCK *srb)
     srb->ScsiStatus = SCSI_STATUS_GOOD;
     switch (cdb[0]) {
     case 0x28: /* READ(10) */
-    case 0x2A: /* WRITE(10) */ {
-        if (__builtin_expect(srb->CdbLength < 10, 0)) {
-            status = SRB_STATUS_INVALID_REQUEST;
-            break;
-        }
-        u32 lba = be32(cdb + 2);
-        u32 blocks = be16(cdb + 7);
-        if (__builtin_expect((u64)lba + blocks > DISK_BLOCKS, 0)) {
-            status = check(srb, ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
-            break;
-        }
-        u32 bytes = blocks << BLOCK_SHIFT;
-        if (__builtin_expect(bytes > MAX_TRANSFER, 0)) {
-            status = check(srb, ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB);
-            break;
-        }
-        u32 write = cdb[0] & 2;
-        u32 wanted = write ? SRB_FLAGS_DATA_OUT : SRB_FLAGS_DATA_IN;
-        if (__builtin_expect(bytes > srb->DataTransferLength ||
-                                 (bytes && !(srb->SrbFlags & wanted)), 0)) {
-            status = bytes > srb->DataTransferLength ? SRB_STATUS_DATA_OVERRUN
-                                                     : SRB_STATUS_INVALID_REQUEST;
-            srb->DataTransferLength = 0;
-            break;
-        }
-        u8 *medium = ext->disk + ((u64)lba << BLOCK_SHIFT);
-        if (write) {
-#if PEER_LOCK
-            u8 irql = ExAcquireSpinLockExclusive(&ext->lock);
-#endif
-            copy(medium, srb->DataBuffer, bytes);
-#if PEER_LOCK
-            ExReleaseSpinLockExclusive(&ext->lock, irql);
-#endif
-        } else {
-#if PEER_LOCK
-            u8 irql = ExAcquireSpinLockShared(&ext->lock);
-#endif
-            copy(srb->DataBuffer, medium, bytes);
-#if PEER_LOCK
-            ExReleaseSpinLockShared(&ext->lock, irql);
-#endif
-        }
-        srb->DataTransferLength = bytes;
-        status = SRB_STATUS_SUCCESS;
+        status = read_write(ext, srb, 0);
         break;
-    }
+    case 0x2A: /* WRITE(10) */
+        status = read_write(ext, srb, 1);
+        break;
     case 0x00: /* TEST UNIT READY */
         srb->DataTransferLength = 0;
         status = SRB_STATUS_SUCCESS;
