@@ -111,6 +111,54 @@ impl Report {
             callgrind::COUNT,
             wall::ROUNDS,
         );
+        self.table(&mut out);
+        let _ = writeln!(
+            out,
+            "\nFloor: a stub HwStartIo that only completes the SRB, timed the same way, takes \
+             {:.1} ns per SRB; every ns figure above includes it.",
+            self.floor_ns
+        );
+        let _ = writeln!(
+            out,
+            "\nLargest parts of vstor's instructions outside the copy (innermost function, inlined \
+             code included; instructions per SRB):\n"
+        );
+        for row in &self.rows {
+            let parts: Vec<String> = row
+                .vstor
+                .top_other
+                .iter()
+                .map(|(name, ir)| format!("`{name}` {ir:.0}"))
+                .collect();
+            let _ = writeln!(out, "- {}: {}", row.kind.label(), parts.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "\n| image | file bytes | SizeOfImage |\n|---|---:|---:|"
+        );
+        for image in &self.images {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} ({:.1} KiB) |",
+                image.name,
+                image.file_bytes,
+                image.size_of_image,
+                f64::from(u32::try_from(image.size_of_image).unwrap_or(u32::MAX)) / 1024.0
+            );
+        }
+        let _ = writeln!(out, "\n| vstor adapter start | time |\n|---|---:|");
+        for (mib, time) in &self.starts {
+            let _ = writeln!(
+                out,
+                "| 1 disk of {mib} MiB | {:.2} ms |",
+                time.as_secs_f64() * 1000.0
+            );
+        }
+        out
+    }
+
+    /// The side-by-side table.
+    fn table(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "| request | vstor instr. | C peer + lock | C peer, no lock | vstor / C+lock | goal | vstor ns | C peer ns | wall ratio | goal |"
@@ -155,49 +203,6 @@ impl Report {
                 verdict(ratio <= goal),
             );
         }
-        let _ = writeln!(
-            out,
-            "\nFloor: a stub HwStartIo that only completes the SRB, timed the same way, takes \
-             {:.1} ns per SRB; every ns figure above includes it.",
-            self.floor_ns
-        );
-        let _ = writeln!(
-            out,
-            "\nLargest parts of vstor's instructions outside the copy (innermost function, inlined \
-             code included; instructions per SRB):\n"
-        );
-        for row in &self.rows {
-            let parts: Vec<String> = row
-                .vstor
-                .top_other
-                .iter()
-                .map(|(name, ir)| format!("`{name}` {ir:.0}"))
-                .collect();
-            let _ = writeln!(out, "- {}: {}", row.kind.label(), parts.join(", "));
-        }
-        let _ = writeln!(
-            out,
-            "\n| image | file bytes | SizeOfImage |\n|---|---:|---:|"
-        );
-        for image in &self.images {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} ({:.1} KiB) |",
-                image.name,
-                image.file_bytes,
-                image.size_of_image,
-                f64::from(u32::try_from(image.size_of_image).unwrap_or(u32::MAX)) / 1024.0
-            );
-        }
-        let _ = writeln!(out, "\n| vstor adapter start | time |\n|---|---:|");
-        for (mib, time) in &self.starts {
-            let _ = writeln!(
-                out,
-                "| 1 disk of {mib} MiB | {:.2} ms |",
-                time.as_secs_f64() * 1000.0
-            );
-        }
-        out
     }
 
     /// The chart: per kind, vstor over the C peer in instructions and in

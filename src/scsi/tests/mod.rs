@@ -10,6 +10,7 @@ mod fuzz;
 mod mode;
 mod nexus;
 mod parts;
+mod plain;
 mod srb;
 mod table;
 
