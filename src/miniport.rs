@@ -284,8 +284,8 @@ impl Miniport for Vstor {
     }
 }
 
-/// Runs one SCSI command and completes it with its outcome: READ(10), WRITE(10) and TEST
-/// UNIT READY in the plain case straight away ([`scsi_srb::execute_plain`]: GOOD, no sense),
+/// Runs one SCSI command and completes it with its outcome: READ(10), WRITE(10) and TEST UNIT
+/// READY in the plain case straight away ([`scsi_srb::execute_plain`]: GOOD, no sense),
 /// everything else through the SCSI logic's general path.
 fn execute(adapter: &Adapter, mut srb: Srb<'_>) {
     let address = Address {

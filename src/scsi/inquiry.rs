@@ -68,7 +68,7 @@ impl Disk {
     }
 
     /// Standard INQUIRY data (SPC-4), assembled in a local array and appended in one copy.
-    fn standard_inquiry(&self, reply: &mut Reply<'_>) {
+    pub(super) fn standard_inquiry(&self, reply: &mut Reply<'_>) {
         let id = &self.config().identity;
         let mut data = [0_u8; STANDARD_LEN as usize];
         if let Some((head, rest)) = data.split_first_chunk_mut::<8>()

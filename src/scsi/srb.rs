@@ -222,11 +222,12 @@ pub fn execute<A: Adapter + ?Sized>(adapter: &A, command: Command<'_>) -> Outcom
         Ok(unit) => unit,
         Err(status) => return Outcome::srb(status),
     };
-    // READ(10), WRITE(10) and TEST UNIT READY in the plain case first; everything else (and those when
-    // anything about them is out of the ordinary) below.
+    // READ(10), WRITE(10), TEST UNIT READY and standard INQUIRY in the plain case first;
+    // everything else (and those when anything about them is out of the ordinary) below.
     let data = match unit
         .disk
         .plain_request(unit.store, command.cdb, command.data)
+        .or_else(|data| unit.disk.plain_inquiry(command.cdb, data))
     {
         Ok(outcome) => return outcome,
         Err(data) => data,

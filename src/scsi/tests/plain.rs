@@ -1,8 +1,9 @@
-//! The plain path (`Disk::plain_request`: READ(10), WRITE(10) and TEST UNIT READY when nothing
-//! about them is unusual) gives what the general path gives: for a grid of CDBs, buffers and
-//! disk states, running the plain path first (falling back to `Disk::execute`, as
-//! `srb::execute` does) and running `Disk::execute` alone on a twin disk end with the same
-//! outcome, the same data-in bytes, the same medium and the same disk state afterwards.
+//! The plain paths (`Disk::plain_request`: READ(10), WRITE(10) and TEST UNIT READY;
+//! `Disk::plain_inquiry`: standard INQUIRY; each when nothing about it is unusual) give what
+//! the general path gives: for a grid of CDBs, buffers and disk states, running the plain
+//! paths first (falling back to `Disk::execute`, as `srb::execute` does) and running
+//! `Disk::execute` alone on a twin disk end with the same outcome, the same data-in bytes,
+//! the same medium and the same disk state afterwards.
 
 use super::{Kind, MemStore, config};
 use crate::scsi::{Autosense, DataBuffer, Disk, Limits, LunSet, Outcome, Request, op};
@@ -92,7 +93,10 @@ fn run(
         Buffer::Unspecified(n) => DataBuffer::Unspecified(&mut inb[..n]),
     };
     let (outcome, took) = if plain {
-        match disk.plain_request(store, cdb, data) {
+        match disk
+            .plain_request(store, cdb, data)
+            .or_else(|data| disk.plain_inquiry(cdb, data))
+        {
             Ok(outcome) => (outcome, true),
             Err(data) => (general(disk, store, cdb, data, 0), false),
         }
@@ -102,20 +106,14 @@ fn run(
     (outcome, took, inb)
 }
 
-/// What is left of a disk and its medium after a command: a digest of the medium's bytes
-/// where the commands land, its call counts, and what TEST UNIT READY and REQUEST SENSE say through
+/// What is left of a disk and its medium after a command: the medium's bytes where the
+/// commands land, its call counts, and what TEST UNIT READY and REQUEST SENSE say through
 /// each port (unit attentions, reservations, deferred sense).
-fn after(disk: &Disk, store: &MemStore) -> (u64, usize, usize, Vec<Outcome>) {
+fn after(disk: &Disk, store: &MemStore) -> (Vec<u8>, usize, usize, Vec<Outcome>) {
     let block = u64::from(disk.config().block_size.bytes());
     let blocks = disk.config().block_count;
-    // An FNV-1a digest of the bytes, so a failure prints a number rather than kilobytes.
-    let medium = store
-        .get(0, 10 * block)
-        .into_iter()
-        .chain(store.get((blocks - 8) * block, 8 * block))
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+    let mut medium = store.get(0, 10 * block);
+    medium.extend(store.get((blocks - 8) * block, 8 * block));
     let writes = store.writes.load(std::sync::atomic::Ordering::Relaxed);
     let flushes = store.flushes.load(std::sync::atomic::Ordering::Relaxed);
     let mut probes = Vec::new();
@@ -151,6 +149,17 @@ fn cdbs(capacity: u64) -> Vec<Vec<u8>> {
             cdbs.push(cdb);
         }
     }
+    for flags in [0_u8, 0x01, 0x02, 0x04] {
+        for page in [0_u8, 0x80] {
+            for alloc in [0_u16, 5, 96, 0x1FF] {
+                for control in [0_u8, 0x04] {
+                    let [a0, a1] = alloc.to_be_bytes();
+                    cdbs.push(vec![op::INQUIRY, flags, page, a0, a1, control]);
+                    cdbs.push(vec![op::INQUIRY, flags, page, a0, a1]);
+                }
+            }
+        }
+    }
     let lbas = [0, capacity - 8, capacity - 1, u64::from(u32::MAX)];
     for opcode in [op::READ_10, op::WRITE_10, op::READ_16] {
         for flags in [0_u8, 0x08, 0x20] {
@@ -183,7 +192,15 @@ fn buffers(cdb: &[u8], block: usize) -> Vec<Buffer> {
         .map_or(0, |n| usize::from(u16::from_be_bytes([n[0], n[1]])));
     let bytes = blocks * block;
     let mut all = vec![Buffer::None];
-    for size in [0, bytes.saturating_sub(block), bytes, bytes + block] {
+    // 36 bytes: less than the standard INQUIRY data, more than some allocation lengths.
+    let short = if cdb.first() == Some(&op::INQUIRY) {
+        36
+    } else {
+        0
+    };
+    let mut sizes = vec![0, short, bytes.saturating_sub(block), bytes, bytes + block];
+    sizes.dedup();
+    for size in sizes {
         all.extend([
             Buffer::In(size),
             Buffer::Out(size),
@@ -224,10 +241,19 @@ fn the_plain_path_gives_what_the_general_path_gives() {
                         run((&general_disk, &general_store), &cdb, (buffer, &out), false);
                     let what = format!("{kind:?} {state:?} CDB {cdb:02X?} buffer {buffer:?}");
                     assert_eq!((outcome, &data), (expected.0, &expected.2), "{what}");
-                    assert_eq!(
+                    let (plain_after, general_after) = (
                         after(&plain_disk, &plain_store),
                         after(&general_disk, &general_store),
-                        "{what}: the state afterwards"
+                    );
+                    // Compared apart, so a failure does not print kilobytes of medium.
+                    assert!(
+                        plain_after.0 == general_after.0,
+                        "{what}: the medium afterwards"
+                    );
+                    assert_eq!(
+                        (plain_after.1, plain_after.2, plain_after.3),
+                        (general_after.1, general_after.2, general_after.3),
+                        "{what}: writes, flushes and the disk's answers afterwards"
                     );
                     if took {
                         taken += 1;
