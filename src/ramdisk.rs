@@ -140,6 +140,15 @@ impl<C: UniqueWords> RamDisk<C> {
     }
 }
 
+impl<C: UniqueWords> RamDisk<C> {
+    /// The chunk byte `byte_offset` lies in, and the offset inside it.
+    #[inline]
+    fn chunk_at(&self, byte_offset: u64) -> Option<(&SharedBytes<C>, usize)> {
+        let at = usize::try_from(byte_offset).ok()?;
+        Some((self.chunks.get(at / CHUNK_BYTES)?, at % CHUNK_BYTES))
+    }
+}
+
 /// Where a range lies: in one chunk (at an offset), or in two neighbours (from an offset
 /// in the first, that many bytes in it, the rest at the start of the second).
 enum Span<'a, C> {
@@ -215,11 +224,14 @@ impl<C: UniqueWords> BlockStore for RamDisk<C> {
     )]
     #[inline(always)]
     fn read(&self, byte_offset: u64, out: &mut [u8]) {
-        if let Some(Span::One(chunk, within)) = self.span(byte_offset, out.len()) {
-            chunk.read(within, out);
-        } else {
-            self.read_across(byte_offset, out);
+        // Within one chunk: its own range check decides (a range that runs past the chunk is
+        // refused and copies nothing).
+        if let Some((chunk, within)) = self.chunk_at(byte_offset)
+            && chunk.read(within, out)
+        {
+            return;
         }
+        self.read_across(byte_offset, out);
     }
 
     /// A write within one chunk (most writes) copies under that chunk's lock; anything
@@ -246,11 +258,14 @@ impl<C: UniqueWords> BlockStore for RamDisk<C> {
     )]
     #[inline(always)]
     fn write_lent(&self, byte_offset: u64, data: LentBytes<'_>) {
-        if let Some(Span::One(chunk, within)) = self.span(byte_offset, data.len()) {
-            chunk.with_exclusive(within, data.len(), |to| {
-                // `to` is as long as `data`.
-                let _ = data.copy_to(0, to);
-            });
+        if let Some((chunk, within)) = self.chunk_at(byte_offset)
+            && chunk
+                .with_exclusive(within, data.len(), |to| {
+                    // `to` is as long as `data`.
+                    let _ = data.copy_to(0, to);
+                })
+                .is_some()
+        {
             return;
         }
         self.for_each_piece(byte_offset, data.len(), |chunk, within, range| {
