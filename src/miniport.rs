@@ -238,19 +238,10 @@ impl Miniport for Vstor {
     /// request is answered from the members its layout gives and completes with an
     /// `SrbStatus` alone.
     fn start_io(adapter: &Adapter, request: StartIoRequest<'_>) {
-        let request = match request {
-            StartIoRequest::Scsi(srb) => return execute(adapter, srb),
-            other => other,
-        };
-        let control = match &request {
-            StartIoRequest::Pnp(srb) => Control::Pnp(unit(srb.addressee())),
-            StartIoRequest::Power(srb) => Control::Power(unit(srb.addressee())),
-            StartIoRequest::Other(srb) => other_control(srb.function(), srb.addressee()),
-            // vstor is no WMI data provider.
-            StartIoRequest::Wmi(_) | StartIoRequest::Scsi(_) => Control::Unsupported,
-        };
-        let status = scsi_srb::control(adapter, control);
-        request.complete(SrbStatus::from_raw(status).unwrap_or(SrbStatus::ERROR));
+        match request {
+            StartIoRequest::Scsi(srb) => execute(adapter, srb),
+            other => control_request(adapter, other),
+        }
     }
 
     /// A reset of bus `path_id` is a reset of that target port on every disk.
@@ -293,8 +284,42 @@ impl Miniport for Vstor {
     }
 }
 
-/// Runs one SCSI command and completes it with its outcome.
+/// Runs one SCSI command and completes it with its outcome: READ(10), WRITE(10) and TEST UNIT
+/// READY in the plain case straight away ([`scsi_srb::execute_plain`]: GOOD, no sense),
+/// everything else through the SCSI logic's general path.
 fn execute(adapter: &Adapter, mut srb: Srb<'_>) {
+    let address = Address {
+        path_id: srb.path_id(),
+        target_id: srb.target_id(),
+        lun: srb.lun(),
+    };
+    let unspecified = srb.direction_unspecified();
+    let (cdb, data) = srb.cdb_and_data();
+    if let Ok(outcome) =
+        scsi_srb::execute_plain(adapter, address, cdb, data_buffer(data, unspecified))
+    {
+        srb.set_scsi_status(outcome.scsi_status);
+        srb.set_data_transfer_length(outcome.transferred);
+        srb.complete(SrbStatus::from_raw(outcome.srb_status).unwrap_or(SrbStatus::ERROR));
+        return;
+    }
+    execute_general(adapter, srb);
+}
+
+/// The SRB's data buffer as the SCSI logic takes it.
+const fn data_buffer(data: SrbData<'_>, unspecified: bool) -> DataBuffer<'_> {
+    match data {
+        SrbData::In(buf) if unspecified => DataBuffer::Unspecified(buf),
+        SrbData::In(buf) => DataBuffer::In(buf),
+        SrbData::Out(lent) => DataBuffer::Out(lent),
+        SrbData::None => DataBuffer::None,
+    }
+}
+
+/// Runs one SCSI command through the SCSI logic's general path and completes it with its
+/// outcome, sense included. Out of line, so the plain path keeps its registers.
+#[inline(never)]
+fn execute_general(adapter: &Adapter, mut srb: Srb<'_>) {
     let address = Address {
         path_id: srb.path_id(),
         target_id: srb.target_id(),
@@ -308,12 +333,7 @@ fn execute(adapter: &Adapter, mut srb: Srb<'_>) {
     } else {
         Autosense::Enabled
     };
-    let data = match io.data {
-        SrbData::In(buf) if unspecified => DataBuffer::Unspecified(buf),
-        SrbData::In(buf) => DataBuffer::In(buf),
-        SrbData::Out(lent) => DataBuffer::Out(lent),
-        SrbData::None => DataBuffer::None,
-    };
+    let data = data_buffer(io.data, unspecified);
     let outcome = scsi_srb::execute(
         adapter,
         Command {
@@ -335,6 +355,22 @@ fn execute(adapter: &Adapter, mut srb: Srb<'_>) {
     srb.set_data_transfer_length(outcome.transferred);
     let status = SrbStatus::from_raw(outcome.srb_status).unwrap_or(SrbStatus::ERROR);
     srb.complete(status);
+}
+
+/// A request of another function than `SRB_FUNCTION_EXECUTE_SCSI`, answered from the members
+/// its layout gives and completed with an `SrbStatus` alone. Out of line: SCSI commands, the
+/// common requests, do not carry its code.
+#[inline(never)]
+fn control_request(adapter: &Adapter, request: StartIoRequest<'_>) {
+    let control = match &request {
+        StartIoRequest::Pnp(srb) => Control::Pnp(unit(srb.addressee())),
+        StartIoRequest::Power(srb) => Control::Power(unit(srb.addressee())),
+        StartIoRequest::Other(srb) => other_control(srb.function(), srb.addressee()),
+        // vstor is no WMI data provider.
+        StartIoRequest::Wmi(_) | StartIoRequest::Scsi(_) => Control::Unsupported,
+    };
+    let status = scsi_srb::control(adapter, control);
+    request.complete(SrbStatus::from_raw(status).unwrap_or(SrbStatus::ERROR));
 }
 
 /// The unit a PNP or POWER request is for; `None` for the adapter.

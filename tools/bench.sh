@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks the real vstor.sys under storemu (cargo make bench). A report,
 # not a pass/fail timing:
-#   1. vstor-bench: instructions per SRB inside vstor.sys (callgrind), split
-#      into the data copy and the rest; wall time per SRB against glibc memcpy;
-#      adapter start time for 64 MiB and 1 GiB; the image size;
+#   1. vstor-bench: builds the C peer (crates/vstor-bench/cpeer, mingw-w64),
+#      checks it under storemu run, and reports vstor.sys and the peer side
+#      by side: instructions per SRB inside each image (callgrind), outside
+#      the copy and in total, and wall time per SRB, with their ratios;
+#      adapter start time for 64 MiB and 1 GiB; image sizes and opt-level;
 #   2. tools/bench-nbd.sh: fio over NBD against storemu serve and nbdkit memory.
 # Writes target/bench-report/report.md (both parts), ratios.svg and
 # fio-ratios.svg, and prints their paths.
@@ -23,8 +25,8 @@ out="$root/target/bench-report"
 # shellcheck source=tools/cross-env.sh
 source "$root/tools/cross-env.sh"
 # valgrind counts instructions; llvm-symbolizer (package llvm) names the
-# image's code from its PDB.
-vstor_apt_install valgrind llvm
+# image's code from its PDB; mingw-w64 builds the C peer.
+vstor_apt_install valgrind llvm gcc-mingw-w64-x86-64
 
 bash "$root/tools/build-driver.sh"
 cargo build --release --package vstor-bench --package storport-emu --bin vstor-bench --bin storemu

@@ -14,6 +14,19 @@ const STANDARD_LEN: u8 = 74;
 /// Version descriptors (T10 version descriptor list): SAM-5, SPC-4, SBC-3.
 const VERSION_DESCRIPTORS: [u16; 3] = [0x00A0, 0x0460, 0x04C0];
 
+/// [`VERSION_DESCRIPTORS`] as the big-endian bytes of the standard data.
+const VERSION_BYTES: [u8; 6] = {
+    let mut bytes = [0_u8; 6];
+    let mut i = 0;
+    while i < VERSION_DESCRIPTORS.len() {
+        let [high, low] = VERSION_DESCRIPTORS[i].to_be_bytes();
+        bytes[2 * i] = high;
+        bytes[2 * i + 1] = low;
+        i += 1;
+    }
+    bytes
+};
+
 impl Disk {
     /// INQUIRY. CMDDT (obsolete) set, or EVPD = 0 with PAGE CODE ≠ 0, or an unsupported VPD
     /// page: INVALID FIELD IN CDB (SPC-4). ALLOCATION LENGTH is bytes 3–4.
@@ -54,26 +67,34 @@ impl Disk {
         Ok(reply.finish())
     }
 
-    /// Standard INQUIRY data (SPC-4).
-    fn standard_inquiry(&self, reply: &mut Reply<'_>) {
+    /// Standard INQUIRY data (SPC-4), assembled in a local array and appended in one copy.
+    pub(super) fn standard_inquiry(&self, reply: &mut Reply<'_>) {
         let id = &self.config().identity;
-        reply.byte(0x00); // PQ 000b, PDT 00h
-        reply.byte(0x00); // RMB = 0: not removable
-        reply.byte(0x06); // VERSION: SPC-4
-        reply.byte(0x12); // HISUP = 1, RESPONSE DATA FORMAT = 2
-        reply.byte(STANDARD_LEN - 5); // ADDITIONAL LENGTH = n - 5 (SPC-4)
-        reply.byte(0x00); // no SCCS, ACC, TPGS, 3PC, PROTECT
-        reply.byte(0x00); // no ENCSERV, MULTIP
-        reply.byte(0x02); // CMDQUE = 1
-        reply.bytes(id.vendor());
-        reply.bytes(id.product());
-        reply.bytes(id.revision());
-        reply.zeros(20); // vendor specific 36..56
-        reply.zeros(2); // clocking/QAS/IUS, reserved
-        for v in VERSION_DESCRIPTORS {
-            reply.be16(v);
+        let mut data = [0_u8; STANDARD_LEN as usize];
+        if let Some((head, rest)) = data.split_first_chunk_mut::<8>()
+            && let Some((vendor, rest)) = rest.split_first_chunk_mut::<8>()
+            && let Some((product, rest)) = rest.split_first_chunk_mut::<16>()
+            && let Some((revision, rest)) = rest.split_first_chunk_mut::<4>()
+            // vendor specific 36..56, clocking/QAS/IUS and a reserved byte: zero
+            && let Some((_, rest)) = rest.split_first_chunk_mut::<22>()
+            && let Some((versions, _)) = rest.split_first_chunk_mut::<6>()
+        {
+            *head = [
+                0x00,             // PQ 000b, PDT 00h
+                0x00,             // RMB = 0: not removable
+                0x06,             // VERSION: SPC-4
+                0x12,             // HISUP = 1, RESPONSE DATA FORMAT = 2
+                STANDARD_LEN - 5, // ADDITIONAL LENGTH = n - 5 (SPC-4)
+                0x00,             // no SCCS, ACC, TPGS, 3PC, PROTECT
+                0x00,             // no ENCSERV, MULTIP
+                0x02,             // CMDQUE = 1
+            ];
+            *vendor = *id.vendor();
+            *product = *id.product();
+            *revision = *id.revision();
+            *versions = VERSION_BYTES; // then zeros to the end
         }
-        reply.zeros(16 - 2 * VERSION_DESCRIPTORS.len());
+        reply.bytes(&data);
     }
 
     /// Device Identification (83h, SPC-4): an NAA 3 (locally assigned) binary

@@ -7,8 +7,10 @@
 //! exceeds the capacity (SBC-3, "LBA OUT OF RANGE"), so a zero-length command at
 //! LBA = capacity is accepted, as the standard's wording gives.
 
+use core::sync::atomic::Ordering;
+
 use super::disk::{Disk, Handled, op};
-use super::reply::{Cdb, data_in, data_out, param_be16, param_be32, param_be64};
+use super::reply::{Cdb, Reply, data_in, data_out, param_be16, param_be32, param_be64};
 use super::sense::{SenseData, SenseDetail, asc, sense_key};
 use super::{BlockStore, DataBuffer, LentBytes, MAX_UNMAP_DESCRIPTORS, Outcome};
 
@@ -149,6 +151,135 @@ pub(super) fn miscompare(at: usize) -> SenseData {
 }
 
 impl Disk {
+    /// READ(10) or WRITE(10) when nothing about it is out of the ordinary, straight to the
+    /// medium, and TEST UNIT READY (GOOD) likewise: the common requests, kept free of the general dispatcher's work (the operation-code table, the CDB
+    /// copy, the unit attention and reservation steps, the handler's checks one by one). `Err`
+    /// hands `data` back, untouched, for the general path ([`Disk::execute`]) whenever anything
+    /// differs from the plain case: another operation code or a short CDB, a unit attention
+    /// pending for any port, a reservation held, NACA or LINK, RDPROTECT/WRPROTECT, FUA on a
+    /// WRITE, write protection, a transfer over the limit or out of range, or a data buffer of
+    /// another direction or too short. In the plain case the general path does
+    /// exactly this (the same checks pass, the same data, GOOD with the same byte count), so
+    /// the outcome is the same; anything else gets the general path's outcome because it
+    /// takes it.
+    #[expect(
+        clippy::inline_always,
+        reason = "measured (vstor-bench, callgrind): at opt-level s the call stays out of line otherwise, and READ(10) / WRITE(10) pay for its frame"
+    )]
+    #[inline(always)]
+    pub(super) fn plain_request<'a, S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        cdb: &[u8],
+        data: DataBuffer<'a>,
+    ) -> Result<Outcome, DataBuffer<'a>> {
+        if let Some(outcome) = self.plain_test_unit_ready(cdb) {
+            return Ok(outcome);
+        }
+        self.plain_read_write(store, cdb, data)
+    }
+
+    /// The READ(10) / WRITE(10) part of [`Disk::plain_request`].
+    #[expect(
+        clippy::inline_always,
+        reason = "measured (vstor-bench, callgrind): at opt-level s the call stays out of line otherwise, and READ(10) / WRITE(10) pay for its frame"
+    )]
+    #[inline(always)]
+    fn plain_read_write<'a, S: BlockStore + ?Sized>(
+        &self,
+        store: &S,
+        cdb: &[u8],
+        data: DataBuffer<'a>,
+    ) -> Result<Outcome, DataBuffer<'a>> {
+        let Some(&[opcode, flags, l0, l1, l2, l3, _, n0, n1, control]) = cdb.first_chunk() else {
+            return Err(data);
+        };
+        let write = opcode == op::WRITE_10;
+        if !(write || opcode == op::READ_10)
+            || flags >> 5 != 0
+            || control & 0x05 != 0
+            || (write && (flags & 0x08 != 0 || self.is_read_only()))
+            || self.unit_attention.load(Ordering::Relaxed) != 0
+            || self.persistent.reservation.load(Ordering::Acquire) != 0
+        {
+            return Err(data);
+        }
+        let lba = u64::from(u32::from_be_bytes([l0, l1, l2, l3]));
+        let blocks = u64::from(u16::from_be_bytes([n0, n1]));
+        let config = self.config();
+        let shift = config.block_size.shift();
+        // Both at most 2^32 + 2^16 blocks: no overflow.
+        if lba + blocks > config.block_count
+            || blocks << shift > u64::from(config.limits.max_transfer_bytes)
+        {
+            return Err(data);
+        }
+        let (offset, bytes) = (
+            lba << shift,
+            usize::try_from(blocks << shift).unwrap_or(usize::MAX),
+        );
+        match data {
+            DataBuffer::In(buf) if !write => {
+                if let Some(out) = buf.get_mut(..bytes) {
+                    if bytes > 0 {
+                        store.read(offset, out);
+                    }
+                    return Ok(Outcome::good(bytes));
+                }
+                Err(DataBuffer::In(buf))
+            }
+            DataBuffer::Out(lent) if write => {
+                if let Some(src) = lent.get(0..bytes) {
+                    if bytes > 0 {
+                        store.write_lent(offset, src);
+                    }
+                    return Ok(Outcome::good(bytes));
+                }
+                Err(DataBuffer::Out(lent))
+            }
+            other => Err(other),
+        }
+    }
+
+    /// The TEST UNIT READY part of [`Disk::plain_request`]: GOOD, or `None` for the general
+    /// path.
+    fn plain_test_unit_ready(&self, cdb: &[u8]) -> Option<Outcome> {
+        let &[op::TEST_UNIT_READY, _, _, _, _, control] = cdb.first_chunk()? else {
+            return None;
+        };
+        (control & 0x05 == 0
+            && self.unit_attention.load(Ordering::Relaxed) == 0
+            && self.persistent.reservation.load(Ordering::Acquire) == 0)
+            .then(|| Outcome::good(0))
+    }
+
+    /// A standard INQUIRY (EVPD, CMDDT and PAGE CODE zero, no NACA or LINK, no reservation
+    /// held) into a data-in buffer, as the general path answers it, without the dispatcher.
+    /// INQUIRY neither reports nor clears a unit attention, so a pending one does not matter.
+    ///
+    /// # Errors
+    ///
+    /// `data`, handed back untouched, for anything else: run it with [`Disk::execute`].
+    #[inline(never)]
+    pub(super) fn plain_inquiry<'a>(
+        &self,
+        cdb: &[u8],
+        data: DataBuffer<'a>,
+    ) -> Result<Outcome, DataBuffer<'a>> {
+        match (cdb.first_chunk(), data) {
+            (Some(&[op::INQUIRY, flags, 0, a0, a1, control]), DataBuffer::In(buf))
+                if flags.trailing_zeros() >= 2
+                    && control & 0x05 == 0
+                    && self.persistent.reservation.load(Ordering::Acquire) == 0 =>
+            {
+                let mut reply = Reply::new(buf, usize::from(u16::from_be_bytes([a0, a1])));
+                self.standard_inquiry(&mut reply);
+                Ok(reply.finish())
+            }
+            (_, data) => Err(data),
+        }
+    }
+
     /// Byte offset and length of `blocks` blocks at `lba`, or LBA OUT OF RANGE.
     pub(super) const fn range(&self, lba: u64, blocks: u64) -> Result<(u64, u64), SenseData> {
         match lba.checked_add(blocks) {

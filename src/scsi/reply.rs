@@ -34,20 +34,36 @@ impl<'a> Reply<'a> {
         self.len = self.len.saturating_add(1);
     }
 
-    /// Appends bytes.
+    /// Appends bytes: the part that fits, in one copy.
     #[inline(never)]
     pub fn bytes(&mut self, v: &[u8]) {
-        for &b in v {
-            self.byte(b);
+        let (start, end) = self.kept(v.len());
+        if let (Some(to), Some(from)) = (self.out.get_mut(start..end), v.get(..end - start)) {
+            to.copy_from_slice(from);
         }
+        self.len = self.len.saturating_add(v.len());
     }
 
-    /// Appends `n` zero bytes.
+    /// Appends `n` zero bytes: the part that fits, in one fill.
     #[inline(never)]
     pub fn zeros(&mut self, n: usize) {
-        for _ in 0..n {
-            self.byte(0);
+        let (start, end) = self.kept(n);
+        if let Some(to) = self.out.get_mut(start..end) {
+            to.fill(0);
         }
+        self.len = self.len.saturating_add(n);
+    }
+
+    /// Where `n` bytes appended now land in the buffer: the range of them that is kept
+    /// (empty once the reply reached its limit).
+    const fn kept(&self, n: usize) -> (usize, usize) {
+        let start = if self.len < self.limit {
+            self.len
+        } else {
+            self.limit
+        };
+        let end = self.len.saturating_add(n);
+        (start, if end < self.limit { end } else { self.limit })
     }
 
     /// Appends a big-endian 16-bit value.

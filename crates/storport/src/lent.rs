@@ -108,6 +108,7 @@ impl LentBytes<'_> {
     /// Copies the bytes at `offset..offset + out.len()` into `out`. Returns
     /// `false` (and copies nothing) when that range does not lie inside.
     #[must_use = "a `false` return means nothing was copied"]
+    #[inline]
     pub fn copy_to(&self, offset: usize, out: &mut [u8]) -> bool {
         let fits = offset
             .checked_add(out.len())
@@ -122,7 +123,7 @@ impl LentBytes<'_> {
         // meanwhile make the copy torn, not invalid: any byte value is a
         // valid `u8`.
         unsafe {
-            core::ptr::copy_nonoverlapping(
+            crate::shared_bytes::copy_bytes(
                 self.start.as_ptr().wrapping_add(offset),
                 out.as_mut_ptr(),
                 out.len(),

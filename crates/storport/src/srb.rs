@@ -339,18 +339,10 @@ impl Srb<'_> {
     /// }
     /// ```
     pub fn io(&mut self) -> SrbIo<'_> {
-        let data = if let Some((data, length)) = self.data(srb_flags::DATA_IN) {
-            // SAFETY: as in `data_in_mut`; the data buffer, the sense buffer
-            // and the SRB (which holds the CDB) are distinct memory, so the
-            // three borrows handed out together do not alias.
-            SrbData::In(unsafe { core::slice::from_raw_parts_mut(data.as_ptr(), length) })
-        } else if let Some((data, length)) = self.data(srb_flags::DATA_OUT) {
-            // SAFETY: as in `data_out`; `self` stays mutably borrowed while
-            // the value lives.
-            SrbData::Out(unsafe { LentBytes::from_raw(data, length) })
-        } else {
-            SrbData::None
-        };
+        // SAFETY: `self` stays mutably borrowed for the returned value's
+        // lifetime; besides the data, only the CDB and the sense buffer are
+        // lent, which are other memory.
+        let data = unsafe { self.data_raw() };
         let sense = self.sense_raw();
         let sense = match sense {
             // SAFETY: as in `sense_mut`; distinct from the data and the SRB.
@@ -365,6 +357,38 @@ impl Srb<'_> {
             cdb: &raw.Cdb[..length],
             data,
             sense,
+        }
+    }
+
+    /// The CDB and the data buffer at once, as [`Srb::io`] lends them, without the sense
+    /// buffer: for a command that completes without sense, and so never needs it.
+    pub fn cdb_and_data(&mut self) -> (&[u8], SrbData<'_>) {
+        // SAFETY: as in `io`, with the CDB the only other loan.
+        let data = unsafe { self.data_raw() };
+        let raw = self.raw();
+        let length = usize::from(raw.CdbLength).min(raw.Cdb.len());
+        (&raw.Cdb[..length], data)
+    }
+
+    /// The data buffer by direction, lent for `'s`.
+    ///
+    /// # Safety
+    ///
+    /// `'s` ends before the caller's mutable borrow of `self` does, and the
+    /// caller lends nothing else that reaches the data buffer meanwhile (the
+    /// CDB and the sense buffer are other memory).
+    unsafe fn data_raw<'s>(&self) -> SrbData<'s> {
+        if let Some((data, length)) = self.data(srb_flags::DATA_IN) {
+            // SAFETY: as in `data_in_mut`; the data buffer, the sense buffer
+            // and the SRB (which holds the CDB) are distinct memory, so the
+            // three borrows handed out together do not alias.
+            SrbData::In(unsafe { core::slice::from_raw_parts_mut(data.as_ptr(), length) })
+        } else if let Some((data, length)) = self.data(srb_flags::DATA_OUT) {
+            // SAFETY: as in `data_out`; `self` stays mutably borrowed while
+            // the value lives.
+            SrbData::Out(unsafe { LentBytes::from_raw(data, length) })
+        } else {
+            SrbData::None
         }
     }
 

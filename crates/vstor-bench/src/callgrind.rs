@@ -1,4 +1,5 @@
-//! Instructions per SRB inside vstor.sys, counted by callgrind.
+//! Instructions per SRB inside a driver image (vstor.sys or the C peer),
+//! counted by callgrind.
 //!
 //! # Method
 //!
@@ -9,20 +10,20 @@
 //! that sequence is counted, and with `--dump-instr=yes`, so every cost is
 //! kept per instruction address. The workload prints where the image was
 //! mapped. Of everything counted, only instructions **at addresses inside
-//! the mapped vstor.sys image** are vstor's: the benchmark's loop, the SRB
-//! reset and the completion stub (`StorPortNotification`) lie outside and
-//! drop out. Inside the image the count runs from `HwStartIo`'s first
-//! instruction to its return, the completion call included (its
-//! instructions in the driver; the export itself is outside).
+//! the mapped image** are the driver's: the benchmark's loop, the SRB
+//! reset, the completion stub (`StorPortNotification`) and the kernel's
+//! spin-lock routines lie outside and drop out. Inside the image the count
+//! runs from `HwStartIo`'s first instruction to its return, the calls of
+//! the imports included (their instructions in the driver).
 //!
-//! The data copy is the work done by the medium's `read` / `write`
-//! (`vstor::ramdisk::…::read` / `::write` and `storport::shared_bytes`,
-//! with whatever they call or inline: the chunk lookup, the chunk lock and
-//! `memcpy`). Each address is named with `llvm-symbolizer --inlining` from
-//! the image's PDB, so code of those functions inlined elsewhere still
-//! counts as copy; the copy is their own instructions plus the inclusive
-//! cost of every call they make into other functions of the image
-//! (callgrind's call records), and everything else is the rest.
+//! The data copy is the string-move instruction that moves the data
+//! (`rep movsb`; callgrind counts each iteration as one instruction): the
+//! cost at every address of the image whose instruction is `rep movs`. Both
+//! images copy with one `rep movsb`, so "outside the copy" is the same
+//! measure for both: everything the driver does per request but move the
+//! bytes. For vstor.sys, each remaining address is named with
+//! `llvm-symbolizer --inlining` from the image's PDB, for the per-function
+//! breakdown (innermost inlined frame).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -62,10 +63,10 @@ impl Count {
 ///
 /// A sentence naming what failed (valgrind or llvm-symbolizer missing, the
 /// workload failing, an unreadable profile).
-pub fn count(sys: &Path, inf: &Path, kind: Kind) -> Result<Count, String> {
+pub fn count(sys: &Path, inf: &Path, kind: Kind, symbolize: bool) -> Result<Count, String> {
     let (profile, base, size) = profile(sys, inf, kind)?;
     let costs = parse(&profile)?;
-    tally(sys, &costs, base, size)
+    tally(sys, &costs, base, size, symbolize)
 }
 
 /// Runs the workload of `kind` under callgrind: the profile's text and
@@ -116,129 +117,74 @@ fn profile(sys: &Path, inf: &Path, kind: Kind) -> Result<(String, u64, u64), Str
     Ok((profile, base, size))
 }
 
-/// Procedures called only from the copy (directly or through other such procedures):
-/// their instructions are the copy's. Found as a fixpoint over the call records.
-fn copy_only_procedures<'a>(
-    costs: &Costs,
-    code: &'a HashMap<u64, Named>,
-    inside: &dyn Fn(u64) -> bool,
-) -> BTreeSet<&'a str> {
-    let procedure = |address: &u64| code.get(address).map(|named| named.procedure.as_str());
-    let mut copy_only: BTreeSet<&str> = BTreeSet::new();
-    loop {
-        let in_copy = |address: &u64| {
-            code.get(address)
-                .is_some_and(|named| named.copy || copy_only.contains(named.procedure.as_str()))
-        };
-        let mut callers_outside: BTreeSet<&str> = BTreeSet::new();
-        let mut callers_inside: BTreeSet<&str> = BTreeSet::new();
-        for call in &costs.calls {
-            if !inside(call.target) || in_copy(&call.target) {
-                continue;
-            }
-            let Some(target) = procedure(&call.target) else {
-                continue;
-            };
-            if inside(call.site) && in_copy(&call.site) {
-                callers_inside.insert(target);
-            } else {
-                callers_outside.insert(target);
-            }
-        }
-        let grown: Vec<&str> = callers_inside
-            .difference(&callers_outside)
-            .copied()
-            .collect();
-        if grown.is_empty() {
-            return copy_only;
-        }
-        copy_only.extend(grown);
-    }
+/// Whether the instruction at the start of `code` is the copy: `rep movsb`
+/// (F3 A4), or `rep movsd` / `rep movsq` (F3 A5, F3 48 A5).
+fn is_copy_instruction(code: &[u8]) -> bool {
+    matches!(code, [0xF3, 0xA4 | 0xA5, ..] | [0xF3, 0x48, 0xA5, ..])
 }
 
-/// Splits the instructions inside the image into copy and other.
-fn tally(sys: &Path, costs: &Costs, base: u64, size: u64) -> Result<Count, String> {
+/// Splits the instructions inside the image into copy and other; names the
+/// rest by function when `symbolize` (the image has a PDB).
+fn tally(
+    sys: &Path,
+    costs: &Costs,
+    base: u64,
+    size: u64,
+    symbolize: bool,
+) -> Result<Count, String> {
     let inside = |address: u64| address >= base && address < base + size;
-    let mut addresses = BTreeSet::new();
-    for &(address, _) in &costs.selfs {
-        if inside(address) {
-            addresses.insert(address);
-        }
-    }
-    for call in &costs.calls {
-        if inside(call.site) {
-            addresses.insert(call.site);
-        }
-        if inside(call.target) {
-            addresses.insert(call.target);
-        }
-    }
-    let code = name_addresses(sys, base, &addresses)?;
-    let procedure = |address: &u64| code.get(address).map(|named| named.procedure.as_str());
-    let copy_only = copy_only_procedures(costs, &code, &inside);
-    let in_copy = |address: &u64| {
-        code.get(address)
-            .is_some_and(|named| named.copy || copy_only.contains(named.procedure.as_str()))
+    let bytes =
+        std::fs::read(sys).map_err(|error| format!("cannot read {}: {error}.", sys.display()))?;
+    let pe = PeFile64::parse(&*bytes)
+        .map_err(|error| format!("{} is not PE32+: {error}.", sys.display()))?;
+    let sections = pe.section_table();
+    let is_copy = |address: u64| {
+        u32::try_from(address - base)
+            .ok()
+            .and_then(|rva| sections.pe_data_at(&*bytes, rva))
+            .is_some_and(is_copy_instruction)
     };
-    // Procedures both the copy and the rest call (memcpy, when the CDB copy uses it too):
-    // the copy's share is the inclusive cost of its calls to them.
-    let mut shared: BTreeSet<&str> = BTreeSet::new();
-    for call in &costs.calls {
-        if inside(call.site) && inside(call.target) && in_copy(&call.site) && !in_copy(&call.target)
-        {
-            shared.extend(procedure(&call.target));
-        }
-    }
     let mut total = 0_u64;
     let mut copy = 0_u64;
-    let mut other_by_function: HashMap<&str, u64> = HashMap::new();
+    let mut other_addresses = BTreeSet::new();
     for &(address, ir) in &costs.selfs {
         if !inside(address) {
             continue;
         }
         total += ir;
-        if in_copy(&address) {
+        if is_copy(address) {
             copy += ir;
-        } else if let Some(named) = code.get(&address)
-            && !shared.contains(named.procedure.as_str())
-        {
-            *other_by_function
-                .entry(named.innermost.as_str())
-                .or_default() += ir;
+        } else {
+            other_addresses.insert(address);
         }
     }
-    let mut shared_by_copy = 0_u64;
-    for call in &costs.calls {
-        if inside(call.site) && inside(call.target) && in_copy(&call.site) && !in_copy(&call.target)
-        {
-            shared_by_copy += call.inclusive;
+    let mut top_other = Vec::new();
+    if symbolize {
+        let code = name_addresses(sys, base, &other_addresses)?;
+        let mut other_by_function: HashMap<&str, u64> = HashMap::new();
+        for &(address, ir) in &costs.selfs {
+            if let Some(named) = code.get(&address) {
+                *other_by_function
+                    .entry(named.innermost.as_str())
+                    .or_default() += ir;
+            }
         }
+        top_other = other_by_function
+            .into_iter()
+            .map(|(name, ir)| (name.to_owned(), per_srb(ir)))
+            .collect();
+        top_other.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top_other.truncate(TOP_FUNCTIONS);
     }
-    copy += shared_by_copy;
-    // The rest's share of the shared procedures, for the breakdown.
-    let shared_total: u64 = costs
-        .selfs
-        .iter()
-        .filter(|(address, _)| {
-            inside(*address) && procedure(address).is_some_and(|p| shared.contains(p))
-        })
-        .map(|(_, ir)| ir)
-        .sum();
-    if shared_total > shared_by_copy {
-        other_by_function.insert("(shared with the copy)", shared_total - shared_by_copy);
-    }
-    let mut top_other: Vec<(String, f64)> = other_by_function
-        .into_iter()
-        .map(|(name, ir)| (name.to_owned(), per_srb(ir)))
-        .collect();
-    top_other.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top_other.truncate(6);
     Ok(Count {
         total: per_srb(total),
         copy: per_srb(copy),
         top_other,
     })
 }
+
+/// Functions listed in the breakdown of "other".
+pub const TOP_FUNCTIONS: usize = 8;
 
 #[expect(
     clippy::cast_precision_loss,
@@ -255,40 +201,26 @@ fn image_line(stdout: &str) -> Option<(u64, u64)> {
     Some((number(words.next())?, number(words.next())?))
 }
 
-/// One call record: from `site` to `target`, with the callee's inclusive cost.
-struct Call {
-    site: u64,
-    target: u64,
-    inclusive: u64,
-}
-
-/// Self costs per instruction address, and call records.
+/// Self costs per instruction address.
 struct Costs {
     selfs: Vec<(u64, u64)>,
-    calls: Vec<Call>,
 }
 
-/// Parses a callgrind profile written with `--dump-instr=yes
-/// --compress-pos=no` and the single event `Ir`.
+/// Parses the self costs of a callgrind profile written with
+/// `--dump-instr=yes --compress-pos=no` and the single event `Ir`.
 fn parse(profile: &str) -> Result<Costs, String> {
-    let mut costs = Costs {
-        selfs: Vec::new(),
-        calls: Vec::new(),
-    };
+    let mut costs = Costs { selfs: Vec::new() };
     let mut positions = 1_usize;
-    let mut pending_target: Option<u64> = None;
+    // The cost line after a `calls=` line is the callee's inclusive cost,
+    // not the caller's own: it is skipped.
+    let mut after_call = false;
     for line in profile.lines() {
         if let Some(list) = line.strip_prefix("positions:") {
             positions = list.split_whitespace().count();
             continue;
         }
-        if let Some(call) = line.strip_prefix("calls=") {
-            let target = call
-                .split_whitespace()
-                .nth(1)
-                .and_then(address)
-                .ok_or_else(|| format!("a calls= line of the profile has no target: '{line}'"))?;
-            pending_target = Some(target);
+        if line.starts_with("calls=") {
+            after_call = true;
             continue;
         }
         let Some(first) = line.chars().next() else {
@@ -305,13 +237,8 @@ fn parse(profile: &str) -> Result<Costs, String> {
         let (Some(at), Some(ir)) = (at, ir) else {
             return Err(format!("cannot read the profile's cost line '{line}'"));
         };
-        match pending_target.take() {
-            Some(target) => costs.calls.push(Call {
-                site: at,
-                target,
-                inclusive: ir,
-            }),
-            None => costs.selfs.push((at, ir)),
+        if !std::mem::take(&mut after_call) {
+            costs.selfs.push((at, ir));
         }
     }
     Ok(costs)
@@ -324,23 +251,10 @@ fn address(word: &str) -> Option<u64> {
     )
 }
 
-/// Whether a function (or inlined frame) name is the medium's copy. Only the path counts,
-/// not the generic arguments: `vstor::scsi::disk::Disk::write<vstor::ramdisk::RamDisk<…>>`
-/// is the command's logic, not the copy.
-fn is_copy_function(name: &str) -> bool {
-    let path = name.split('<').next().unwrap_or(name);
-    (path.contains("vstor::ramdisk::") && (path.contains("::read") || path.contains("::write")))
-        || path.contains("storport::shared_bytes::")
-}
-
 /// What `llvm-symbolizer` says about one address.
 struct Named {
-    /// The code belongs to the copy.
-    copy: bool,
     /// Innermost (inlined) function, generic arguments dropped.
     innermost: String,
-    /// The procedure the address lies in, generic arguments dropped.
-    procedure: String,
 }
 
 /// Names each of `addresses` with `llvm-symbolizer` from the image's PDB.
@@ -399,31 +313,9 @@ fn name_addresses(
         names.insert(
             address,
             Named {
-                copy: functions.iter().any(|name| is_copy_function(name)),
                 innermost: strip(functions.first().copied().unwrap_or("??")),
-                procedure: strip(functions.last().copied().unwrap_or("??")),
             },
         );
     }
     Ok(names)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_copy_function;
-
-    #[test]
-    fn the_copy_is_the_medium_and_shared_bytes_not_their_callers() {
-        assert!(is_copy_function(
-            "vstor::ramdisk::impl$1::read<storport::pool::PoolSlice<u64> >"
-        ));
-        assert!(is_copy_function("vstor::ramdisk::impl$1::write::closure$0"));
-        assert!(is_copy_function(
-            "storport::shared_bytes::SharedBytes::lock_shared"
-        ));
-        assert!(!is_copy_function(
-            "vstor::scsi::disk::Disk::write<vstor::ramdisk::RamDisk<storport::pool::PoolSlice<u64> > >"
-        ));
-        assert!(!is_copy_function("vstor::scsi::io::span"));
-    }
 }

@@ -1,5 +1,5 @@
-//! One started vstor adapter, and the direct request path the benchmarks
-//! time and count.
+//! One started adapter (vstor or the C peer), and the direct request path
+//! the benchmarks time and count.
 //!
 //! The adapter goes through storemu's normal life cycle (the image loaded
 //! by storemu's loader, installed from `vstor.inf` into the emulated
@@ -35,8 +35,6 @@ use storport_emu::registry::{RegValue, Registry};
 
 /// `StorPortNotification` type `RequestComplete`.
 const REQUEST_COMPLETE: u64 = 0;
-/// Bytes per page.
-pub const PAGE_BYTES: usize = 4096;
 /// `DISPATCH_LEVEL`, the IRQL Storport calls a virtual `HwStartIo` at.
 const DISPATCH_LEVEL: u8 = 2;
 
@@ -208,10 +206,10 @@ pub struct ImageRange {
     pub size: usize,
 }
 
-/// A started vstor adapter.
+/// A started adapter of vstor.sys or the C peer.
 pub struct Bench {
     port: Port,
-    /// Where vstor.sys is mapped.
+    /// Where the image is mapped.
     pub image: ImageRange,
     start_io: usize,
     extension: u64,
@@ -243,7 +241,10 @@ impl Bench {
         let key = format!("Services\\{}\\Parameters\\Device", installed.service);
         registry.set_value(&key, "DiskCount", RegValue::dword(1));
         registry.set_value(&key, "DiskSizeMiB", RegValue::dword(disk_mib));
-        let loaded = loader::load_named("vstor.sys", &bytes, &resolve, false)
+        let name = sys
+            .file_name()
+            .map_or_else(|| "driver.sys".into(), |name| name.to_string_lossy());
+        let loaded = loader::load_named(&name, &bytes, &resolve, false)
             .map_err(|error| format!("{} does not load: {error}.", sys.display()))?;
         let image = ImageRange {
             base: loaded.base(),
@@ -287,19 +288,6 @@ impl Bench {
             extension,
             start_time,
         })
-    }
-
-    /// Where the disk's pool chunks start within their page (every chunk is
-    /// a 1 MiB pool block, so they all share it), to give the memcpy
-    /// baseline the same alignment.
-    #[must_use]
-    pub fn medium_page_offset(&self) -> Option<usize> {
-        let tag = u32::from_le_bytes(*b"vstD");
-        let pool = self.port.shared().pool.lock().ok()?;
-        pool.live()
-            .iter()
-            .find(|(_, block)| block.tag == tag)
-            .map(|(address, _)| address % PAGE_BYTES)
     }
 
     /// Stops, removes and unloads the adapter; the findings storemu made
@@ -391,12 +379,6 @@ impl Request {
         );
         let data_len = slot.srb.DataTransferLength;
         Self { slot, data_len }
-    }
-
-    /// Where the data buffer starts within its page.
-    #[must_use]
-    pub fn data_page_offset(&self) -> usize {
-        self.slot.data.as_ptr() as usize % PAGE_BYTES
     }
 
     /// The SRB status and SCSI status of the last completion.

@@ -12,6 +12,7 @@ mod log;
 mod mode;
 mod nexus;
 mod parts;
+mod plain;
 mod srb;
 mod table;
 
