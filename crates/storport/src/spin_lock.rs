@@ -64,8 +64,9 @@
 //!   which is what data read far more often than written wants (a RAM
 //!   disk's chunks under concurrent READs).
 //!
-//! Measured per request in vstor (vstor-bench, callgrind, instructions
-//! inside vstor.sys from `HwStartIo` to completion; the kernel routine's own
+//! Measured per request in vstor when the lock was chosen, before the
+//! plain-request fast path (vstor-bench, callgrind, instructions
+//! inside vstor.sys from `HwStartIo` to completion, the 4 KiB copy included; the kernel routine's own
 //! instructions lie outside the image and are not counted), with each
 //! kind guarding the RAM disk's chunks: READ(10) / WRITE(10) of 4 KiB cost
 //! 4513 / 4504 with `EX_SPIN_LOCK`, 4512 / 4503 with an ordinary
