@@ -8,7 +8,8 @@
 # Both disks are filled first (nbdkit's memory plugin is sparse and would
 # answer reads of never-written blocks without touching memory).
 # Writes DIR/fio.md and DIR/fio-ratios.svg (DIR default target/bench-report).
-# Usage: tools/bench-nbd.sh [--out DIR] [--size-mib N] [--runtime S] [--rounds N]
+# Usage: tools/bench-nbd.sh [--out DIR] [--size-mib N] [--runtime S] [--rounds N] [--jobs REGEX]
+# (--jobs runs only the jobs whose names match the extended regular expression, e.g. 'qd1$').
 # Environment: STOREMU (storemu binary; default: release build with cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +18,15 @@ OUT=$ROOT/target/bench-report
 SIZE_MIB=256
 RUNTIME=5
 ROUNDS=2
+JOBS_MATCH=
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT=$2; shift 2 ;;
         --size-mib) SIZE_MIB=$2; shift 2 ;;
         --runtime) RUNTIME=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
-        *) echo "bench-nbd: unknown argument '$1' (expected --out DIR, --size-mib N, --runtime S or --rounds N)" >&2; exit 64 ;;
+        --jobs) JOBS_MATCH=$2; shift 2 ;;
+        *) echo "bench-nbd: unknown argument '$1' (expected --out DIR, --size-mib N, --runtime S, --rounds N or --jobs REGEX); nothing was measured." >&2; exit 64 ;;
     esac
 done
 note() { printf 'bench-nbd: %s\n' "$*" >&2; }
@@ -79,6 +82,14 @@ JOBS=(
     "4k-randwrite-qd32 --rw=randwrite --bs=4k --iodepth=32"
     "1m-seqread-qd4 --rw=read --bs=1M --iodepth=4"
 )
+if [ -n "$JOBS_MATCH" ]; then
+    SELECTED=()
+    for job in "${JOBS[@]}"; do
+        if [[ ${job%% *} =~ $JOBS_MATCH ]]; then SELECTED+=("$job"); fi
+    done
+    [ ${#SELECTED[@]} -gt 0 ] || { note "--jobs '$JOBS_MATCH' matches none of the jobs (${JOBS[*]%% *}); nothing was measured."; exit 64; }
+    JOBS=("${SELECTED[@]}")
+fi
 uri_of() { if [ "$1" = vstor ]; then echo "$VSTOR_URI"; else echo "$NBDKIT_URI"; fi; }
 for target in vstor nbdkit; do
     note "filling $target"
