@@ -172,8 +172,10 @@ for name in names:
 lines.append("\n![fio ratios](fio-ratios.svg)\n")
 lines.append("Where vstor's requests spent their time inside storemu in that round (`storemu serve "
              "--stage-times`, median/p99 µs): receive = the read that brought the request to the "
-             "request ready, port = the block operation (CDB, call gate, miniport, completion), send = "
-             "operation done to reply written. Above queue depth 1, send and total count the last reply "
+             "request ready, port = the block operation, split into bridge (CDB and SRB built, reply "
+             "gathered), gate (port and call gate around HwStartIo), driver (the miniport and the exports "
+             "it calls) and completion (the completed SRB to the result); send = operation done to reply "
+             "written. Above queue depth 1, send and total count the last reply "
              "of each burst written together; READs and WRITEs of 128 KiB and more (helper threads) are "
              "not timed.\n")
 lines.append("| job | stages |")
