@@ -11,7 +11,8 @@
 //!     them (the port and call gate around `HwStartIo`, the miniport with
 //!     the exports it calls, the completed SRB to the result),
 //!   - `bridge`: the rest (the CDB and the SRB built, the phase checked,
-//!     the reply gathered);
+//!     the reply gathered, or written when its data is too large to
+//!     gather);
 //! - `send`: from the operation's return to the reply written to the socket
 //!   (gathering and the `send` system call);
 //! - `total`: from the read to the reply written.
