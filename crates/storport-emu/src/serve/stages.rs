@@ -14,7 +14,8 @@
 //!     the reply gathered, or written when its data is too large to
 //!     gather);
 //! - `send`: from the operation's return to the reply written to the socket
-//!   (gathering and the `send` system call);
+//!   (gathering and the `send` system call; on loopback that call also runs
+//!   the client's receive path and wakes the client, most of its time);
 //! - `total`: from the read to the reply written.
 //!
 //! Requests answered on the connection thread are timed; READs and WRITEs
