@@ -8,7 +8,8 @@
 # Both disks are filled first (nbdkit's memory plugin is sparse and would
 # answer reads of never-written blocks without touching memory).
 # Writes DIR/fio.md and DIR/fio-ratios.svg (DIR default target/bench-report).
-# Usage: tools/bench-nbd.sh [--out DIR] [--size-mib N] [--runtime S] [--rounds N]
+# Usage: tools/bench-nbd.sh [--out DIR] [--size-mib N] [--runtime S] [--rounds N] [--jobs REGEX]
+# (--jobs runs only the jobs whose names match the extended regular expression, e.g. 'qd1$').
 # Environment: STOREMU (storemu binary; default: release build with cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +18,15 @@ OUT=$ROOT/target/bench-report
 SIZE_MIB=256
 RUNTIME=5
 ROUNDS=2
+JOBS_MATCH=
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT=$2; shift 2 ;;
         --size-mib) SIZE_MIB=$2; shift 2 ;;
         --runtime) RUNTIME=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
-        *) echo "bench-nbd: unknown argument '$1' (expected --out DIR, --size-mib N, --runtime S or --rounds N)" >&2; exit 64 ;;
+        --jobs) JOBS_MATCH=$2; shift 2 ;;
+        *) echo "bench-nbd: unknown argument '$1' (expected --out DIR, --size-mib N, --runtime S, --rounds N or --jobs REGEX); nothing was measured." >&2; exit 64 ;;
     esac
 done
 note() { printf 'bench-nbd: %s\n' "$*" >&2; }
@@ -79,6 +82,14 @@ JOBS=(
     "4k-randwrite-qd32 --rw=randwrite --bs=4k --iodepth=32"
     "1m-seqread-qd4 --rw=read --bs=1M --iodepth=4"
 )
+if [ -n "$JOBS_MATCH" ]; then
+    SELECTED=()
+    for job in "${JOBS[@]}"; do
+        if [[ ${job%% *} =~ $JOBS_MATCH ]]; then SELECTED+=("$job"); fi
+    done
+    [ ${#SELECTED[@]} -gt 0 ] || { note "--jobs '$JOBS_MATCH' matches none of the jobs (${JOBS[*]%% *}); nothing was measured."; exit 64; }
+    JOBS=("${SELECTED[@]}")
+fi
 uri_of() { if [ "$1" = vstor ]; then echo "$VSTOR_URI"; else echo "$NBDKIT_URI"; fi; }
 for target in vstor nbdkit; do
     note "filling $target"
@@ -95,7 +106,7 @@ for job in "${JOBS[@]}"; do
             stages_before=$(grep -c 'NBD stage times' "$WORK/serve.log" || true)
             # shellcheck disable=SC2086
             (cd "$WORK" && fio --name="$name" --ioengine=nbd --uri="$(uri_of "$target")" $args \
-                --size="${SIZE_MIB}M" --time_based --runtime="$RUNTIME" --ramp_time=1 \
+                --size="${SIZE_MIB}M" --time_based --runtime="$RUNTIME" --ramp_time=1 --lat_percentiles=1 \
                 --output-format=json --output="$WORK/$target-$name-$round.json") >/dev/null
             if [ "$target" = vstor ]; then
                 # The connection's stage times are logged as it closes.
@@ -125,7 +136,9 @@ def numbers(target, name):
         side["stages"] = path.replace(f"/{target}-{name}-", f"/stages-{name}-").replace(".json", ".txt")
         sides.append(side)
     side = max(sides, key=lambda side: side["iops"])
-    percentiles = side["clat_ns"].get("percentile", {})
+    # Submission to completion (lat), not completion alone (clat): a server that answers
+    # while the client's send is still in the kernel would otherwise look faster than it is.
+    percentiles = side.get("lat_ns", {}).get("percentile") or side["clat_ns"].get("percentile", {})
     stages = ""
     try:
         logged = open(side["stages"]).read().strip().splitlines()
@@ -145,7 +158,7 @@ lines = [
     f"## fio over NBD: storemu serve (vstor.sys) vs nbdkit memory\n",
     f"One {size_mib} MiB disk each, filled first; fio ioengine=nbd, {runtime} s per job after 1 s ramp, "
     f"best of {rounds} rounds run alternately against the two servers (the machine is shared: expect noise). "
-    "Ratio = vstor / nbdkit on IOPS (≥ 1.0 is the goal).\n",
+    "p50/p99: request latency, submission to completion (fio lat). Ratio = vstor / nbdkit on IOPS (≥ 1.0 is the goal).\n",
     "| job | vstor IOPS | vstor MiB/s | vstor p50 µs | vstor p99 µs | nbdkit IOPS | nbdkit MiB/s | nbdkit p50 µs | nbdkit p99 µs | ratio | goal ≥ 1.0 |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
 ]
@@ -161,8 +174,10 @@ for name in names:
 lines.append("\n![fio ratios](fio-ratios.svg)\n")
 lines.append("Where vstor's requests spent their time inside storemu in that round (`storemu serve "
              "--stage-times`, median/p99 µs): receive = the read that brought the request to the "
-             "request ready, port = the block operation (CDB, call gate, miniport, completion), send = "
-             "operation done to reply written. Above queue depth 1, send and total count the last reply "
+             "request ready, port = the block operation, split into bridge (CDB and SRB built, reply "
+             "gathered, or written when its data exceeds 32 KiB), gate (port and call gate around HwStartIo), driver (the miniport and the exports "
+             "it calls) and completion (the completed SRB to the result); send = operation done to reply "
+             "written. Above queue depth 1, send and total count the last reply "
              "of each burst written together; READs and WRITEs of 128 KiB and more (helper threads) are "
              "not timed.\n")
 lines.append("| job | stages |")

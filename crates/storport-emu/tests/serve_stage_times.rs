@@ -1,6 +1,7 @@
 //! `storemu serve --stage-times --log` on the real vstor.sys: when an NBD
 //! connection ends, the log says how its requests' time divided into the
-//! receive, port and send stages.
+//! receive, port and send stages, and the port's time into its bridge,
+//! call gate, driver and completion parts.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -73,7 +74,31 @@ fn stage_times_are_logged_per_connection() {
         .lines()
         .find(|l| l.contains("NBD stage times over 20 requests"))
         .unwrap_or_else(|| panic!("no stage times in the log:\n{log}"));
-    for stage in ["receive ", "port ", "send ", "total "] {
+    for stage in [
+        "receive ",
+        "port ",
+        "bridge ",
+        "gate ",
+        "driver ",
+        "completion ",
+        "send ",
+        "total ",
+    ] {
         assert!(line.contains(stage), "{line}");
+    }
+    // The port's parts are measured, not left at zero: every HwStartIo call
+    // runs through the gate into driver code, which takes some time.
+    for stage in ["gate ", "driver "] {
+        let figures = line
+            .split(stage)
+            .nth(1)
+            .and_then(|rest| rest.split([',', ']']).next())
+            .unwrap_or_else(|| panic!("no {stage}figures in {line}"));
+        let (median, p99) = figures
+            .split_once('/')
+            .unwrap_or_else(|| panic!("{stage}figures {figures:?} are not median/p99"));
+        let median: f64 = median.parse().expect("a median");
+        let p99: f64 = p99.parse().expect("a 99th percentile");
+        assert!(median >= 0.0 && p99 > 0.0, "{stage}in {line}");
     }
 }

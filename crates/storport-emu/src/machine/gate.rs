@@ -94,6 +94,26 @@ thread_local! {
     static CURRENT_FRAME: Cell<*const Frame> = const { Cell::new(std::ptr::null()) };
     static LAST_EXIT_IRQL: Cell<u8> = const { Cell::new(0) };
     static LAST_STACK_USAGE: Cell<usize> = const { Cell::new(0) };
+    // Whether outermost calls on this thread time the driver code
+    // ([`time_driver_code`]), and the time of the last one in ns.
+    static TIME_DRIVER: Cell<bool> = const { Cell::new(false) };
+    static LAST_DRIVER_NS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Makes this thread's outermost calls measure the time spent between the
+/// gate's switch into driver code and its return ([`last_driver_time`]).
+/// Off by default: two clock reads per call.
+pub fn time_driver_code(on: bool) {
+    TIME_DRIVER.with(|t| t.set(on));
+}
+
+/// How long the most recent outermost call on this thread ran inside the gate.
+///
+/// That is driver code and the emulated exports it called, without the
+/// gate's own setup and checks; with [`time_driver_code`] on, zero otherwise.
+#[must_use]
+pub fn last_driver_time() -> Duration {
+    Duration::from_nanos(LAST_DRIVER_NS.with(Cell::get))
 }
 
 /// The innermost active frame of this thread (null outside driver calls).
@@ -303,6 +323,8 @@ pub unsafe fn call_with(
     CURRENT_FRAME.with(|c| c.set(&raw const frame));
     thread::arm_timer_by(effective_deadline(&frame));
     let switch_to = if outermost { stack_top } else { 0 };
+    let timed = outermost && TIME_DRIVER.with(Cell::get);
+    let entered_ns = if timed { thread::monotonic_ns() } else { 0 };
     // SAFETY: `frame` outlives the call; `arg_block` holds MAX_ARGS values;
     // `switch_to` is the top of this thread's kernel stack or 0 (stay on the
     // current kernel stack); the caller vouches for `target`.
@@ -315,6 +337,10 @@ pub unsafe fn call_with(
             u64::from(trace),
         )
     };
+    if timed {
+        let returned_ns = thread::monotonic_ns();
+        LAST_DRIVER_NS.with(|c| c.set(returned_ns.saturating_sub(entered_ns)));
+    }
     if outermost {
         preempt::end_call();
     }
@@ -329,19 +355,24 @@ pub unsafe fn call_with(
     }
     LAST_EXIT_IRQL.with(|c| c.set(irql::current()));
     if outermost {
-        let measured = thread::with_env(thread::ThreadEnv::stack_used).unwrap_or(0);
-        let used = if frame.state.get() == FAULTED && frame.raw.get().guard_hit {
-            thread::KERNEL_STACK_SIZE
-        } else {
-            measured
-        };
-        LAST_STACK_USAGE.with(|c| c.set(used));
+        note_stack_usage(&frame);
     }
     irql::set(caller_irql);
     if let Some(gs) = saved_gs {
         let _ = super::kpcr::set_gs_base(gs);
     }
     outcome(&frame, rax, timeout)
+}
+
+/// Records the kernel stack the outermost call that ended in `frame` used.
+fn note_stack_usage(frame: &Frame) {
+    let measured = thread::with_env(thread::ThreadEnv::stack_used).unwrap_or(0);
+    let used = if frame.state.get() == FAULTED && frame.raw.get().guard_hit {
+        thread::KERNEL_STACK_SIZE
+    } else {
+        measured
+    };
+    LAST_STACK_USAGE.with(|c| c.set(used));
 }
 
 /// How many driver calls are active around a call whose outer frame is `outer`.

@@ -31,6 +31,8 @@
 //! Helpers for emulated exports:
 //! - [`is_readable`], [`read_bytes`], [`write_bytes`], [`read_u32`], [`read_u64`],
 //!   [`read_c_string`]: checked access to driver pointers ([`BadAddress`] instead of a crash).
+//! - [`probe::copy_in`], [`probe::copy_out`]: the same checks without a system call (a faulting
+//!   copy resumes at a failure exit), once the signal handlers are installed.
 //! - [`variadic_export!`]: `(shim, handler)`, a naked win64 shim for variadic exports.
 //! - `Mapping` (crate-internal): anonymous read-write pages with per-page protection,
 //!   released on drop (the port's special pool).
@@ -73,6 +75,7 @@ pub mod kuser;
 pub mod loader;
 mod memory;
 pub mod preempt;
+pub mod probe;
 mod signals;
 mod thread;
 mod variadic;

@@ -19,7 +19,7 @@ use super::fault::{
 };
 use super::gate::{self, FAULTED, Frame, RawFault, TIMED_OUT};
 use super::kuser::{self, KUSER_SHARED_DATA, KUSER_SIZE};
-use super::{images, irql, memory, preempt, thread, watch};
+use super::{images, irql, memory, preempt, probe, thread, watch};
 
 /// How long the watchdog waits before trying again when it fires while the
 /// thread runs emulator code (which must not be interrupted).
@@ -360,6 +360,9 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *
     if sig == libc::SIGSEGV && watch::on_fault(info, context) {
         return;
     }
+    if (sig == libc::SIGSEGV || sig == libc::SIGBUS) && probe_fault(context) {
+        return;
+    }
     if sig == libc::SIGTRAP && watch::on_trace(info, context) {
         return;
     }
@@ -394,6 +397,22 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, context: *
     frame.raw.set(classify(sig, info, uc, frame, why));
     frame.state.set(FAULTED);
     redirect(uc, frame.host_rsp.get());
+}
+
+/// A fault of a checked copy ([`probe`]): resumes at its failure exit.
+fn probe_fault(context: *mut libc::c_void) -> bool {
+    if context.is_null() {
+        return false;
+    }
+    // SAFETY: for an SA_SIGINFO handler the kernel passes a valid ucontext_t
+    // that only this handler invocation uses.
+    let uc = unsafe { &mut *context.cast::<libc::ucontext_t>() };
+    let pc = usize::try_from(get(uc, libc::REG_RIP)).unwrap_or(0);
+    let Some(resume) = probe::fixup(pc) else {
+        return false;
+    };
+    set(uc, libc::REG_RIP, resume as u64);
+    true
 }
 
 /// The watchdog fired: end the outermost expired call if the thread is in

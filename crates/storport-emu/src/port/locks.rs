@@ -624,7 +624,7 @@ fn recursive(shared: &Shared, routine: Routine, request: &Acquire, mine: &Holder
 pub fn release(request: &Release) {
     let (shared, routine, irql) = caller();
     let hold = shared.spin_locks.drop_hold(request.lock);
-    let who = format!("{} in {}", request.export, routine.name());
+    let who = Who(request.export, routine);
     check_hold(&shared, routine, request, &hold, &who);
     let (low, high) = request.allowed;
     if irql < low || irql > high {
@@ -659,8 +659,18 @@ pub fn release(request: &Release) {
     }
 }
 
+/// The export and the routine that called it, for messages (formatted only
+/// when a message is made).
+struct Who<'a>(&'a str, Routine);
+
+impl std::fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in {}", self.0, self.1.name())
+    }
+}
+
 /// A release of a lock this processor does not hold as `request.family`.
-fn check_hold(shared: &Shared, routine: Routine, request: &Release, hold: &Hold, who: &str) {
+fn check_hold(shared: &Shared, routine: Routine, request: &Release, hold: &Hold, who: &Who<'_>) {
     let lock_id = request.lock;
     let address = lock_id.address as u64;
     let (params, message) = match hold {
@@ -702,7 +712,7 @@ fn check_restore(
     request: &Release,
     holder: &Holder,
     irql: u8,
-    who: &str,
+    who: &Who<'_>,
 ) {
     let lock_id = request.lock;
     let (restored, message) = match request.restore {

@@ -2,10 +2,12 @@
 //!
 //! A pointer that comes from driver code is never dereferenced directly:
 //! the kernel itself would take a fault on a bad one, and the emulator must
-//! report that instead of dying. Reads and writes go through
-//! `process_vm_readv` / `process_vm_writev` on this very process, which the
-//! kernel answers with `EFAULT` for an unmapped (or, for writes, read-only)
-//! address instead of a signal. A read or write that covers the varying byte
+//! report that instead of dying. Reads and writes are checked copies
+//! ([`crate::machine::probe`]): a copy that faults on an unmapped (or, for
+//! writes, read-only) address fails instead of raising a signal, with the
+//! answer `process_vm_readv` / `process_vm_writev` on this very process
+//! would give and without their system call (those are the fallback before
+//! the machine's signal handlers are installed). A read or write that covers the varying byte
 //! of a racing data-out buffer counts as one access of it
 //! ([`crate::machine::watch`]).
 
@@ -24,6 +26,9 @@ fn read_unwatched(address: usize, len: usize) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = vec![0_u8; len];
+    if let Some(done) = crate::machine::probe::copy_in(address, &mut out) {
+        return done.then_some(out);
+    }
     let local = libc::iovec {
         iov_base: out.as_mut_ptr().cast(),
         iov_len: len,
@@ -54,6 +59,12 @@ fn write_unwatched(address: usize, bytes: &[u8]) -> bool {
     }
     if address == 0 {
         return false;
+    }
+    // SAFETY: the range is memory the driver named to be written (its own,
+    // or a buffer the port lent it, which no Rust reference covers while the
+    // driver holds it): the write `process_vm_writev` below would make.
+    if let Some(done) = unsafe { crate::machine::probe::copy_out(address, bytes) } {
+        return done;
     }
     let local = libc::iovec {
         iov_base: bytes.as_ptr().cast_mut().cast(),

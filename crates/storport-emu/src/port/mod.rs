@@ -170,6 +170,7 @@ pub mod schedule;
 pub mod special_pool;
 pub mod srb;
 pub mod state;
+pub mod timing;
 pub mod unmap_race;
 
 pub use adapter::{NonScsiRequest, OrphanedBlock, PnpStartReading, Port, PortError, PortOptions};

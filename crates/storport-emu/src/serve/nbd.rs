@@ -611,7 +611,10 @@ impl<'c, 's> Connection<'c, 's> {
             replies,
             activity,
             backend,
-            stages: stage_times.then(Box::default),
+            stages: stage_times.then(|| {
+                crate::port::timing::enable(true);
+                Box::default()
+            }),
             read_at: None,
             answered: None,
             input: vec![0; BUFFER_BYTES].into_boxed_slice(),
@@ -695,9 +698,13 @@ impl<'c, 's> Connection<'c, 's> {
         let ready = Instant::now();
         let read = self.read_at.unwrap_or(ready);
         stages.receive.record(ready.saturating_duration_since(read));
+        let _ = crate::port::timing::take();
         let answered = answer(backend, lun, replies, request, payload, false, activity);
         let done = Instant::now();
-        stages.port.record(done.saturating_duration_since(ready));
+        stages.record_port(
+            done.saturating_duration_since(ready),
+            crate::port::timing::take(),
+        );
         self.answered = Some((read, done));
         answered
     }
@@ -802,10 +809,11 @@ fn grow(data: &mut Vec<u8>, more: usize, full: usize) {
 impl Drop for Connection<'_, '_> {
     /// Logs the stage times (`--stage-times`) when the connection ends.
     fn drop(&mut self) {
-        if let Some(stages) = &self.stages
-            && stages.total.samples() > 0
-        {
-            self.backend.port().log(stages.summary());
+        if let Some(stages) = &self.stages {
+            crate::port::timing::enable(false);
+            if stages.total.samples() > 0 {
+                self.backend.port().log(stages.summary());
+            }
         }
     }
 }

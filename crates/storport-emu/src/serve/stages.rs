@@ -5,11 +5,17 @@
 //! - `receive`: from the socket read that brought the request's last bytes
 //!   to the request ready to run (header parsed, payload copied);
 //! - `port`: the block operation through [`super::backend::Backend`]: the
-//!   CDB built, the SRB through the call gate into the miniport, and its
-//!   completion back (one figure: the gate, the driver and the completion are
-//!   inside the port);
+//!   CDB built, the SRB through the call gate into the miniport, its
+//!   completion back and the reply gathered; split into
+//!   - `gate`, `driver`, `completion`: as [`crate::port::timing`] measures
+//!     them (the port and call gate around `HwStartIo`, the miniport with
+//!     the exports it calls, the completed SRB to the result),
+//!   - `bridge`: the rest (the CDB and the SRB built, the phase checked,
+//!     the reply gathered, or written when its data is too large to
+//!     gather);
 //! - `send`: from the operation's return to the reply written to the socket
-//!   (gathering and the `send` system call);
+//!   (gathering and the `send` system call; on loopback that call also runs
+//!   the client's receive path and wakes the client, most of its time);
 //! - `total`: from the read to the reply written.
 //!
 //! Requests answered on the connection thread are timed; READs and WRITEs
@@ -106,6 +112,19 @@ impl Histogram {
     }
 }
 
+impl Stages {
+    /// Counts one operation that took `port` in all, of which `inside` in
+    /// the port's own stages.
+    pub fn record_port(&mut self, port: Duration, inside: crate::port::timing::PortTimes) {
+        self.port.record(port);
+        self.gate.record(inside.gate);
+        self.driver.record(inside.driver);
+        self.completion.record(inside.completion);
+        let measured = inside.gate + inside.driver + inside.completion;
+        self.bridge.record(port.saturating_sub(measured));
+    }
+}
+
 /// The stages of one connection.
 #[derive(Clone, Debug, Default)]
 pub struct Stages {
@@ -113,6 +132,14 @@ pub struct Stages {
     pub receive: Histogram,
     /// The block operation in the port.
     pub port: Histogram,
+    /// `port` outside the three below.
+    pub bridge: Histogram,
+    /// Port and call gate around the driver call.
+    pub gate: Histogram,
+    /// Inside the driver.
+    pub driver: Histogram,
+    /// The completed SRB to the result.
+    pub completion: Histogram,
     /// Operation done to reply written.
     pub send: Histogram,
     /// Read to reply written.
@@ -132,10 +159,14 @@ impl Stages {
             )
         };
         format!(
-            "NBD stage times over {} requests, median/p99 in µs: receive {}, port {}, send {}, total {}",
+            "NBD stage times over {} requests, median/p99 in µs: receive {}, port {} [bridge {}, gate {}, driver {}, completion {}], send {}, total {}",
             self.total.samples(),
             figure(&self.receive),
             figure(&self.port),
+            figure(&self.bridge),
+            figure(&self.gate),
+            figure(&self.driver),
+            figure(&self.completion),
             figure(&self.send),
             figure(&self.total)
         )

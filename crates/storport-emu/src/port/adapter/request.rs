@@ -14,6 +14,7 @@ use crate::port::rules::Rule;
 use crate::port::schedule::Companion;
 use crate::port::srb::{self, DataDirection, GUARD_FILL, SrbRecord, SrbResult};
 use crate::port::state::lock;
+use crate::port::timing;
 
 use super::{Phase, Port, PortError};
 
@@ -194,6 +195,7 @@ impl Port {
             slot: Some(slot),
         };
         let start_io = init.HwStartIo.map_or(0, |f| f as *const () as usize);
+        let called = timing::now();
         let call = self.call_preemptive(
             Routine::StartIo,
             irql,
@@ -214,6 +216,7 @@ impl Port {
                 }
             }
         }
+        let returned = timing::now();
         // On an error the miniport may still hold the SRB: `in_flight`
         // keeps its memory alive (retired).
         call?;
@@ -264,6 +267,8 @@ impl Port {
         completed(slot);
         let result = self.collect(slot, data_in, srb_address);
         slot.srb.DataBuffer = std::ptr::null_mut();
+        drop(in_flight);
+        timing::add(called, returned);
         Ok(result)
     }
 
