@@ -191,9 +191,10 @@ impl Disk {
         cdb: &[u8],
         data: DataBuffer<'a>,
     ) -> Result<Outcome, DataBuffer<'a>> {
-        let Some(&[opcode, flags, l0, l1, l2, l3, _, n0, n1, control]) = cdb.first_chunk() else {
+        let Some(c) = cdb.first_chunk::<10>() else {
             return Err(data);
         };
+        let [opcode, flags, .., control] = *c;
         let write = opcode == op::WRITE_10;
         if !(write || opcode == op::READ_10)
             || flags >> 5 != 0
@@ -204,8 +205,9 @@ impl Disk {
         {
             return Err(data);
         }
-        let lba = u64::from(u32::from_be_bytes([l0, l1, l2, l3]));
-        let blocks = u64::from(u16::from_be_bytes([n0, n1]));
+        // Decoded from the CDB where they are used: the length as one two-byte load.
+        let lba = u64::from(u32::from_be_bytes([c[2], c[3], c[4], c[5]]));
+        let blocks = u64::from(u16::from_be_bytes([c[7], c[8]]));
         let config = self.config();
         let shift = config.block_size.shift();
         // Both at most 2^32 + 2^16 blocks: no overflow.
@@ -218,27 +220,29 @@ impl Disk {
             lba << shift,
             usize::try_from(blocks << shift).unwrap_or(usize::MAX),
         );
-        match data {
-            DataBuffer::In(buf) if !write => {
-                if let Some(out) = buf.get_mut(..bytes) {
-                    if bytes > 0 {
-                        store.read(offset, out);
-                    }
-                    return Ok(Outcome::good(bytes));
-                }
-                Err(DataBuffer::In(buf))
+        // The direction the operation code asks for decides, without testing it again.
+        if write {
+            let DataBuffer::Out(lent) = data else {
+                return Err(data);
+            };
+            let Some(src) = lent.get(0..bytes) else {
+                return Err(DataBuffer::Out(lent));
+            };
+            if bytes > 0 {
+                store.write_lent(offset, src);
             }
-            DataBuffer::Out(lent) if write => {
-                if let Some(src) = lent.get(0..bytes) {
-                    if bytes > 0 {
-                        store.write_lent(offset, src);
-                    }
-                    return Ok(Outcome::good(bytes));
-                }
-                Err(DataBuffer::Out(lent))
+        } else {
+            let DataBuffer::In(buf) = data else {
+                return Err(data);
+            };
+            let Some(out) = buf.get_mut(..bytes) else {
+                return Err(DataBuffer::In(buf));
+            };
+            if bytes > 0 {
+                store.read(offset, out);
             }
-            other => Err(other),
         }
+        Ok(Outcome::good(bytes))
     }
 
     /// The TEST UNIT READY part of [`Disk::plain_request`]: GOOD, or `None` for the general

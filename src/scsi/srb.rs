@@ -278,6 +278,27 @@ pub fn execute_plain<'a, A: Adapter + ?Sized>(
     }
 }
 
+/// Runs a standard INQUIRY at `address` in the plain case.
+///
+/// "Plain" is what the disk's `plain_inquiry` says: nothing about it out of the ordinary.
+/// The outcome is the one [`execute`] would give: GOOD with the reply's length, no sense.
+///
+/// # Errors
+///
+/// `data`, handed back untouched, for everything else (another command, a missing unit,
+/// anything unusual about the command): run it with [`execute`].
+pub fn execute_inquiry<'a, A: Adapter + ?Sized>(
+    adapter: &A,
+    address: Address,
+    cdb: &[u8],
+    data: DataBuffer<'a>,
+) -> Result<Outcome, DataBuffer<'a>> {
+    match adapter.unit(address) {
+        Some(unit) => unit.disk.plain_inquiry(cdb, data),
+        None => Err(data),
+    }
+}
+
 /// Answers one request of another SRB function with its `SRB_STATUS_*`; the caller
 /// completes the SRB with that status and sets nothing else.
 ///

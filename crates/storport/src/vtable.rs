@@ -25,16 +25,21 @@ use crate::registry::Registry;
 use crate::request::StartIoRequest;
 use crate::srb::SrbStatus;
 
-/// `AdapterSlot::state` once find-adapter has stored the adapter.
-const LIVE: u32 = u32::from_le_bytes(*b"LIVE");
-/// `AdapterSlot::state` before find-adapter succeeds and after the adapter
-/// is dropped (any value but [`LIVE`] means "no adapter"). Storport fills a
-/// device extension with zeros once, when it allocates it
-/// ("`HW_INITIALIZATION_DATA` structure (storport.h)", `DeviceExtensionSize`),
-/// so a new extension reads as empty.
-const EMPTY: u32 = 0;
+/// The device extension's first word ([`HEADER`] bytes, read and written
+/// unaligned) before find-adapter succeeds and after the adapter is
+/// dropped: no adapter. Storport fills a device extension with zeros once,
+/// when it allocates it ("`HW_INITIALIZATION_DATA` structure (storport.h)",
+/// `DeviceExtensionSize`), so a new extension reads as empty. Once
+/// find-adapter has stored the adapter, the word holds the adapter's byte
+/// offset from the start of the extension instead (never zero: the word
+/// comes first), so each request finds the adapter with one load and one
+/// add, without working out the slot's alignment again.
+const EMPTY: usize = 0;
 
-/// The device extension's contents: the adapter, whether it is there, and
+/// Bytes of the extension's first word, in front of the slot.
+const HEADER: usize = size_of::<usize>();
+
+/// The device extension's contents after the first word: the adapter and
 /// what it declared in the port configuration at its last start.
 ///
 /// The extension lives from the device's creation to its removal, across
@@ -42,7 +47,6 @@ const EMPTY: u32 = 0;
 /// here ([`Miniport::find_adapter_again`]).
 #[repr(C)]
 struct AdapterSlot<A> {
-    state: u32,
     declared: DeclaredConfig,
     adapter: MaybeUninit<A>,
 }
@@ -55,9 +59,9 @@ fn field<T, U>(base: NonNull<T>, offset: usize) -> NonNull<U> {
         .cast()
 }
 
-/// The slot's `state` field.
-fn state_of<A>(slot: NonNull<AdapterSlot<A>>) -> NonNull<u32> {
-    field(slot, offset_of!(AdapterSlot<A>, state))
+/// The extension's first word: [`EMPTY`], or the adapter's offset.
+const fn state_of(extension: NonNull<c_void>) -> NonNull<usize> {
+    extension.cast()
 }
 
 /// The slot's `declared` field.
@@ -79,9 +83,10 @@ impl<T: Miniport> MiniportVTable<T> {
     /// aligned at least), but counting on nothing costs a few bytes at most.
     const SLOT_PADDING: usize = align_of::<AdapterSlot<T::Adapter>>() - 1;
 
-    /// `DeviceExtensionSize`: the slot, plus room to align it.
+    /// `DeviceExtensionSize`: the first word and the slot, plus room to
+    /// align the slot.
     const DEVICE_EXTENSION_SIZE: ULONG = {
-        let bytes = size_of::<AdapterSlot<T::Adapter>>() + Self::SLOT_PADDING;
+        let bytes = HEADER + size_of::<AdapterSlot<T::Adapter>>() + Self::SLOT_PADDING;
         assert!(
             bytes <= u32::MAX as usize,
             "the adapter state does not fit a device extension"
@@ -139,13 +144,15 @@ impl<T: Miniport> MiniportVTable<T> {
         }
     }
 
-    /// The slot inside the device extension, aligned for the adapter.
+    /// The slot inside the device extension, after the first word, aligned
+    /// for the adapter.
     fn slot(extension: NonNull<c_void>) -> NonNull<AdapterSlot<T::Adapter>> {
         let align = align_of::<AdapterSlot<T::Adapter>>();
         let address = extension.as_ptr() as usize;
-        let offset = address.next_multiple_of(align) - address;
-        // The offset is at most SLOT_PADDING, which DEVICE_EXTENSION_SIZE
-        // includes, so the slot stays inside the extension.
+        let offset = address.saturating_add(HEADER).next_multiple_of(align) - address;
+        // The offset is at most HEADER + SLOT_PADDING, which
+        // DEVICE_EXTENSION_SIZE includes, so the slot stays inside the
+        // extension.
         field(extension, offset)
     }
 
@@ -157,18 +164,33 @@ impl<T: Miniport> MiniportVTable<T> {
     /// [`Self::DEVICE_EXTENSION_SIZE`] bytes)
     /// on which find-adapter has run, and free-adapter-resources must not
     /// run for it while the reference lives.
-    unsafe fn adapter<'a>(extension: NonNull<c_void>) -> Option<&'a T::Adapter> {
-        let slot = Self::slot(extension);
-        // SAFETY: the slot is inside the extension, and find-adapter wrote
-        // its state before any other callback could run.
-        let state = unsafe { state_of(slot).read() };
-        if state != LIVE {
+    #[inline]
+    const unsafe fn adapter<'a>(extension: NonNull<c_void>) -> Option<&'a T::Adapter> {
+        // SAFETY: the first word is inside the extension, and find-adapter
+        // wrote it before any other callback could run; unaligned, as the
+        // extension's alignment is not relied on.
+        let offset = unsafe { state_of(extension).read_unaligned() };
+        if offset == EMPTY {
             return None;
         }
-        // SAFETY: LIVE is stored only after the adapter was written, and
-        // the adapter is dropped only by free-adapter-resources, which the
-        // caller rules out for `'a`.
-        Some(unsafe { adapter_of(slot).as_ref() })
+        // SAFETY: a non-empty first word is written only by `find_first`,
+        // after the adapter, as the offset from this same extension to that
+        // adapter, which lies inside the extension and is aligned (the slot
+        // was aligned there). The extension neither moves nor changes hands
+        // while it lives, and this layer alone writes it, so the offset
+        // still leads to the adapter: the check of `slot`'s alignment and
+        // the marker are made once, at find-adapter, not on each request.
+        let adapter = unsafe { extension.byte_add(offset) };
+        // SAFETY: as above, the adapter is initialised; it is dropped only
+        // by free-adapter-resources (after the word is reset to EMPTY),
+        // which the caller rules out for `'a`.
+        Some(unsafe { adapter.cast::<T::Adapter>().as_ref() })
+    }
+
+    /// The adapter's byte offset from the start of `extension`, whose slot
+    /// is `slot`: the first word's value while the adapter is there.
+    fn live_offset(extension: NonNull<c_void>, slot: NonNull<AdapterSlot<T::Adapter>>) -> usize {
+        (adapter_of(slot).as_ptr() as usize).wrapping_sub(extension.as_ptr() as usize)
     }
 
     /// `HwFindAdapter` (virtual, seven arguments): builds the adapter, or,
@@ -199,9 +221,9 @@ impl<T: Miniport> MiniportVTable<T> {
             return SP_RETURN_ERROR;
         };
         let slot = Self::slot(extension);
-        // SAFETY: the slot lies inside the extension (see `slot`), which
-        // the port gave this call; no other callback runs now.
-        let state = unsafe { state_of(slot).read() };
+        // SAFETY: the first word lies inside the extension, which the port
+        // gave this call; no other callback runs now.
+        let state = unsafe { state_of(extension).read_unaligned() };
         // SAFETY: the port passes a valid ConfigInfo, exclusively, for the call.
         let raw_config = unsafe { config.as_mut() };
         force_virtual_config(raw_config);
@@ -220,14 +242,14 @@ impl<T: Miniport> MiniportVTable<T> {
             registry: &mut registry,
             argument_string,
         };
-        let status = if state == LIVE {
-            // SAFETY: LIVE: find-adapter stored the adapter and its
-            // declaration, and nothing else runs for the adapter now.
-            unsafe { Self::find_again(slot, &mut context) }
-        } else {
-            // SAFETY: not LIVE: the slot holds no adapter, and nothing else
+        let status = if state == EMPTY {
+            // SAFETY: EMPTY: the slot holds no adapter, and nothing else
             // runs for the adapter now.
-            unsafe { Self::find_first(slot, &mut context) }
+            unsafe { Self::find_first(extension, slot, &mut context) }
+        } else {
+            // SAFETY: live: find-adapter stored the adapter and its
+            // declaration, and nothing else runs for the adapter now.
+            unsafe { Self::find_again(extension, slot, &mut context) }
         };
         // Frees a registry buffer a leaked guard left, before the port sees
         // the callback return.
@@ -239,14 +261,16 @@ impl<T: Miniport> MiniportVTable<T> {
     ///
     /// # Safety
     ///
-    /// `slot` is the slot of the extension find-adapter was given, holds no
-    /// adapter, and nothing else uses it during the call.
+    /// `slot` is the slot of `extension`, the extension find-adapter was
+    /// given, holds no adapter, and nothing else uses either during the
+    /// call.
     unsafe fn find_first(
+        extension: NonNull<c_void>,
         slot: NonNull<AdapterSlot<T::Adapter>>,
         context: &mut FindAdapterContext<'_>,
     ) -> ULONG {
-        // SAFETY: the caller gives this call the slot alone.
-        unsafe { state_of(slot).write(EMPTY) };
+        // SAFETY: the caller gives this call the extension alone.
+        unsafe { state_of(extension).write_unaligned(EMPTY) };
         let result = T::find_adapter(context);
         force_virtual_config(context.config.raw);
         match result {
@@ -255,8 +279,9 @@ impl<T: Miniport> MiniportVTable<T> {
                 unsafe { adapter_of(slot).write(adapter) };
                 // SAFETY: as above.
                 unsafe { declared_of(slot).write(DeclaredConfig::capture(context.config.raw)) };
-                // SAFETY: as above; LIVE follows the writes it stands for.
-                unsafe { state_of(slot).write(LIVE) };
+                // SAFETY: as above; the adapter's offset follows the writes
+                // it stands for.
+                unsafe { state_of(extension).write_unaligned(Self::live_offset(extension, slot)) };
                 SP_RETURN_FOUND
             }
             Err(error) => error.to_raw(),
@@ -269,17 +294,19 @@ impl<T: Miniport> MiniportVTable<T> {
     ///
     /// # Safety
     ///
-    /// `slot` is the slot of the extension find-adapter was given, LIVE,
-    /// and nothing else uses it or the adapter during the call.
+    /// `slot` is the slot of `extension`, the extension find-adapter was
+    /// given, which holds a live adapter, and nothing else uses either or
+    /// the adapter during the call.
     unsafe fn find_again(
+        extension: NonNull<c_void>,
         slot: NonNull<AdapterSlot<T::Adapter>>,
         context: &mut FindAdapterContext<'_>,
     ) -> ULONG {
-        // SAFETY: LIVE follows the write of the declaration.
+        // SAFETY: the live offset follows the write of the declaration.
         let declared = unsafe { declared_of(slot).read() };
         declared.apply(context.config.raw);
         force_virtual_config(context.config.raw);
-        // SAFETY: LIVE: the adapter is initialised; the caller rules out any
+        // SAFETY: live: the adapter is initialised; the caller rules out any
         // other use of it for the call.
         let adapter = unsafe { adapter_of(slot).as_mut() };
         let result = T::find_adapter_again(adapter, context);
@@ -292,8 +319,8 @@ impl<T: Miniport> MiniportVTable<T> {
             }
             Err(error) => {
                 // SAFETY: as above.
-                unsafe { state_of(slot).write(EMPTY) };
-                // SAFETY: the adapter was initialised (LIVE) and `adapter`
+                unsafe { state_of(extension).write_unaligned(EMPTY) };
+                // SAFETY: the adapter was initialised (live) and `adapter`
                 // is not used again; EMPTY keeps it from being dropped or
                 // used again.
                 unsafe { adapter_of(slot).drop_in_place() };
@@ -465,15 +492,15 @@ impl<T: Miniport> MiniportVTable<T> {
             return;
         };
         let slot = Self::slot(extension);
-        // SAFETY: the slot is inside the extension, and no other callback
-        // of the adapter runs now.
-        let state = unsafe { state_of(slot).read() };
-        if state != LIVE {
+        // SAFETY: the first word is inside the extension, and no other
+        // callback of the adapter runs now.
+        let state = unsafe { state_of(extension).read_unaligned() };
+        if state == EMPTY {
             return;
         }
         // SAFETY: as above.
-        unsafe { state_of(slot).write(EMPTY) };
-        // SAFETY: the state was LIVE, so the adapter is initialised; EMPTY
+        unsafe { state_of(extension).write_unaligned(EMPTY) };
+        // SAFETY: the state was live, so the adapter is initialised; EMPTY
         // now keeps it from being dropped or used again.
         unsafe { adapter_of(slot).drop_in_place() };
     }
@@ -534,12 +561,13 @@ mod tests {
     #[test]
     fn an_over_aligned_adapter_fits_an_extension_of_any_alignment() {
         let size = MiniportVTable::<Driver>::DEVICE_EXTENSION_SIZE as usize;
-        assert_eq!(size, 128 + 63);
+        assert_eq!(size, 8 + 128 + 63);
         let mut backing = vec![0_u8; size + 128];
         for start in 0..64 {
             let extension = NonNull::new(backing[start..].as_mut_ptr().cast::<c_void>()).unwrap();
             let slot = MiniportVTable::<Driver>::slot(extension);
             assert_eq!(slot.as_ptr() as usize % 64, 0);
+            assert!(slot.as_ptr() as usize >= extension.as_ptr() as usize + 8);
             let end = slot.as_ptr() as usize + 128;
             assert!(end <= extension.as_ptr() as usize + size);
         }

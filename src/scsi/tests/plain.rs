@@ -171,6 +171,9 @@ fn cdbs(capacity: u64) -> Vec<Vec<u8>> {
                             cdb[0] = opcode;
                             cdb[1] = flags;
                             cdb[2..6].copy_from_slice(&u32::try_from(lba).unwrap().to_be_bytes());
+                            // GROUP NUMBER, next to the length: set on every other length, so
+                            // a decode that reads the wrong byte shows.
+                            cdb[6] = if blocks % 2 == 1 { 0x1F } else { 0 };
                             cdb[7..9].copy_from_slice(&blocks.to_be_bytes());
                             cdb[9] = control;
                             cdb.truncate(cdb_len);
