@@ -597,13 +597,7 @@ fn check_models(inf: &Inf, out: &mut Findings) -> Vec<(String, usize)> {
     let mut seen = std::collections::HashSet::new();
     for entry in &manufacturer.entries {
         let models = entry.value(0).trim();
-        let decorations: Vec<&str> = entry
-            .values
-            .iter()
-            .skip(1)
-            .map(|d| d.trim())
-            .filter(|d| d.to_ascii_lowercase().starts_with("ntamd64"))
-            .collect();
+        let decorations = ntamd64_decorations(entry);
         if decorations.is_empty() {
             out.push(
                 LintRule::Ntamd64Models,
@@ -841,13 +835,7 @@ fn check_minimum_build(inf: &Inf, imports: &[String], out: &mut Findings) {
     };
     for entry in &manufacturer.entries {
         let models = entry.value(0).trim();
-        let decorations: Vec<&str> = entry
-            .values
-            .iter()
-            .skip(1)
-            .map(|d| d.trim())
-            .filter(|d| d.to_ascii_lowercase().starts_with("ntamd64"))
-            .collect();
+        let decorations = ntamd64_decorations(entry);
         // An unreadable version counts as admitting every build.
         let Some(admitted) = decorations
             .iter()
@@ -879,4 +867,16 @@ fn check_minimum_build(inf: &Inf, imports: &[String], out: &mut Findings) {
             ),
         );
     }
+}
+
+/// The `NTamd64` target decorations of a `[Manufacturer]` entry (the
+/// values after the models section name), trimmed.
+fn ntamd64_decorations(entry: &Entry) -> Vec<&str> {
+    entry
+        .values
+        .iter()
+        .skip(1)
+        .map(|d| d.trim())
+        .filter(|d| d.to_ascii_lowercase().starts_with("ntamd64"))
+        .collect()
 }
