@@ -139,7 +139,7 @@ fn with_less_memory_than_the_system_holds_the_first_allocation_fails() {
     );
     assert!(
         log(&report).contains(
-            &"ExAllocatePool2 of 240 bytes with tag 'RsAl' in HwFindAdapter returned NULL: it \
+            &"ExAllocatePool2 of 312 bytes with tag 'RsAl' in HwFindAdapter returned NULL: it \
               needs 4096 bytes of the physical memory model and the pool has 0 of its 0 bytes left."
                 .to_owned()
         ),

@@ -203,6 +203,8 @@ pub struct Disk {
     pub(super) unit_attention: AtomicU64,
     /// Persistent reservations (SPC-4), and in the same word the SPC-2 reservation.
     pub(super) persistent: super::persistent::Persistent,
+    /// The standard INQUIRY data, built from the identity once.
+    pub(super) standard: [u8; super::inquiry::STANDARD_LEN as usize],
 }
 
 impl Disk {
@@ -222,6 +224,7 @@ impl Disk {
             deferred_sense: AtomicU64::new(0),
             unit_attention: AtomicU64::new(0),
             persistent: super::persistent::Persistent::new(),
+            standard: super::inquiry::standard_data(&config.identity),
         })
     }
 

@@ -1,15 +1,15 @@
 //! INQUIRY: standard data and the vital product data pages (SPC-4; SBC-3).
 
-use super::DataBuffer;
 use super::disk::{Disk, Handled};
 use super::reply::{Cdb, Reply, data_in};
 use super::sense::SenseData;
+use super::{DataBuffer, Identity};
 
 /// VPD pages supported, ascending (the Supported VPD Pages page lists exactly these).
 pub const VPD_PAGES: [u8; 6] = [0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2];
 
 /// Length of the standard INQUIRY data returned: through the version descriptors.
-const STANDARD_LEN: u8 = 74;
+pub(super) const STANDARD_LEN: u8 = 74;
 
 /// Version descriptors (T10 version descriptor list): SAM-5, SPC-4, SBC-3.
 const VERSION_DESCRIPTORS: [u16; 3] = [0x00A0, 0x0460, 0x04C0];
@@ -26,6 +26,39 @@ const VERSION_BYTES: [u8; 6] = {
     }
     bytes
 };
+
+/// Standard INQUIRY data (SPC-4) of a disk of `identity`: what INQUIRY with EVPD = 0
+/// returns, at most [`STANDARD_LEN`] bytes of it. Nothing in it changes while the disk
+/// lives, so [`Disk::new`] builds it once.
+pub(super) const fn standard_data(identity: &Identity) -> [u8; STANDARD_LEN as usize] {
+    let mut data = [0_u8; STANDARD_LEN as usize];
+    let head = [
+        0x00,             // PQ 000b, PDT 00h
+        0x00,             // RMB = 0: not removable
+        0x06,             // VERSION: SPC-4
+        0x12,             // HISUP = 1, RESPONSE DATA FORMAT = 2
+        STANDARD_LEN - 5, // ADDITIONAL LENGTH = n - 5 (SPC-4)
+        0x00,             // no SCCS, ACC, TPGS, 3PC, PROTECT
+        0x00,             // no ENCSERV, MULTIP
+        0x02,             // CMDQUE = 1
+    ];
+    put(&mut data, 0, &head);
+    put(&mut data, 8, identity.vendor());
+    put(&mut data, 16, identity.product());
+    put(&mut data, 32, identity.revision());
+    // Vendor specific 36..56, clocking/QAS/IUS and a reserved byte: zero.
+    put(&mut data, 58, &VERSION_BYTES); // then zeros to the end
+    data
+}
+
+/// Copies `from` into `to` at `at` (a `const` copy; every caller's range fits).
+const fn put(to: &mut [u8], at: usize, from: &[u8]) {
+    let mut i = 0;
+    while i < from.len() && at + i < to.len() {
+        to[at + i] = from[i];
+        i += 1;
+    }
+}
 
 impl Disk {
     /// INQUIRY. CMDDT (obsolete) set, or EVPD = 0 with PAGE CODE ≠ 0, or an unsupported VPD
@@ -67,34 +100,10 @@ impl Disk {
         Ok(reply.finish())
     }
 
-    /// Standard INQUIRY data (SPC-4), assembled in a local array and appended in one copy.
+    /// Standard INQUIRY data (SPC-4), built once with the disk ([`standard_data`]) and
+    /// appended in one copy.
     pub(super) fn standard_inquiry(&self, reply: &mut Reply<'_>) {
-        let id = &self.config().identity;
-        let mut data = [0_u8; STANDARD_LEN as usize];
-        if let Some((head, rest)) = data.split_first_chunk_mut::<8>()
-            && let Some((vendor, rest)) = rest.split_first_chunk_mut::<8>()
-            && let Some((product, rest)) = rest.split_first_chunk_mut::<16>()
-            && let Some((revision, rest)) = rest.split_first_chunk_mut::<4>()
-            // vendor specific 36..56, clocking/QAS/IUS and a reserved byte: zero
-            && let Some((_, rest)) = rest.split_first_chunk_mut::<22>()
-            && let Some((versions, _)) = rest.split_first_chunk_mut::<6>()
-        {
-            *head = [
-                0x00,             // PQ 000b, PDT 00h
-                0x00,             // RMB = 0: not removable
-                0x06,             // VERSION: SPC-4
-                0x12,             // HISUP = 1, RESPONSE DATA FORMAT = 2
-                STANDARD_LEN - 5, // ADDITIONAL LENGTH = n - 5 (SPC-4)
-                0x00,             // no SCCS, ACC, TPGS, 3PC, PROTECT
-                0x00,             // no ENCSERV, MULTIP
-                0x02,             // CMDQUE = 1
-            ];
-            *vendor = *id.vendor();
-            *product = *id.product();
-            *revision = *id.revision();
-            *versions = VERSION_BYTES; // then zeros to the end
-        }
-        reply.bytes(&data);
+        reply.bytes(&self.standard);
     }
 
     /// Device Identification (83h, SPC-4): an NAA 3 (locally assigned) binary

@@ -10,9 +10,9 @@
 use core::sync::atomic::Ordering;
 
 use super::disk::{Disk, Handled, op};
-use super::reply::{Cdb, Reply, data_in, data_out, param_be16, param_be32, param_be64};
+use super::reply::{Cdb, data_in, data_out, param_be16, param_be32, param_be64};
 use super::sense::{SenseData, SenseDetail, asc, sense_key};
-use super::{BlockStore, DataBuffer, LentBytes, MAX_UNMAP_DESCRIPTORS, Outcome};
+use super::{BlockStore, DataBuffer, LentBytes, MAX_UNMAP_DESCRIPTORS, Outcome, PlainIo};
 
 /// Bytes compared per step when data-out bytes meet the medium (VERIFY): a copy of each, on
 /// the stack.
@@ -152,31 +152,31 @@ pub(super) fn miscompare(at: usize) -> SenseData {
 
 impl Disk {
     /// READ(10) or WRITE(10) when nothing about it is out of the ordinary, straight to the
-    /// medium, and TEST UNIT READY (GOOD) likewise: the common requests, kept free of the general dispatcher's work (the operation-code table, the CDB
-    /// copy, the unit attention and reservation steps, the handler's checks one by one). `Err`
-    /// hands `data` back, untouched, for the general path ([`Disk::execute`]) whenever anything
-    /// differs from the plain case: another operation code or a short CDB, a unit attention
-    /// pending for any port, a reservation held, NACA or LINK, RDPROTECT/WRPROTECT, FUA on a
-    /// WRITE, write protection, a transfer over the limit or out of range, or a data buffer of
-    /// another direction or too short. In the plain case the general path does
-    /// exactly this (the same checks pass, the same data, GOOD with the same byte count), so
-    /// the outcome is the same; anything else gets the general path's outcome because it
-    /// takes it.
+    /// medium, and TEST UNIT READY (GOOD) likewise: the common requests, kept free of the
+    /// general dispatcher's work (the operation-code table, the CDB copy, the unit attention
+    /// and reservation steps, the handler's checks one by one). `None` leaves the request as
+    /// it was for the general path ([`Disk::execute`]) whenever anything differs from the
+    /// plain case: another operation code or a short CDB, a unit attention pending for any
+    /// port, a reservation held, NACA or LINK, RDPROTECT/WRPROTECT, FUA on a WRITE, write
+    /// protection, a transfer over the limit or out of range, or a data buffer of another
+    /// direction (or none) or too short. In the plain case the general path does exactly this
+    /// (the same checks pass, the same data, GOOD with the same byte count), so the outcome
+    /// is the same; anything else gets the general path's outcome because it takes it.
     #[expect(
         clippy::inline_always,
         reason = "measured (vstor-bench, callgrind): at opt-level s the call stays out of line otherwise, and READ(10) / WRITE(10) pay for its frame"
     )]
     #[inline(always)]
-    pub(super) fn plain_request<'a, S: BlockStore + ?Sized>(
+    pub(super) fn plain_request<S: BlockStore + ?Sized, R: PlainIo>(
         &self,
         store: &S,
-        cdb: &[u8],
-        data: DataBuffer<'a>,
-    ) -> Result<Outcome, DataBuffer<'a>> {
-        if let Some(outcome) = self.plain_test_unit_ready(cdb) {
-            return Ok(outcome);
+        io: &mut R,
+    ) -> Option<Outcome> {
+        if io.opcode() == op::TEST_UNIT_READY {
+            let &[_, _, _, _, _, control] = io.cdb::<6>()?;
+            return self.plain_test_unit_ready(control);
         }
-        self.plain_read_write(store, cdb, data)
+        self.plain_read_write(store, io)
     }
 
     /// The READ(10) / WRITE(10) part of [`Disk::plain_request`].
@@ -185,15 +185,12 @@ impl Disk {
         reason = "measured (vstor-bench, callgrind): at opt-level s the call stays out of line otherwise, and READ(10) / WRITE(10) pay for its frame"
     )]
     #[inline(always)]
-    fn plain_read_write<'a, S: BlockStore + ?Sized>(
+    fn plain_read_write<S: BlockStore + ?Sized, R: PlainIo>(
         &self,
         store: &S,
-        cdb: &[u8],
-        data: DataBuffer<'a>,
-    ) -> Result<Outcome, DataBuffer<'a>> {
-        let Some(c) = cdb.first_chunk::<10>() else {
-            return Err(data);
-        };
+        io: &mut R,
+    ) -> Option<Outcome> {
+        let c = io.cdb::<10>()?;
         let [opcode, flags, .., control] = *c;
         let write = opcode == op::WRITE_10;
         if !(write || opcode == op::READ_10)
@@ -203,54 +200,39 @@ impl Disk {
             || self.unit_attention.load(Ordering::Relaxed) != 0
             || self.persistent.reservation.load(Ordering::Acquire) != 0
         {
-            return Err(data);
+            return None;
         }
         // Decoded from the CDB where they are used: the length as one two-byte load.
         let lba = u64::from(u32::from_be_bytes([c[2], c[3], c[4], c[5]]));
         let blocks = u64::from(u16::from_be_bytes([c[7], c[8]]));
+        let _ = c;
         let config = self.config();
         let shift = config.block_size.shift();
         // Both at most 2^32 + 2^16 blocks: no overflow.
         if lba + blocks > config.block_count
             || blocks << shift > u64::from(config.limits.max_transfer_bytes)
         {
-            return Err(data);
+            return None;
         }
-        let (offset, bytes) = (
-            lba << shift,
-            usize::try_from(blocks << shift).unwrap_or(usize::MAX),
-        );
-        // The direction the operation code asks for decides, without testing it again.
+        // Within the limit, a `u32`: the conversion cannot fail.
+        let transferred = u32::try_from(blocks << shift).ok()?;
+        let (offset, bytes) = (lba << shift, transferred as usize);
+        // The operation code says which buffer to take; the other is never read.
+        // Nothing to copy when `bytes` is 0, which the medium takes as it comes.
         if write {
-            let DataBuffer::Out(lent) = data else {
-                return Err(data);
-            };
-            let Some(src) = lent.get(0..bytes) else {
-                return Err(DataBuffer::Out(lent));
-            };
-            if bytes > 0 {
-                store.write_lent(offset, src);
-            }
+            store.write_lent(offset, io.data_out()?.get(0..bytes)?);
         } else {
-            let DataBuffer::In(buf) = data else {
-                return Err(data);
-            };
-            let Some(out) = buf.get_mut(..bytes) else {
-                return Err(DataBuffer::In(buf));
-            };
-            if bytes > 0 {
-                store.read(offset, out);
-            }
+            store.read(offset, io.data_in()?.get_mut(..bytes)?);
         }
-        Ok(Outcome::good(bytes))
+        Some(Outcome {
+            transferred,
+            ..Outcome::good(0)
+        })
     }
 
-    /// The TEST UNIT READY part of [`Disk::plain_request`]: GOOD, or `None` for the general
-    /// path.
-    fn plain_test_unit_ready(&self, cdb: &[u8]) -> Option<Outcome> {
-        let &[op::TEST_UNIT_READY, _, _, _, _, control] = cdb.first_chunk()? else {
-            return None;
-        };
+    /// The TEST UNIT READY part of [`Disk::plain_request`], given the CONTROL byte: GOOD, or
+    /// `None` for the general path.
+    fn plain_test_unit_ready(&self, control: u8) -> Option<Outcome> {
         (control & 0x05 == 0
             && self.unit_attention.load(Ordering::Relaxed) == 0
             && self.persistent.reservation.load(Ordering::Acquire) == 0)
@@ -260,28 +242,30 @@ impl Disk {
     /// A standard INQUIRY (EVPD, CMDDT and PAGE CODE zero, no NACA or LINK, no reservation
     /// held) into a data-in buffer, as the general path answers it, without the dispatcher.
     /// INQUIRY neither reports nor clears a unit attention, so a pending one does not matter.
-    ///
-    /// # Errors
-    ///
-    /// `data`, handed back untouched, for anything else: run it with [`Disk::execute`].
+    /// `None` for anything else, the request left as it was: run it with [`Disk::execute`].
     #[inline(never)]
-    pub(super) fn plain_inquiry<'a>(
-        &self,
-        cdb: &[u8],
-        data: DataBuffer<'a>,
-    ) -> Result<Outcome, DataBuffer<'a>> {
-        match (cdb.first_chunk(), data) {
-            (Some(&[op::INQUIRY, flags, 0, a0, a1, control]), DataBuffer::In(buf))
-                if flags.trailing_zeros() >= 2
-                    && control & 0x05 == 0
-                    && self.persistent.reservation.load(Ordering::Acquire) == 0 =>
-            {
-                let mut reply = Reply::new(buf, usize::from(u16::from_be_bytes([a0, a1])));
-                self.standard_inquiry(&mut reply);
-                Ok(reply.finish())
-            }
-            (_, data) => Err(data),
+    pub(super) fn plain_inquiry<R: PlainIo>(&self, io: &mut R) -> Option<Outcome> {
+        let &[op::INQUIRY, flags, 0, a0, a1, control] = io.cdb::<6>()? else {
+            return None;
+        };
+        if flags.trailing_zeros() < 2
+            || control & 0x05 != 0
+            || self.persistent.reservation.load(Ordering::Acquire) != 0
+        {
+            return None;
         }
+        // What `Reply` makes of the standard data, in one copy: as much as the allocation
+        // length and the buffer take.
+        let out = io.data_in()?;
+        let n = out
+            .len()
+            .min(usize::from(u16::from_be_bytes([a0, a1])))
+            .min(self.standard.len());
+        out.get_mut(..n)?.copy_from_slice(self.standard.get(..n)?);
+        Some(Outcome {
+            transferred: u32::try_from(n).ok()?,
+            ..Outcome::good(0)
+        })
     }
 
     /// Byte offset and length of `blocks` blocks at `lba`, or LBA OUT OF RANGE.

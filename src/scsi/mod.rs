@@ -263,6 +263,59 @@ impl<'a> DataBuffer<'a> {
     }
 }
 
+/// What the plain paths ([`srb::execute_plain`], [`srb::execute_inquiry`]) read of a request.
+///
+/// Each part is read only when the operation code asks for it: the CDB's first bytes, and the
+/// data buffer of the one direction the command moves data in. Nothing is decoded before it
+/// is needed, so a READ(10) reads the data-in buffer and nothing else.
+pub trait PlainIo {
+    /// CDB byte 0 when the CDB has a byte; any value otherwise (the plain paths check the
+    /// length through [`PlainIo::cdb`] before they act on it).
+    fn opcode(&self) -> u8;
+    /// The CDB's first `N` bytes, when the CDB has at least `N`.
+    fn cdb<const N: usize>(&self) -> Option<&[u8; N]>;
+    /// The buffer to fill, when the request gives a data-in buffer and nothing else (what
+    /// [`DataBuffer::In`] holds).
+    fn data_in(&mut self) -> Option<&mut [u8]>;
+    /// The bytes to copy, when the request gives a data-out buffer and nothing else (what
+    /// [`DataBuffer::Out`] holds).
+    fn data_out(&self) -> Option<LentBytes<'_>>;
+}
+
+/// A CDB and a [`DataBuffer`] as the plain paths read them: where the general path's caller
+/// holds the two already. The data goes on to the general path when the plain paths decline.
+#[derive(Debug)]
+pub struct PlainCommand<'c, 'a> {
+    /// The CDB.
+    pub cdb: &'c [u8],
+    /// The data buffer.
+    pub data: DataBuffer<'a>,
+}
+
+impl PlainIo for PlainCommand<'_, '_> {
+    fn opcode(&self) -> u8 {
+        self.cdb.first().copied().unwrap_or(u8::MAX)
+    }
+
+    fn cdb<const N: usize>(&self) -> Option<&[u8; N]> {
+        self.cdb.first_chunk()
+    }
+
+    fn data_in(&mut self) -> Option<&mut [u8]> {
+        match &mut self.data {
+            DataBuffer::In(buf) => Some(buf),
+            _ => None,
+        }
+    }
+
+    fn data_out(&self) -> Option<LentBytes<'_>> {
+        match &self.data {
+            DataBuffer::Out(lent) => Some(*lent),
+            _ => None,
+        }
+    }
+}
+
 /// Whether sense data goes back with the failed command or waits for REQUEST SENSE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Autosense {

@@ -15,7 +15,7 @@
 //! rows of "`SCSI_REQUEST_BLOCK` structure (srb.h)" do not give the miniport to set.
 
 use super::disk::Request;
-use super::{Autosense, BlockStore, DataBuffer, Disk, Outcome, srb_status};
+use super::{Autosense, BlockStore, DataBuffer, Disk, Outcome, PlainCommand, PlainIo, srb_status};
 
 /// A set of LUNs 0–255, ascending by construction (REPORT LUNS lists them in this order).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -224,14 +224,18 @@ pub fn execute<A: Adapter + ?Sized>(adapter: &A, command: Command<'_>) -> Outcom
     };
     // READ(10), WRITE(10), TEST UNIT READY and standard INQUIRY in the plain case first;
     // everything else (and those when anything about them is out of the ordinary) below.
-    let data = match unit
-        .disk
-        .plain_request(unit.store, command.cdb, command.data)
-        .or_else(|data| unit.disk.plain_inquiry(command.cdb, data))
-    {
-        Ok(outcome) => return outcome,
-        Err(data) => data,
+    let mut plain = PlainCommand {
+        cdb: command.cdb,
+        data: command.data,
     };
+    if let Some(outcome) = unit
+        .disk
+        .plain_request(unit.store, &mut plain)
+        .or_else(|| unit.disk.plain_inquiry(&mut plain))
+    {
+        return outcome;
+    }
+    let data = plain.data;
     // Only REPORT LUNS needs the list; skip the walk for everything else.
     let walked;
     let luns = if command.cdb.first() == Some(&super::op::REPORT_LUNS) {
@@ -255,48 +259,36 @@ pub fn execute<A: Adapter + ?Sized>(adapter: &A, command: Command<'_>) -> Outcom
 /// Runs READ(10), WRITE(10) or TEST UNIT READY at `address` in the plain case.
 ///
 /// "Plain" is what the disk's `plain_request` says: nothing about the command is out of the
-/// ordinary. The outcome is the one [`execute`] would give: always GOOD, no sense.
-///
-/// # Errors
-///
-/// `data`, handed back untouched, for everything else (another command, a missing unit,
-/// anything unusual about the command): run it with [`execute`].
+/// ordinary. The outcome is the one [`execute`] would give: always GOOD, no sense. `None`, the
+/// request untouched, for everything else (another command, a missing unit, anything unusual
+/// about the command): run it with [`execute`].
 #[expect(
     clippy::inline_always,
     reason = "measured (vstor-bench, callgrind): at opt-level s the call stays out of line otherwise, and READ(10) / WRITE(10) pay for its frame"
 )]
 #[inline(always)]
-pub fn execute_plain<'a, A: Adapter + ?Sized>(
+pub fn execute_plain<A: Adapter + ?Sized, R: PlainIo>(
     adapter: &A,
     address: Address,
-    cdb: &[u8],
-    data: DataBuffer<'a>,
-) -> Result<Outcome, DataBuffer<'a>> {
-    match adapter.unit(address) {
-        Some(unit) => unit.disk.plain_request(unit.store, cdb, data),
-        None => Err(data),
-    }
+    io: &mut R,
+) -> Option<Outcome> {
+    let unit = adapter.unit(address)?;
+    unit.disk.plain_request(unit.store, io)
 }
 
 /// Runs a standard INQUIRY at `address` in the plain case.
 ///
 /// "Plain" is what the disk's `plain_inquiry` says: nothing about it out of the ordinary.
 /// The outcome is the one [`execute`] would give: GOOD with the reply's length, no sense.
-///
-/// # Errors
-///
-/// `data`, handed back untouched, for everything else (another command, a missing unit,
+/// `None`, the request untouched, for everything else (another command, a missing unit,
 /// anything unusual about the command): run it with [`execute`].
-pub fn execute_inquiry<'a, A: Adapter + ?Sized>(
+pub fn execute_inquiry<A: Adapter + ?Sized, R: PlainIo>(
     adapter: &A,
     address: Address,
-    cdb: &[u8],
-    data: DataBuffer<'a>,
-) -> Result<Outcome, DataBuffer<'a>> {
-    match adapter.unit(address) {
-        Some(unit) => unit.disk.plain_inquiry(cdb, data),
-        None => Err(data),
-    }
+    io: &mut R,
+) -> Option<Outcome> {
+    let unit = adapter.unit(address)?;
+    unit.disk.plain_inquiry(io)
 }
 
 /// Answers one request of another SRB function with its `SRB_STATUS_*`; the caller

@@ -98,8 +98,9 @@ const _: () = {
 /// # Invariants
 ///
 /// `request` is the SRB Storport passed to the start-io call this value
-/// lives in (`'a` ends with it), not yet completed, and `device_extension`
-/// that call's extension. Completion ([`Pending::finish`]) happens at most
+/// lives in (`'a` ends with it), not yet completed, with its data buffer
+/// mapped to a system address, and `device_extension` that call's
+/// extension. Completion ([`Pending::finish`]) happens at most
 /// once: only a view's consuming `complete` or its `Drop` calls it.
 pub struct Pending<'a> {
     device_extension: NonNull<c_void>,
@@ -113,9 +114,9 @@ impl Pending<'_> {
     /// # Safety
     ///
     /// `srb` must be the SRB Storport passed to the running start-io call
-    /// with `device_extension`, not completed yet; the value must not
-    /// outlive the call.
-    const unsafe fn new(
+    /// with `device_extension`, not completed yet, with its data buffer
+    /// mapped to a system address; the value must not outlive the call.
+    pub(crate) const unsafe fn new(
         device_extension: NonNull<c_void>,
         srb: NonNull<SCSI_REQUEST_BLOCK>,
     ) -> Self {
@@ -247,18 +248,20 @@ impl StartIoRequest<'_> {
         srb: NonNull<SCSI_REQUEST_BLOCK>,
     ) -> Self {
         // SAFETY: the caller's promise, passed on.
-        let pending = unsafe { Pending::new(device_extension, srb) };
-        let function = pending.function();
-        if function == srb_function::EXECUTE_SCSI {
-            // SAFETY: an EXECUTE_SCSI request is a SCSI_REQUEST_BLOCK whose
-            // data buffer is mapped (the caller's promise).
-            return Self::Scsi(unsafe { Srb::new(pending) });
-        }
-        match function {
-            srb_function::PNP => Self::Pnp(PnpSrb::new(pending)),
-            srb_function::POWER => Self::Power(PowerSrb::new(pending)),
-            srb_function::WMI => Self::Wmi(WmiSrb::new(pending)),
-            _ => Self::Other(OtherSrb::new(pending)),
+        Self::from_pending(unsafe { Pending::new(device_extension, srb) })
+    }
+
+    /// Wraps a pending request in the view of its function, reading
+    /// `Function` only.
+    pub(crate) const fn from_pending(pending: Pending<'_>) -> StartIoRequest<'_> {
+        match pending.function() {
+            // SAFETY: an EXECUTE_SCSI request is a SCSI_REQUEST_BLOCK, and
+            // its data buffer is mapped (`Pending`'s invariant).
+            srb_function::EXECUTE_SCSI => StartIoRequest::Scsi(unsafe { Srb::new(pending) }),
+            srb_function::PNP => StartIoRequest::Pnp(PnpSrb::new(pending)),
+            srb_function::POWER => StartIoRequest::Power(PowerSrb::new(pending)),
+            srb_function::WMI => StartIoRequest::Wmi(WmiSrb::new(pending)),
+            _ => StartIoRequest::Other(OtherSrb::new(pending)),
         }
     }
 

@@ -218,13 +218,15 @@ impl<C: UniqueWords> SharedBytes<C> {
         if !self.contains(offset, out.len()) {
             return false;
         }
+        // The address before the lock: fewer values live across the call.
+        let from = self.at(offset);
         let _guard = self.lock.lock_shared();
         // SAFETY: `offset + out.len() <= len_bytes` (checked above), so the
         // source lies inside the words; `out` is a distinct exclusive borrow,
         // so the ranges do not overlap. The shared lock is held, so no
         // writer touches these bytes during the copy (the type's invariant).
         unsafe {
-            copy_bytes(self.at(offset), out.as_mut_ptr(), out.len());
+            copy_bytes(from, out.as_mut_ptr(), out.len());
         }
         true
     }

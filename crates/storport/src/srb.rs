@@ -238,6 +238,26 @@ impl Srb<'_> {
         self.raw().Lun
     }
 
+    /// The first byte of the CDB's room in the SRB: the operation code when
+    /// `CdbLength` is at least 1 (check the length, as [`Srb::cdb_prefix`]
+    /// does, before acting on it).
+    #[must_use]
+    pub const fn opcode(&self) -> u8 {
+        self.raw().Cdb[0]
+    }
+
+    /// The CDB's first `N` bytes, when `CdbLength` is at least `N`: a
+    /// fixed-size view for code that decodes one CDB form (`N` above 16,
+    /// the CDB's room in the SRB, gives `None`).
+    #[must_use]
+    pub const fn cdb_prefix<const N: usize>(&self) -> Option<&[u8; N]> {
+        let raw = self.raw();
+        if (raw.CdbLength as usize) < N {
+            return None;
+        }
+        raw.Cdb.first_chunk::<N>()
+    }
+
     /// The CDB: `CdbLength` bytes (at most 16).
     #[must_use]
     pub fn cdb(&self) -> &[u8] {
@@ -290,6 +310,41 @@ impl Srb<'_> {
         }
         let data = NonNull::new(raw.DataBuffer.cast::<u8>())?;
         Some((data, self.buffer_bytes as usize))
+    }
+
+    /// The data buffer and its length when the flags name `flag`'s direction
+    /// alone (not both, which is `SRB_FLAGS_UNSPECIFIED_DIRECTION`).
+    /// A zero length gives an empty buffer when `DataBuffer` is set.
+    fn data_only(&self, flag: u32) -> Option<(NonNull<u8>, usize)> {
+        let both = srb_flags::DATA_IN | srb_flags::DATA_OUT;
+        let raw = self.raw();
+        if raw.SrbFlags & both != flag {
+            return None;
+        }
+        let data = NonNull::new(raw.DataBuffer.cast::<u8>())?;
+        Some((data, self.buffer_bytes as usize))
+    }
+
+    /// The buffer to fill when the request is a device-to-host transfer
+    /// and nothing else: `SRB_FLAGS_DATA_IN` without `SRB_FLAGS_DATA_OUT`,
+    /// and a buffer (of `DataTransferLength` bytes, which may be none).
+    /// `None` otherwise (no buffer, the other direction, or the direction
+    /// unspecified).
+    pub fn data_in_only(&mut self) -> Option<&mut [u8]> {
+        let (data, length) = self.data_only(srb_flags::DATA_IN)?;
+        // SAFETY: as in `data_in_mut`.
+        Some(unsafe { core::slice::from_raw_parts_mut(data.as_ptr(), length) })
+    }
+
+    /// The bytes to copy when the request is a host-to-device transfer and
+    /// nothing else: `SRB_FLAGS_DATA_OUT` without `SRB_FLAGS_DATA_IN`, and a
+    /// buffer (of `DataTransferLength` bytes, which may be none). `None`
+    /// otherwise.
+    #[must_use]
+    pub fn data_out_only(&self) -> Option<LentBytes<'_>> {
+        let (data, length) = self.data_only(srb_flags::DATA_OUT)?;
+        // SAFETY: as in `data_out`.
+        Some(unsafe { LentBytes::from_raw(data, length) })
     }
 
     /// The buffer to fill for a device-to-host transfer

@@ -14,7 +14,7 @@ use storport_sys::{
     BOOLEAN, HW_INITIALIZATION_DATA, INTERFACE_TYPE_INTERNAL, PORT_CONFIGURATION_INFORMATION,
     PVOID, SCSI_REQUEST_BLOCK, SCSI_SUPPORTED_CONTROL_TYPE_LIST, SP_RETURN_ERROR, SP_RETURN_FOUND,
     STOR_FEATURE_VIRTUAL_MINIPORT, STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE, ULONG,
-    adapter_control,
+    adapter_control, srb_function,
 };
 
 use crate::miniport::{
@@ -22,8 +22,8 @@ use crate::miniport::{
     SupportedControlTypes,
 };
 use crate::registry::Registry;
-use crate::request::StartIoRequest;
-use crate::srb::SrbStatus;
+use crate::request::{Pending, StartIoRequest};
+use crate::srb::{Srb, SrbStatus};
 
 /// The device extension's first word ([`HEADER`] bytes, read and written
 /// unaligned) before find-adapter succeeds and after the adapter is
@@ -350,27 +350,42 @@ impl<T: Miniport> MiniportVTable<T> {
     ///
     /// Storport's contract: the adapter's extension after a successful
     /// start, and an SRB this call owns until it is completed, with buffers
-    /// mapped as `MapBuffers` asked.
+    /// mapped as `MapBuffers` asked; neither pointer NULL.
     unsafe extern "win64" fn start_io(
         device_extension: PVOID,
         srb: *mut SCSI_REQUEST_BLOCK,
     ) -> BOOLEAN {
-        let (Some(extension), Some(srb)) = (NonNull::new(device_extension), NonNull::new(srb))
-        else {
-            return 0;
-        };
+        // SAFETY: Storport calls `HwStartIo` with the extension it allocated
+        // for the adapter and an SRB, neither NULL (the function's contract).
+        let extension = unsafe { NonNull::new_unchecked(device_extension) };
+        // SAFETY: as above.
+        let srb = unsafe { NonNull::new_unchecked(srb) };
         // SAFETY: start-io runs only while the adapter is started.
         let Some(adapter) = (unsafe { Self::adapter(extension) }) else {
             Self::no_adapter(extension, srb);
             return 1;
         };
         // SAFETY: the port hands this call a live SRB of this adapter, with
-        // system-mapped buffers; the request does not outlive the call. It
-        // is made right before it is handed on, so that its dispatch and the
-        // miniport's match on it fold together.
-        let request = unsafe { StartIoRequest::new(extension, srb) };
-        T::start_io(adapter, request);
+        // system-mapped buffers; the request does not outlive the call.
+        let pending = unsafe { Pending::new(extension, srb) };
+        // SCSI commands, the requests that carry I/O, are told apart first
+        // and go on without the other views' dispatch; those come through
+        // `other_request`, out of line.
+        if pending.function() == srb_function::EXECUTE_SCSI {
+            // SAFETY: an EXECUTE_SCSI request is a SCSI_REQUEST_BLOCK, and
+            // its data buffer is mapped (`Pending`'s invariant).
+            T::start_io(adapter, StartIoRequest::Scsi(unsafe { Srb::new(pending) }));
+        } else {
+            Self::other_request(adapter, pending);
+        }
         1
+    }
+
+    /// A request of another function than `SRB_FUNCTION_EXECUTE_SCSI`, in
+    /// the view of its function.
+    #[inline(never)]
+    fn other_request(adapter: &T::Adapter, pending: Pending<'_>) {
+        T::start_io(adapter, StartIoRequest::from_pending(pending));
     }
 
     /// Completes a request that came without a started adapter with

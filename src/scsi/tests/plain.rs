@@ -6,7 +6,9 @@
 //! the same medium and the same disk state afterwards.
 
 use super::{Kind, MemStore, config};
-use crate::scsi::{Autosense, DataBuffer, Disk, Limits, LunSet, Outcome, Request, op};
+use crate::scsi::{
+    Autosense, DataBuffer, Disk, Limits, LunSet, Outcome, PlainCommand, Request, op,
+};
 
 /// Blocks the transfer limit allows in this test (kept small so "over the limit" is cheap).
 const LIMIT_BLOCKS: u32 = 8;
@@ -93,12 +95,13 @@ fn run(
         Buffer::Unspecified(n) => DataBuffer::Unspecified(&mut inb[..n]),
     };
     let (outcome, took) = if plain {
+        let mut command = PlainCommand { cdb, data };
         match disk
-            .plain_request(store, cdb, data)
-            .or_else(|data| disk.plain_inquiry(cdb, data))
+            .plain_request(store, &mut command)
+            .or_else(|| disk.plain_inquiry(&mut command))
         {
-            Ok(outcome) => (outcome, true),
-            Err(data) => (general(disk, store, cdb, data, 0), false),
+            Some(outcome) => (outcome, true),
+            None => (general(disk, store, cdb, command.data, 0), false),
         }
     } else {
         (general(disk, store, cdb, data, 0), false)
