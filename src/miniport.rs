@@ -304,8 +304,8 @@ fn execute(adapter: &Adapter, mut srb: Srb<'_>) {
         lun: srb.lun(),
     };
     if let Some(outcome) = scsi_srb::execute_plain(adapter, address, &mut srb) {
+        // The plain path set the transfer length through `PlainIo`.
         srb.set_scsi_status(outcome.scsi_status);
-        srb.set_data_transfer_length(outcome.transferred);
         srb.complete(SrbStatus::from_raw(outcome.srb_status).unwrap_or(SrbStatus::ERROR));
         return;
     }
@@ -323,12 +323,16 @@ impl PlainIo for Srb<'_> {
         self.cdb_prefix()
     }
 
-    fn data_in(&mut self) -> Option<&mut [u8]> {
-        self.data_in_only()
+    fn data_in(&mut self, bytes: u32) -> Option<&mut [u8]> {
+        self.data_in_exact(bytes)
     }
 
-    fn data_out(&self) -> Option<LentBytes<'_>> {
-        self.data_out_only()
+    fn data_out(&mut self, bytes: u32) -> Option<LentBytes<'_>> {
+        self.data_out_exact(bytes)
+    }
+
+    fn set_transferred(&mut self, bytes: u32) {
+        self.set_data_transfer_length(bytes);
     }
 }
 
@@ -357,8 +361,8 @@ fn execute_passed_on(adapter: &Adapter, mut srb: Srb<'_>) {
         lun: srb.lun(),
     };
     if let Some(outcome) = scsi_srb::execute_inquiry(adapter, address, &mut srb) {
+        // The plain path set the transfer length through `PlainIo`.
         srb.set_scsi_status(outcome.scsi_status);
-        srb.set_data_transfer_length(outcome.transferred);
         srb.complete(SrbStatus::from_raw(outcome.srb_status).unwrap_or(SrbStatus::ERROR));
         return;
     }

@@ -390,3 +390,46 @@ fn concurrent_compare_and_write_increments_count_once_across_a_chunk_boundary() 
     );
     adapter.finish_clean();
 }
+
+#[test]
+fn the_transfer_length_is_what_moved_when_the_buffer_is_larger() {
+    // Windows may hand a buffer larger than the CDB's transfer (pass-through
+    // callers do): the request reports the bytes the command moved, and the
+    // rest of the buffer is left alone.
+    let adapter = three_disks();
+    let data = blocks(BLOCK, 0, 20, 2, 7);
+    let mut out = data.clone();
+    out.extend_from_slice(&[0xEE; 3 * BLOCK]);
+    let write = adapter.execute(
+        0,
+        &[0x2A, 0, 0, 0, 0, 20, 0, 0, 2, 0],
+        &DataDirection::Out(out),
+    );
+    assert_good(&write, "WRITE(10)");
+    assert_eq!(
+        write.transferred as usize,
+        2 * BLOCK,
+        "WRITE(10) of 2 blocks"
+    );
+    let read = adapter.execute(
+        0,
+        &[0x28, 0, 0, 0, 0, 20, 0, 0, 2, 0],
+        &DataDirection::In(8 * BLOCK),
+    );
+    assert_good(&read, "READ(10)");
+    assert_eq!(read.transferred as usize, 2 * BLOCK, "READ(10) of 2 blocks");
+    assert_eq!(read.data, data);
+    // Block 22 was not written: the bytes past the transfer were not taken.
+    assert_eq!(adapter.read_ok(0, 22, 1, BLOCK), vec![0; BLOCK]);
+    let inquiry = adapter.execute(0, &[0x12, 0, 0, 0, 36, 0], &DataDirection::In(96));
+    assert_good(&inquiry, "INQUIRY");
+    assert_eq!(
+        inquiry.transferred, 36,
+        "standard INQUIRY, allocation length 36"
+    );
+    assert_eq!(inquiry.data.len(), 36);
+    let ready = adapter.execute(0, &[0, 0, 0, 0, 0, 0], &DataDirection::None);
+    assert_good(&ready, "TEST UNIT READY");
+    assert_eq!(ready.transferred, 0, "TEST UNIT READY");
+    adapter.finish_clean();
+}

@@ -172,31 +172,37 @@ impl Disk {
         store: &S,
         io: &mut R,
     ) -> Option<Outcome> {
-        if io.opcode() == op::TEST_UNIT_READY {
-            let &[_, _, _, _, _, control] = io.cdb::<6>()?;
-            return self.plain_test_unit_ready(control);
+        // One arm per operation code, so each path knows its direction as a constant.
+        match io.opcode() {
+            op::READ_10 => self.plain_read_write::<false, _, _>(store, io),
+            op::WRITE_10 => self.plain_read_write::<true, _, _>(store, io),
+            op::TEST_UNIT_READY => {
+                let &[_, _, _, _, _, control] = io.cdb::<6>()?;
+                let outcome = self.plain_test_unit_ready(control)?;
+                io.set_transferred(0);
+                Some(outcome)
+            }
+            _ => None,
         }
-        self.plain_read_write(store, io)
     }
 
-    /// The READ(10) / WRITE(10) part of [`Disk::plain_request`].
+    /// The READ(10) (`WRITE` false) / WRITE(10) (`WRITE` true) part of
+    /// [`Disk::plain_request`], for a CDB whose operation code says which.
     #[expect(
         clippy::inline_always,
         reason = "measured (vstor-bench, callgrind): at opt-level s the call stays out of line otherwise, and READ(10) / WRITE(10) pay for its frame"
     )]
     #[inline(always)]
-    fn plain_read_write<S: BlockStore + ?Sized, R: PlainIo>(
+    fn plain_read_write<const WRITE: bool, S: BlockStore + ?Sized, R: PlainIo>(
         &self,
         store: &S,
         io: &mut R,
     ) -> Option<Outcome> {
         let c = io.cdb::<10>()?;
-        let [opcode, flags, .., control] = *c;
-        let write = opcode == op::WRITE_10;
-        if !(write || opcode == op::READ_10)
-            || flags >> 5 != 0
+        let [_, flags, .., control] = *c;
+        if flags >> 5 != 0
             || control & 0x05 != 0
-            || (write && (flags & 0x08 != 0 || self.is_read_only()))
+            || (WRITE && (flags & 0x08 != 0 || self.is_read_only()))
             || self.unit_attention.load(Ordering::Relaxed) != 0
             || self.persistent.reservation.load(Ordering::Acquire) != 0
         {
@@ -216,13 +222,13 @@ impl Disk {
         }
         // Within the limit, a `u32`: the conversion cannot fail.
         let transferred = u32::try_from(blocks << shift).ok()?;
-        let (offset, bytes) = (lba << shift, transferred as usize);
+        let offset = lba << shift;
         // The operation code says which buffer to take; the other is never read.
         // Nothing to copy when `bytes` is 0, which the medium takes as it comes.
-        if write {
-            store.write_lent(offset, io.data_out()?.get(0..bytes)?);
+        if WRITE {
+            store.write_lent(offset, io.data_out(transferred)?);
         } else {
-            store.read(offset, io.data_in()?.get_mut(..bytes)?);
+            store.read(offset, io.data_in(transferred)?);
         }
         Some(Outcome {
             transferred,
@@ -256,14 +262,12 @@ impl Disk {
         }
         // What `Reply` makes of the standard data, in one copy: as much as the allocation
         // length and the buffer take.
-        let out = io.data_in()?;
-        let n = out
-            .len()
-            .min(usize::from(u16::from_be_bytes([a0, a1])))
-            .min(self.standard.len());
-        out.get_mut(..n)?.copy_from_slice(self.standard.get(..n)?);
+        // A buffer shorter than that goes to the general path.
+        let n = u16::from_be_bytes([a0, a1]).min(u16::from(super::inquiry::STANDARD_LEN));
+        io.data_in(n.into())?
+            .copy_from_slice(self.standard.get(..usize::from(n))?);
         Some(Outcome {
-            transferred: u32::try_from(n).ok()?,
+            transferred: n.into(),
             ..Outcome::good(0)
         })
     }

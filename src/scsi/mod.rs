@@ -274,12 +274,16 @@ pub trait PlainIo {
     fn opcode(&self) -> u8;
     /// The CDB's first `N` bytes, when the CDB has at least `N`.
     fn cdb<const N: usize>(&self) -> Option<&[u8; N]>;
-    /// The buffer to fill, when the request gives a data-in buffer and nothing else (what
-    /// [`DataBuffer::In`] holds).
-    fn data_in(&mut self) -> Option<&mut [u8]>;
-    /// The bytes to copy, when the request gives a data-out buffer and nothing else (what
-    /// [`DataBuffer::Out`] holds).
-    fn data_out(&self) -> Option<LentBytes<'_>>;
+    /// The first `bytes` bytes of the buffer to fill, when the request gives a data-in buffer
+    /// and nothing else (what [`DataBuffer::In`] holds) of at least `bytes`; the request's
+    /// transfer length becomes `bytes`. `None` otherwise, and nothing changes.
+    fn data_in(&mut self, bytes: u32) -> Option<&mut [u8]>;
+    /// The first `bytes` bytes to copy, when the request gives a data-out buffer and nothing
+    /// else (what [`DataBuffer::Out`] holds) of at least `bytes`; the request's transfer
+    /// length becomes `bytes`. `None` otherwise, and nothing changes.
+    fn data_out(&mut self, bytes: u32) -> Option<LentBytes<'_>>;
+    /// Sets the request's transfer length to `bytes`, for a command that moves no data.
+    fn set_transferred(&mut self, bytes: u32);
 }
 
 /// A CDB and a [`DataBuffer`] as the plain paths read them: where the general path's caller
@@ -301,19 +305,22 @@ impl PlainIo for PlainCommand<'_, '_> {
         self.cdb.first_chunk()
     }
 
-    fn data_in(&mut self) -> Option<&mut [u8]> {
+    fn data_in(&mut self, bytes: u32) -> Option<&mut [u8]> {
         match &mut self.data {
-            DataBuffer::In(buf) => Some(buf),
+            DataBuffer::In(buf) => buf.get_mut(..bytes as usize),
             _ => None,
         }
     }
 
-    fn data_out(&self) -> Option<LentBytes<'_>> {
+    fn data_out(&mut self, bytes: u32) -> Option<LentBytes<'_>> {
         match &self.data {
-            DataBuffer::Out(lent) => Some(*lent),
+            DataBuffer::Out(lent) => lent.get(0..bytes as usize),
             _ => None,
         }
     }
+
+    /// The transfer length travels in the plain path's [`Outcome`].
+    fn set_transferred(&mut self, _: u32) {}
 }
 
 /// Whether sense data goes back with the failed command or waits for REQUEST SENSE.

@@ -325,26 +325,40 @@ impl Srb<'_> {
         Some((data, self.buffer_bytes as usize))
     }
 
-    /// The buffer to fill when the request is a device-to-host transfer
-    /// and nothing else: `SRB_FLAGS_DATA_IN` without `SRB_FLAGS_DATA_OUT`,
-    /// and a buffer (of `DataTransferLength` bytes, which may be none).
-    /// `None` otherwise (no buffer, the other direction, or the direction
-    /// unspecified).
-    pub fn data_in_only(&mut self) -> Option<&mut [u8]> {
+    /// The first `bytes` bytes of the buffer to fill, when the request is a
+    /// device-to-host transfer and nothing else (`SRB_FLAGS_DATA_IN`
+    /// without `SRB_FLAGS_DATA_OUT`) with a buffer of at least `bytes`:
+    /// `DataTransferLength` becomes `bytes`, the count the request reports
+    /// when it completes. `None` otherwise (no buffer, a shorter one, the
+    /// other direction, or the direction unspecified), and nothing changes.
+    ///
+    /// The length is set here, before the data moves, so that code that
+    /// fills the buffer and completes the request keeps nothing else live.
+    pub fn data_in_exact(&mut self, bytes: u32) -> Option<&mut [u8]> {
         let (data, length) = self.data_only(srb_flags::DATA_IN)?;
-        // SAFETY: as in `data_in_mut`.
-        Some(unsafe { core::slice::from_raw_parts_mut(data.as_ptr(), length) })
+        if bytes as usize > length {
+            return None;
+        }
+        self.raw_mut().DataTransferLength = bytes;
+        // SAFETY: as in `data_in_mut`, for the first `bytes` of the
+        // `length` bytes mapped (checked above).
+        Some(unsafe { core::slice::from_raw_parts_mut(data.as_ptr(), bytes as usize) })
     }
 
-    /// The bytes to copy when the request is a host-to-device transfer and
-    /// nothing else: `SRB_FLAGS_DATA_OUT` without `SRB_FLAGS_DATA_IN`, and a
-    /// buffer (of `DataTransferLength` bytes, which may be none). `None`
-    /// otherwise.
-    #[must_use]
-    pub fn data_out_only(&self) -> Option<LentBytes<'_>> {
+    /// The first `bytes` bytes to copy, when the request is a host-to-device
+    /// transfer and nothing else (`SRB_FLAGS_DATA_OUT` without
+    /// `SRB_FLAGS_DATA_IN`) with a buffer of at least `bytes`:
+    /// `DataTransferLength` becomes `bytes`, as in [`Srb::data_in_exact`].
+    /// `None` otherwise, and nothing changes.
+    pub fn data_out_exact(&mut self, bytes: u32) -> Option<LentBytes<'_>> {
         let (data, length) = self.data_only(srb_flags::DATA_OUT)?;
-        // SAFETY: as in `data_out`.
-        Some(unsafe { LentBytes::from_raw(data, length) })
+        if bytes as usize > length {
+            return None;
+        }
+        self.raw_mut().DataTransferLength = bytes;
+        // SAFETY: as in `data_out`, for the first `bytes` of the `length`
+        // bytes mapped (checked above).
+        Some(unsafe { LentBytes::from_raw(data, bytes as usize) })
     }
 
     /// The buffer to fill for a device-to-host transfer
