@@ -259,12 +259,7 @@ impl<C: UniqueWords> BlockStore for RamDisk<C> {
     #[inline(always)]
     fn write_lent(&self, byte_offset: u64, data: LentBytes<'_>) {
         if let Some((chunk, within)) = self.chunk_at(byte_offset)
-            && chunk
-                .with_exclusive(within, data.len(), |to| {
-                    // `to` is as long as `data`.
-                    let _ = data.copy_to(0, to);
-                })
-                .is_some()
+            && chunk.write_lent(within, data)
         {
             return;
         }
