@@ -46,6 +46,7 @@ use super::schedule::Schedule;
 use super::state::{Event, Shared, lock};
 
 mod checks;
+mod flagged;
 mod injection;
 mod lifecycle;
 mod nonscsi;

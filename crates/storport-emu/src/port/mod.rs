@@ -38,6 +38,12 @@
 //!   access seeing the version a schedule names), and [`unmap_race`]: UNMAP
 //!   with such lists, judged by the rule `DataOutSnapshot`
 //!   ([`Port::racing_unmap`], `storemu run --racing-buffers`).
+//! - [`flagged`]: SCSI requests whose `SrbFlags` direction bits are chosen
+//!   apart from the buffer ([`Port::execute_flagged`]): both bits
+//!   (`SRB_FLAGS_UNSPECIFIED_DIRECTION`, as pass-through requests with
+//!   `SCSI_IOCTL_DATA_UNSPECIFIED` arrive), the other direction, or neither
+//!   bit with a buffer; the result holds the whole buffer as the miniport
+//!   left it.
 //! - [`locks`]: spin locks — `KeAcquireSpinLockRaiseToDpc` /
 //!   `KeReleaseSpinLock` and their `AtDpcLevel` forms, in-stack queued spin
 //!   locks, `EX_SPIN_LOCK` shared and exclusive, `StorPortAcquireSpinLock` /
@@ -155,6 +161,7 @@ pub mod context;
 pub mod cpu;
 pub mod exports;
 pub mod faults;
+pub mod flagged;
 pub mod host;
 pub mod layouts;
 pub mod locks;
@@ -175,6 +182,7 @@ pub mod unmap_race;
 
 pub use adapter::{NonScsiRequest, OrphanedBlock, PnpStartReading, Port, PortError, PortOptions};
 pub use faults::{FaultPlan, FaultSpec, InjectedFault};
+pub use flagged::{FlagDirection, FlaggedResult};
 pub use physmem::PhysicalMemory;
 pub use pool::PoolConfig;
 pub use rules::{Finding, Rule};
