@@ -450,12 +450,18 @@ const HEAVY_BYTES: u32 = 128 * 1024;
 /// before it sleeps, when the client's last request came within that time.
 /// A client on another processor then sends into a socket that is being
 /// read instead of paying for waking this thread on every request, and its
-/// own round trip is shorter by one wake-up (fio at iodepth 1 on the other
-/// processor: 1.7 times the requests per second). The thread yields the
+/// own round trip is shorter by one wake-up. The thread yields the
 /// processor at every look, so a client on the same processor runs; a
 /// client that pauses longer costs one such wait, after which the thread
-/// sleeps at once until requests come quickly again.
-const SPIN: Duration = Duration::from_micros(50);
+/// sleeps at once until requests come quickly again. The window must
+/// outlast the client's own turnaround, which on an otherwise idle machine
+/// includes waking the client's thread: measured with fio at iodepth 1
+/// (4 KiB random reads, tools/bench-nbd.sh, two processors idle
+/// otherwise), 50 µs was too short (the client's next request came later,
+/// so every request paid for a wake-up: 10,700 requests per second,
+/// 0.99 times nbdkit's), 120 µs gave 18,200 and 250 µs 22,200 (about twice
+/// nbdkit's).
+const SPIN: Duration = Duration::from_micros(200);
 /// A yield that takes this long and switched to another thread means that
 /// thread shares this processor: when it is the client, looking for its
 /// requests only takes turns with it (a switch per look, a fifth fewer
