@@ -346,9 +346,9 @@ const fn data_buffer(data: SrbData<'_>, unspecified: bool) -> DataBuffer<'_> {
     }
 }
 
-/// Runs a SCSI command the plain path passed on: a standard INQUIRY in the plain case
-/// ([`scsi_srb::execute_inquiry`]: GOOD, no sense) without the sense buffer and the
-/// dispatcher, everything else through [`execute_general`]. Out of line, so the plain path
+/// Runs a SCSI command the plain path passed on: READ(16), WRITE(16) and a standard INQUIRY
+/// in the plain case ([`scsi_srb::execute_plain_other`]: GOOD, no sense) without the sense
+/// buffer and the dispatcher, everything else through [`execute_general`]. Out of line, so the plain path
 /// keeps its registers; apart from the general path, so an INQUIRY does not pay for its
 /// frame (measured). Its completion is written out as in [`execute`] rather than shared
 /// through a generic helper: the helper cost INQUIRY 17 instructions (vstor-bench, 359 →
@@ -360,7 +360,7 @@ fn execute_passed_on(adapter: &Adapter, mut srb: Srb<'_>) {
         target_id: srb.target_id(),
         lun: srb.lun(),
     };
-    if let Some(outcome) = scsi_srb::execute_inquiry(adapter, address, &mut srb) {
+    if let Some(outcome) = scsi_srb::execute_plain_other(adapter, address, &mut srb) {
         // The plain path set the transfer length through `PlainIo`.
         srb.set_scsi_status(outcome.scsi_status);
         srb.complete(SrbStatus::from_raw(outcome.srb_status).unwrap_or(SrbStatus::ERROR));

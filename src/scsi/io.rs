@@ -174,8 +174,8 @@ impl Disk {
     ) -> Option<Outcome> {
         // One arm per operation code, so each path knows its direction as a constant.
         match io.opcode() {
-            op::READ_10 => self.plain_read_write::<false, _, _>(store, io),
-            op::WRITE_10 => self.plain_read_write::<true, _, _>(store, io),
+            op::READ_10 => self.plain_read_write::<false, false, _, _>(store, io),
+            op::WRITE_10 => self.plain_read_write::<true, false, _, _>(store, io),
             op::TEST_UNIT_READY => {
                 let &[_, _, _, _, _, control] = io.cdb::<6>()?;
                 let outcome = self.plain_test_unit_ready(control)?;
@@ -186,20 +186,57 @@ impl Disk {
         }
     }
 
-    /// The READ(10) (`WRITE` false) / WRITE(10) (`WRITE` true) part of
-    /// [`Disk::plain_request`], for a CDB whose operation code says which.
+    /// READ(16) and WRITE(16) in the plain case, as [`Disk::plain_request`] takes the 10-byte
+    /// forms, and a standard INQUIRY ([`Disk::plain_inquiry`]): the requests the plain path
+    /// passes on that still need no dispatcher. Apart from [`Disk::plain_request`], so the
+    /// 10-byte forms Windows sends to disks under 2 TiB keep their short dispatch.
+    pub(super) fn plain_other<S: BlockStore + ?Sized, R: PlainIo>(
+        &self,
+        store: &S,
+        io: &mut R,
+    ) -> Option<Outcome> {
+        match io.opcode() {
+            op::READ_16 => self.plain_read_write::<false, true, _, _>(store, io),
+            op::WRITE_16 => self.plain_read_write::<true, true, _, _>(store, io),
+            _ => self.plain_inquiry(io),
+        }
+    }
+
+    /// The READ (`WRITE` false) / WRITE (`WRITE` true) part of [`Disk::plain_request`], of
+    /// the 10-byte (`LONG` false) or the 16-byte form (`LONG` true), for a CDB whose operation
+    /// code says which.
     #[expect(
         clippy::inline_always,
         reason = "measured (vstor-bench, callgrind): at opt-level s the call stays out of line otherwise, and READ(10) / WRITE(10) pay for its frame"
     )]
     #[inline(always)]
-    fn plain_read_write<const WRITE: bool, S: BlockStore + ?Sized, R: PlainIo>(
+    fn plain_read_write<const WRITE: bool, const LONG: bool, S, R>(
         &self,
         store: &S,
         io: &mut R,
-    ) -> Option<Outcome> {
-        let c = io.cdb::<10>()?;
-        let [_, flags, .., control] = *c;
+    ) -> Option<Outcome>
+    where
+        S: BlockStore + ?Sized,
+        R: PlainIo,
+    {
+        // Decoded from the CDB where they are used: the length as one load.
+        let (flags, lba, blocks, control) = if LONG {
+            let c = io.cdb::<16>()?;
+            (
+                c[1],
+                u64::from_be_bytes([c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]]),
+                u64::from(u32::from_be_bytes([c[10], c[11], c[12], c[13]])),
+                c[15],
+            )
+        } else {
+            let c = io.cdb::<10>()?;
+            (
+                c[1],
+                u64::from(u32::from_be_bytes([c[2], c[3], c[4], c[5]])),
+                u64::from(u16::from_be_bytes([c[7], c[8]])),
+                c[9],
+            )
+        };
         if flags >> 5 != 0
             || control & 0x05 != 0
             || (WRITE && (flags & 0x08 != 0 || self.is_read_only()))
@@ -208,15 +245,17 @@ impl Disk {
         {
             return None;
         }
-        // Decoded from the CDB where they are used: the length as one two-byte load.
-        let lba = u64::from(u32::from_be_bytes([c[2], c[3], c[4], c[5]]));
-        let blocks = u64::from(u16::from_be_bytes([c[7], c[8]]));
-        let _ = c;
         let config = self.config();
         let shift = config.block_size.shift();
-        // Both at most 2^32 + 2^16 blocks: no overflow.
-        if lba + blocks > config.block_count
-            || blocks << shift > u64::from(config.limits.max_transfer_bytes)
+        // The 10-byte form's LBA and length (at most 2^32 + 2^16 blocks) cannot overflow; the
+        // 16-byte form's can, which the general path reports.
+        let end = if LONG {
+            lba.checked_add(blocks)?
+        } else {
+            lba + blocks
+        };
+        // The length is at most 2^32 blocks of at most 2^12 bytes: no overflow.
+        if end > config.block_count || blocks << shift > u64::from(config.limits.max_transfer_bytes)
         {
             return None;
         }
@@ -250,7 +289,7 @@ impl Disk {
     /// INQUIRY neither reports nor clears a unit attention, so a pending one does not matter.
     /// `None` for anything else, the request left as it was: run it with [`Disk::execute`].
     #[inline(never)]
-    pub(super) fn plain_inquiry<R: PlainIo>(&self, io: &mut R) -> Option<Outcome> {
+    fn plain_inquiry<R: PlainIo>(&self, io: &mut R) -> Option<Outcome> {
         let &[op::INQUIRY, flags, 0, a0, a1, control] = io.cdb::<6>()? else {
             return None;
         };

@@ -263,7 +263,7 @@ impl<'a> DataBuffer<'a> {
     }
 }
 
-/// What the plain paths ([`srb::execute_plain`], [`srb::execute_inquiry`]) read of a request.
+/// What the plain paths ([`srb::execute_plain`], [`srb::execute_plain_other`]) read of a request.
 ///
 /// Each part is read only when the operation code asks for it: the CDB's first bytes, and the
 /// data buffer of the one direction the command moves data in. Nothing is decoded before it

@@ -231,7 +231,7 @@ pub fn execute<A: Adapter + ?Sized>(adapter: &A, command: Command<'_>) -> Outcom
     if let Some(outcome) = unit
         .disk
         .plain_request(unit.store, &mut plain)
-        .or_else(|| unit.disk.plain_inquiry(&mut plain))
+        .or_else(|| unit.disk.plain_other(unit.store, &mut plain))
     {
         return outcome;
     }
@@ -276,19 +276,19 @@ pub fn execute_plain<A: Adapter + ?Sized, R: PlainIo>(
     unit.disk.plain_request(unit.store, io)
 }
 
-/// Runs a standard INQUIRY at `address` in the plain case.
+/// Runs READ(16), WRITE(16) or a standard INQUIRY at `address` in the plain case.
 ///
-/// "Plain" is what the disk's `plain_inquiry` says: nothing about it out of the ordinary.
-/// The outcome is the one [`execute`] would give: GOOD with the reply's length, no sense.
-/// `None`, the request untouched, for everything else (another command, a missing unit,
-/// anything unusual about the command): run it with [`execute`].
-pub fn execute_inquiry<A: Adapter + ?Sized, R: PlainIo>(
+/// "Plain" is what the disk's `plain_other` says: nothing about the command out of the
+/// ordinary. The outcome is the one [`execute`] would give: GOOD with the bytes moved, no
+/// sense. `None`, the request untouched, for everything else (another command, a missing
+/// unit, anything unusual about the command): run it with [`execute`].
+pub fn execute_plain_other<A: Adapter + ?Sized, R: PlainIo>(
     adapter: &A,
     address: Address,
     io: &mut R,
 ) -> Option<Outcome> {
     let unit = adapter.unit(address)?;
-    unit.disk.plain_inquiry(io)
+    unit.disk.plain_other(unit.store, io)
 }
 
 /// Answers one request of another SRB function with its `SRB_STATUS_*`; the caller

@@ -1,6 +1,6 @@
 //! The plain paths (`Disk::plain_request`: READ(10), WRITE(10) and TEST UNIT READY;
-//! `Disk::plain_inquiry`: standard INQUIRY; each when nothing about it is unusual) give what
-//! the general path gives: for a grid of CDBs, buffers and disk states, running the plain
+//! `Disk::plain_other`: READ(16), WRITE(16) and standard INQUIRY; each when nothing about it
+//! is unusual) give what the general path gives: for a grid of CDBs, buffers and disk states, running the plain
 //! paths first (falling back to `Disk::execute`, as `srb::execute` does) and running
 //! `Disk::execute` alone on a twin disk end with the same outcome, the same data-in bytes,
 //! the same medium and the same disk state afterwards.
@@ -12,6 +12,8 @@ use crate::scsi::{
 
 /// Blocks the transfer limit allows in this test (kept small so "over the limit" is cheap).
 const LIMIT_BLOCKS: u32 = 8;
+/// The largest buffer of the grid: two blocks past the limit on the 4096-byte disk.
+const MAX_BUFFER: usize = 4096 * (LIMIT_BLOCKS as usize + 2);
 
 /// Disk states a command can meet.
 #[derive(Clone, Copy, Debug)]
@@ -98,7 +100,7 @@ fn run(
         let mut command = PlainCommand { cdb, data };
         match disk
             .plain_request(store, &mut command)
-            .or_else(|| disk.plain_inquiry(&mut command))
+            .or_else(|| disk.plain_other(store, &mut command))
         {
             Some(outcome) => (outcome, true),
             None => (general(disk, store, cdb, command.data, 0), false),
@@ -187,15 +189,57 @@ fn cdbs(capacity: u64) -> Vec<Vec<u8>> {
             }
         }
     }
+    // The 16-byte forms: LBAs past 2^32 and near 2^64 (LBA + length overflows), lengths past
+    // 2^16, and the CDB one byte short.
+    let lbas16 = [
+        0,
+        capacity - 8,
+        capacity - 1,
+        u64::from(u32::MAX) + 1,
+        u64::MAX - 3,
+    ];
+    for opcode in [op::READ_16, op::WRITE_16] {
+        for flags in [0_u8, 0x08, 0x20] {
+            for control in [0_u8, 0x04] {
+                for lba in lbas16 {
+                    for blocks in [0_u32, 1, 8, 9, 0x1_0001] {
+                        for cdb_len in [15_usize, 16] {
+                            let mut cdb = vec![0_u8; 16];
+                            cdb[0] = opcode;
+                            cdb[1] = flags;
+                            cdb[2..10].copy_from_slice(&lba.to_be_bytes());
+                            cdb[10..14].copy_from_slice(&blocks.to_be_bytes());
+                            // GROUP NUMBER, next to the length, as above; with no blocks 1,
+                            // which a length read one byte late takes for one block, and the
+                            // one-block-longer buffer holds.
+                            cdb[14] = match blocks {
+                                0 => 0x01,
+                                _ if blocks % 2 == 1 => 0x1F,
+                                _ => 0,
+                            };
+                            cdb[15] = control;
+                            cdb.truncate(cdb_len);
+                            cdbs.push(cdb);
+                        }
+                    }
+                }
+            }
+        }
+    }
     cdbs
 }
 
 /// The buffers of the grid for `cdb` on disks of `block` bytes per block: none, and each
 /// direction with no bytes, one block short, exactly the transfer and one block more.
 fn buffers(cdb: &[u8], block: usize) -> Vec<Buffer> {
-    let blocks = cdb
-        .get(7..9)
-        .map_or(0, |n| usize::from(u16::from_be_bytes([n[0], n[1]])));
+    let blocks = match cdb.first() {
+        Some(&(op::READ_16 | op::WRITE_16)) => cdb.get(10..14).map_or(0, |n| {
+            usize::try_from(u32::from_be_bytes([n[0], n[1], n[2], n[3]])).unwrap()
+        }),
+        _ => cdb
+            .get(7..9)
+            .map_or(0, |n| usize::from(u16::from_be_bytes([n[0], n[1]]))),
+    };
     let bytes = blocks * block;
     let mut all = vec![Buffer::None];
     // 36 bytes: less than the standard INQUIRY data, more than some allocation lengths.
@@ -205,6 +249,10 @@ fn buffers(cdb: &[u8], block: usize) -> Vec<Buffer> {
         0
     };
     let mut sizes = vec![0, short, bytes.saturating_sub(block), bytes, bytes + block];
+    // Lengths far past the limit get the largest buffer instead.
+    for size in &mut sizes {
+        *size = (*size).min(MAX_BUFFER);
+    }
     sizes.dedup();
     for size in sizes {
         all.extend([
@@ -225,9 +273,7 @@ fn the_plain_path_gives_what_the_general_path_gives() {
         State::ReservedHere,
     ];
     let (mut taken, mut passed_on) = (0_usize, 0_usize);
-    let out: Vec<u8> = (0..4096 * (LIMIT_BLOCKS as usize + 2))
-        .map(|i| (i % 253) as u8 ^ 0x11)
-        .collect();
+    let out: Vec<u8> = (0..MAX_BUFFER).map(|i| (i % 253) as u8 ^ 0x11).collect();
     // Every state on the writable 512-byte disk; the read-only and 4096-byte disks clean.
     for (kind, states) in [
         (Kind::Rw, &states[..]),
