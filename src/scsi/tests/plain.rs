@@ -1,9 +1,9 @@
 //! The plain paths (`Disk::plain_request`: READ(10), WRITE(10) and TEST UNIT READY;
 //! `Disk::plain_other`: READ(16), WRITE(16) and standard INQUIRY; each when nothing about it
-//! is unusual) give what the general path gives: for a grid of CDBs, buffers and disk states, running the plain
-//! paths first (falling back to `Disk::execute`, as `srb::execute` does) and running
-//! `Disk::execute` alone on a twin disk end with the same outcome, the same data-in bytes,
-//! the same medium and the same disk state afterwards.
+//! is unusual) give what the general path gives: for a grid of CDBs, buffers and disk
+//! states, running the plain paths first (falling back to `Disk::execute`, as `srb::execute`
+//! does) and running `Disk::execute` alone on a twin disk end with the same outcome, the same
+//! data-in bytes, the same medium and the same disk state afterwards.
 
 use super::{Kind, MemStore, config};
 use crate::scsi::{
