@@ -3,52 +3,13 @@
 //! bytes and comes back as the miniport left it, and the completion is
 //! checked whatever the flags.
 
-use std::sync::Arc;
-
-use storport_emu::machine::loader;
-use storport_emu::port::cpu::GateCpu;
-use storport_emu::port::{
-    DataDirection, FlagDirection, Port, PortOptions, Rule, SrbResult, exports,
-};
-use storport_emu::registry::RegValue;
+use storport_emu::port::{DataDirection, FlagDirection, Port, Rule, SrbResult};
 use storport_sys::srb_status;
 
+mod broken_port;
 mod port_support;
 
-use port_support::fixture;
-
-/// The fixture with `Break=<breakage>`, loaded and started.
-fn started(breakage: &str) -> Port {
-    let bytes = std::fs::read(fixture("")).expect("fixture image");
-    let loaded = loader::load_named("broken-miniport.sys", &bytes, &exports::resolve, false)
-        .expect("the fixture loads");
-    let entry = loaded.entry_point().expect("entry point");
-    let port = Port::new(
-        entry,
-        Arc::new(GateCpu::default()),
-        PortOptions {
-            service: "broken-miniport".to_owned(),
-            ..PortOptions::default()
-        },
-        Some(Box::new(loaded)),
-    );
-    port.registry().registry.set_value(
-        r"Services\broken-miniport\Parameters\Device",
-        "Break",
-        RegValue::sz(breakage),
-    );
-    port.driver_entry().expect("DriverEntry");
-    port.start().expect("start");
-    port
-}
-
-fn rw10(opcode: u8, lba: u32, blocks: u16) -> [u8; 10] {
-    let mut cdb = [0_u8; 10];
-    cdb[0] = opcode;
-    cdb[2..6].copy_from_slice(&lba.to_be_bytes());
-    cdb[7..9].copy_from_slice(&blocks.to_be_bytes());
-    cdb
-}
+use broken_port::{rw10, started};
 
 fn read_block(port: &Port, lba: u32) -> SrbResult {
     port.execute((0, 0, 0), &rw10(0x28, lba, 1), &DataDirection::In(512))
