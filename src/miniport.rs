@@ -291,7 +291,7 @@ impl Miniport for Vstor {
 
 /// Runs one SCSI command and completes it with its outcome: READ(10), WRITE(10) and TEST UNIT
 /// READY in the plain case straight away ([`scsi_srb::execute_plain`]: GOOD, no sense),
-/// everything else through the SCSI logic's general path.
+/// everything else through [`execute_passed_on`].
 #[expect(
     clippy::inline_always,
     reason = "measured (vstor-bench, callgrind): out of line, the SRB handle goes through memory and READ(10) pays for a second frame"
@@ -348,9 +348,9 @@ const fn data_buffer(data: SrbData<'_>, unspecified: bool) -> DataBuffer<'_> {
 
 /// Runs a SCSI command the plain path passed on: READ(16), WRITE(16) and a standard INQUIRY
 /// in the plain case ([`scsi_srb::execute_plain_other`]: GOOD, no sense) without the sense
-/// buffer and the dispatcher, everything else through [`execute_general`]. Out of line, so the plain path
-/// keeps its registers; apart from the general path, so an INQUIRY does not pay for its
-/// frame (measured). Its completion is written out as in [`execute`] rather than shared
+/// buffer and the dispatcher, everything else through [`execute_general`]. Out of line, so
+/// the plain path keeps its registers; apart from the general path, so an INQUIRY does not
+/// pay for its frame (measured). Its completion is written out as in [`execute`] rather than shared
 /// through a generic helper: the helper cost INQUIRY 17 instructions (vstor-bench, 359 →
 /// 376).
 #[inline(never)]

@@ -276,13 +276,15 @@ pub trait PlainIo {
     fn cdb<const N: usize>(&self) -> Option<&[u8; N]>;
     /// The first `bytes` bytes of the buffer to fill, when the request gives a data-in buffer
     /// and nothing else (what [`DataBuffer::In`] holds) of at least `bytes`; the request's
-    /// transfer length becomes `bytes`. `None` otherwise, and nothing changes.
+    /// transfer length, where it holds one (an SRB does), becomes `bytes`. `None` otherwise,
+    /// and nothing changes.
     fn data_in(&mut self, bytes: u32) -> Option<&mut [u8]>;
     /// The first `bytes` bytes to copy, when the request gives a data-out buffer and nothing
     /// else (what [`DataBuffer::Out`] holds) of at least `bytes`; the request's transfer
-    /// length becomes `bytes`. `None` otherwise, and nothing changes.
+    /// length, where it holds one, becomes `bytes`. `None` otherwise, and nothing changes.
     fn data_out(&mut self, bytes: u32) -> Option<LentBytes<'_>>;
-    /// Sets the request's transfer length to `bytes`, for a command that moves no data.
+    /// Sets the request's transfer length, where it holds one, to `bytes`: for a command that
+    /// moves no data. (A plain path's [`Outcome`] carries the same length.)
     fn set_transferred(&mut self, bytes: u32);
 }
 

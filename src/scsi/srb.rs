@@ -222,8 +222,9 @@ pub fn execute<A: Adapter + ?Sized>(adapter: &A, command: Command<'_>) -> Outcom
         Ok(unit) => unit,
         Err(status) => return Outcome::srb(status),
     };
-    // READ(10), WRITE(10), TEST UNIT READY and standard INQUIRY in the plain case first;
-    // everything else (and those when anything about them is out of the ordinary) below.
+    // READ(10/16), WRITE(10/16), TEST UNIT READY and standard INQUIRY in the plain case
+    // first; everything else (and those when anything about them is out of the ordinary)
+    // below.
     let mut plain = PlainCommand {
         cdb: command.cdb,
         data: command.data,
