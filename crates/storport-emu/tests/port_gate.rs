@@ -4,43 +4,19 @@
 //! `storemu run`: it must run clean and expose its disk.
 
 use std::process::Command;
-use std::sync::Arc;
 
-use storport_emu::machine::loader;
-use storport_emu::port::cpu::GateCpu;
-use storport_emu::port::{DataDirection, Port, PortOptions, exports};
+use storport_emu::port::DataDirection;
 use storport_sys::srb_status;
 
+mod broken_port;
 mod port_support;
 
-use port_support::{driver_image, fixture, root};
-
-fn rw10(opcode: u8, lba: u32) -> [u8; 10] {
-    let mut cdb = [0_u8; 10];
-    cdb[0] = opcode;
-    cdb[2..6].copy_from_slice(&lba.to_be_bytes());
-    cdb[8] = 1;
-    cdb
-}
+use port_support::{driver_image, root};
 
 #[test]
 fn concurrent_requests_through_the_gate_keep_their_data() {
-    let path = fixture("");
-    let bytes = std::fs::read(&path).expect("fixture image");
-    let loaded = loader::load_named("broken-miniport.sys", &bytes, &exports::resolve, false)
-        .expect("the fixture loads");
-    let entry = loaded.entry_point().expect("entry point");
-    let port = Port::new(
-        entry,
-        Arc::new(GateCpu::default()),
-        PortOptions {
-            service: "broken-miniport".to_owned(),
-            ..PortOptions::default()
-        },
-        Some(Box::new(loaded)),
-    );
-    port.driver_entry().expect("DriverEntry");
-    port.start().expect("start");
+    let port = broken_port::started("none");
+    let rw10 = |opcode, lba| broken_port::rw10(opcode, lba, 1);
     std::thread::scope(|scope| {
         for thread in 0..4_u8 {
             let port = &port;
@@ -88,7 +64,7 @@ fn concurrent_requests_through_the_gate_keep_their_data() {
     assert_eq!(port.findings(), vec![]);
     assert_eq!(
         port.dbgprint(),
-        vec!["broken-miniport: break= (mode 0), 8192-byte disk".to_owned()]
+        vec!["broken-miniport: break=none (mode 0), 8192-byte disk".to_owned()]
     );
 }
 
