@@ -19,8 +19,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Adapter, global, readable_sys_path, root};
-use storport_emu::cli::{self, RunArgs};
+use common::{Adapter, assert_two_disks_run_clean, global};
+use storport_emu::cli::RunArgs;
 use storport_emu::port::state::Event;
 use storport_emu::port::{DataDirection, PoolConfig, PortError, PortOptions};
 use storport_emu::registry::RegValue;
@@ -150,31 +150,11 @@ fn a_mixed_workload_runs_clean_under_eight_seeds() {
 fn storemu_run_with_a_seed_is_clean() {
     for seed in [1, 2, 3] {
         let args = RunArgs {
-            driver: readable_sys_path(),
-            inf: Some(root().join("inf").join("vstor.inf")),
-            set: vec![
-                "DiskCount=dword:2".to_owned(),
-                "DiskSizeMiB=dword:2".to_owned(),
-            ],
-            json: true,
             seed: Some(seed),
-            pool: PoolConfig::special_pool(),
             ..RunArgs::default()
         };
-        let sets = cli::parse_sets(&args.set).expect("the --set values parse");
-        let report = cli::run(&args, &sets);
-        assert_eq!(report.load_error, None, "vstor.sys loads");
+        let report = assert_two_disks_run_clean(args, &format!("seed {seed}"));
         assert_eq!(report.seed, Some(seed));
-        assert_eq!(
-            report.outcome, "clean",
-            "seed {seed}: {:#?}",
-            report.findings
-        );
-        assert_eq!(report.luns.len(), 2, "seed {seed}");
-        assert!(
-            report.luns.iter().all(|lun| lun.write_verified),
-            "seed {seed}"
-        );
     }
 }
 

@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::{readable_sys_path, root};
-use storport_emu::cli::{self, RunArgs};
+use common::{assert_two_disks_run_clean, readable_sys_path};
+use storport_emu::cli::RunArgs;
 use storport_emu::machine::loader;
 use storport_emu::port::exports;
 use storport_emu::port::locks::StorPortLockIrql;
@@ -43,29 +43,9 @@ fn vstor_imports_exactly_the_kernel_spin_lock_routines_of_its_locks() {
 fn vstor_runs_clean_under_both_storport_lock_irql_readings() {
     for reading in [StorPortLockIrql::Strict, StorPortLockIrql::Unchecked] {
         let args = RunArgs {
-            driver: readable_sys_path(),
-            inf: Some(root().join("inf").join("vstor.inf")),
-            set: vec![
-                "DiskCount=dword:2".to_owned(),
-                "DiskSizeMiB=dword:2".to_owned(),
-            ],
-            json: true,
-            pool: storport_emu::port::PoolConfig::special_pool(),
             storport_lock_irql: reading,
             ..RunArgs::default()
         };
-        let sets = cli::parse_sets(&args.set).expect("the --set values parse");
-        let report = cli::run(&args, &sets);
-        assert_eq!(report.load_error, None, "vstor.sys loads");
-        assert_eq!(
-            report.outcome, "clean",
-            "{reading:?}: {:#?}",
-            report.findings
-        );
-        assert_eq!(report.luns.len(), 2, "{reading:?}");
-        assert!(
-            report.luns.iter().all(|lun| lun.write_verified),
-            "{reading:?}"
-        );
+        assert_two_disks_run_clean(args, &format!("{reading:?}"));
     }
 }

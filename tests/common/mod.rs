@@ -21,6 +21,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use storport_emu::cli;
 use storport_emu::inf::{Inf, InstallOptions, install};
 use storport_emu::machine::loader;
 use storport_emu::port::cpu::GateCpu;
@@ -519,4 +520,29 @@ pub fn blocks(block_bytes: usize, lun: u8, lba: u64, count: u64, generation: u32
     (lba..lba + count)
         .flat_map(|at| block(block_bytes, lun, at, generation))
         .collect()
+}
+
+/// `storemu run` of `vstor.sys` with its INF and two 2 MiB disks under special pool, with what
+/// `args` adds (a seed, a lock reading; its driver, INF, values, JSON and pool are replaced):
+/// asserts that the image loads, the run is clean and both disks verified a write. `what`
+/// names the run in failures.
+pub fn assert_two_disks_run_clean(mut args: cli::RunArgs, what: &str) -> cli::RunReport {
+    args.driver = readable_sys_path();
+    args.inf = Some(root().join("inf").join("vstor.inf"));
+    args.set = vec![
+        "DiskCount=dword:2".to_owned(),
+        "DiskSizeMiB=dword:2".to_owned(),
+    ];
+    args.json = true;
+    args.pool = PoolConfig::special_pool();
+    let sets = cli::parse_sets(&args.set).expect("the --set values parse");
+    let report = cli::run(&args, &sets);
+    assert_eq!(report.load_error, None, "{what}: vstor.sys loads");
+    assert_eq!(report.outcome, "clean", "{what}: {:#?}", report.findings);
+    assert_eq!(report.luns.len(), 2, "{what}");
+    assert!(
+        report.luns.iter().all(|lun| lun.write_verified),
+        "{what}: every disk verified a write"
+    );
+    report
 }
