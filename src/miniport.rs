@@ -123,7 +123,11 @@ impl scsi_srb::Adapter for Adapter {
 
     /// LUN `n` is entry `n` of the table on every path, target 0: an index, not a walk.
     fn unit(&self, address: Address) -> Option<Unit<'_, Medium>> {
-        if address.path_id >= self.config.target_ports || address.target_id != 0 {
+        // PathId below the port count and TargetId 0 in one comparison: TargetId is the high
+        // byte, so any other target is at least 256, past every port count.
+        if u16::from_le_bytes([address.path_id, address.target_id])
+            >= u16::from(self.config.target_ports)
+        {
             return None;
         }
         let lun = self.luns.get(usize::from(address.lun))?;
@@ -312,8 +316,8 @@ fn execute(adapter: &Adapter, mut srb: Srb<'_>) {
     execute_passed_on(adapter, srb);
 }
 
-/// The SRB as the plain paths read it: the CDB's first bytes, and the buffer of one
-/// direction alone (an unspecified direction, both flags, goes to the general path).
+/// The SRB as the plain paths read it: the CDB's first bytes, and the buffer of the
+/// command's direction (its flag set, alone or with the other: an unspecified direction).
 impl PlainIo for Srb<'_> {
     fn opcode(&self) -> u8 {
         Srb::opcode(self)

@@ -157,11 +157,12 @@ impl Disk {
     /// and reservation steps, the handler's checks one by one). `None` leaves the request as
     /// it was for the general path ([`Disk::execute`]) whenever anything differs from the
     /// plain case: another operation code or a short CDB, a unit attention pending for any
-    /// port, a reservation held, NACA or LINK, RDPROTECT/WRPROTECT, FUA on a WRITE, write
-    /// protection, a transfer over the limit or out of range, or a data buffer of another
-    /// direction (or none) or too short. In the plain case the general path does exactly this
-    /// (the same checks pass, the same data, GOOD with the same byte count), so the outcome
-    /// is the same; anything else gets the general path's outcome because it takes it.
+    /// port, a reservation held, NACA or LINK, RDPROTECT/WRPROTECT, write protection, a
+    /// transfer over the limit or out of range, or a data buffer of another direction (or
+    /// none) or too short. In the plain case the general path does exactly this (the same
+    /// checks pass, the same data, a flush after a WRITE with FUA, GOOD with the same byte
+    /// count), so the outcome is the same; anything else gets the general path's outcome
+    /// because it takes it.
     #[expect(
         clippy::inline_always,
         reason = "measured (vstor-bench, callgrind): at opt-level s the call stays out of line otherwise, and READ(10) / WRITE(10) pay for its frame"
@@ -239,7 +240,7 @@ impl Disk {
         };
         if flags >> 5 != 0
             || control & 0x05 != 0
-            || (WRITE && (flags & 0x08 != 0 || self.is_read_only()))
+            || (WRITE && self.is_read_only())
             || self.unit_attention.load(Ordering::Relaxed) != 0
             || self.persistent.reservation.load(Ordering::Acquire) != 0
         {
@@ -266,6 +267,10 @@ impl Disk {
         // Nothing to copy when `bytes` is 0, which the medium takes as it comes.
         if WRITE {
             store.write_lent(offset, io.data_out(transferred)?);
+            // FUA as the general path has it: a flush after a write of data (empty for RAM).
+            if flags & 0x08 != 0 && transferred != 0 {
+                store.flush();
+            }
         } else {
             store.read(offset, io.data_in(transferred)?);
         }

@@ -275,13 +275,15 @@ pub trait PlainIo {
     /// The CDB's first `N` bytes, when the CDB has at least `N`.
     fn cdb<const N: usize>(&self) -> Option<&[u8; N]>;
     /// The first `bytes` bytes of the buffer to fill, when the request gives a data-in buffer
-    /// and nothing else (what [`DataBuffer::In`] holds) of at least `bytes`; the request's
-    /// transfer length, where it holds one (an SRB does), becomes `bytes`. `None` otherwise,
-    /// and nothing changes.
+    /// ([`DataBuffer::In`], or [`DataBuffer::Unspecified`], which the general path takes as a
+    /// buffer of the right direction) of at least `bytes`; the request's transfer length,
+    /// where it holds one (an SRB does), becomes `bytes`. `None` otherwise, and nothing
+    /// changes.
     fn data_in(&mut self, bytes: u32) -> Option<&mut [u8]>;
-    /// The first `bytes` bytes to copy, when the request gives a data-out buffer and nothing
-    /// else (what [`DataBuffer::Out`] holds) of at least `bytes`; the request's transfer
-    /// length, where it holds one, becomes `bytes`. `None` otherwise, and nothing changes.
+    /// The first `bytes` bytes to copy, when the request gives a data-out buffer
+    /// ([`DataBuffer::Out`] or [`DataBuffer::Unspecified`]) of at least `bytes`; the request's
+    /// transfer length, where it holds one, becomes `bytes`. `None` otherwise, and nothing
+    /// changes.
     fn data_out(&mut self, bytes: u32) -> Option<LentBytes<'_>>;
     /// Sets the request's transfer length, where it holds one, to `bytes`: for a command that
     /// moves no data. (A plain path's [`Outcome`] carries the same length.)
@@ -309,7 +311,7 @@ impl PlainIo for PlainCommand<'_, '_> {
 
     fn data_in(&mut self, bytes: u32) -> Option<&mut [u8]> {
         match &mut self.data {
-            DataBuffer::In(buf) => buf.get_mut(..bytes as usize),
+            DataBuffer::In(buf) | DataBuffer::Unspecified(buf) => buf.get_mut(..bytes as usize),
             _ => None,
         }
     }
@@ -317,6 +319,7 @@ impl PlainIo for PlainCommand<'_, '_> {
     fn data_out(&mut self, bytes: u32) -> Option<LentBytes<'_>> {
         match &self.data {
             DataBuffer::Out(lent) => lent.get(0..bytes as usize),
+            DataBuffer::Unspecified(buf) => buf.get(..bytes as usize).map(LentBytes::from),
             _ => None,
         }
     }

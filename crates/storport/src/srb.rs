@@ -312,30 +312,30 @@ impl Srb<'_> {
         Some((data, self.buffer_bytes as usize))
     }
 
-    /// The data buffer and its length when the flags name `flag`'s direction
-    /// alone (not both, which is `SRB_FLAGS_UNSPECIFIED_DIRECTION`).
-    /// A zero length gives an empty buffer when `DataBuffer` is set.
-    fn data_only(&self, flag: u32) -> Option<(NonNull<u8>, usize)> {
-        let both = srb_flags::DATA_IN | srb_flags::DATA_OUT;
+    /// The data buffer and its length when the flags include `flag`'s
+    /// direction: alone, or with the other (`SRB_FLAGS_UNSPECIFIED_DIRECTION`,
+    /// a buffer mapped for both). A zero length gives an empty buffer when
+    /// `DataBuffer` is set.
+    fn data_toward(&self, flag: u32) -> Option<(NonNull<u8>, usize)> {
         let raw = self.raw();
-        if raw.SrbFlags & both != flag {
+        if raw.SrbFlags & flag == 0 {
             return None;
         }
         let data = NonNull::new(raw.DataBuffer.cast::<u8>())?;
         Some((data, self.buffer_bytes as usize))
     }
 
-    /// The first `bytes` bytes of the buffer to fill, when the request is a
-    /// device-to-host transfer and nothing else (`SRB_FLAGS_DATA_IN`
-    /// without `SRB_FLAGS_DATA_OUT`) with a buffer of at least `bytes`:
-    /// `DataTransferLength` becomes `bytes`, the count the request reports
-    /// when it completes. `None` otherwise (no buffer, a shorter one, the
-    /// other direction, or the direction unspecified), and nothing changes.
+    /// The first `bytes` bytes of the buffer to fill, when the flags name a
+    /// device-to-host transfer (`SRB_FLAGS_DATA_IN`, alone or with
+    /// `SRB_FLAGS_DATA_OUT`: the direction unspecified) and the buffer holds
+    /// at least `bytes`: `DataTransferLength` becomes `bytes`, the count the
+    /// request reports when it completes. `None` otherwise (no buffer, a
+    /// shorter one, or the other direction alone), and nothing changes.
     ///
     /// The length is set here, before the data moves, so that code that
     /// fills the buffer and completes the request keeps nothing else live.
     pub fn data_in_exact(&mut self, bytes: u32) -> Option<&mut [u8]> {
-        let (data, length) = self.data_only(srb_flags::DATA_IN)?;
+        let (data, length) = self.data_toward(srb_flags::DATA_IN)?;
         if bytes as usize > length {
             return None;
         }
@@ -345,13 +345,13 @@ impl Srb<'_> {
         Some(unsafe { core::slice::from_raw_parts_mut(data.as_ptr(), bytes as usize) })
     }
 
-    /// The first `bytes` bytes to copy, when the request is a host-to-device
-    /// transfer and nothing else (`SRB_FLAGS_DATA_OUT` without
-    /// `SRB_FLAGS_DATA_IN`) with a buffer of at least `bytes`:
+    /// The first `bytes` bytes to copy, when the flags name a host-to-device
+    /// transfer (`SRB_FLAGS_DATA_OUT`, alone or with `SRB_FLAGS_DATA_IN`)
+    /// and the buffer holds at least `bytes`:
     /// `DataTransferLength` becomes `bytes`, as in [`Srb::data_in_exact`].
     /// `None` otherwise, and nothing changes.
     pub fn data_out_exact(&mut self, bytes: u32) -> Option<LentBytes<'_>> {
-        let (data, length) = self.data_only(srb_flags::DATA_OUT)?;
+        let (data, length) = self.data_toward(srb_flags::DATA_OUT)?;
         if bytes as usize > length {
             return None;
         }
