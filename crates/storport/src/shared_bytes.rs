@@ -147,6 +147,11 @@ unsafe impl UniqueWords for Box<[AtomicU64]> {}
 /// [`UniqueWords`]). The words are accessed only through `bytes` while
 /// `lock` is held in the matching mode (shared to read, exclusive to write),
 /// and never atomically or through references to their contents.
+///
+/// The lock comes first (`repr(C)`): the address of a chunk is then the
+/// address of its lock, the argument of every acquire and release, which
+/// saves an addition per request (measured with vstor-bench).
+#[repr(C)]
 pub struct SharedBytes<C> {
     lock: RwSpinLock<()>,
     bytes: NonNull<u8>,

@@ -27,14 +27,14 @@ use crate::srb::{Srb, SrbStatus};
 
 /// The device extension's first word ([`HEADER`] bytes, read and written
 /// unaligned) before find-adapter succeeds and after the adapter is
-/// dropped: no adapter. Storport fills a device extension with zeros once,
-/// when it allocates it ("`HW_INITIALIZATION_DATA` structure (storport.h)",
-/// `DeviceExtensionSize`), so a new extension reads as empty. Once
-/// find-adapter has stored the adapter, the word holds the adapter's byte
-/// offset from the start of the extension instead (never zero: the word
-/// comes first), so each request finds the adapter with one load and one
-/// add, without working out the slot's alignment again.
-const EMPTY: usize = 0;
+/// dropped: NULL, no adapter. Storport fills a device extension with zeros
+/// once, when it allocates it ("`HW_INITIALIZATION_DATA` structure
+/// (storport.h)", `DeviceExtensionSize`), so a new extension reads as
+/// empty. Once find-adapter has stored the adapter, the word holds the
+/// adapter's address instead (inside the extension, which Storport neither
+/// moves nor frees before the device goes), so each request finds the
+/// adapter with one load, without working out the slot's alignment again.
+const EMPTY: *mut c_void = core::ptr::null_mut();
 
 /// Bytes of the extension's first word, in front of the slot.
 const HEADER: usize = size_of::<usize>();
@@ -59,8 +59,8 @@ fn field<T, U>(base: NonNull<T>, offset: usize) -> NonNull<U> {
         .cast()
 }
 
-/// The extension's first word: [`EMPTY`], or the adapter's offset.
-const fn state_of(extension: NonNull<c_void>) -> NonNull<usize> {
+/// The extension's first word: [`EMPTY`], or the adapter's address.
+const fn state_of(extension: NonNull<c_void>) -> NonNull<*mut c_void> {
     extension.cast()
 }
 
@@ -165,32 +165,28 @@ impl<T: Miniport> MiniportVTable<T> {
     /// on which find-adapter has run, and free-adapter-resources must not
     /// run for it while the reference lives.
     #[inline]
-    const unsafe fn adapter<'a>(extension: NonNull<c_void>) -> Option<&'a T::Adapter> {
+    unsafe fn adapter<'a>(extension: NonNull<c_void>) -> Option<&'a T::Adapter> {
         // SAFETY: the first word is inside the extension, and find-adapter
         // wrote it before any other callback could run; unaligned, as the
         // extension's alignment is not relied on.
-        let offset = unsafe { state_of(extension).read_unaligned() };
-        if offset == EMPTY {
-            return None;
-        }
+        let address = unsafe { state_of(extension).read_unaligned() };
+        let adapter = NonNull::new(address)?;
         // SAFETY: a non-empty first word is written only by `find_first`,
-        // after the adapter, as the offset from this same extension to that
-        // adapter, which lies inside the extension and is aligned (the slot
-        // was aligned there). The extension neither moves nor changes hands
-        // while it lives, and this layer alone writes it, so the offset
-        // still leads to the adapter: the check of `slot`'s alignment and
-        // the marker are made once, at find-adapter, not on each request.
-        let adapter = unsafe { extension.byte_add(offset) };
-        // SAFETY: as above, the adapter is initialised; it is dropped only
-        // by free-adapter-resources (after the word is reset to EMPTY),
-        // which the caller rules out for `'a`.
+        // after the adapter, as the address of that adapter, which lies
+        // inside this extension and is aligned (the slot was aligned there).
+        // The extension neither moves nor changes hands while it lives, and
+        // this layer alone writes it, so the address still leads to the
+        // adapter: the check of `slot`'s alignment and the marker are made
+        // once, at find-adapter, not on each request. The adapter is
+        // initialised; it is dropped only by free-adapter-resources (after
+        // the word is reset to EMPTY), which the caller rules out for `'a`.
         Some(unsafe { adapter.cast::<T::Adapter>().as_ref() })
     }
 
-    /// The adapter's byte offset from the start of `extension`, whose slot
-    /// is `slot`: the first word's value while the adapter is there.
-    fn live_offset(extension: NonNull<c_void>, slot: NonNull<AdapterSlot<T::Adapter>>) -> usize {
-        (adapter_of(slot).as_ptr() as usize).wrapping_sub(extension.as_ptr() as usize)
+    /// The adapter's address in `slot`: the first word's value while the
+    /// adapter is there.
+    fn live_address(slot: NonNull<AdapterSlot<T::Adapter>>) -> *mut c_void {
+        adapter_of(slot).as_ptr().cast()
     }
 
     /// `HwFindAdapter` (virtual, seven arguments): builds the adapter, or,
@@ -242,7 +238,7 @@ impl<T: Miniport> MiniportVTable<T> {
             registry: &mut registry,
             argument_string,
         };
-        let status = if state == EMPTY {
+        let status = if state.is_null() {
             // SAFETY: EMPTY: the slot holds no adapter, and nothing else
             // runs for the adapter now.
             unsafe { Self::find_first(extension, slot, &mut context) }
@@ -279,9 +275,9 @@ impl<T: Miniport> MiniportVTable<T> {
                 unsafe { adapter_of(slot).write(adapter) };
                 // SAFETY: as above.
                 unsafe { declared_of(slot).write(DeclaredConfig::capture(context.config.raw)) };
-                // SAFETY: as above; the adapter's offset follows the writes
+                // SAFETY: as above; the adapter's address follows the writes
                 // it stands for.
-                unsafe { state_of(extension).write_unaligned(Self::live_offset(extension, slot)) };
+                unsafe { state_of(extension).write_unaligned(Self::live_address(slot)) };
                 SP_RETURN_FOUND
             }
             Err(error) => error.to_raw(),
@@ -302,7 +298,7 @@ impl<T: Miniport> MiniportVTable<T> {
         slot: NonNull<AdapterSlot<T::Adapter>>,
         context: &mut FindAdapterContext<'_>,
     ) -> ULONG {
-        // SAFETY: the live offset follows the write of the declaration.
+        // SAFETY: the live address follows the write of the declaration.
         let declared = unsafe { declared_of(slot).read() };
         declared.apply(context.config.raw);
         force_virtual_config(context.config.raw);
@@ -510,7 +506,7 @@ impl<T: Miniport> MiniportVTable<T> {
         // SAFETY: the first word is inside the extension, and no other
         // callback of the adapter runs now.
         let state = unsafe { state_of(extension).read_unaligned() };
-        if state == EMPTY {
+        if state.is_null() {
             return;
         }
         // SAFETY: as above.
