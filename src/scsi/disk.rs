@@ -192,16 +192,14 @@ pub struct Disk {
     config: DiskConfig,
     /// Caching page WCE, current value (MODE SELECT changes it).
     write_cache: AtomicBool,
-    /// Write protection; starts as `config.read_only` and follows [`Disk::set_read_only`]
-    /// (the adapter's `ScsiSetRunningConfig`).
-    read_only: AtomicBool,
     /// Sense of a CHECK CONDITION returned with autosense disabled, packed by
     /// [`SenseData::pack`]; 0 = none. Last writer wins: there is one initiator, the OS.
     pub(super) deferred_sense: AtomicU64,
-    /// Unit attentions pending, a byte per target port: 0 = none, else the ASCQ of ASC 29h
-    /// plus one.
-    pub(super) unit_attention: AtomicU64,
-    /// Persistent reservations (SPC-4), and in the same word the SPC-2 reservation.
+    /// Write protection (starts as `config.read_only`, follows [`Disk::set_read_only`]: the
+    /// adapter's `ScsiSetRunningConfig`), the reservation word and the unit attentions.
+    pub(super) state: super::state::StateWord,
+    /// Persistent reservations (SPC-4): registrations and keys (the reservation itself is in
+    /// `state`).
     pub(super) persistent: super::persistent::Persistent,
     /// The standard INQUIRY data, built from the identity once.
     pub(super) standard: [u8; super::inquiry::STANDARD_LEN as usize],
@@ -219,10 +217,9 @@ impl Disk {
         }
         Ok(Self {
             write_cache: AtomicBool::new(config.write_cache),
-            read_only: AtomicBool::new(config.read_only),
             config,
             deferred_sense: AtomicU64::new(0),
-            unit_attention: AtomicU64::new(0),
+            state: super::state::StateWord::new(config.read_only),
             persistent: super::persistent::Persistent::new(),
             standard: super::inquiry::standard_data(&config.identity),
         })
@@ -246,13 +243,13 @@ impl Disk {
     /// writes, WP in MODE SENSE.
     #[must_use]
     pub fn is_read_only(&self) -> bool {
-        self.read_only.load(Ordering::Relaxed)
+        self.state.read_only()
     }
 
     /// Write-protects the medium or lifts the protection, for commands that
     /// start after this call.
     pub fn set_read_only(&self, read_only: bool) {
-        self.read_only.store(read_only, Ordering::Relaxed);
+        self.state.set_read_only(read_only);
     }
 
     /// Block size in bytes.

@@ -117,6 +117,7 @@ mod persistent;
 mod reply;
 mod sense;
 pub mod srb;
+mod state;
 
 #[cfg(test)]
 mod tests;

@@ -25,23 +25,11 @@ use super::disk::{Disk, Handled, op};
 use super::persistent::SPC2;
 use super::reply::Cdb;
 use super::sense::{SenseData, asc, sense_key};
+use super::state::{MAX_ATTENTION_ASCQ, Ports};
 use super::{Outcome, scsi_status, srb_status};
 
 /// Most target ports a disk keeps apart; ports beyond share the state of `port % MAX_PORTS`.
 pub const MAX_PORTS: u8 = 8;
-
-/// Every port's byte of the unit attention word.
-const ALL_PORTS: u64 = u64::MAX;
-
-/// The bit position of `port`'s byte in the unit attention word.
-const fn port_shift(port: u8) -> u32 {
-    (port % MAX_PORTS) as u32 * 8
-}
-
-/// The byte of `port` in the unit attention word.
-const fn port_mask(port: u8) -> u64 {
-    0xFF << port_shift(port)
-}
 
 /// RESERVATION CONFLICT: no sense data (SAM-5).
 pub(super) const fn conflict() -> Outcome {
@@ -53,40 +41,29 @@ pub(super) const fn conflict() -> Outcome {
     }
 }
 
+// The unit attentions this module establishes fit the state word.
+const _: () = assert!(asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED.1 <= MAX_ATTENTION_ASCQ);
+const _: () = assert!(asc::BUS_RESET_OCCURRED.1 <= MAX_ATTENTION_ASCQ);
+
 /// The reservation word of an SPC-2 reservation held by `port` (see
-/// [`super::persistent::Persistent::reservation`]).
+/// [`super::state`]).
 const fn spc2_word(port: u8) -> u16 {
     u16::from_le_bytes([port % MAX_PORTS + 1, SPC2])
 }
 
 impl Disk {
-    /// Establishes the unit attention 29h/`ascq` on the ports of `mask` (bytes of the word),
-    /// replacing any other pending there.
-    fn raise_attention(&self, mask: u64, ascq: u8) {
-        let value = u64::from_ne_bytes([ascq.wrapping_add(1); 8]) & mask;
-        let _ = self
-            .unit_attention
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
-                Some((now & !mask) | value)
-            });
-    }
-
     /// Logical unit reset (SAM-5): drops a deferred sense and the reservation, and tells
     /// every port with BUS DEVICE RESET FUNCTION OCCURRED. Nothing else is outstanding.
     #[inline(never)] // cold: kept out of the READ/WRITE dispatcher
     pub fn reset(&self) {
         self.deferred_sense.store(0, Ordering::Relaxed);
         // An SPC-2 reservation ends; a persistent one survives resets (SPC-4).
-        let word = self.persistent.reservation.load(Ordering::Acquire);
+        let word = self.state.reservation();
         if word >> 8 == u16::from(SPC2) {
-            let _ = self.persistent.reservation.compare_exchange(
-                word,
-                0,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            let _ = self.state.exchange_reservation(word, 0);
         }
-        self.raise_attention(ALL_PORTS, asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED.1);
+        self.state
+            .raise_attention(Ports::All, asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED.1);
     }
 
     /// Reset of target port `port`: drops a deferred sense, releases a reservation made
@@ -94,45 +71,33 @@ impl Disk {
     #[inline(never)] // cold: kept out of the READ/WRITE dispatcher
     pub fn reset_port(&self, port: u8) {
         self.deferred_sense.store(0, Ordering::Relaxed);
-        let _ = self.persistent.reservation.compare_exchange(
-            spc2_word(port),
-            0,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-        self.raise_attention(port_mask(port), asc::BUS_RESET_OCCURRED.1);
+        let _ = self.state.exchange_reservation(spc2_word(port), 0);
+        self.state
+            .raise_attention(Ports::One(port), asc::BUS_RESET_OCCURRED.1);
     }
 
     /// The port holding the SPC-2 reservation (RESERVE(6)), if any.
     #[must_use]
     pub fn reserved_by(&self) -> Option<u8> {
-        let [holder, kind] = self
-            .persistent
-            .reservation
-            .load(Ordering::Acquire)
-            .to_le_bytes();
+        let [holder, kind] = self.state.reservation().to_le_bytes();
         (kind == SPC2).then(|| holder.wrapping_sub(1))
     }
 
     /// Takes the unit attention pending for `port`, if any, unless `opcode` is one that
     /// neither reports nor clears it (INQUIRY, REPORT LUNS).
     pub(crate) fn take_attention(&self, opcode: u8, port: u8) -> Option<SenseData> {
-        let mask = port_mask(port);
-        if self.unit_attention.load(Ordering::Relaxed) & mask == 0
-            || opcode == op::INQUIRY
-            || opcode == op::REPORT_LUNS
+        if !self.state.attention_pending(port) || opcode == op::INQUIRY || opcode == op::REPORT_LUNS
         {
             return None;
         }
-        let taken = self.unit_attention.fetch_and(!mask, Ordering::AcqRel) & mask;
-        let [ascq, ..] = (taken >> port_shift(port)).to_le_bytes();
-        (ascq != 0).then(|| SenseData::new(sense_key::UNIT_ATTENTION, (0x29, ascq - 1)))
+        let ascq = self.state.take_attention(port)?;
+        Some(SenseData::new(sense_key::UNIT_ATTENTION, (0x29, ascq)))
     }
 
     /// RESERVATION CONFLICT when another port holds the reservation and `opcode` is not
     /// allowed through it.
     pub(crate) fn check_reservation(&self, opcode: u8, port: u8) -> Option<Outcome> {
-        let word = self.persistent.reservation.load(Ordering::Acquire);
+        let word = self.state.reservation();
         if word == 0 {
             return None;
         }
@@ -164,12 +129,7 @@ impl Disk {
         }
         // A persistent reservation, or another port's, makes the exchange fail: conflict.
         let me = spc2_word(port);
-        match self.persistent.reservation.compare_exchange(
-            0,
-            me,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
+        match self.state.exchange_reservation(0, me) {
             Ok(_) => Ok(Outcome::good(0)),
             Err(now) if now == me => Ok(Outcome::good(0)),
             Err(_) => Ok(conflict()),
@@ -183,12 +143,7 @@ impl Disk {
         if cdb.u8(1) & 0x1F != 0 {
             return Err(SenseData::invalid_cdb_field(1, None));
         }
-        let _ = self.persistent.reservation.compare_exchange(
-            spc2_word(port),
-            0,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        let _ = self.state.exchange_reservation(spc2_word(port), 0);
         Ok(Outcome::good(0))
     }
 }

@@ -15,13 +15,14 @@
 //! under the write-exclusive types; registrants have full access under the registrants-only
 //! and all-registrants types; everything else ends in RESERVATION CONFLICT.
 
-use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use super::disk::{Disk, Handled, op};
 use super::nexus::{MAX_PORTS, conflict};
 use super::opcodes::{in_set, opcode_set};
 use super::reply::{Cdb, Reply, data_in, data_out, param_be64};
 use super::sense::{SenseData, asc};
+use super::state::StateWord;
 use super::{BlockStore, DataBuffer, Outcome};
 
 /// PARAMETER LIST LENGTH of the basic PERSISTENT RESERVE OUT parameter list (SPC-4).
@@ -70,10 +71,11 @@ const READS: [u64; 4] = opcode_set(&[
     op::READ_DEFECT_DATA_12,
 ]);
 
-/// One disk's persistent reservation state. PERSISTENT RESERVE IN and OUT read and change
-/// it as one step under the logical unit's lock ([`BlockStore::with_unit_lock`]: in the
+/// One disk's persistent reservation state: registrations and keys here, the reservation in
+/// the disk's state word ([`super::state`]). PERSISTENT RESERVE IN and OUT read and change
+/// them as one step under the logical unit's lock ([`BlockStore::with_unit_lock`]: in the
 /// driver a kernel spin lock, exclusive, since these commands are rare); the checks every
-/// command makes read `reservation` and `registered` without it.
+/// command makes read the reservation and `registered` without it.
 #[derive(Debug)]
 pub struct Persistent {
     /// PRGENERATION.
@@ -82,10 +84,6 @@ pub struct Persistent {
     registered: AtomicU8,
     /// Each port's reservation key.
     keys: [AtomicU64; MAX_PORTS as usize],
-    /// The logical unit's one reservation word, persistent or SPC-2: 0 = none, else
-    /// TYPE << 8 | (holder port + 1), with TYPE [`SPC2`] for a RESERVE(6) reservation. One
-    /// word, so the check every command makes is one load.
-    pub(super) reservation: AtomicU16,
 }
 
 /// A checked PERSISTENT RESERVE OUT request: service action, TYPE, RESERVATION KEY,
@@ -99,8 +97,26 @@ struct ReserveOut {
     port: u8,
 }
 
-/// The TYPE byte of an SPC-2 reservation (RESERVE(6)) in [`Persistent::reservation`].
+/// The TYPE byte of an SPC-2 reservation (RESERVE(6)) in the reservation word: the logical
+/// unit's one reservation, persistent or SPC-2, 0 = none, else TYPE << 8 | (holder port + 1)
+/// ([`StateWord::reservation`]). One word, so the check every command makes is one load.
 pub const SPC2: u8 = 0xFF;
+
+/// The persistent reservation in reservation word `word`: its type and holding port
+/// (meaningless for all-registrants types); `None` with no reservation or an SPC-2 one.
+const fn persistent_of(word: u16) -> Option<(u8, u8)> {
+    let [holder, kind] = word.to_le_bytes();
+    if kind == 0 || kind == SPC2 {
+        None
+    } else {
+        Some((kind, holder.wrapping_sub(1)))
+    }
+}
+
+/// The reservation word of a persistent reservation of type `kind` held by `holder`.
+const fn reservation_word(kind: u8, holder: u8) -> u16 {
+    u16::from_le_bytes([holder % MAX_PORTS + 1, kind])
+}
 
 const fn bit(port: u8) -> u8 {
     1 << (port % MAX_PORTS)
@@ -117,7 +133,6 @@ impl Persistent {
             generation: AtomicU32::new(0),
             registered: AtomicU8::new(0),
             keys: [const { AtomicU64::new(0) }; MAX_PORTS as usize],
-            reservation: AtomicU16::new(0),
         }
     }
 
@@ -129,18 +144,6 @@ impl Persistent {
         self.registered.load(Ordering::Acquire) & bit(port) != 0
     }
 
-    /// The persistent reservation's type and holding port (meaningless for all-registrants
-    /// types); `None` with no reservation or an SPC-2 one.
-    fn reservation(&self) -> Option<(u8, u8)> {
-        let [holder, kind] = self.reservation.load(Ordering::Acquire).to_le_bytes();
-        (kind != 0 && kind != SPC2).then(|| (kind, holder.wrapping_sub(1)))
-    }
-
-    /// Whether an SPC-2 reservation (RESERVE(6)) exists.
-    fn spc2_reserved(&self) -> bool {
-        self.reservation.load(Ordering::Acquire) >> 8 == u16::from(SPC2)
-    }
-
     /// Whether `port` holds the reservation of `kind` held by `holder`.
     fn holds(&self, kind: u8, holder: u8, port: u8) -> bool {
         if is_all_registrants(kind) {
@@ -150,22 +153,17 @@ impl Persistent {
         }
     }
 
-    fn set_reservation(&self, kind: u8, holder: u8) {
-        let value = u16::from_le_bytes([holder % MAX_PORTS + 1, kind]);
-        self.reservation.store(value, Ordering::Release);
-    }
-
     /// Removes the registration of `port`; a reservation it held alone goes with it.
-    fn unregister(&self, port: u8) {
+    fn unregister(&self, port: u8, state: &StateWord) {
         self.registered.fetch_and(!bit(port), Ordering::AcqRel);
-        if let Some((kind, holder)) = self.reservation() {
+        if let Some((kind, holder)) = persistent_of(state.reservation()) {
             let released = if is_all_registrants(kind) {
                 self.registered.load(Ordering::Acquire) == 0
             } else {
                 holder == port % MAX_PORTS
             };
             if released {
-                self.reservation.store(0, Ordering::Release);
+                state.set_reservation(0);
             }
         }
     }
@@ -181,7 +179,7 @@ impl Disk {
     #[inline(never)] // reached only while a persistent reservation exists
     pub(crate) fn persistent_conflict(&self, opcode: u8, port: u8) -> Option<Outcome> {
         let pr = &self.persistent;
-        let (kind, holder) = pr.reservation()?;
+        let (kind, holder) = persistent_of(self.state.reservation())?;
         let registrants_have_access = kind >= WRITE_EXCLUSIVE_REGISTRANTS_ONLY;
         if pr.holds(kind, holder, port) || (registrants_have_access && pr.is_registered(port)) {
             return None;
@@ -233,7 +231,7 @@ impl Disk {
             return reply.finish();
         }
         let registered = pr.registered.load(Ordering::Acquire);
-        let reservation = pr.reservation();
+        let reservation = persistent_of(self.state.reservation());
         let count = registered.count_ones();
         let additional = match action {
             0 => 8 * count,
@@ -359,7 +357,7 @@ impl Disk {
             port,
         } = request;
         let pr = &self.persistent;
-        if pr.spc2_reserved() {
+        if self.state.reservation() >> 8 == u16::from(SPC2) {
             // SPC-4: PERSISTENT RESERVE OUT meets an SPC-2 reservation with a conflict.
             return Ok(conflict());
         }
@@ -373,7 +371,7 @@ impl Disk {
             }
             if new_key == 0 {
                 if registered {
-                    pr.unregister(port);
+                    pr.unregister(port, &self.state);
                     pr.bump();
                 }
             } else {
@@ -386,10 +384,10 @@ impl Disk {
         if !registered || key != pr.key(port) {
             return Ok(conflict());
         }
-        let reservation = pr.reservation();
+        let reservation = persistent_of(self.state.reservation());
         match action {
             1 => match reservation {
-                None => pr.set_reservation(kind, port),
+                None => self.state.set_reservation(reservation_word(kind, port)),
                 Some((held, holder)) if held == kind && pr.holds(held, holder, port) => {}
                 Some(_) => return Ok(conflict()),
             },
@@ -400,12 +398,12 @@ impl Disk {
                     if held != kind {
                         return Err(SenseData::illegal(asc::INVALID_RELEASE_OF_PR));
                     }
-                    pr.reservation.store(0, Ordering::Release);
+                    self.state.set_reservation(0);
                 }
             }
             3 => {
                 pr.registered.store(0, Ordering::Release);
-                pr.reservation.store(0, Ordering::Release);
+                self.state.set_reservation(0);
                 pr.bump();
             }
             _ => return self.preempt(port, kind, new_key, reservation),
@@ -444,7 +442,7 @@ impl Disk {
             return Ok(conflict());
         }
         if takes_reservation {
-            pr.set_reservation(kind, port);
+            self.state.set_reservation(reservation_word(kind, port));
         }
         pr.bump();
         Ok(Outcome::good(0))
