@@ -158,7 +158,14 @@ pub struct SharedBytes<C> {
     len_bytes: usize,
     /// Owns the words; never dereferenced after construction.
     _words: C,
+    /// Fills the value to 64 bytes with pool words (`PoolSlice`, 24 bytes): a table of
+    /// chunks is then indexed with a shift, and no chunk's lock shares a 64-byte line with
+    /// another's.
+    _pad: [u64; 2],
 }
+
+// The padding's purpose: a chunk of pool words fills 64 bytes exactly.
+const _: () = assert!(size_of::<SharedBytes<PoolSlice<AtomicU64>>>() == 64);
 
 // SAFETY: the value owns its words through `C` (moved with it when `C` is
 // `Send`); `bytes` points into them.
@@ -190,6 +197,7 @@ impl<C: UniqueWords> SharedBytes<C> {
             bytes,
             len_bytes,
             _words: words,
+            _pad: [0; 2],
         }
     }
 

@@ -183,15 +183,18 @@ impl fmt::Debug for SrbStatus {
 /// # Invariants
 ///
 /// `pending` holds an `SRB_FUNCTION_EXECUTE_SCSI` request (a
-/// `SCSI_REQUEST_BLOCK` throughout); `buffer_bytes` is its
-/// `DataTransferLength` when start-io began, and `DataBuffer` is a system
-/// address valid for that many bytes (the layer registers with
-/// `STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE`); the data buffer, the sense
-/// buffer and the SRB do not overlap.
+/// `SCSI_REQUEST_BLOCK` throughout); `DataBuffer` is a system address valid
+/// for the `DataTransferLength` the request had when start-io began (the
+/// layer registers with `STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE`); the
+/// data buffer, the sense buffer and the SRB do not overlap.
+/// `DataTransferLength` never grows while the value lives: only this type
+/// writes it, and never above its current value
+/// ([`Srb::set_data_transfer_length`] clamps, [`Srb::data_in_exact`] and
+/// [`Srb::data_out_exact`] lower it), so `DataBuffer` stays valid for the
+/// current `DataTransferLength`, read where it is used.
 #[must_use = "an SRB must be completed with `Srb::complete`; dropping it completes it with SRB_STATUS_INTERNAL_ERROR"]
 pub struct Srb<'a> {
     pending: Pending<'a>,
-    buffer_bytes: u32,
 }
 
 impl<'a> Srb<'a> {
@@ -202,12 +205,9 @@ impl<'a> Srb<'a> {
     /// `pending` must hold an `SRB_FUNCTION_EXECUTE_SCSI` request whose data
     /// buffer is mapped to a system address.
     pub(crate) const unsafe fn new(pending: Pending<'a>) -> Self {
-        let buffer_bytes = pending.layout::<SCSI_REQUEST_BLOCK>().DataTransferLength;
-        // INVARIANT: the caller's promise, with the length read just now.
-        Self {
-            pending,
-            buffer_bytes,
-        }
+        // INVARIANT: the caller's promise; `DataTransferLength` is as the
+        // request arrived.
+        Self { pending }
     }
 }
 
@@ -282,10 +282,13 @@ impl Srb<'_> {
         self.raw().SrbFlags
     }
 
-    /// The data buffer's length in bytes, as the request arrived.
+    /// The data buffer's length in bytes: `DataTransferLength` as the
+    /// request arrived, until a transfer length is set. Read where it is
+    /// used (a request's own field, which only this type lowers), so a
+    /// request that never looks at it costs no load.
     #[must_use]
     pub const fn buffer_bytes(&self) -> u32 {
-        self.buffer_bytes
+        self.raw().DataTransferLength
     }
 
     /// The bytes the request reports as transferred (`DataTransferLength`).
@@ -298,18 +301,18 @@ impl Srb<'_> {
     /// length). The length cannot grow past the buffer: a larger value is
     /// clamped to it, so the port never copies past the data buffer.
     pub fn set_data_transfer_length(&mut self, bytes: u32) {
-        let length = bytes.min(self.buffer_bytes);
+        let length = bytes.min(self.buffer_bytes());
         self.raw_mut().DataTransferLength = length;
     }
 
     /// The data buffer and its length, if `flag` is set.
     fn data(&self, flag: u32) -> Option<(NonNull<u8>, usize)> {
         let raw = self.raw();
-        if raw.SrbFlags & flag == 0 || self.buffer_bytes == 0 {
+        if raw.SrbFlags & flag == 0 || raw.DataTransferLength == 0 {
             return None;
         }
         let data = NonNull::new(raw.DataBuffer.cast::<u8>())?;
-        Some((data, self.buffer_bytes as usize))
+        Some((data, raw.DataTransferLength as usize))
     }
 
     /// The data buffer and its length when the flags include `flag`'s
@@ -322,7 +325,7 @@ impl Srb<'_> {
             return None;
         }
         let data = NonNull::new(raw.DataBuffer.cast::<u8>())?;
-        Some((data, self.buffer_bytes as usize))
+        Some((data, raw.DataTransferLength as usize))
     }
 
     /// The first `bytes` bytes of the buffer to fill, when the flags name a
@@ -365,8 +368,9 @@ impl Srb<'_> {
     /// (`SRB_FLAGS_DATA_IN`); empty when the request has no such data.
     pub fn data_in_mut(&mut self) -> &mut [u8] {
         match self.data(srb_flags::DATA_IN) {
-            // SAFETY: by the type invariant the buffer is mapped for
-            // `buffer_bytes` and belongs to this request until completion;
+            // SAFETY: by the type invariant the buffer is mapped for the
+            // current `DataTransferLength` (`length`) and belongs to this
+            // request until completion;
             // `&mut self` makes the slice the only view.
             Some((data, length)) => unsafe {
                 core::slice::from_raw_parts_mut(data.as_ptr(), length)
@@ -541,7 +545,7 @@ impl fmt::Debug for Srb<'_> {
             .field("target_id", &self.target_id())
             .field("lun", &self.lun())
             .field("cdb", &self.cdb())
-            .field("buffer_bytes", &self.buffer_bytes)
+            .field("buffer_bytes", &self.buffer_bytes())
             .finish_non_exhaustive()
     }
 }

@@ -154,6 +154,8 @@ fn cdbs(capacity: u64) -> Vec<Vec<u8>> {
             cdbs.push(cdb);
         }
     }
+    // Byte 1 of TEST UNIT READY is reserved (SCSI-2 put the LUN there).
+    cdbs.push(vec![op::TEST_UNIT_READY, 0x20, 0, 0, 0, 0]);
     for flags in [0_u8, 0x01, 0x02, 0x04] {
         for page in [0_u8, 0x80] {
             for alloc in [0_u16, 5, 96, 0x1FF] {
