@@ -171,6 +171,8 @@ impl Disk {
         store: &S,
         io: &mut R,
     ) -> Option<Outcome> {
+        // TEST UNIT READY's test below takes the OR of two bytes for both zero.
+        const _: () = assert!(op::TEST_UNIT_READY == 0);
         // One arm per operation code, so each path knows its direction as a constant. TEST
         // UNIT READY is told by operation code and CDB byte 1 together (byte 1 is reserved in
         // it: nonzero goes to the general path), which keeps it out of the compiler's
