@@ -12,6 +12,9 @@ use super::reply::{Cdb, data_in, data_out, param_be16, param_be32, param_be64};
 use super::sense::{SenseData, SenseDetail, asc, sense_key};
 use super::{BlockStore, DataBuffer, LentBytes, MAX_UNMAP_DESCRIPTORS, Outcome, PlainIo};
 
+// `Disk::plain_request` tells TEST UNIT READY by the OR of two CDB bytes being zero.
+const _: () = assert!(op::TEST_UNIT_READY == 0);
+
 /// Bytes compared per step when data-out bytes meet the medium (VERIFY): a copy of each, on
 /// the stack.
 const COMPARE_PIECE: usize = 256;
@@ -171,8 +174,6 @@ impl Disk {
         store: &S,
         io: &mut R,
     ) -> Option<Outcome> {
-        // TEST UNIT READY's test below takes the OR of two bytes for both zero.
-        const _: () = assert!(op::TEST_UNIT_READY == 0);
         // One arm per operation code, so each path knows its direction as a constant. TEST
         // UNIT READY is told by operation code and CDB byte 1 together (byte 1 is reserved in
         // it: nonzero goes to the general path), which keeps it out of the compiler's
