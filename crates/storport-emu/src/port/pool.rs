@@ -12,8 +12,21 @@ use std::collections::HashMap;
 use super::physmem::{FailedAllocation, Failures, PhysicalMemory};
 use super::special_pool::{self, BlockEnd, Corruption, Place, Quarantine, SpecialBlock};
 
-/// Pool blocks are aligned like the x64 kernel pool (16 bytes).
+/// Pool blocks are aligned like the x64 kernel pool: 16 bytes, and blocks of
+/// a page or more start on a page ("ExAllocatePoolWithTag function
+/// (wdm.h)", Remarks: "If NumberOfBytes is PAGE_SIZE or greater, a
+/// page-aligned buffer is allocated"; smaller ones are "aligned to ...
+/// 16-byte boundaries in 64-bit systems").
 const POOL_ALIGNMENT: usize = 16;
+
+/// The alignment the kernel pool gives a block of `size_bytes`.
+const fn alignment_for(size_bytes: usize) -> usize {
+    if size_bytes >= crate::machine::PAGE_SIZE {
+        crate::machine::PAGE_SIZE
+    } else {
+        POOL_ALIGNMENT
+    }
+}
 /// Fill byte of memory the caller asked not to be zeroed, so reads of
 /// uninitialised pool stand out.
 const UNINITIALISED_FILL: u8 = special_pool::UNINITIALISED_FILL;
@@ -233,7 +246,7 @@ impl Pool {
             self.special.insert(&block);
             (block.address(), Backing::Special(block))
         } else {
-            let layout = Layout::from_size_align(size_bytes.max(1), POOL_ALIGNMENT)
+            let layout = Layout::from_size_align(size_bytes.max(1), alignment_for(size_bytes))
                 .map_err(|_| AllocError::Host)?;
             // SAFETY: `layout` has a non-zero size.
             let address = unsafe { std::alloc::alloc(layout) };
@@ -378,6 +391,24 @@ impl Drop for Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As the kernel pool: a page or more starts on a page, less on 16 bytes.
+    #[test]
+    fn blocks_of_a_page_or_more_are_page_aligned() {
+        let mut pool = Pool::default();
+        let tag = u32::from_le_bytes(*b"Test");
+        let page = crate::machine::PAGE_SIZE;
+        for size in [page, page + 16, 1 << 20] {
+            // A small block first, so the large one does not start a fresh mapping by luck.
+            let small = pool.allocate(48, tag, false, "test").expect("small block");
+            let large = pool
+                .allocate(size, tag, false, "test")
+                .expect("large block");
+            assert_eq!(large % page, 0, "{size} bytes at {large:#x}");
+            assert_eq!(small % POOL_ALIGNMENT, 0);
+            assert!(pool.free(large).is_ok() && pool.free(small).is_ok());
+        }
+    }
 
     #[test]
     fn tracks_tags_sizes_and_refuses_double_free() {
