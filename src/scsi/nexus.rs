@@ -22,7 +22,7 @@
 use core::sync::atomic::Ordering;
 
 use super::disk::{Disk, Handled, op};
-use super::persistent::SPC2;
+use super::persistent::{SPC2, is_spc2, reservation_word};
 use super::reply::Cdb;
 use super::sense::{SenseData, asc, sense_key};
 use super::state::{MAX_ATTENTION_ASCQ, Ports};
@@ -45,12 +45,6 @@ pub(super) const fn conflict() -> Outcome {
 const _: () = assert!(asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED.1 <= MAX_ATTENTION_ASCQ);
 const _: () = assert!(asc::BUS_RESET_OCCURRED.1 <= MAX_ATTENTION_ASCQ);
 
-/// The reservation word of an SPC-2 reservation held by `port` (see
-/// [`super::state`]).
-const fn spc2_word(port: u8) -> u16 {
-    u16::from_le_bytes([port % MAX_PORTS + 1, SPC2])
-}
-
 impl Disk {
     /// Logical unit reset (SAM-5): drops a deferred sense and the reservation, and tells
     /// every port with BUS DEVICE RESET FUNCTION OCCURRED. Nothing else is outstanding.
@@ -59,7 +53,7 @@ impl Disk {
         self.deferred_sense.store(0, Ordering::Relaxed);
         // An SPC-2 reservation ends; a persistent one survives resets (SPC-4).
         let word = self.state.reservation();
-        if word >> 8 == u16::from(SPC2) {
+        if is_spc2(word) {
             let _ = self.state.exchange_reservation(word, 0);
         }
         self.state
@@ -71,7 +65,9 @@ impl Disk {
     #[inline(never)] // cold: kept out of the READ/WRITE dispatcher
     pub fn reset_port(&self, port: u8) {
         self.deferred_sense.store(0, Ordering::Relaxed);
-        let _ = self.state.exchange_reservation(spc2_word(port), 0);
+        let _ = self
+            .state
+            .exchange_reservation(reservation_word(SPC2, port), 0);
         self.state
             .raise_attention(Ports::One(port), asc::BUS_RESET_OCCURRED.1);
     }
@@ -101,10 +97,10 @@ impl Disk {
         if word == 0 {
             return None;
         }
-        if word >> 8 != u16::from(SPC2) {
+        if !is_spc2(word) {
             return self.persistent_conflict(opcode, port);
         }
-        if word == spc2_word(port)
+        if word == reservation_word(SPC2, port)
             || matches!(
                 opcode,
                 op::INQUIRY
@@ -128,7 +124,7 @@ impl Disk {
             return Err(SenseData::invalid_cdb_field(1, None));
         }
         // A persistent reservation, or another port's, makes the exchange fail: conflict.
-        let me = spc2_word(port);
+        let me = reservation_word(SPC2, port);
         match self.state.exchange_reservation(0, me) {
             Ok(_) => Ok(Outcome::good(0)),
             Err(now) if now == me => Ok(Outcome::good(0)),
@@ -143,7 +139,9 @@ impl Disk {
         if cdb.u8(1) & 0x1F != 0 {
             return Err(SenseData::invalid_cdb_field(1, None));
         }
-        let _ = self.state.exchange_reservation(spc2_word(port), 0);
+        let _ = self
+            .state
+            .exchange_reservation(reservation_word(SPC2, port), 0);
         Ok(Outcome::good(0))
     }
 }

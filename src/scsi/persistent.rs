@@ -113,9 +113,16 @@ const fn persistent_of(word: u16) -> Option<(u8, u8)> {
     }
 }
 
-/// The reservation word of a persistent reservation of type `kind` held by `holder`.
-const fn reservation_word(kind: u8, holder: u8) -> u16 {
+/// The reservation word of a reservation of type `kind` ([`SPC2`] for RESERVE(6)) held by
+/// port `holder`.
+pub(super) const fn reservation_word(kind: u8, holder: u8) -> u16 {
     u16::from_le_bytes([holder % MAX_PORTS + 1, kind])
+}
+
+/// Whether reservation word `word` is an SPC-2 reservation (RESERVE(6)).
+pub(super) const fn is_spc2(word: u16) -> bool {
+    let [_, kind] = word.to_le_bytes();
+    kind == SPC2
 }
 
 const fn bit(port: u8) -> u8 {
@@ -357,7 +364,7 @@ impl Disk {
             port,
         } = request;
         let pr = &self.persistent;
-        if self.state.reservation() >> 8 == u16::from(SPC2) {
+        if is_spc2(self.state.reservation()) {
             // SPC-4: PERSISTENT RESERVE OUT meets an SPC-2 reservation with a conflict.
             return Ok(conflict());
         }

@@ -305,14 +305,10 @@ impl Srb<'_> {
         self.raw_mut().DataTransferLength = length;
     }
 
-    /// The data buffer and its length, if `flag` is set.
+    /// The data buffer and its length, if `flag` is set and the length is
+    /// not 0.
     fn data(&self, flag: u32) -> Option<(NonNull<u8>, usize)> {
-        let raw = self.raw();
-        if raw.SrbFlags & flag == 0 || raw.DataTransferLength == 0 {
-            return None;
-        }
-        let data = NonNull::new(raw.DataBuffer.cast::<u8>())?;
-        Some((data, raw.DataTransferLength as usize))
+        self.data_toward(flag).filter(|&(_, length)| length != 0)
     }
 
     /// The data buffer and its length when the flags include `flag`'s
